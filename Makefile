@@ -1,0 +1,22 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   installs, then runs the main job on built-in defaults
+#   make test   installs, then runs the test suite
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
+
+.PHONY: install demo test bench
+
+install:
+	$(PIP) torch==2.13.0
+	$(PIP) "Cython>=3.0" "setuptools>=64" wheel numpy
+	$(PIP) --no-build-isolation -e ".[test]"
+
+demo: install
+	$(PYTHON) -m zeroshot spaces
+	$(PYTHON) -m zeroshot sample mbv2 -n 5 --seed 0 | $(PYTHON) -m zeroshot estimate mbv2 --archs -
+
+test: install
+	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+bench: install
+	$(PYTHON) benchmarks/run_all.py

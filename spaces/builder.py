@@ -1,0 +1,98 @@
+"""Build a runnable ``torch.nn.Module`` from any :class:`~spaces.ir.Arch`.
+
+One generic graph executor serves every space, so the analytic counts and the torch module describe the
+same network by construction (the tests still check it).
+
+Example
+-------
+>>> import torch
+>>> from spaces import get_space
+>>> space = get_space("nb201")
+>>> net = build(space.to_ir(space.sample(1, seed=0)[0]))
+>>> net(torch.zeros(2, 3, 32, 32)).shape
+torch.Size([2, 10])
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .ir import (ACT, ADD, AVGPOOL, BN, CONCAT, CONV, GAP, LINEAR, MAXPOOL, MUL, UPSAMPLE, ZERO, Arch,
+                 Op)
+
+
+class HSwish(nn.Module):
+    def forward(self, x):
+        return x * F.relu6(x + 3.0) / 6.0
+
+
+_ACT_MODULES = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": HSwish, "sigmoid": nn.Sigmoid}
+
+
+def _module(op: Op) -> nn.Module | None:
+    if op.kind == CONV:
+        return nn.Conv2d(op.c_in, op.c_out, op.k, op.stride, op.pad, groups=op.groups, bias=bool(op.flag))
+    if op.kind == BN:
+        return nn.BatchNorm2d(op.c_out)
+    if op.kind == ACT:
+        return _ACT_MODULES[op.act]()
+    if op.kind == LINEAR:
+        return nn.Linear(op.c_in, op.c_out, bias=bool(op.flag))
+    if op.kind == AVGPOOL:
+        return nn.AvgPool2d(op.k, op.stride, op.pad, count_include_pad=bool(op.flag))
+    if op.kind == MAXPOOL:
+        return nn.MaxPool2d(op.k, op.stride, op.pad)
+    return None
+
+
+class GraphNet(nn.Module):
+    """Executes the ops of an :class:`Arch` in order; ``layers[i]`` is op ``i``'s module (or Identity).
+
+    Returns the output tensor, or a tuple when the architecture has several outputs (detection).
+    """
+
+    def __init__(self, arch: Arch):
+        super().__init__()
+        self.arch = arch
+        self.layers = nn.ModuleList(_module(op) or nn.Identity() for op in arch.ops)
+
+    def forward(self, x: torch.Tensor):
+        ts = [x]
+        for op, layer in zip(self.arch.ops, self.layers):
+            k = op.kind
+            if k in (CONV, BN, ACT, AVGPOOL, MAXPOOL):
+                y = layer(ts[op.inputs[0]])
+            elif k == ADD:
+                y = ts[op.inputs[0]]
+                for t in op.inputs[1:]:
+                    y = y + ts[t]
+            elif k == MUL:
+                y = ts[op.inputs[0]] * ts[op.inputs[1]]
+            elif k == GAP:
+                y = ts[op.inputs[0]].mean((2, 3), keepdim=True)
+            elif k == LINEAR:
+                y = layer(ts[op.inputs[0]].flatten(1))[:, :, None, None]
+            elif k == ZERO:
+                y = ts[op.inputs[0]] * 0.0
+            elif k == UPSAMPLE:
+                y = F.interpolate(ts[op.inputs[0]], size=(op.h_out, op.w_out), mode="bilinear",
+                                  align_corners=False)
+            elif k == CONCAT:
+                y = torch.cat([ts[t] for t in op.inputs], dim=1)
+            else:  # pragma: no cover - the IR constructor never makes other kinds
+                raise ValueError(f"op kind {k} has no torch implementation")
+            ts.append(y)
+        outs = [ts[t].flatten(1) if self.arch.ops[t - 1].kind == LINEAR else ts[t]
+                for t in self.arch.outputs]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def build(arch: Arch) -> GraphNet:
+    """The torch module of ``arch`` (PyTorch default initialisation, train mode)."""
+    return GraphNet(arch)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters of a torch module (the reference the analytic counts must equal)."""
+    return sum(p.numel() for p in module.parameters())

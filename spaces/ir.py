@@ -1,0 +1,279 @@
+"""The architecture IR every other part consumes.
+
+An :class:`Arch` is a list of :class:`Op` in execution order.  Tensor 0 is the network input; op ``i``
+writes tensor ``i + 1`` and reads the tensors listed in ``Op.inputs``.  Every op carries its shapes, so
+counts, costs and builders never need torch to infer them.
+
+Example
+-------
+>>> g = Graph(3, 32, 32)
+>>> t = g.conv(0, 16, k=3, stride=2)
+>>> t = g.act(g.bn(t), "relu6")
+>>> arch = g.finish(g.classifier(t, 10))
+>>> arch.ops[0].h_out, arch.ops[-1].c_out
+(16, 10)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+# Op kinds.  The integer values are part of the op-table contract shared with the Cython kernels
+# (ext/*.pyx): never renumber, only append.
+CONV, BN, ACT, ADD, MUL, AVGPOOL, GAP, LINEAR, ZERO, UPSAMPLE, CONCAT, MAXPOOL = range(12)
+KIND_NAMES = ("conv", "bn", "act", "add", "mul", "avgpool", "gap", "linear", "zero", "upsample",
+              "concat", "maxpool")
+ACTIVATIONS = ("relu", "relu6", "hswish", "sigmoid")
+TASKS = ("classify", "detect", "segment")
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation with its shapes.
+
+    ``k``/``stride``/``pad`` describe convolutions and pools; ``groups`` convolutions; ``act`` names the
+    activation of an ``act`` op; ``flag`` is op specific (conv: has bias; avgpool: count_include_pad;
+    upsample: scale factor).  Input and output tensors are ``(c, h, w)``; ``gap`` and ``linear`` output
+    ``(c, 1, 1)``.
+    """
+
+    kind: int
+    inputs: tuple[int, ...]
+    c_in: int
+    c_out: int
+    h_in: int
+    w_in: int
+    h_out: int
+    w_out: int
+    k: int = 1
+    stride: int = 1
+    pad: int = 0
+    groups: int = 1
+    act: str = ""
+    flag: int = 0
+
+    @property
+    def name(self) -> str:
+        return KIND_NAMES[self.kind]
+
+    @property
+    def params(self) -> int:
+        """Exact number of learnable parameters (BN: weight and bias)."""
+        if self.kind == CONV:
+            return self.c_out * (self.c_in // self.groups) * self.k * self.k + (self.c_out if self.flag else 0)
+        if self.kind == BN:
+            return 2 * self.c_out
+        if self.kind == LINEAR:
+            return self.c_in * self.c_out + (self.c_out if self.flag else 0)
+        return 0
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of convolutions and linear layers (BN, activations, adds, pools: 0)."""
+        if self.kind == CONV:
+            return self.c_out * (self.c_in // self.groups) * self.k * self.k * self.h_out * self.w_out
+        if self.kind == LINEAR:
+            return self.c_in * self.c_out
+        return 0
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A whole network: ops in execution order, the input shape, the output tensors and the task."""
+
+    ops: tuple[Op, ...]
+    input_shape: tuple[int, int, int]
+    outputs: tuple[int, ...]
+    task: str = "classify"
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def params(self) -> int:
+        return sum(op.params for op in self.ops)
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.ops)
+
+    def tensor_shape(self, t: int) -> tuple[int, int, int]:
+        if t == 0:
+            return self.input_shape
+        op = self.ops[t - 1]
+        return op.c_out, op.h_out, op.w_out
+
+
+def _conv_out(size: int, k: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - k) // stride + 1
+
+
+class Graph:
+    """Incremental builder of an :class:`Arch` that infers every shape.
+
+    Each method appends one op and returns the id of the tensor it writes.
+    """
+
+    def __init__(self, c: int, h: int, w: int):
+        self.input_shape = (int(c), int(h), int(w))
+        self.ops: list[Op] = []
+
+    def shape(self, t: int) -> tuple[int, int, int]:
+        if t == 0:
+            return self.input_shape
+        op = self.ops[t - 1]
+        return op.c_out, op.h_out, op.w_out
+
+    def _push(self, **kw) -> int:
+        self.ops.append(Op(**kw))
+        return len(self.ops)
+
+    def conv(self, x: int, c_out: int, k: int = 1, stride: int = 1, groups: int = 1, bias: bool = False,
+             pad: int | None = None) -> int:
+        c, h, w = self.shape(x)
+        if c % groups or c_out % groups:
+            raise ValueError(f"conv groups={groups} must divide c_in={c} and c_out={c_out}")
+        pad = k // 2 if pad is None else pad
+        return self._push(kind=CONV, inputs=(x,), c_in=c, c_out=int(c_out), h_in=h, w_in=w,
+                          h_out=_conv_out(h, k, stride, pad), w_out=_conv_out(w, k, stride, pad),
+                          k=k, stride=stride, pad=pad, groups=groups, flag=int(bias))
+
+    def _same(self, kind: int, x: int, **kw) -> int:
+        c, h, w = self.shape(x)
+        return self._push(kind=kind, inputs=(x,), c_in=c, c_out=c, h_in=h, w_in=w, h_out=h, w_out=w, **kw)
+
+    def bn(self, x: int) -> int:
+        return self._same(BN, x)
+
+    def act(self, x: int, act: str) -> int:
+        if act not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {act!r}; choose from {', '.join(ACTIVATIONS)}")
+        return self._same(ACT, x, act=act)
+
+    def zero(self, x: int) -> int:
+        """A tensor of zeros shaped like ``x`` (NAS-Bench-201's 'none' reaching a node alone)."""
+        return self._same(ZERO, x)
+
+    def add(self, xs: Sequence[int]) -> int:
+        xs = tuple(xs)
+        if len(xs) == 1:
+            return xs[0]
+        shapes = {self.shape(x) for x in xs}
+        if len(shapes) != 1:
+            raise ValueError(f"add needs equal shapes, got {sorted(shapes)}")
+        c, h, w = shapes.pop()
+        return self._push(kind=ADD, inputs=xs, c_in=c, c_out=c, h_in=h, w_in=w, h_out=h, w_out=w)
+
+    def mul(self, x: int, gate: int) -> int:
+        """``x * gate`` with ``gate`` of shape (c, 1, 1) or like ``x``."""
+        c, h, w = self.shape(x)
+        if self.shape(gate)[0] != c:
+            raise ValueError("mul gate must have the channels of its input")
+        return self._push(kind=MUL, inputs=(x, gate), c_in=c, c_out=c, h_in=h, w_in=w, h_out=h, w_out=w)
+
+    def pool(self, x: int, k: int, stride: int, pad: int = 0, count_include_pad: bool = True,
+             kind: str = "avg") -> int:
+        c, h, w = self.shape(x)
+        return self._push(kind=AVGPOOL if kind == "avg" else MAXPOOL, inputs=(x,), c_in=c, c_out=c,
+                          h_in=h, w_in=w, h_out=_conv_out(h, k, stride, pad),
+                          w_out=_conv_out(w, k, stride, pad), k=k, stride=stride, pad=pad,
+                          flag=int(count_include_pad))
+
+    def gap(self, x: int) -> int:
+        c, h, w = self.shape(x)
+        return self._push(kind=GAP, inputs=(x,), c_in=c, c_out=c, h_in=h, w_in=w, h_out=1, w_out=1)
+
+    def linear(self, x: int, c_out: int, bias: bool = True) -> int:
+        c, h, w = self.shape(x)
+        if (h, w) != (1, 1):
+            raise ValueError(f"linear needs a pooled (c, 1, 1) input, got {(c, h, w)}")
+        return self._push(kind=LINEAR, inputs=(x,), c_in=c, c_out=int(c_out), h_in=1, w_in=1,
+                          h_out=1, w_out=1, flag=int(bias))
+
+    def upsample(self, x: int, scale: int) -> int:
+        c, h, w = self.shape(x)
+        return self._push(kind=UPSAMPLE, inputs=(x,), c_in=c, c_out=c, h_in=h, w_in=w, h_out=h * scale,
+                          w_out=w * scale, flag=int(scale))
+
+    def concat(self, xs: Sequence[int]) -> int:
+        xs = tuple(xs)
+        hw = {self.shape(x)[1:] for x in xs}
+        if len(hw) != 1:
+            raise ValueError(f"concat needs equal spatial sizes, got {sorted(hw)}")
+        h, w = hw.pop()
+        c = sum(self.shape(x)[0] for x in xs)
+        return self._push(kind=CONCAT, inputs=xs, c_in=c, c_out=c, h_in=h, w_in=w, h_out=h, w_out=w)
+
+    def classifier(self, x: int, classes: int) -> int:
+        """Global average pool and a linear layer."""
+        return self.linear(self.gap(x), classes)
+
+    def finish(self, *outputs: int, task: str = "classify", **meta) -> Arch:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+        return Arch(tuple(self.ops), self.input_shape, tuple(outputs), task, meta)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Flat op table: the C-ready form of a batch of architectures (CSR layout).
+
+TABLE_FIELDS = ("kind", "c_in", "c_out", "h_in", "w_in", "h_out", "w_out", "k", "stride", "groups",
+                "flag", "last_use")
+
+
+@dataclass
+class OpTable:
+    """A batch of architectures as contiguous int64 columns.
+
+    ``ptr[a]:ptr[a+1]`` are the rows of architecture ``a``; ``last_use[r]`` is the local index of the
+    last op that reads row ``r``'s output (the row's own index when nothing reads it, ``n_ops`` when it
+    is a network output).  ``in_size[a]`` / ``in_last[a]`` describe tensor 0, the network input.
+    """
+
+    ptr: np.ndarray
+    cols: dict
+    in_size: np.ndarray
+    in_last: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ptr) - 1
+
+
+def to_table(archs: Sequence[Arch]) -> OpTable:
+    """Flatten architectures into an :class:`OpTable` (one pass, validated)."""
+    n = len(archs)
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    for a, arch in enumerate(archs):
+        ptr[a + 1] = ptr[a] + len(arch.ops)
+    total = int(ptr[-1])
+    cols = {f: np.empty(total, dtype=np.int64) for f in TABLE_FIELDS}
+    in_size = np.empty(n, dtype=np.int64)
+    in_last = np.empty(n, dtype=np.int64)
+    row = 0
+    for a, arch in enumerate(archs):
+        n_ops = len(arch.ops)
+        last = list(range(-1, n_ops))          # last[t] for tensor t (tensor t is written by op t-1)
+        for i, op in enumerate(arch.ops):
+            for t in op.inputs:
+                last[t] = i
+        for t in arch.outputs:
+            last[t] = n_ops
+        c, h, w = arch.input_shape
+        in_size[a] = c * h * w
+        in_last[a] = max(last[0], 0)
+        for i, op in enumerate(arch.ops):
+            r = row + i
+            cols["kind"][r] = op.kind
+            cols["c_in"][r] = op.c_in
+            cols["c_out"][r] = op.c_out
+            cols["h_in"][r] = op.h_in
+            cols["w_in"][r] = op.w_in
+            cols["h_out"][r] = op.h_out
+            cols["w_out"][r] = op.w_out
+            cols["k"][r] = op.k
+            cols["stride"][r] = op.stride
+            cols["groups"][r] = op.groups
+            cols["flag"][r] = op.flag
+            cols["last_use"][r] = last[i + 1]
+        row += n_ops
+    return OpTable(ptr, cols, in_size, in_last)

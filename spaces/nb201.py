@@ -1,0 +1,136 @@
+"""NAS-Bench-201: 6 edges x 5 operations = 15,625 cells on the published skeleton (C=16, N=5).
+
+Encoding: the standard string ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.  Codes: the 6 edge choices in
+string order, each an index into :data:`OPS`.
+
+Example
+-------
+>>> space = Nb201Space()
+>>> s = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+>>> space.to_ir(s).params
+802426
+"""
+from __future__ import annotations
+
+import sys
+from typing import Iterator
+
+import numpy as np
+
+from . import register_space
+from .base import EncodingError, ProductSpace
+from .ir import Arch, Graph
+from .shared_data import shared_data
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))   # (target node, source node), string order
+_OP_INDEX = {op: i for i, op in enumerate(OPS)}
+
+
+@register_space
+class Nb201Space(ProductSpace):
+    name = "nb201"
+    description = "NAS-Bench-201 cells (C=16, N=5, 32x32 input), the published skeleton"
+    code_length = 6
+
+    def __init__(self, classes: int = 10, channels: int = 16, cells: int = 5, resolution: int = 32):
+        if min(classes, channels, cells, resolution) < 1:
+            raise ValueError("classes, channels, cells and resolution must be positive")
+        self.classes, self.channels, self.cells, self.resolution = classes, channels, cells, resolution
+        self.cards = np.full(6, len(OPS), dtype=np.int64)
+
+    def parse(self, text: str) -> np.ndarray:
+        text = text.strip()
+        nodes = text.split("+")
+        if len(nodes) != 3:
+            raise EncodingError(f"expected 3 nodes separated by '+' like "
+                                f"'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|', got {len(nodes)} in {text!r}")
+        codes = []
+        for j, node in enumerate(nodes, 1):
+            if not (node.startswith("|") and node.endswith("|")) or len(node) < 2:
+                raise EncodingError(f"node {j} must be written between '|' characters, got {node!r}")
+            edges = node[1:-1].split("|")
+            if len(edges) != j:
+                raise EncodingError(f"node {j} must have {j} input edge(s), got {len(edges)} in {node!r}")
+            for i, edge in enumerate(edges):
+                op, sep, src = edge.partition("~")
+                if op not in _OP_INDEX:
+                    raise EncodingError(f"unknown operation {op!r} on node {j}; choose from {', '.join(OPS)}")
+                if sep != "~" or src != str(i):
+                    raise EncodingError(f"edge {edge!r} of node {j} must read node {i} ('{op}~{i}')")
+                codes.append(_OP_INDEX[op])
+        return np.array(codes, dtype=np.int64)
+
+    def format(self, codes) -> str:
+        ops = [OPS[int(c)] for c in codes]
+        return "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops)
+
+    def build_ir(self, codes) -> Arch:
+        codes = [int(c) for c in codes]
+        if len(codes) != 6 or not all(0 <= c < len(OPS) for c in codes):
+            raise EncodingError(f"nb201 codes are 6 integers in 0..4, got {codes}")
+        g = Graph(3, self.resolution, self.resolution)
+        c = self.channels
+        t = g.bn(g.conv(0, c, 3))
+        for stage in range(3):
+            if stage:
+                t = self._reduction(g, t, 2 * c)
+                c *= 2
+            for _ in range(self.cells):
+                t = self._cell(g, t, c, codes)
+        t = g.act(g.bn(t), "relu")
+        return g.finish(g.classifier(t, self.classes), space=self.name)
+
+    @staticmethod
+    def _cell(g: Graph, x: int, c: int, codes) -> int:
+        nodes = [x]
+        for j in (1, 2, 3):
+            terms = []
+            for e, (target, i) in enumerate(EDGES):
+                if target != j:
+                    continue
+                op = OPS[codes[e]]
+                if op == "skip_connect":
+                    terms.append(nodes[i])
+                elif op in ("nor_conv_1x1", "nor_conv_3x3"):
+                    k = 1 if op == "nor_conv_1x1" else 3
+                    terms.append(g.bn(g.conv(g.act(nodes[i], "relu"), c, k)))
+                elif op == "avg_pool_3x3":
+                    terms.append(g.pool(nodes[i], 3, 1, 1, count_include_pad=False))
+            nodes.append(g.add(terms) if terms else g.zero(x))
+        return nodes[3]
+
+    @staticmethod
+    def _reduction(g: Graph, x: int, c_out: int) -> int:
+        a = g.bn(g.conv(g.act(x, "relu"), c_out, 3, stride=2))
+        b = g.bn(g.conv(g.act(a, "relu"), c_out, 3))
+        shortcut = g.conv(g.pool(x, 2, 2), c_out, 1)
+        return g.add([shortcut, b])
+
+    def enumerate_codes(self, chunk: int = 65536, order: str = "official") -> Iterator[np.ndarray]:
+        """All 15,625 cells.  ``order="official"`` follows the NAS-Bench-201 index, read from the shared
+        data (``nb201/nb201_cifar10.csv``); when that file is absent the canonical order is used and a
+        warning says so.  ``order="canonical"``: the first edge varying slowest."""
+        if order == "official":
+            path = shared_data("nb201/nb201_cifar10.csv")
+            if path is not None:
+                codes = official_codes(path, self)
+                for start in range(0, len(codes), chunk):
+                    yield codes[start:start + chunk]
+                return
+            print("zeroshot: warning: ../shared/data/nb201/nb201_cifar10.csv not found (set "
+                  "ZEROSHOT_SHARED_DATA); enumerating nb201 in canonical order, not the official index",
+                  file=sys.stderr)
+        elif order != "canonical":
+            raise ValueError(f"unknown order {order!r}; choose from official, canonical")
+        yield from self._enumerate_product(chunk)
+
+
+def official_codes(path, space: Nb201Space | None = None) -> np.ndarray:
+    """Codes of the 15,625 cells in official index order, from a CSV with ``index`` and ``arch_str``."""
+    import csv
+
+    space = space or Nb201Space()
+    with open(path, newline="") as f:
+        rows = sorted((int(r["index"]), r["arch_str"]) for r in csv.DictReader(f))
+    return np.array([space.parse(s) for _, s in rows], dtype=np.int64)

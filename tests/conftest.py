@@ -1,0 +1,12 @@
+"""Shared fixtures: the shared reference data (skipped with a reason where absent)."""
+import pytest
+
+from spaces.shared_data import shared_data
+
+
+def need_shared(relative: str):
+    """Path of a shared data file, or skip the test saying which file is missing."""
+    path = shared_data(relative)
+    if path is None:
+        pytest.skip(f"../shared/data/{relative} is absent (set ZEROSHOT_SHARED_DATA to its folder)")
+    return path

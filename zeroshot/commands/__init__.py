@@ -1,0 +1,1 @@
+"""Subcommands of the ``zeroshot`` command, one module each (``cmd_<name>.py``)."""

@@ -1,0 +1,31 @@
+"""``zeroshot sample SPACE -n N --seed S`` / ``--all``: distinct architectures, one encoding per line."""
+from zeroshot.cli import add_space_args, space_from_args, write_text
+from zeroshot.errors import UserError
+
+
+def register(sub):
+    p = sub.add_parser("sample", help="print distinct architectures of a space, one encoding per line")
+    add_space_args(p)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("-n", type=int, help="number of distinct architectures")
+    g.add_argument("--all", action="store_true", help="enumerate the whole space (nb201: official index order)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    space = space_from_args(args)
+    if args.all:
+        try:
+            lines = list(space.enumerate())
+        except NotImplementedError as e:
+            raise UserError(f"{e}; use -n N to sample") from None
+    else:
+        if args.n < 0:
+            raise UserError(f"-n must be a non-negative count, got {args.n}")
+        try:
+            lines = space.sample(args.n, seed=args.seed)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    write_text("".join(line + "\n" for line in lines), args.output)
