@@ -218,7 +218,8 @@ class Graph:
 # Flat op table: the C-ready form of a batch of architectures (CSR layout).
 
 TABLE_FIELDS = ("kind", "c_in", "c_out", "h_in", "w_in", "h_out", "w_out", "k", "stride", "groups",
-                "flag", "last_use")
+                "flag", "act", "src", "n_readers", "last_use")
+ACT_CODES = {"": 0, "relu": 1, "relu6": 2, "hswish": 3, "sigmoid": 4}
 
 
 @dataclass
@@ -227,7 +228,9 @@ class OpTable:
 
     ``ptr[a]:ptr[a+1]`` are the rows of architecture ``a``; ``last_use[r]`` is the local index of the
     last op that reads row ``r``'s output (the row's own index when nothing reads it, ``n_ops`` when it
-    is a network output).  ``in_size[a]`` / ``in_last[a]`` describe tensor 0, the network input.
+    is a network output); ``src[r]`` the local index of the op writing row ``r``'s first input (-1: the
+    network input); ``n_readers[r]`` how many ops read row ``r``'s output (outputs count one more);
+    ``act[r]`` the activation code of :data:`ACT_CODES`.  ``in_size[a]`` / ``in_last[a]`` describe tensor 0, the network input.
     """
 
     ptr: np.ndarray
@@ -253,11 +256,14 @@ def to_table(archs: Sequence[Arch]) -> OpTable:
     for a, arch in enumerate(archs):
         n_ops = len(arch.ops)
         last = list(range(-1, n_ops))          # last[t] for tensor t (tensor t is written by op t-1)
+        readers = [0] * (n_ops + 1)
         for i, op in enumerate(arch.ops):
             for t in op.inputs:
                 last[t] = i
+                readers[t] += 1
         for t in arch.outputs:
             last[t] = n_ops
+            readers[t] += 1
         c, h, w = arch.input_shape
         in_size[a] = c * h * w
         in_last[a] = max(last[0], 0)
@@ -274,6 +280,9 @@ def to_table(archs: Sequence[Arch]) -> OpTable:
             cols["stride"][r] = op.stride
             cols["groups"][r] = op.groups
             cols["flag"][r] = op.flag
+            cols["act"][r] = ACT_CODES[op.act]
+            cols["src"][r] = op.inputs[0] - 1
+            cols["n_readers"][r] = readers[i + 1]
             cols["last_use"][r] = last[i + 1]
         row += n_ops
     return OpTable(ptr, cols, in_size, in_last)

@@ -1,0 +1,98 @@
+"""Devices as data: a JSON file names a device's ``kind`` and its parameters.
+
+Each kind is a class registered with :func:`register_kind`; it turns a :class:`~estimator.kernels.
+KernelTable` into per-architecture latency (ms).  Built-in profiles are the JSON files in
+``estimator/profiles/``; :func:`load_device` takes a built-in name or a path.
+
+Example
+-------
+>>> sorted(list_devices())[:1] != []
+True
+"""
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from .kernels import DEFAULT_FUSION, KernelTable, decompose, parse_fusion
+
+PROFILES = Path(__file__).with_name("profiles")
+_KINDS: dict[str, type["Device"]] = {}
+
+
+class DeviceError(ValueError):
+    """A device that cannot be loaded or used; the message says why and how to fix it."""
+
+
+def register_kind(cls: type["Device"]) -> type["Device"]:
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+class Device(ABC):
+    """A latency model of one device.  Subclasses set ``kind`` and implement the three methods."""
+
+    kind: str = ""
+
+    def __init__(self, name: str, fusion=DEFAULT_FUSION, description: str = ""):
+        self.name = name
+        self.fusion = parse_fusion(fusion)
+        self.description = description
+
+    @classmethod
+    @abstractmethod
+    def from_dict(cls, d: dict) -> "Device":
+        """The device described by a parsed JSON object (validated; raises :class:`DeviceError`)."""
+
+    @abstractmethod
+    def to_dict(self) -> dict:
+        """A JSON-serialisable description that :meth:`from_dict` reads back."""
+
+    @abstractmethod
+    def kernel_latency_ms(self, kt: KernelTable) -> np.ndarray:
+        """Latency (ms) of every kernel row of ``kt``."""
+
+    def latency_ms(self, table) -> np.ndarray:
+        """Per-architecture latency (ms) of an :class:`~spaces.ir.OpTable`: the sum of its kernels."""
+        kt = decompose(table, self.fusion)
+        per_kernel = self.kernel_latency_ms(kt)
+        return np.add.reduceat(per_kernel, kt.ptr[:-1]) if len(per_kernel) else np.zeros(len(kt))
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def device_from_dict(d: dict) -> Device:
+    kind = d.get("kind")
+    if kind not in _KINDS:
+        raise DeviceError(f"device kind {kind!r} is unknown; choose from {', '.join(sorted(_KINDS))}")
+    return _KINDS[kind].from_dict(d)
+
+
+def list_devices() -> list[str]:
+    """Names of the built-in device profiles."""
+    return sorted(p.stem for p in PROFILES.glob("*.json"))
+
+
+def load_device(name_or_path: str) -> Device:
+    """A built-in profile by name, or a device JSON file by path."""
+    path = Path(name_or_path)
+    if not path.suffix == ".json" or not path.exists():
+        builtin = PROFILES / f"{name_or_path}.json"
+        if builtin.exists():
+            path = builtin
+        elif path.suffix == ".json":
+            raise DeviceError(f"device file {name_or_path} does not exist")
+        else:
+            raise DeviceError(f"unknown device {name_or_path!r}; choose from {', '.join(list_devices())} "
+                              f"or give a device .json file")
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DeviceError(f"cannot read device file {path}: {e}") from None
+    if not isinstance(d, dict):
+        raise DeviceError(f"device file {path} must hold a JSON object")
+    return device_from_dict(d)

@@ -1,0 +1,1 @@
+"""Network proxies computed on a built torch network (shared passes)."""
