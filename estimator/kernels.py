@@ -23,7 +23,7 @@ from spaces import ir
 from spaces.ir import OpTable
 
 KERNEL_TYPES = ("conv", "dwconv", "gconv", "bn", "act", "add", "mul", "pool", "gap", "linear", "zero",
-                "upsample", "concat")
+                "upsample", "concat", "shuffle")
 KT = {name: i for i, name in enumerate(KERNEL_TYPES)}
 
 #: Fusion pairs (kernel head kind, follower op kind) most accelerators and runtimes fuse.
@@ -89,10 +89,11 @@ def decompose(table: OpTable, fusion=DEFAULT_FUSION) -> KernelTable:
     rows = np.flatnonzero(is_head)
     kid = np.cumsum(is_head) - 1                      # kernel index of each head row
     op_kernel = kid[head]
-    # per-kernel features from the head row; tails contribute their activation and op count
+    # per-kernel features from the head row; tails contribute their activation and op count (a kernel
+    # headed by an activation keeps its own)
     ktype = _kernel_type(c, rows)
     act = np.zeros(len(rows), np.int64)
-    acts = np.flatnonzero((kind == ir.ACT) & ~is_head)
+    acts = np.flatnonzero(kind == ir.ACT)
     act[op_kernel[acts]] = c["act"][acts]
     n_ops = np.bincount(op_kernel, minlength=len(rows)).astype(np.int64)
     # the kernel's output is the last op of its chain
@@ -128,6 +129,7 @@ def _kernel_type(c, rows) -> np.ndarray:
     t[dw] = KT["dwconv"]
     for k_ir, name in ((ir.BN, "bn"), (ir.ACT, "act"), (ir.ADD, "add"), (ir.MUL, "mul"),
                        (ir.AVGPOOL, "pool"), (ir.MAXPOOL, "pool"), (ir.GAP, "gap"), (ir.LINEAR, "linear"),
-                       (ir.UPSAMPLE, "upsample"), (ir.CONCAT, "concat"), (ir.ZERO, "zero")):
+                       (ir.UPSAMPLE, "upsample"), (ir.CONCAT, "concat"), (ir.ZERO, "zero"),
+                       (ir.SHUFFLE, "shuffle")):
         t[kind == k_ir] = KT[name]
     return t

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .ir import (ACT, ADD, AVGPOOL, BN, CONCAT, CONV, GAP, LINEAR, MAXPOOL, MUL, UPSAMPLE, ZERO, Arch,
-                 Op)
+from .ir import (ACT, ADD, AVGPOOL, BN, CONCAT, CONV, GAP, LINEAR, MAXPOOL, MUL, SHUFFLE, UPSAMPLE, ZERO,
+                 Arch, Op)
 
 
 class HSwish(nn.Module):
@@ -80,6 +80,10 @@ class GraphNet(nn.Module):
                                   align_corners=False)
             elif k == CONCAT:
                 y = torch.cat([ts[t] for t in op.inputs], dim=1)
+            elif k == SHUFFLE:
+                x = ts[op.inputs[0]]
+                n, c, h, w = x.shape
+                y = x.view(n, op.groups, c // op.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
             else:  # pragma: no cover - the IR constructor never makes other kinds
                 raise ValueError(f"op kind {k} has no torch implementation")
             ts.append(y)

@@ -22,9 +22,9 @@ import numpy as np
 
 # Op kinds.  The integer values are part of the op-table contract shared with the Cython kernels
 # (ext/*.pyx): never renumber, only append.
-CONV, BN, ACT, ADD, MUL, AVGPOOL, GAP, LINEAR, ZERO, UPSAMPLE, CONCAT, MAXPOOL = range(12)
+CONV, BN, ACT, ADD, MUL, AVGPOOL, GAP, LINEAR, ZERO, UPSAMPLE, CONCAT, MAXPOOL, SHUFFLE = range(13)
 KIND_NAMES = ("conv", "bn", "act", "add", "mul", "avgpool", "gap", "linear", "zero", "upsample",
-              "concat", "maxpool")
+              "concat", "maxpool", "shuffle")
 ACTIVATIONS = ("relu", "relu6", "hswish", "sigmoid")
 TASKS = ("classify", "detect", "segment")
 
@@ -33,10 +33,10 @@ TASKS = ("classify", "detect", "segment")
 class Op:
     """One operation with its shapes.
 
-    ``k``/``stride``/``pad`` describe convolutions and pools; ``groups`` convolutions; ``act`` names the
-    activation of an ``act`` op; ``flag`` is op specific (conv: has bias; avgpool: count_include_pad;
-    upsample: scale factor).  Input and output tensors are ``(c, h, w)``; ``gap`` and ``linear`` output
-    ``(c, 1, 1)``.
+    ``k``/``stride``/``pad`` describe convolutions and pools; ``groups`` convolutions and channel
+    shuffles; ``act`` names the activation of an ``act`` op; ``flag`` is op specific (conv: has bias;
+    avgpool: count_include_pad; upsample: scale factor).  Input and output tensors are ``(c, h, w)``;
+    ``gap`` and ``linear`` output ``(c, 1, 1)``.
     """
 
     kind: int
@@ -179,6 +179,12 @@ class Graph:
                           w_out=_conv_out(w, k, stride, pad), k=k, stride=stride, pad=pad,
                           flag=int(count_include_pad))
 
+    def shuffle(self, x: int, groups: int) -> int:
+        """ShuffleNet channel shuffle: ``(g, c/g)`` channel order transposed to ``(c/g, g)``."""
+        if self.shape(x)[0] % groups:
+            raise ValueError(f"shuffle groups={groups} must divide the {self.shape(x)[0]} channels")
+        return self._same(SHUFFLE, x, groups=groups)
+
     def gap(self, x: int) -> int:
         c, h, w = self.shape(x)
         return self._push(kind=GAP, inputs=(x,), c_in=c, c_out=c, h_in=h, w_in=w, h_out=1, w_out=1)
@@ -231,12 +237,16 @@ class OpTable:
     is a network output); ``src[r]`` the local index of the op writing row ``r``'s first input (-1: the
     network input); ``n_readers[r]`` how many ops read row ``r``'s output (outputs count one more);
     ``act[r]`` the activation code of :data:`ACT_CODES`.  ``in_size[a]`` / ``in_last[a]`` describe tensor 0, the network input.
+    ``edges[edge_ptr[r]:edge_ptr[r+1]]`` are the local indices of the ops writing every input of row
+    ``r``, in order (-1: the network input).
     """
 
     ptr: np.ndarray
     cols: dict
     in_size: np.ndarray
     in_last: np.ndarray
+    edge_ptr: np.ndarray = None
+    edges: np.ndarray = None
 
     def __len__(self) -> int:
         return len(self.ptr) - 1
@@ -252,6 +262,9 @@ def to_table(archs: Sequence[Arch]) -> OpTable:
     cols = {f: np.empty(total, dtype=np.int64) for f in TABLE_FIELDS}
     in_size = np.empty(n, dtype=np.int64)
     in_last = np.empty(n, dtype=np.int64)
+    edge_ptr = np.zeros(total + 1, dtype=np.int64)
+    edges = np.fromiter((t - 1 for arch in archs for op in arch.ops for t in op.inputs), dtype=np.int64)
+    np.cumsum([len(op.inputs) for arch in archs for op in arch.ops], out=edge_ptr[1:])
     row = 0
     for a, arch in enumerate(archs):
         n_ops = len(arch.ops)
@@ -285,4 +298,4 @@ def to_table(archs: Sequence[Arch]) -> OpTable:
             cols["n_readers"][r] = readers[i + 1]
             cols["last_use"][r] = last[i + 1]
         row += n_ops
-    return OpTable(ptr, cols, in_size, in_last)
+    return OpTable(ptr, cols, in_size, in_last, edge_ptr, edges)

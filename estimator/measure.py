@@ -1,0 +1,220 @@
+"""Latency measurement with torch on this machine: whole architectures and single kernels.
+
+Every measurement runs in eval mode under ``torch.inference_mode`` with a pinned thread count, after a
+warm-up.  Items are timed *interleaved*: each round takes one sample of every item in a shuffled order,
+so a burst of load from other processes spreads over all items instead of spoiling one.  A sample is
+the mean of enough back-to-back calls to last ``min_sample_ms``; an item's latency is the median of its
+samples and its noise the relative inter-quartile range (IQR / median).
+
+Kernels are timed as one-kernel networks (:func:`kernel_arch`) through the same executor as whole
+models (:func:`spaces.builder.build`); the fixed cost of calling an executor, paid once per model, is
+measured separately (:func:`call_overhead_ms`) and taken off every kernel.
+
+Example
+-------
+>>> from spaces import get_space
+>>> space = get_space("nb201", channels=4, cells=1, resolution=8)
+>>> t = measure_archs([space.to_ir(space.sample(1)[0])], rounds=3)[0]
+>>> t.median_ms > 0
+True
+"""
+from __future__ import annotations
+
+import gc
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from spaces import ir
+from spaces.builder import build
+from spaces.ir import Arch, Graph
+
+from .kernels import KT
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median latency of one item (ms) and the spread of its samples."""
+
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+    samples: int
+
+    @property
+    def noise(self) -> float:
+        """Relative inter-quartile range of the samples (IQR / median)."""
+        return (self.q3_ms - self.q1_ms) / self.median_ms if self.median_ms > 0 else 0.0
+
+    @classmethod
+    def of(cls, samples_ms) -> "Timing":
+        q1, med, q3 = np.percentile(np.asarray(samples_ms, float), [25, 50, 75])
+        return cls(float(med), float(q1), float(q3), len(samples_ms))
+
+
+def torch_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else the CPU; otherwise the named torch device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for but CUDA is not available here; use cpu or auto")
+    return dev
+
+
+@contextmanager
+def pinned_threads(threads: int | None):
+    """Run with ``torch.set_num_threads(threads)`` (None: leave as is) and restore it afterwards."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be a positive count, got {threads}")
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def time_calls(calls: Sequence[Callable[[], object]], rounds: int = 15, warmup: int = 2,
+               min_sample_ms: float = 1.0, seed: int = 0, sync: Callable[[], None] | None = None,
+               ) -> list[Timing]:
+    """Interleaved timing of argument-free callables; one :class:`Timing` per callable.
+
+    Each callable is first run ``warmup`` times and its number of calls per sample chosen so that a
+    sample lasts about ``min_sample_ms``; then ``rounds`` rounds take one sample of each, in an order
+    shuffled per round (``seed``).  ``sync`` (for example ``torch.cuda.synchronize``) is called around
+    every sample.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    sync = sync or (lambda: None)
+    clock = time.perf_counter
+    numbers = []
+    for fn in calls:
+        for _ in range(max(warmup, 1)):
+            sync()
+            t0 = clock()
+            fn()
+            sync()
+            once = clock() - t0
+        numbers.append(max(1, int(np.ceil(min_sample_ms / 1e3 / max(once, 1e-7)))))
+    samples = [[] for _ in calls]
+    order = np.arange(len(calls))
+    rng = np.random.default_rng(seed)
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            rng.shuffle(order)
+            for i in order:
+                fn, number = calls[i], numbers[i]
+                sync()
+                t0 = clock()
+                for _ in range(number):
+                    fn()
+                sync()
+                samples[i].append((clock() - t0) * 1e3 / number)
+    finally:
+        if gc_was:
+            gc.enable()
+    return [Timing.of(s) for s in samples]
+
+
+def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1, device: str = "auto",
+                  rounds: int = 15, warmup: int = 2, min_sample_ms: float = 1.0, chunk: int = 32,
+                  seed: int = 0) -> list[Timing]:
+    """End-to-end latency of each architecture (torch, eval mode, batch ``batch``).
+
+    Architectures are built and timed interleaved in groups of ``chunk`` (bounding memory).
+    """
+    dev = torch_device(device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else None
+    out: list[Timing] = []
+    gen = torch.Generator().manual_seed(seed)
+    with pinned_threads(threads), torch.inference_mode():
+        for start in range(0, len(archs), chunk):
+            calls = []
+            for arch in archs[start:start + chunk]:
+                torch.manual_seed(seed)
+                net = build(arch).eval().to(dev)
+                x = torch.randn((batch, *arch.input_shape), generator=gen).to(dev)
+                calls.append(lambda net=net, x=x: net(x))
+            out += time_calls(calls, rounds, warmup, min_sample_ms, seed + start, sync)
+    return out
+
+
+def kernel_arch(row: dict) -> Arch:
+    """A one-kernel network reproducing a kernel row of :func:`estimator.kernels.decompose` (default
+    fusion): its head op on an input of the row's shape, then the fused ``bn`` and activation.
+
+    ``row`` maps kernel fields (``type``, ``c_in``, ``h_in`` ...) to integers; the activation code is
+    :data:`spaces.ir.ACT_CODES`.
+    """
+    t, c_in, c_out = int(row["type"]), int(row["c_in"]), int(row["c_out"])
+    h, w, k, stride = int(row["h_in"]), int(row["w_in"]), int(row["k"]), int(row["stride"])
+    act = _ACT_NAMES[int(row["act"])]
+    n_ops = int(row["n_ops"])
+    g = Graph(c_in, h, w)
+    if t in (KT["conv"], KT["dwconv"], KT["gconv"]):
+        x = g.conv(0, c_out, k, stride, groups=int(row["groups"]))
+        if n_ops - bool(act) > 1:
+            x = g.bn(x)
+    elif t == KT["bn"]:
+        x = g.bn(0)
+    elif t == KT["act"]:
+        return g.finish(g.act(0, act))
+    elif t in (KT["add"], KT["mul"]):
+        x = g.add([0, 0]) if t == KT["add"] else g.mul(0, 0)
+    elif t == KT["pool"]:
+        pad = max(0, -(-((int(row["h_out"]) - 1) * stride + k - h) // 2))
+        x = g.pool(0, k, stride, pad)
+    elif t == KT["gap"]:
+        x = g.gap(0)
+    elif t == KT["linear"]:
+        g = Graph(c_in, 1, 1)
+        x = g.linear(0, c_out)
+    elif t == KT["zero"]:
+        x = g.zero(0)
+    elif t == KT["upsample"]:
+        x = g.upsample(0, max(1, int(row["h_out"]) // h))
+    elif t == KT["concat"]:
+        g = Graph(c_in // 2, h, w)
+        x = g.concat([0, 0])
+    else:
+        raise ValueError(f"kernel type {t} has no one-kernel network")
+    if act and n_ops > 1:
+        x = g.act(x, act)
+    return g.finish(x)
+
+
+_ACT_NAMES = {code: name for name, code in ir.ACT_CODES.items()}
+
+
+def call_overhead_ms(threads: int | None = 1, device: str = "auto", rounds: int = 31) -> float:
+    """Fixed cost of one executor call (ms): ``2 t(one op) - t(two ops)`` on a one-element tensor."""
+    nets = []
+    for n in (1, 2):
+        g = Graph(1, 1, 1)
+        x = 0
+        for _ in range(n):
+            x = g.act(x, "relu")
+        nets.append(g.finish(x))
+    one, two = measure_archs(nets, threads=threads, device=device, rounds=rounds)
+    return max(0.0, 2 * one.median_ms - two.median_ms)
+
+
+def measure_kernels(rows: Sequence[dict], threads: int | None = 1, device: str = "auto", rounds: int = 9,
+                    warmup: int = 2, min_sample_ms: float = 0.5, overhead_ms: float | None = None,
+                    seed: int = 0) -> list[Timing]:
+    """Latency of kernel rows (see :func:`kernel_arch`), less the executor's fixed call cost."""
+    if overhead_ms is None:
+        overhead_ms = call_overhead_ms(threads, device)
+    timings = measure_archs([kernel_arch(r) for r in rows], threads=threads, device=device, rounds=rounds,
+                            warmup=warmup, min_sample_ms=min_sample_ms, seed=seed)
+    return [Timing(t.median_ms - overhead_ms, t.q1_ms - overhead_ms, t.q3_ms - overhead_ms, t.samples)
+            for t in timings]

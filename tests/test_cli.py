@@ -1,0 +1,77 @@
+"""The command-line contract: outputs, and bad input refused with one line and exit status 2."""
+import csv
+import io
+import subprocess
+import sys
+
+import pytest
+
+from spaces import list_spaces
+from zeroshot.cli import main
+
+
+def run(args, stdin=""):
+    p = subprocess.run([sys.executable, "-m", "zeroshot", *args], input=stdin, capture_output=True,
+                       text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_spaces_lists_every_space_with_its_size(capsys):
+    assert main(["spaces"]) == 0
+    out = capsys.readouterr().out
+    for name in list_spaces():
+        assert name in out
+    assert "15,625" in out
+
+
+@pytest.mark.parametrize("name", list_spaces())
+def test_sample_then_estimate(name, tmp_path, capsys):
+    archs = tmp_path / "archs.txt"
+    assert main(["sample", name, "-n", "7", "--seed", "5", "-o", str(archs)]) == 0
+    lines = archs.read_text().splitlines()
+    assert len(lines) == len(set(lines)) == 7
+    assert main(["estimate", name, "--archs", str(archs)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["arch"] for r in rows] == lines
+    assert list(rows[0])[:4] == ["arch", "params", "macs", "peak_activation_bytes"]
+    assert all(int(r["params"]) > 0 and int(r["macs"]) > 0 for r in rows)
+
+
+def test_sample_all_nb201_through_a_pipe():
+    code, out, err = run(["sample", "nb201", "--all"])
+    assert code == 0
+    assert len(out.splitlines()) == 15625 == len(set(out.splitlines()))
+
+
+def test_estimate_reads_stdin():
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    code, out, _ = run(["estimate", "nb201", "--archs", "-"], stdin=arch + "\n")
+    assert code == 0 and out.splitlines()[1].startswith(arch + ",802426,")
+
+
+@pytest.mark.parametrize("args, stdin, words", [
+    (["estimate", "nb201", "--archs", "-"], "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n|bad~0|\n",
+     "line 2:"),
+    (["estimate", "nb201", "--archs", "/no/such/file"], "", "cannot read /no/such/file"),
+    (["estimate", "nb201", "--archs", "-"], "\n# only a comment\n", "no architectures"),
+    (["sample", "nosuch", "-n", "3"], "", "unknown space 'nosuch'; choose from"),
+    (["sample", "nb201", "-n", "20000"], "", "only 15625"),
+    (["sample", "nb201", "-n", "-1"], "", "non-negative"),
+    (["sample", "nb201", "-n", "2", "-P", "16"], "", "does not take --parallelism"),
+])
+def test_bad_input_one_line_exit_2(args, stdin, words):
+    code, out, err = run(args, stdin)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert words in err
+
+
+def test_nothing_half_written_on_error(tmp_path):
+    target = tmp_path / "out.csv"
+    archs = tmp_path / "archs.txt"
+    archs.write_text("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\nnot an arch\n")
+    code, _, err = run(["estimate", "nb201", "--archs", str(archs), "-o", str(target)])
+    assert code == 2 and "line 2" in err
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["archs.txt"]     # no temp file left behind

@@ -1,0 +1,129 @@
+"""Contract of every registered space: sampling, encodings, IR, builder, exact counts."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from estimator.counts import analytic_counts
+from spaces import EncodingError, get_space, list_spaces
+from spaces.builder import build, count_parameters
+from spaces.ir import to_table
+
+SPACES = list_spaces()
+
+
+def reference_peak(arch) -> int:
+    """Liveness peak (elements) computed the slow, obvious way."""
+    n = len(arch.ops)
+    last = {0: 0}
+    for i, op in enumerate(arch.ops):
+        last.setdefault(i + 1, i)
+        for t in op.inputs:
+            last[t] = i
+    for t in arch.outputs:
+        last[t] = n
+    size = {0: int(np.prod(arch.input_shape))}
+    for i, op in enumerate(arch.ops):
+        size[i + 1] = op.c_out * op.h_out * op.w_out
+    best = 0
+    for step in range(n):
+        live = sum(size[t] for t in range(step + 2) if t <= step + 1 and last[t] >= step
+                   and (t == 0 or t - 1 <= step))
+        best = max(best, live)
+    return best
+
+
+@pytest.fixture(params=SPACES)
+def space(request):
+    return get_space(request.param)
+
+
+def test_registry_rejects_unknown_name():
+    with pytest.raises(KeyError, match="choose from"):
+        get_space("no-such-space")
+
+
+def test_sample_is_distinct_and_reproducible(space):
+    a = space.sample(50, seed=3)
+    assert len(set(a)) == 50
+    assert a == space.sample(50, seed=3)
+    assert a != space.sample(50, seed=4)
+
+
+def test_encoding_round_trip(space):
+    for text in space.sample(30, seed=0):
+        codes = space.parse(text)
+        assert codes.dtype == np.int64 and codes.shape == (space.code_length,)
+        assert space.format(codes) == text
+        assert np.array_equal(space.parse(space.format(codes)), codes)
+
+
+def test_mutation_and_crossover_stay_in_space(space):
+    a, b = space.sample(2, seed=1)
+    for seed in range(10):
+        m = space.mutate(a, seed=seed)
+        assert m != a
+        space.parse(m)
+        child = space.crossover(a, b, seed=seed)
+        ca, cb, cc = space.parse(a), space.parse(b), space.parse(child)
+        assert np.all((cc == ca) | (cc == cb)) or hasattr(space, "contains")
+
+
+def test_build_forward_shape(space):
+    arch = space.to_ir(space.sample(1, seed=0)[0])
+    net = build(arch).eval()
+    c, h, w = arch.input_shape
+    with torch.no_grad():
+        out = net(torch.randn(2, c, h, w))
+    outs = out if isinstance(out, tuple) else (out,)
+    for t, o in zip(arch.outputs, outs):
+        assert tuple(o.shape[1:2]) == (arch.tensor_shape(t)[0],)
+        assert o.shape[0] == 2
+
+
+def test_analytic_params_equal_torch(space):
+    archs = space.irs(space.sample_distinct_codes(200, np.random.default_rng(7)))
+    counts = analytic_counts(archs)
+    for arch, p in zip(archs, counts["params"]):
+        assert p == arch.params == count_parameters(build(arch))
+
+
+def test_kernel_counts_equal_python_reference(space):
+    archs = space.irs(space.sample_distinct_codes(20, np.random.default_rng(1)))
+    counts = analytic_counts(archs)
+    assert counts["macs"].tolist() == [a.macs for a in archs]
+    assert counts["peak_activation_bytes"].tolist() == [4 * reference_peak(a) for a in archs]
+    half = analytic_counts(archs, precision="fp16")["peak_activation_bytes"]
+    assert np.array_equal(2 * half, counts["peak_activation_bytes"])
+
+
+def test_table_batch_equals_one_by_one(space):
+    archs = space.irs(space.sample_distinct_codes(5, np.random.default_rng(2)))
+    batch = analytic_counts(archs)
+    for i, a in enumerate(archs):
+        one = analytic_counts([a])
+        assert all(one[k][0] == batch[k][i] for k in batch)
+    assert len(to_table(archs)) == 5
+
+
+@pytest.mark.parametrize("name", SPACES)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=80))
+def test_arbitrary_text_is_rejected_cleanly(name, text):
+    space = get_space(name)
+    try:
+        codes = space.parse(text)
+    except EncodingError as e:
+        assert str(e)                      # a message, never another exception type
+    else:                                  # whatever parses is canonical and builds
+        space.to_ir(codes)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_mutated_encodings_are_rejected(name):
+    space = get_space(name)
+    text = space.sample(1, seed=0)[0]
+    for bad in (text[:-3], text + " x", text.replace(text[len(text) // 2], "?", 1), ""):
+        with pytest.raises(EncodingError):
+            space.parse(bad)
