@@ -9,7 +9,7 @@ PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 install:
 	$(PIP) torch==2.13.0
 	$(PIP) "Cython>=3.0" "setuptools>=64" wheel numpy
-	$(PIP) --no-build-isolation -e ".[test]"
+	$(PIP) --no-build-isolation -e ".[test,all]"
 
 demo: install
 	$(PYTHON) -m zeroshot spaces

@@ -59,17 +59,27 @@ class Device(ABC):
         """Per-architecture latency (ms) of an :class:`~spaces.ir.OpTable`: the sum of its kernels."""
         kt = decompose(table, self.fusion)
         per_kernel = self.kernel_latency_ms(kt)
-        return np.add.reduceat(per_kernel, kt.ptr[:-1]) if len(per_kernel) else np.zeros(len(kt))
+        arch_of = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))    # (reduceat mishandles empty archs)
+        return np.bincount(arch_of, weights=per_kernel, minlength=len(kt))
+
+    def summary(self) -> str:
+        """One line on the device's main parameters (``zeroshot device list``)."""
+        return self.description.split(". ")[0]
+
+    @classmethod
+    def from_file(cls, d: dict, path) -> "Device":
+        """The device of a JSON object read from file ``path`` (kinds with companion files find them there)."""
+        return cls.from_dict(d)
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
-def device_from_dict(d: dict) -> Device:
+def device_from_dict(d: dict, path=None) -> Device:
     kind = d.get("kind")
     if kind not in _KINDS:
         raise DeviceError(f"device kind {kind!r} is unknown; choose from {', '.join(sorted(_KINDS))}")
-    return _KINDS[kind].from_dict(d)
+    return _KINDS[kind].from_dict(d) if path is None else _KINDS[kind].from_file(d, path)
 
 
 def list_devices() -> list[str]:
@@ -95,4 +105,10 @@ def load_device(name_or_path: str) -> Device:
         raise DeviceError(f"cannot read device file {path}: {e}") from None
     if not isinstance(d, dict):
         raise DeviceError(f"device file {path} must hold a JSON object")
-    return device_from_dict(d)
+    try:
+        return device_from_dict(d, path)
+    except DeviceError as e:
+        raise DeviceError(f"{path}: {e}") from None
+
+
+from . import measured, npu  # noqa: E402,F401  (registers the built-in kinds)

@@ -1,12 +1,13 @@
 """Latency measurement with torch on this machine: whole architectures and single kernels.
 
 Every measurement runs in eval mode under ``torch.inference_mode`` with a pinned thread count, after a
-warm-up.  Items are timed *interleaved*: each round takes one sample of every item in a shuffled order,
+warm-up.  With one thread on the CPU the clock is the thread's CPU time (:func:`time.thread_time`), so
+time slices taken by other processes on a shared machine do not count; otherwise it is wall time.  Items are timed *interleaved*: each round takes one sample of every item in a shuffled order,
 so a burst of load from other processes spreads over all items instead of spoiling one.  A sample is
 the mean of enough back-to-back calls to last ``min_sample_ms``; an item's latency is the median of its
 samples and its noise the relative inter-quartile range (IQR / median).
 
-Kernels are timed as one-kernel networks (:func:`kernel_arch`) through the same executor as whole
+Kernels are timed as one-kernel networks (:func:`estimator.sampling.kernel_arch`) through the same executor as whole
 models (:func:`spaces.builder.build`); the fixed cost of calling an executor, paid once per model, is
 measured separately (:func:`call_overhead_ms`) and taken off every kernel.
 
@@ -29,11 +30,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from spaces import ir
 from spaces.builder import build
 from spaces.ir import Arch, Graph
 
-from .kernels import KT
+from .sampling import kernel_arch
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Timing:
     q1_ms: float
     q3_ms: float
     samples: int
+    min_ms: float = float("nan")
 
     @property
     def noise(self) -> float:
@@ -52,8 +53,8 @@ class Timing:
 
     @classmethod
     def of(cls, samples_ms) -> "Timing":
-        q1, med, q3 = np.percentile(np.asarray(samples_ms, float), [25, 50, 75])
-        return cls(float(med), float(q1), float(q3), len(samples_ms))
+        lo, q1, med, q3 = np.percentile(np.asarray(samples_ms, float), [0, 25, 50, 75])
+        return cls(float(med), float(q1), float(q3), len(samples_ms), float(lo))
 
 
 def torch_device(name: str = "auto") -> torch.device:
@@ -80,20 +81,34 @@ def pinned_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
+
+
+def pick_clock(clock: str, dev: torch.device, threads: int | None) -> str:
+    """``auto``: thread CPU time for one CPU thread, wall time otherwise; or the named clock."""
+    if clock == "auto":
+        return "thread" if dev.type == "cpu" and threads == 1 else "wall"
+    if clock not in CLOCKS:
+        raise ValueError(f"unknown clock {clock!r}; choose from auto, {', '.join(CLOCKS)}")
+    if clock == "thread" and (dev.type != "cpu" or threads != 1):
+        raise ValueError("the thread clock measures one CPU thread only; use --threads 1 on the CPU or the wall clock")
+    return clock
+
+
 def time_calls(calls: Sequence[Callable[[], object]], rounds: int = 15, warmup: int = 2,
                min_sample_ms: float = 1.0, seed: int = 0, sync: Callable[[], None] | None = None,
-               ) -> list[Timing]:
+               clock: str = "wall") -> list[Timing]:
     """Interleaved timing of argument-free callables; one :class:`Timing` per callable.
 
     Each callable is first run ``warmup`` times and its number of calls per sample chosen so that a
     sample lasts about ``min_sample_ms``; then ``rounds`` rounds take one sample of each, in an order
     shuffled per round (``seed``).  ``sync`` (for example ``torch.cuda.synchronize``) is called around
-    every sample.
+    every sample; ``clock`` names an entry of :data:`CLOCKS`.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     sync = sync or (lambda: None)
-    clock = time.perf_counter
+    clock = CLOCKS[clock]
     numbers = []
     for fn in calls:
         for _ in range(max(warmup, 1)):
@@ -127,12 +142,13 @@ def time_calls(calls: Sequence[Callable[[], object]], rounds: int = 15, warmup: 
 
 def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1, device: str = "auto",
                   rounds: int = 15, warmup: int = 2, min_sample_ms: float = 1.0, chunk: int = 32,
-                  seed: int = 0) -> list[Timing]:
+                  seed: int = 0, clock: str = "auto") -> list[Timing]:
     """End-to-end latency of each architecture (torch, eval mode, batch ``batch``).
 
     Architectures are built and timed interleaved in groups of ``chunk`` (bounding memory).
     """
     dev = torch_device(device)
+    clock = pick_clock(clock, dev, threads)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     out: list[Timing] = []
     gen = torch.Generator().manual_seed(seed)
@@ -144,58 +160,12 @@ def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1
                 net = build(arch).eval().to(dev)
                 x = torch.randn((batch, *arch.input_shape), generator=gen).to(dev)
                 calls.append(lambda net=net, x=x: net(x))
-            out += time_calls(calls, rounds, warmup, min_sample_ms, seed + start, sync)
+            out += time_calls(calls, rounds, warmup, min_sample_ms, seed + start, sync, clock)
     return out
 
 
-def kernel_arch(row: dict) -> Arch:
-    """A one-kernel network reproducing a kernel row of :func:`estimator.kernels.decompose` (default
-    fusion): its head op on an input of the row's shape, then the fused ``bn`` and activation.
-
-    ``row`` maps kernel fields (``type``, ``c_in``, ``h_in`` ...) to integers; the activation code is
-    :data:`spaces.ir.ACT_CODES`.
-    """
-    t, c_in, c_out = int(row["type"]), int(row["c_in"]), int(row["c_out"])
-    h, w, k, stride = int(row["h_in"]), int(row["w_in"]), int(row["k"]), int(row["stride"])
-    act = _ACT_NAMES[int(row["act"])]
-    n_ops = int(row["n_ops"])
-    g = Graph(c_in, h, w)
-    if t in (KT["conv"], KT["dwconv"], KT["gconv"]):
-        x = g.conv(0, c_out, k, stride, groups=int(row["groups"]))
-        if n_ops - bool(act) > 1:
-            x = g.bn(x)
-    elif t == KT["bn"]:
-        x = g.bn(0)
-    elif t == KT["act"]:
-        return g.finish(g.act(0, act))
-    elif t in (KT["add"], KT["mul"]):
-        x = g.add([0, 0]) if t == KT["add"] else g.mul(0, 0)
-    elif t == KT["pool"]:
-        pad = max(0, -(-((int(row["h_out"]) - 1) * stride + k - h) // 2))
-        x = g.pool(0, k, stride, pad)
-    elif t == KT["gap"]:
-        x = g.gap(0)
-    elif t == KT["linear"]:
-        g = Graph(c_in, 1, 1)
-        x = g.linear(0, c_out)
-    elif t == KT["zero"]:
-        x = g.zero(0)
-    elif t == KT["upsample"]:
-        x = g.upsample(0, max(1, int(row["h_out"]) // h))
-    elif t == KT["concat"]:
-        g = Graph(c_in // 2, h, w)
-        x = g.concat([0, 0])
-    else:
-        raise ValueError(f"kernel type {t} has no one-kernel network")
-    if act and n_ops > 1:
-        x = g.act(x, act)
-    return g.finish(x)
-
-
-_ACT_NAMES = {code: name for name, code in ir.ACT_CODES.items()}
-
-
-def call_overhead_ms(threads: int | None = 1, device: str = "auto", rounds: int = 31) -> float:
+def call_overhead_ms(threads: int | None = 1, device: str = "auto", rounds: int = 31,
+                     clock: str = "auto") -> float:
     """Fixed cost of one executor call (ms): ``2 t(one op) - t(two ops)`` on a one-element tensor."""
     nets = []
     for n in (1, 2):
@@ -204,17 +174,18 @@ def call_overhead_ms(threads: int | None = 1, device: str = "auto", rounds: int 
         for _ in range(n):
             x = g.act(x, "relu")
         nets.append(g.finish(x))
-    one, two = measure_archs(nets, threads=threads, device=device, rounds=rounds)
+    one, two = measure_archs(nets, threads=threads, device=device, rounds=rounds, clock=clock)
     return max(0.0, 2 * one.median_ms - two.median_ms)
 
 
 def measure_kernels(rows: Sequence[dict], threads: int | None = 1, device: str = "auto", rounds: int = 9,
                     warmup: int = 2, min_sample_ms: float = 0.5, overhead_ms: float | None = None,
-                    seed: int = 0) -> list[Timing]:
-    """Latency of kernel rows (see :func:`kernel_arch`), less the executor's fixed call cost."""
+                    seed: int = 0, clock: str = "auto") -> list[Timing]:
+    """Latency of kernel rows (see :func:`~estimator.sampling.kernel_arch`), less the executor's fixed
+    call cost."""
     if overhead_ms is None:
-        overhead_ms = call_overhead_ms(threads, device)
+        overhead_ms = call_overhead_ms(threads, device, clock=clock)
     timings = measure_archs([kernel_arch(r) for r in rows], threads=threads, device=device, rounds=rounds,
-                            warmup=warmup, min_sample_ms=min_sample_ms, seed=seed)
-    return [Timing(t.median_ms - overhead_ms, t.q1_ms - overhead_ms, t.q3_ms - overhead_ms, t.samples)
-            for t in timings]
+                            warmup=warmup, min_sample_ms=min_sample_ms, seed=seed, clock=clock)
+    return [Timing(t.median_ms - overhead_ms, t.q1_ms - overhead_ms, t.q3_ms - overhead_ms, t.samples,
+                   t.min_ms - overhead_ms) for t in timings]

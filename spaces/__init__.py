@@ -35,7 +35,7 @@ def get_space(name: str, **options) -> SearchSpace:
     return cls(**options)
 
 
-from . import fbnet, nb201  # noqa: E402,F401  (registers the built-in spaces)
+from . import fbnet, mbv2, nb201  # noqa: E402,F401  (registers the built-in spaces)
 
 __all__ = ["Arch", "EncodingError", "Graph", "Op", "OpTable", "ProductSpace", "SearchSpace",
            "get_space", "list_spaces", "register_space", "to_table"]

@@ -60,6 +60,26 @@ class SearchSpace(ABC):
     def size(self) -> int:
         """Exact number of architectures the space samples from."""
 
+    def segment_keys(self, codes: np.ndarray) -> np.ndarray:
+        """Split each architecture (row of ``codes``) into its chain of segments.
+
+        Returns an int64 array (n, S): one key per segment slot (-1: slot unused).  A key identifies a
+        segment across the whole space, :meth:`segment_ir` lowers it, and the network is the chain of its
+        segments, one tensor passing between consecutive ones.  Lets batch work lower and cost each distinct
+        segment once (see :mod:`estimator.segmented`).  Spaces without it are evaluated whole.
+        """
+        raise NotImplementedError(f"space {self.name!r} has no segment decomposition")
+
+    def segment_ir(self, key: int) -> Arch:
+        """IR of one segment: input tensor 0 is the segment's input, its output the segment's output."""
+        raise NotImplementedError(f"space {self.name!r} has no segment decomposition")
+
+    def canonical_codes(self, codes: np.ndarray) -> np.ndarray:
+        """One representative code vector per class of isomorphic architectures, for each row of
+        ``codes``: equal rows out for architectures computing the same function.  Spaces with
+        redundant encodings override it (nb201); by default every encoding is its own class."""
+        return np.asarray(codes, dtype=np.int64).reshape(-1, self.code_length)
+
     def enumerate_codes(self, chunk: int = 65536) -> Iterator[np.ndarray]:
         """All code vectors of a finite, enumerable space, in chunks of rows."""
         raise NotImplementedError(f"space {self.name!r} is too large to enumerate (size {self.size:.3g})")

@@ -50,15 +50,21 @@ class GraphNet(nn.Module):
     """Executes the ops of an :class:`Arch` in order; ``layers[i]`` is op ``i``'s module (or Identity).
 
     Returns the output tensor, or a tuple when the architecture has several outputs (detection).
+    ``tap``: optional callable ``tap(t, tensor)`` called with every tensor id and value as it is computed
+    (tensor 0 is the input; proxies observe activations through it).
     """
 
     def __init__(self, arch: Arch):
         super().__init__()
         self.arch = arch
         self.layers = nn.ModuleList(_module(op) or nn.Identity() for op in arch.ops)
+        self.tap = None
 
     def forward(self, x: torch.Tensor):
         ts = [x]
+        tap = self.tap
+        if tap is not None:
+            tap(0, x)
         for op, layer in zip(self.arch.ops, self.layers):
             k = op.kind
             if k in (CONV, BN, ACT, AVGPOOL, MAXPOOL):
@@ -87,6 +93,8 @@ class GraphNet(nn.Module):
             else:  # pragma: no cover - the IR constructor never makes other kinds
                 raise ValueError(f"op kind {k} has no torch implementation")
             ts.append(y)
+            if tap is not None:
+                tap(len(ts) - 1, y)
         outs = [ts[t].flatten(1) if self.arch.ops[t - 1].kind == LINEAR else ts[t]
                 for t in self.arch.outputs]
         return outs[0] if len(outs) == 1 else tuple(outs)

@@ -1,7 +1,8 @@
 """FBNet: 22 searchable layers x 9 operations = 9**22 networks on the FBNetV1 skeleton.
 
 Encoding: the 22 operation names in layer order separated by single spaces, as in the ``op_names``
-column of ``../shared/data/hw/fbnet_latency.csv``.  Codes: the 22 choices, each an index into :data:`OPS`.
+column of ``../shared/data/hw/fbnet_latency.csv`` (parsing accepts any whitespace between the names).
+Codes: the 22 choices, each an index into :data:`OPS`.
 
 Configurations (:data:`CONFIGS`): ``cifar100`` (default; HW-NAS-Bench's, on which the shared latencies
 were measured: 32x32 input, stem stride 1, stage strides 1,1,2,2,1,2,1, head 1504, 100 classes) and

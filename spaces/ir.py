@@ -299,3 +299,33 @@ def to_table(archs: Sequence[Arch]) -> OpTable:
             cols["last_use"][r] = last[i + 1]
         row += n_ops
     return OpTable(ptr, cols, in_size, in_last, edge_ptr, edges)
+
+
+# ---------------------------------------------------------------------------------------------------
+# JSON form of the IR (export, builder specs).
+
+IR_FORMAT = "zeroshot-ir-1"
+
+
+def arch_to_dict(arch: Arch) -> dict:
+    """A JSON-serialisable description of ``arch`` that :func:`arch_from_dict` reads back."""
+    return {"format": IR_FORMAT, "input_shape": list(arch.input_shape), "outputs": list(arch.outputs),
+            "task": arch.task, "meta": dict(arch.meta),
+            "ops": [dict(kind=KIND_NAMES[op.kind], inputs=list(op.inputs), c_in=op.c_in, c_out=op.c_out,
+                         h_in=op.h_in, w_in=op.w_in, h_out=op.h_out, w_out=op.w_out, k=op.k, stride=op.stride,
+                         pad=op.pad, groups=op.groups, act=op.act, flag=op.flag) for op in arch.ops]}
+
+
+def arch_from_dict(d: dict) -> Arch:
+    """The :class:`Arch` of :func:`arch_to_dict`'s output; ``ValueError`` naming the problem otherwise."""
+    if d.get("format") != IR_FORMAT:
+        raise ValueError(f"not a zeroshot IR (format {d.get('format')!r}, expected {IR_FORMAT!r})")
+    ops = []
+    for i, o in enumerate(d["ops"]):
+        if o.get("kind") not in KIND_NAMES:
+            raise ValueError(f"op {i}: unknown kind {o.get('kind')!r}; choose from {', '.join(KIND_NAMES)}")
+        if any(not 0 <= t <= i for t in o["inputs"]):
+            raise ValueError(f"op {i} reads a tensor that is not written before it: {o['inputs']}")
+        ops.append(Op(**{**o, "kind": KIND_NAMES.index(o["kind"]), "inputs": tuple(o["inputs"])}))
+    return Arch(tuple(ops), tuple(d["input_shape"]), tuple(d["outputs"]), d.get("task", "classify"),
+                d.get("meta", {}))

@@ -103,8 +103,15 @@ def write_text(text: str, path: str | None = None) -> None:
 
 
 # ------------------------------------------------------------------------------ entry point
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line (with a pointer to --help), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zeroshot", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="zeroshot", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"zeroshot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):

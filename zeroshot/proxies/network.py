@@ -1,1 +1,172 @@
-"""Network proxies computed on a built torch network (shared passes)."""
+"""Network proxies computed on a built torch network, all requested ones from shared passes.
+
+:func:`compute_network_proxies` is the entry point; each registered proxy can also be computed alone
+(``get_proxy(name).fn(arch, x, y, seed)``), which runs only the passes that proxy needs.  The passes,
+their conventions and the deliberate differences from the reference implementations are described in
+:mod:`zeroshot.proxies.passes`.
+
+Conventions: batch of real images ``x`` (float32, N C H W, already normalised) with integer labels ``y``
+(when ``y`` is None, labels are drawn uniformly from the classifier's classes with the seed); PyTorch
+default initialisation from per-op canonical seeds (isomorphic networks get the same weights, see
+:mod:`zeroshot.proxies.structure`); train-mode BN; only conv and linear weights are scored; only live
+ops (those an output depends on) are observed.  Everything is deterministic for a seed.
+
+**NaN / inf rule.**  A proxy never raises on a broken network and never ranks one first: a non-finite
+value (NaN, or an infinity, e.g. the log-determinant of a singular kernel or the condition number of a
+singular NTK) is replaced by the worst value for its direction, ``-inf`` when higher is better and
+``+inf`` when lower is better, counted in :data:`NONFINITE` per proxy, and reported by a
+``RuntimeWarning``.
+
+Example
+-------
+>>> import torch
+>>> from spaces import get_space
+>>> space = get_space("nb201")
+>>> arch = space.to_ir(space.sample(1, seed=0)[0])
+>>> x = torch.randn(8, 3, 32, 32)
+>>> out = compute_network_proxies(arch, ["naswot", "snip", "synflow"], x, seed=0)
+>>> sorted(out)
+['naswot', 'snip', 'synflow']
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from spaces.builder import build
+from spaces.ir import Arch
+
+from . import get_proxy, list_proxies, register_proxy
+from .passes import (BATCH_PROXIES, LABEL_PROXIES, batch_pass, linear_regions, meco, stream_seed, synflow,
+                     zen)
+from .structure import init_network
+
+#: proxy name -> how many times it was non-finite and replaced by its worst value (this process)
+NONFINITE: Counter = Counter()
+
+_SPECS = {   # name: (needs, higher_is_better, description)
+    "naswot": ("images", True, "log|det K|, K = units - Hamming distance of activation codes (NASWOT)"),
+    "synflow": ("nothing", True, "log sum |W dR/dW|: |W|, no BN, float64, all-ones input (SynFlow)"),
+    "snip": ("labels", True, "sum |W * dL/dW| for the cross-entropy loss (SNIP)"),
+    "grad_norm": ("labels", True, "sum over layers of ||dL/dW||_2 (cross-entropy)"),
+    "grasp": ("labels", True, "-sum W * (H g), Hessian-gradient product of the loss (GraSP)"),
+    "fisher": ("labels", True, "sum over channels of 0.5 mean_b (sum_hw act * dL/dact)^2"),
+    "jacob_cov": ("images", True, "-sum log(l + k) + 1/(l + k) over the input-Jacobian correlation spectrum"),
+    "zen": ("random", True, "log E|f(x) - f(x + 0.01 e)| + sum log BN std, N(0,1) weights (Zen-NAS)"),
+    "zico": ("labels", True, "sum over layers of log sum mean|g| / std(g) over two half batches (ZiCo)"),
+    "meco": ("random", True, "sum over layers of the smallest eigenvalue of the channel correlation (MeCo)"),
+    "swap": ("images", True, "distinct sign patterns of activations over 16 samples (SWAP, no regulariser)"),
+    "ntk": ("images", False, "condition number of the per-sample NTK Gram matrix (TE-NAS; lower is better)"),
+    "linear_regions": ("images", True, "distinct activation patterns of a thin copy over 1,000 crops (TE-NAS)"),
+}
+
+
+def _single(name: str):
+    def fn(arch: Arch, x, y=None, seed: int = 0) -> float:
+        return compute_network_proxies(arch, [name], x, y, seed)[name]
+    fn.__name__ = name
+    fn.__doc__ = f"{_SPECS[name][2]} (this proxy alone)."
+    return fn
+
+
+for _name, (_needs, _hib, _desc) in _SPECS.items():
+    register_proxy(_name, needs=_needs, higher_is_better=_hib, kind="network", description=_desc)(_single(_name))
+
+NETWORK_PROXIES = tuple(_SPECS)
+
+
+def _as_batch(arch: Arch, x, y, seed: int, batch_size: int | None):
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float().contiguous()
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(arch.input_shape):
+        raise ValueError(f"x must be a float (N, C, H, W) batch with (C, H, W) = {arch.input_shape}, got "
+                         f"shape {tuple(x.shape)}; resize or transpose the images to the network's input")
+    if batch_size is not None:
+        x = x[:batch_size]
+    if x.shape[0] < 2:
+        raise ValueError(f"network proxies need a batch of at least 2 images, got {x.shape[0]}")
+    classes = arch.ops[arch.outputs[0] - 1].c_out
+    if y is None:
+        y = torch.randint(classes, (x.shape[0],), generator=torch.Generator().manual_seed(stream_seed(seed, "labels")))
+    else:
+        y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long()[:x.shape[0]]
+        if y.shape != (x.shape[0],) or int(y.min()) < 0 or int(y.max()) >= classes:
+            raise ValueError(f"y must hold {x.shape[0]} integer labels in 0..{classes - 1}, got shape "
+                             f"{tuple(y.shape)} and range {int(y.min())}..{int(y.max())}")
+    return x, y
+
+
+def compute_network_proxies(arch: Arch, names: Sequence[str], x, y=None, seed: int = 0,
+                            batch_size: int | None = None) -> dict[str, float]:
+    """Values of the network proxies ``names`` for ``arch`` on the batch ``x`` (labels ``y``), sharing
+    passes; deterministic for ``seed``.  Non-finite values follow the module's NaN / inf rule."""
+    names = list(dict.fromkeys(names))
+    for n in names:
+        if get_proxy(n).kind != "network":
+            raise ValueError(f"{n!r} is not a network proxy; choose from {', '.join(list_proxies('network'))}")
+    x, y = _as_batch(arch, x, y, seed, batch_size)
+    torch.manual_seed(stream_seed(seed, "torch"))
+    want = set(names)
+    raw: dict[str, float] = {}
+    if want & BATCH_PROXIES:
+        raw.update(batch_pass(arch, want, x, y, seed))
+    if "synflow" in want:
+        raw["synflow"] = synflow(arch, seed)
+    if "zen" in want:
+        raw["zen"] = zen(arch, seed, x.shape[0])
+    if "meco" in want:
+        raw["meco"] = meco(arch, seed)
+    if "linear_regions" in want:
+        raw["linear_regions"] = linear_regions(arch, x, seed)
+    return _apply_nonfinite_rule({n: raw[n] for n in names})
+
+
+def _apply_nonfinite_rule(values: dict[str, float]) -> dict[str, float]:
+    bad = []
+    for n, v in values.items():
+        if not math.isfinite(v):
+            values[n] = -math.inf if get_proxy(n).higher_is_better else math.inf
+            NONFINITE[n] += 1
+            bad.append(f"{n}={v}")
+    if bad:
+        warnings.warn(f"non-finite proxy values set to their worst ({', '.join(bad)})", RuntimeWarning,
+                      stacklevel=3)
+    return values
+
+
+def fwd_bwd_seconds(arch: Arch, x, y=None, seed: int = 0, repeats: int = 3) -> float:
+    """Best-of-``repeats`` seconds of one forward + backward (cross-entropy, train mode) of the network
+    on the batch: the unit of :func:`suite_cost`."""
+    x, y = _as_batch(arch, x, y, seed, None)
+    net = build(arch)
+    init_network(net, arch, seed)
+    net.train()
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        net.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def suite_cost(arch: Arch, names: Sequence[str], x, y=None, seed: int = 0, repeats: int = 3) -> dict:
+    """Seconds of :func:`compute_network_proxies` for ``names`` and its cost as a multiple of one
+    forward + backward pass of the same network on the same batch (best of ``repeats`` each)."""
+    unit = fwd_bwd_seconds(arch, x, y, seed, repeats)
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        compute_network_proxies(arch, names, x, y, seed)
+        best = min(best, time.perf_counter() - t)
+    return {"seconds": best, "fwd_bwd_seconds": unit, "multiple": best / unit}
+
+
+__all__ = ["compute_network_proxies", "suite_cost", "fwd_bwd_seconds", "NETWORK_PROXIES", "NONFINITE",
+           "LABEL_PROXIES"]

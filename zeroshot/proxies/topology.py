@@ -1,14 +1,93 @@
-"""Topology-only proxies (no torch): computed from the op table for a whole batch."""
+"""Topology-only proxies (no torch): computed from the op table for a whole batch by ``zeroshot._topology``.
+
+Definitions (``ops on a path``: ops lying on some input->output path; ZERO ops cut paths):
+
+* ``params`` / ``macs``: all parameters / multiply-accumulates (the "FLOPs" of NAS papers).
+* ``live_params`` / ``live_macs``: the same counted over ops on an input->output path only (a conv whose
+  output never reaches the output is not capacity: NB201's cut-off nodes).
+* ``entropy``: DeepMAD / MAE-DET expressivity, ``log E[y^2]`` of the output at initialisation with N(0, 1)
+  weights, BN removed and unit-variance input, propagated through the DAG: a conv multiplies the second
+  moment by ``c_in / groups * k^2``, a linear by ``c_in``, ReLU-like activations by 1/2 (sigmoid by
+  1/16, its slope at 0 squared), a k x k average pool by ``1 / k^2``; adds sum the moments of
+  their branches (taken independent), a mul multiplies them, a concat averages them over channels.  On
+  a plain chain this is ``sum_i log(c_i k_i^2) - L log 2``, MAE-DET's entropy.
+* ``paths``: number of input->output paths; ``depth`` / ``shortest``: most / fewest conv and linear ops
+  on one such path; ``merges``: adds / muls / concats joining >= 2 live branches (skip structure);
+  ``convs``: convolutions on a path.
+
+NaN / inf rule: a network whose output no input path reaches (for example every NB201 cell edge into the
+last node is ``none``) gets ``paths = 0`` and ``-inf`` for ``entropy``, ``depth`` and ``shortest``,
+so it ranks last in every higher-is-better order.
+
+Example
+-------
+>>> from spaces import get_space, to_table
+>>> space = get_space("nb201")
+>>> cell = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+>>> f = topology_features(to_table([space.to_ir(cell)]))      # the 3x3 conv into node 3 reads zeros
+>>> int(f["paths"][0]), int(f["depth"][0]), int(f["shortest"][0]), int(f["live_params"][0])
+(131072, 36, 4, 344346)
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from estimator.counts import table_counts
+from spaces.ir import ZERO, OpTable
 
+from .._topology import N_FEATURES, topology as _topology_kernel
 from . import register_proxy
 
+GRAPH_FEATURES = ("entropy", "paths", "depth", "shortest", "merges", "convs")   # kernel column order
+assert len(GRAPH_FEATURES) == N_FEATURES
 
-@register_proxy("params", needs="nothing", higher_is_better=True, kind="topology",
-                description="number of parameters")
-def params(table) -> np.ndarray:
-    return table_counts(table)["params"].astype(np.float64)
+
+def topology_features(table: OpTable) -> dict[str, np.ndarray]:
+    """Every topology feature of every architecture of ``table`` (float64 arrays, one value each)."""
+    n = len(table)
+    longest = int(np.diff(table.ptr).max(initial=0)) + 1
+    out = np.empty((n, N_FEATURES), np.float64)
+    live = np.empty(len(table.cols["kind"]), np.uint8)
+    scratch = [np.empty(longest, np.float64) for _ in range(4)]
+    c = table.cols
+    _topology_kernel(table.ptr, c["kind"], c["c_in"], c["c_out"], c["k"], c["groups"], c["act"],
+                     c["last_use"], table.edge_ptr, table.edges, out, live, *scratch,
+                     np.empty(longest, np.uint8))
+    feats = {name: out[:, j] for j, name in enumerate(GRAPH_FEATURES)}
+    counts = table_counts(table)
+    feats["params"] = counts["params"].astype(np.float64)
+    feats["macs"] = counts["macs"].astype(np.float64)
+    # live counts: the counts kernel on the same table with the ops off every path turned into ZERO
+    dead = OpTable(table.ptr, {**c, "kind": np.where(live.view(bool), c["kind"], ZERO)}, table.in_size,
+                   table.in_last, table.edge_ptr, table.edges)
+    live_counts = table_counts(dead)
+    feats["live_params"] = live_counts["params"].astype(np.float64)
+    feats["live_macs"] = live_counts["macs"].astype(np.float64)
+    return feats
+
+
+_DESCRIPTIONS = {
+    "params": (True, "number of parameters"),
+    "macs": (True, "multiply-accumulates (the FLOPs of NAS papers)"),
+    "live_params": (True, "parameters of ops on an input->output path"),
+    "live_macs": (True, "multiply-accumulates of ops on an input->output path"),
+    "entropy": (True, "DeepMAD/MAE-DET entropy: log output second moment at N(0,1) init, BN removed"),
+    "paths": (True, "number of input->output paths through the op graph"),
+    "depth": (True, "most conv/linear ops on an input->output path"),
+    "shortest": (True, "fewest conv/linear ops on an input->output path"),
+    "merges": (True, "adds/muls/concats joining >= 2 live branches"),
+    "convs": (True, "convolutions on an input->output path"),
+}
+
+
+def _register(name: str, higher_is_better: bool, description: str) -> None:
+    def proxy(table: OpTable) -> np.ndarray:
+        return topology_features(table)[name]
+
+    proxy.__name__ = proxy.__qualname__ = name
+    register_proxy(name, needs="nothing", higher_is_better=higher_is_better, kind="topology",
+                   description=description)(proxy)
+
+
+for _name, (_higher, _description) in _DESCRIPTIONS.items():
+    _register(_name, _higher, _description)

@@ -1,0 +1,299 @@
+"""The ``measured`` device kind: kernel latencies learned from measurements on a real machine.
+
+nn-Meter's recipe on torch: kernel configurations drawn from the layers of the search spaces
+(:mod:`estimator.sampling`) are timed one by one (:mod:`estimator.measure`), one scikit-learn random
+forest per kernel type learns latency from the kernel's features, a few rounds of adaptive sampling
+measure channel variations of the configurations the forest gets wrong (out-of-bag error over 10%), and
+a model's latency is the sum of its kernels' predictions.  Whole models also pay costs no single kernel
+shows (the executor keeps every intermediate tensor alive, so each one lands in fresh memory); a
+per-model correction ``scale * sum + ms_per_mb * MB written by all ops + intercept`` is fitted by
+non-negative least squares of relative error on a few end-to-end measured calibration models.
+
+A device is a JSON file naming a model file beside it (joblib, with the scikit-learn version that wrote
+it and its SHA-256); loading it under another scikit-learn version, or with a changed model file, fails
+with a message saying to retrain with ``zeroshot device profile``.
+
+Example
+-------
+>>> from spaces import get_space
+>>> from spaces.ir import to_table
+>>> space = get_space("nb201", channels=4, cells=1, resolution=8)
+>>> dev = profile([space], budget_s=3, archs_per_space=4, calibration_archs=3, refine_rounds=1)
+>>> float(dev.latency_ms(to_table([space.to_ir(space.sample(1)[0])]))[0]) > 0
+True
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from spaces.ir import to_table
+
+from .devices import Device, DeviceError, register_kind
+from .kernels import DEFAULT_FUSION, KERNEL_TYPES, KernelTable
+from .sampling import KernelPool, neighbours, row_key
+
+# torch, scikit-learn and joblib are imported where used: loading an ``npu`` device must not pay for them.
+
+#: Kernel features the regressors read, in column order.
+FEATURES = ("h_in", "w_in", "c_in", "c_out", "k", "stride", "groups", "macs", "in_elems", "out_elems",
+            "weight_elems", "act", "n_ops")
+RETRAIN = "retrain with `zeroshot device profile -o FILE`"
+
+
+def sklearn_version() -> str:
+    return version("scikit-learn")
+
+
+def feature_matrix(cols: dict, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    return np.stack([np.asarray(cols[f])[rows] for f in FEATURES], axis=1).astype(np.float64)
+
+
+def fit_regressor(x: np.ndarray, y_ms: np.ndarray, seed: int = 0):
+    """Random forest on log latency (relative errors weigh the same for small and large kernels)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    reg = RandomForestRegressor(n_estimators=64, min_samples_leaf=1, max_features=0.6, oob_score=len(x) >= 8,
+                                random_state=seed, n_jobs=1)
+    return reg.fit(x, np.log(np.maximum(y_ms, 1e-5)))
+
+
+@register_kind
+class MeasuredDevice(Device):
+    """Per-kernel-type regressors plus a per-model correction (see the module docstring)."""
+
+    kind = "measured"
+
+    def __init__(self, name: str, regressors: dict, correction: dict, info: dict | None = None,
+                 fusion=DEFAULT_FUSION, description: str = ""):
+        super().__init__(name, fusion, description)
+        unknown = sorted(set(regressors) - set(KERNEL_TYPES))
+        if unknown:
+            raise DeviceError(f"regressors for unknown kernel type(s) {', '.join(unknown)}; {RETRAIN}")
+        self.regressors = dict(regressors)
+        self.correction = {k: float(correction.get(k, d)) for k, d in
+                           (("scale", 1.0), ("ms_per_mb", 0.0), ("intercept_ms", 0.0))}
+        self.info = dict(info or {})
+
+    # ------------------------------------------------------------------ prediction
+    def raw_kernel_ms(self, kt: KernelTable) -> np.ndarray:
+        """Regressor predictions (ms) of every kernel row, before the per-model correction."""
+        out = np.zeros(len(kt.cols["type"]))
+        for t in np.unique(kt.cols["type"]):
+            name = KERNEL_TYPES[t]
+            rows = np.flatnonzero(kt.cols["type"] == t)
+            if name == "zero" and name not in self.regressors:
+                continue
+            if name not in self.regressors:
+                raise DeviceError(f"device {self.name!r} was profiled without {name!r} kernels (it knows "
+                                  f"{', '.join(sorted(self.regressors))}); profile it on a space that has them: "
+                                  f"zeroshot device profile --spaces SPACE -o FILE")
+            x = feature_matrix(kt.cols, rows)
+            uniq, inverse = np.unique(x, axis=0, return_inverse=True)
+            out[rows] = np.exp(self.regressors[name].predict(uniq))[inverse.ravel()]
+        return out
+
+    def kernel_latency_ms(self, kt: KernelTable) -> np.ndarray:
+        return self.correction["scale"] * self.raw_kernel_ms(kt)
+
+    def latency_ms(self, table) -> np.ndarray:
+        c = self.correction
+        return super().latency_ms(table) + c["ms_per_mb"] * written_mb(table) + c["intercept_ms"]
+
+    def summary(self) -> str:
+        return (f"measured on {self.info.get('machine', '?')} ({self.info.get('torch_device', '?')}, "
+                f"{self.info.get('threads', '?')} thread(s)), {self.info.get('kernels_measured', '?')} kernels")
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self, model_file: str | None = None, model_sha256: str | None = None) -> dict:
+        return {"kind": self.kind, "name": self.name, "description": self.description,
+                "fusion": list(self.fusion), "model_file": model_file, "model_sha256": model_sha256,
+                "sklearn_version": sklearn_version(), "kernel_types": sorted(self.regressors),
+                "features": list(FEATURES), "correction": self.correction, "info": self.info}
+
+    def save(self, path) -> None:
+        """Write the JSON device to ``path`` and its regressors to ``path`` with suffix ``.joblib``."""
+        import joblib
+
+        path = Path(path)
+        model = path.with_suffix(".joblib")
+        joblib.dump(self.regressors, model, compress=3)
+        d = self.to_dict(model.name, _sha256(model))
+        path.write_text(json.dumps(d, indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MeasuredDevice":
+        return cls.from_file(d, None)
+
+    @classmethod
+    def from_file(cls, d: dict, path) -> "MeasuredDevice":
+        """The device of a parsed JSON object read from ``path`` (its model file is resolved beside it)."""
+        import joblib
+
+        name = d.get("name", "measured")
+        saved = d.get("sklearn_version")
+        if saved != sklearn_version():
+            raise DeviceError(f"device {name!r} was trained with scikit-learn {saved} but {sklearn_version()} "
+                              f"is installed; its regressors cannot be trusted across versions: {RETRAIN}")
+        if list(d.get("features", ())) != list(FEATURES):
+            raise DeviceError(f"device {name!r} uses kernel features {d.get('features')}, this version expects "
+                              f"{list(FEATURES)}: {RETRAIN}")
+        if not d.get("model_file"):
+            raise DeviceError(f"device {name!r} names no model_file; {RETRAIN}")
+        model = Path(path).parent / d["model_file"] if path is not None else Path(d["model_file"])
+        if not model.exists():
+            raise DeviceError(f"model file {model} of device {name!r} is missing; keep it beside the JSON "
+                              f"file or {RETRAIN}")
+        if d.get("model_sha256") and _sha256(model) != d["model_sha256"]:
+            raise DeviceError(f"model file {model} does not match device {name!r} (SHA-256 differs); {RETRAIN}")
+        try:
+            regressors = joblib.load(model)
+        except Exception as e:  # unpickling errors of any kind mean the same thing here
+            raise DeviceError(f"cannot load model file {model} ({type(e).__name__}: {e}); {RETRAIN}") from None
+        if sorted(regressors) != sorted(d.get("kernel_types", ())):
+            raise DeviceError(f"model file {model} holds kernel types {sorted(regressors)}, the device lists "
+                              f"{d.get('kernel_types')}; {RETRAIN}")
+        return cls(name, regressors, d.get("correction", {}), d.get("info"), d.get("fusion", DEFAULT_FUSION),
+                   d.get("description", ""))
+
+
+def written_mb(table) -> np.ndarray:
+    """Megabytes (fp32) every architecture's ops write, one output tensor each."""
+    c = table.cols
+    elems = (c["c_out"] * c["h_out"] * c["w_out"]).astype(np.float64)
+    sums = np.add.reduceat(elems, table.ptr[:-1]) if len(elems) else np.zeros(len(table))
+    return np.where(np.diff(table.ptr) > 0, sums, 0.0) * 4 / 1e6
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------- profiling
+class _Samples:
+    """Measured kernel rows, their latencies and noise, per kernel type."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.ms: list[float] = []
+        self.noise: list[float] = []
+        self.keys: set = set()
+
+    def add(self, rows, timings):
+        for r, t in zip(rows, timings):
+            self.rows.append(r)
+            self.ms.append(max(t.median_ms, 1e-5))
+            self.noise.append(t.noise)
+            self.keys.add(row_key(r))
+
+    def by_type(self):
+        types = np.array([r["type"] for r in self.rows])
+        cols = {f: np.array([r[f] for r in self.rows]) for f in FEATURES}
+        ms = np.array(self.ms)
+        for t in np.unique(types):
+            idx = np.flatnonzero(types == t)
+            yield KERNEL_TYPES[t], idx, feature_matrix(cols, idx), ms[idx]
+
+
+def fit_all(samples: _Samples, seed: int = 0) -> tuple[dict, dict]:
+    """Regressors per kernel type and each sample's out-of-bag relative error (NaN where none)."""
+    regs, errors = {}, np.full(len(samples.rows), np.nan)
+    for name, idx, x, y in samples.by_type():
+        reg = fit_regressor(x, y, seed)
+        regs[name] = reg
+        if getattr(reg, "oob_prediction_", None) is not None:
+            oob = np.exp(reg.oob_prediction_)
+            errors[idx] = np.abs(oob - y) / y
+    return regs, errors
+
+
+def fit_correction(raw_sum_ms: np.ndarray, mb: np.ndarray, measured_ms: np.ndarray) -> dict:
+    """Non-negative ``scale, ms_per_mb, intercept_ms`` minimising squared relative error."""
+    from scipy.optimize import nnls
+
+    a = np.stack([raw_sum_ms, mb, np.ones_like(mb)], axis=1) / measured_ms[:, None]
+    coef, _ = nnls(a, np.ones_like(measured_ms))
+    if coef[0] == 0:      # degenerate calibration (too few or too noisy models): plain sum
+        coef = np.array([1.0, 0.0, 0.0])
+    return {"scale": float(coef[0]), "ms_per_mb": float(coef[1]), "intercept_ms": float(coef[2])}
+
+
+def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, device: str = "auto",
+            seed: int = 0, archs_per_space: int = 200, calibration_archs: int = 12, refine_rounds: int = 3,
+            neighbours_per_miss: int = 2, clock: str = "auto", name: str = "local", log=None) -> MeasuredDevice:
+    """Measure this machine and fit a :class:`MeasuredDevice` within about ``budget_s`` seconds.
+
+    Budget shares: kernels of the spaces' distribution 50 %, adaptive refinement 30 %, calibration models
+    the rest.  ``clock``: see :func:`estimator.measure.pick_clock`.  ``log`` (a callable taking a string)
+    receives progress lines.
+    """
+    import torch
+
+    from .measure import call_overhead_ms, measure_archs, measure_kernels, pick_clock, torch_device
+
+    log = log or (lambda s: None)
+    start = time.perf_counter()
+    spent = lambda: time.perf_counter() - start  # noqa: E731
+    rng = np.random.default_rng(seed)
+    dev = str(torch_device(device))
+    clock = pick_clock(clock, torch.device(dev), threads)
+    pool = KernelPool.from_spaces(spaces, archs_per_space, seed)
+    overhead = call_overhead_ms(threads, dev, clock=clock)
+    log(f"{len(pool)} distinct kernels in {archs_per_space} architectures of "
+        f"{', '.join(s.name for s in spaces)}; executor call overhead {overhead * 1e3:.1f} us")
+    samples = _Samples()
+
+    def measure(rows, until_s):
+        for i in range(0, len(rows), 32):
+            if spent() > until_s:
+                return
+            batch = rows[i:i + 32]
+            samples.add(batch, measure_kernels(batch, threads, dev, overhead_ms=overhead, seed=seed + i,
+                                               clock=clock))
+
+    measure(pool.draw(len(pool), rng), 0.5 * budget_s)
+    log(f"{len(samples.rows)} kernels measured in {spent():.0f} s")
+    regs, errors = fit_all(samples, seed)
+    for r in range(refine_rounds):
+        worst = np.argsort(-np.nan_to_num(errors))
+        miss = [samples.rows[i] for i in worst[:np.sum(errors > 0.10)]]
+        new = [n for row in miss for n in neighbours(row, neighbours_per_miss, rng) if row_key(n) not in samples.keys]
+        new = list({row_key(n): n for n in new}.values())
+        log(f"refinement {r + 1}: {len(miss)} kernels over 10% out-of-bag error, {len(new)} neighbours")
+        if not new:
+            break
+        measure(new, (0.5 + 0.3 * (r + 1) / refine_rounds) * budget_s)
+        regs, errors = fit_all(samples, seed)
+    result = MeasuredDevice(name, regs, {}, fusion=DEFAULT_FUSION)
+    # per-model correction from whole models measured end to end
+    cal = []
+    for space in spaces:
+        cal += [space.to_ir(s) for s in space.sample(min(calibration_archs, space.size), seed=seed + 1)]
+    table = to_table(cal)
+    measured = np.array([t.median_ms for t in measure_archs(cal, threads, device=dev, seed=seed, clock=clock)])
+    raw = Device.latency_ms(result, table)
+    result.correction = fit_correction(raw, written_mb(table), measured)
+    pred = result.latency_ms(table)
+    within = float(np.mean(np.abs(pred - measured) / measured <= 0.10))
+    oob = errors[np.isfinite(errors)]
+    result.info = {
+        "machine": platform.processor() or platform.machine(), "platform": platform.platform(),
+        "torch": torch.__version__, "python": sys.version.split()[0], "torch_device": dev,
+        "threads": threads, "clock": clock, "cpus": os.cpu_count(), "spaces": [s.name for s in spaces],
+        "kernels_measured": len(samples.rows), "call_overhead_ms": overhead,
+        "kernel_noise_median": float(np.median(samples.noise)) if samples.noise else None,
+        "kernel_oob_within_10pct": float(np.mean(oob <= 0.10)) if len(oob) else None,
+        "calibration_models": len(cal), "calibration_within_10pct": within,
+        "profile_seconds": round(spent(), 1), "seed": seed,
+    }
+    log(f"done in {spent():.0f} s: {len(samples.rows)} kernels, calibration models within 10%: {within:.0%}")
+    return result

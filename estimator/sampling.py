@@ -1,0 +1,172 @@
+"""Kernel configurations to measure: drawn from the layers of search spaces, refined where models err.
+
+:class:`KernelPool` decomposes architectures sampled from one or more spaces and keeps their distinct
+kernel rows with how often each occurs; :meth:`KernelPool.draw` picks distinct configurations in
+proportion to that frequency.  :func:`neighbours` is nn-Meter's refinement step: around a configuration
+a predictor gets wrong it keeps the input size, kernel size and stride and redraws the channels in
+``[0.5 C, 1.2 C)``.  :func:`kernel_arch` turns a configuration into a one-kernel network; every
+configuration is canonicalised through it and :func:`estimator.kernels.decompose`, so its derived
+features (MACs, bytes) always match what decomposing a real architecture gives.
+
+Example
+-------
+>>> from spaces import get_space
+>>> pool = KernelPool.from_spaces([get_space("nb201")], archs_per_space=4, seed=0)
+>>> rows = pool.draw(3, np.random.default_rng(0))
+>>> len(rows), len(neighbours(rows[0], 2, np.random.default_rng(0)))
+(3, 2)
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from spaces import ir
+from spaces.base import SearchSpace
+from spaces.ir import Arch, Graph, to_table
+
+from .kernels import DEFAULT_FUSION, KERNEL_FIELDS, KT, decompose
+
+#: Kernel types whose input and output channels are one number (redrawn together).
+_SAME_CHANNELS = {KT[t] for t in ("dwconv", "bn", "act", "add", "mul", "pool", "gap", "zero", "upsample",
+                                  "concat", "shuffle")}
+
+
+def kernel_rows(kt) -> list[dict]:
+    """The rows of a :class:`~estimator.kernels.KernelTable` as dicts of Python ints."""
+    cols = [kt.cols[f].tolist() for f in KERNEL_FIELDS]
+    return [dict(zip(KERNEL_FIELDS, vals)) for vals in zip(*cols)]
+
+
+def row_key(row: dict) -> tuple:
+    return tuple(int(row[f]) for f in KERNEL_FIELDS)
+
+
+class KernelPool:
+    """Distinct kernel configurations of sampled architectures, with their frequencies."""
+
+    def __init__(self, rows: Sequence[dict], counts: Sequence[int]):
+        self.rows = list(rows)
+        self.counts = np.asarray(counts, np.float64)
+
+    @classmethod
+    def from_archs(cls, archs, fusion=DEFAULT_FUSION) -> "KernelPool":
+        counts: dict[tuple, int] = {}
+        rows: dict[tuple, dict] = {}
+        for row in kernel_rows(decompose(to_table(archs), fusion)):
+            key = row_key(row)
+            counts[key] = counts.get(key, 0) + 1
+            rows.setdefault(key, row)
+        return cls([rows[k] for k in counts], list(counts.values()))
+
+    @classmethod
+    def from_spaces(cls, spaces: Sequence[SearchSpace], archs_per_space: int = 200, seed: int = 0,
+                    fusion=DEFAULT_FUSION) -> "KernelPool":
+        """Kernels of ``archs_per_space`` random architectures of each space (each space weighs the same)."""
+        archs = []
+        for space in spaces:
+            n = min(archs_per_space, space.size)
+            archs += [space.to_ir(s) for s in space.sample(n, seed=seed)]
+        return cls.from_archs(archs, fusion)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def draw(self, n: int, rng: np.random.Generator, exclude=frozenset()) -> list[dict]:
+        """Up to ``n`` distinct configurations not in ``exclude`` (keys), drawn in proportion to frequency."""
+        free = np.array([row_key(r) not in exclude for r in self.rows])
+        idx = np.flatnonzero(free)
+        if not len(idx):
+            return []
+        p = self.counts[idx] / self.counts[idx].sum()
+        pick = rng.choice(idx, size=min(n, len(idx)), replace=False, p=p)
+        return [self.rows[i] for i in pick]
+
+
+def kernel_arch(row: dict) -> Arch:
+    """A one-kernel network reproducing a kernel row of :func:`estimator.kernels.decompose` (default
+    fusion): its head op on an input of the row's shape, then the fused ``bn`` and activation.
+
+    ``row`` maps kernel fields (``type``, ``c_in``, ``h_in`` ...) to integers; the activation code is
+    :data:`spaces.ir.ACT_CODES`.
+    """
+    t, c_in, c_out = int(row["type"]), int(row["c_in"]), int(row["c_out"])
+    h, w, k, stride = int(row["h_in"]), int(row["w_in"]), int(row["k"]), int(row["stride"])
+    act = _ACT_NAMES[int(row["act"])]
+    n_ops = int(row["n_ops"])
+    g = Graph(c_in, h, w)
+    if t in (KT["conv"], KT["dwconv"], KT["gconv"]):
+        x = g.conv(0, c_out, k, stride, groups=int(row["groups"]))
+        if n_ops - bool(act) > 1:
+            x = g.bn(x)
+    elif t == KT["bn"]:
+        x = g.bn(0)
+    elif t == KT["act"]:
+        return g.finish(g.act(0, act))
+    elif t in (KT["add"], KT["mul"]):
+        x = g.add([0, 0]) if t == KT["add"] else g.mul(0, 0)
+    elif t == KT["pool"]:
+        pad = max(0, -(-((int(row["h_out"]) - 1) * stride + k - h) // 2))
+        x = g.pool(0, k, stride, pad)
+    elif t == KT["gap"]:
+        x = g.gap(0)
+    elif t == KT["linear"]:
+        g = Graph(c_in, 1, 1)
+        x = g.linear(0, c_out)
+    elif t == KT["zero"]:
+        x = g.zero(0)
+    elif t == KT["upsample"]:
+        x = g.upsample(0, max(1, int(row["h_out"]) // h))
+    elif t == KT["concat"]:
+        g = Graph(c_in // 2, h, w)
+        x = g.concat([0, 0])
+    elif t == KT["shuffle"]:
+        x = g.shuffle(0, int(row["groups"]))
+    else:
+        raise ValueError(f"kernel type {t} has no one-kernel network")
+    if act and n_ops > 1:
+        x = g.act(x, act)
+    return g.finish(x)
+
+
+_ACT_NAMES = {code: name for name, code in ir.ACT_CODES.items()}
+
+
+def canonical(row: dict, fusion=DEFAULT_FUSION) -> dict:
+    """The row that decomposing the one-kernel network of ``row`` gives (derived features recomputed)."""
+    kt = decompose(to_table([kernel_arch(row)]), fusion)
+    rows = kernel_rows(kt)
+    if len(rows) != 1:
+        raise ValueError(f"kernel {row} does not decompose into one kernel under fusion {fusion}")
+    return rows[0]
+
+
+def neighbours(row: dict, n: int, rng: np.random.Generator, low: float = 0.5,
+               high: float = 1.2) -> list[dict]:
+    """``n`` configurations like ``row`` with channels redrawn in ``[low C, high C)`` (same H, k, stride).
+
+    Grouped convolutions keep their group count (channels rounded to a multiple of it); depthwise and
+    channel-preserving kernels redraw one channel count for input and output.
+    """
+    out = []
+    t = int(row["type"])
+    for _ in range(n):
+        new = dict(row)
+        c_in = _redraw(row["c_in"], rng, low, high)
+        if t in _SAME_CHANNELS:
+            mult = 2 if t in (KT["concat"], KT["shuffle"]) else 1
+            mult = max(mult, int(row["groups"])) if t == KT["shuffle"] else mult
+            c_in = max(mult, c_in // mult * mult)
+            new.update(c_in=c_in, c_out=c_in, groups=c_in if t == KT["dwconv"] else row["groups"])
+        else:
+            g = int(row["groups"]) if t == KT["gconv"] else 1
+            c_out = _redraw(row["c_out"], rng, low, high)
+            new.update(c_in=max(g, c_in // g * g), c_out=max(g, c_out // g * g), groups=g)
+        out.append(canonical(new))
+    return out
+
+
+def _redraw(c: int, rng: np.random.Generator, low: float, high: float) -> int:
+    lo, hi = max(1, int(np.floor(low * c))), max(2, int(np.ceil(high * c)))
+    return int(rng.integers(lo, max(hi, lo + 1)))

@@ -1,0 +1,118 @@
+"""The default score, rank aggregation, the data loader and ``zeroshot score`` (fast: few small archs)."""
+import csv
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from spaces import get_space
+from zeroshot.cli import main
+from zeroshot.data import load_data, synthetic_data, validate
+from zeroshot.errors import UserError
+from zeroshot.score import DEFAULT_PROXIES, compute_proxies, rank_aggregate
+
+CELLS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+         "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|none~0|none~1|nor_conv_1x1~2|",
+         "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+
+
+@pytest.fixture
+def archs(tmp_path):
+    path = tmp_path / "archs.txt"
+    path.write_text("\n".join(CELLS) + "\n")
+    return str(path)
+
+
+def _run(argv, capsys):
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _csv(text):
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+# ------------------------------------------------------------------ rank aggregation
+def test_rank_aggregate_by_hand_and_directions():
+    v = {"params": np.array([1.0, 3.0, 2.0]), "depth": np.array([3.0, 2.0, 1.0])}
+    expected = np.log([1 / 3, 3 / 3, 2 / 3]) + np.log([3 / 3, 2 / 3, 1 / 3])
+    np.testing.assert_allclose(rank_aggregate(v), expected)
+
+
+def test_undefined_values_rank_worst():
+    s = rank_aggregate({"entropy": np.array([np.nan, -np.inf, 1.0, 0.5])})
+    assert np.argmax(s) == 2 and s[0] == s[1] < s[3]
+
+
+# ------------------------------------------------------------------ data
+def test_uint8_images_are_standardised_per_channel():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(6, 5, 5, 3), dtype=np.uint8)
+    d = validate(x, np.arange(6) % 3, shape=(3, 5, 5), classes=3)
+    assert d.x.shape == (6, 3, 5, 5) and d.x.dtype == np.float32
+    np.testing.assert_allclose(d.x.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(d.x.std(axis=(0, 2, 3)), 1, atol=1e-4)
+    ref = (x[1, 2, 3, 0] / 255 - (x[..., 0] / 255).mean()) / (x[..., 0] / 255).std()
+    assert d.x[1, 0, 2, 3] == pytest.approx(ref, rel=1e-4)
+
+
+@pytest.mark.parametrize("x, y, classes, message", [
+    (np.zeros((4, 32, 32), np.uint8), np.zeros(4, int), 10, "(N, H, W, C) uint8"),
+    (np.zeros((4, 3, 32, 32), np.float32), np.zeros(4, int), 10, "(C, H, W) = (3, 16, 16)"),
+    (np.zeros((4, 16, 16, 3), np.uint8), np.zeros(3, int), 10, "one label per image"),
+    (np.zeros((4, 16, 16, 3), np.uint8), np.array([0, 1, 2, 12]), 10, "pass --classes 13"),
+    (np.full((4, 3, 16, 16), np.nan, np.float32), np.zeros(4, int), 10, "NaN"),
+])
+def test_bad_data_is_refused_with_a_fix(x, y, classes, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        validate(x, y, shape=(3, 16, 16), classes=classes)
+
+
+def test_load_npz_and_synthetic_are_deterministic(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.zeros((2, 4, 4, 3), np.uint8), y=np.array([0, 1]))
+    d = load_data(str(path), (3, 4, 4), 2)
+    assert not d.synthetic and d.y.tolist() == [0, 1]
+    np.savez(tmp_path / "nox.npz", y=np.array([0, 1]))
+    with pytest.raises(UserError, match="missing x"):
+        load_data(str(tmp_path / "nox.npz"))
+    a, b = synthetic_data(3, (3, 4, 4), 5, seed=7), synthetic_data(3, (3, 4, 4), 5, seed=7)
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y) and a.synthetic
+
+
+# ------------------------------------------------------------------ command line
+def test_score_topology_proxies(archs, capsys):
+    rc, out, _ = _run(["score", "nb201", "--archs", archs, "--proxies", "live_params,depth"], capsys)
+    rows = _csv(out)
+    assert rc == 0 and list(rows[0]) == ["arch", "score", "live_params", "depth"]
+    assert [r["arch"] for r in rows] == CELLS
+    assert float(rows[0]["live_params"]) > float(rows[1]["live_params"]) > 0
+    assert rows[2]["depth"] == "-inf"                           # no input->output path
+    scores = [float(r["score"]) for r in rows]
+    assert scores[0] == max(scores) and scores[2] == min(scores)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--proxies", "params,nosuch"], "unknown proxy 'nosuch'; choose from"),
+    (["--proxies", ","], "--proxies needs at least one proxy"),
+    (["--batch-size", "1"], "--batch-size must be at least 2"),
+])
+def test_bad_cli_input_is_one_line_exit_2(archs, capsys, extra, message):
+    rc, out, err = _run(["score", "nb201", "--archs", archs] + extra, capsys)
+    assert rc == 2 and out == "" and message in err and err.count("\n") == 1
+
+
+def test_data_that_does_not_fit_the_network(archs, tmp_path, capsys):
+    bad_shape = tmp_path / "shape.npz"
+    np.savez(bad_shape, x=np.zeros((4, 28, 28, 1), np.uint8), y=np.zeros(4, int))
+    rc, _, err = _run(["score", "nb201", "--archs", archs, "--data", str(bad_shape)], capsys)
+    assert rc == 2 and "(3, 32, 32)" in err and err.count("\n") == 1
+    labels = tmp_path / "labels.npz"
+    np.savez(labels, x=np.zeros((4, 32, 32, 3), np.uint8), y=np.array([0, 1, 2, 3]))
+    rc, _, err = _run(["score", "nb201", "--archs", archs, "--data", str(labels), "--classes", "3",
+                       "--proxies", "params"], capsys)
+    assert rc == 2 and "pass --classes 4" in err
+

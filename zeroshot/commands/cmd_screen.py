@@ -1,0 +1,97 @@
+"""``zeroshot screen SPACE``: the funnel from millions of candidates to a shortlist worth training."""
+import json
+import sys
+from dataclasses import fields
+
+from estimator.devices import DeviceError
+from zeroshot.backends import get_backend
+from zeroshot.cli import add_space_args, space_from_args
+from zeroshot.errors import UserError
+from zeroshot.funnel import ScreenConfig, run_screen
+from zeroshot.store import ResultStore, StoreError
+
+DEFAULTS = {f.name: f.default for f in fields(ScreenConfig) if not callable(f.default)}
+
+
+def register(sub):
+    p = sub.add_parser("screen", help="screen a space against a device budget; print the shortlist")
+    add_space_args(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-n", type=int, default=DEFAULTS["n"], help="candidates to sample (default %(default)s)")
+    g.add_argument("--all", action="store_true", help="enumerate the whole space instead of sampling")
+    p.add_argument("--device", default=DEFAULTS["device"],
+                   help="device name or JSON file (default %(default)s; see `zeroshot device list`)")
+    p.add_argument("--max-latency-ms", type=float, help="drop candidates slower than this on the device")
+    p.add_argument("--max-params", type=float, help="drop candidates with more parameters")
+    p.add_argument("--max-peak-kb", type=float, help="drop candidates whose peak activation memory is larger")
+    p.add_argument("--max-model-bytes", type=float, help="drop candidates whose weights are larger")
+    p.add_argument("--precision", default=DEFAULTS["precision"], help="fp32, fp16 or int8 (default fp32)")
+    p.add_argument("--survivors", type=int, default=DEFAULTS["survivors"],
+                   help="candidates kept for network proxies (0: stop after the cheap screen, no torch)")
+    p.add_argument("--top", type=int, default=DEFAULTS["top"], help="shortlist size (default %(default)s)")
+    p.add_argument("--cheap", default=DEFAULTS["cheap"], help="topology proxy of the cheap screen")
+    p.add_argument("--data", help="NPZ of images (x) and labels (y) for the network proxies")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--chunk", type=int, default=DEFAULTS["chunk"], help="candidates per chunk")
+    p.add_argument("--db", help="SQLite results file (default zeroshot-SPACE.db)")
+    p.add_argument("--resume", metavar="RUN|last", help="resume a run of --db")
+    p.add_argument("--backend", default="local", help="local or ray")
+    p.add_argument("--address", help="Ray cluster address (with --backend ray)")
+    p.add_argument("--workers", type=int, help="worker processes (default: up to 2)")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(run=run)
+
+
+def config_from_args(args) -> ScreenConfig:
+    space = space_from_args(args)
+    options = {k: getattr(args, k) for k in ("classes", "config", "parallelism", "task")
+               if getattr(args, k, None) is not None}
+    if args.chunk < 1:
+        raise UserError(f"--chunk must be positive, got {args.chunk}")
+    return ScreenConfig(space=space.name, space_options=options, n=None if args.all else args.n, all=args.all,
+                        device=args.device, max_latency_ms=args.max_latency_ms, max_params=args.max_params,
+                        max_peak_kb=args.max_peak_kb, max_model_bytes=args.max_model_bytes,
+                        survivors=args.survivors, top=args.top, seed=args.seed, chunk=args.chunk,
+                        precision=args.precision, cheap=args.cheap, data=args.data, batch_size=args.batch_size)
+
+
+def run(args):
+    cfg = config_from_args(args)
+    db = args.db or f"zeroshot-{cfg.space}.db"
+    try:
+        resume = None
+        if args.resume is not None:
+            store = ResultStore(db, space=cfg.space)
+            resume = store.last_run() if args.resume == "last" else _int(args.resume)
+            store.close()
+        summary = run_screen(cfg, db, resume=resume, backend=get_backend(args.backend, args.workers, args.address),
+                             quiet=args.json)
+    except (StoreError, DeviceError, KeyError) as e:
+        raise UserError(e.args[0]) from None
+    if args.json:
+        json.dump({k: v for k, v in summary.items()}, sys.stdout, indent=2, default=float)
+        print()
+        return
+    print_summary(summary, db)
+
+
+def _int(s):
+    try:
+        return int(s)
+    except ValueError:
+        raise UserError(f"--resume takes a run number or 'last', got {s!r}") from None
+
+
+def print_summary(summary: dict, db: str) -> None:
+    c, t = summary["counts"], summary["timings_s"]
+    print(f"run {summary['run_id']} in {db}: " + ", ".join(f"{k} {v:,}" for k, v in c.items()) +
+          "  (" + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()) + ")")
+    rows = summary["rows"]
+    if not rows:
+        return
+    width = max(len(r["arch"]) for r in rows)
+    print(f"{'arch':{width}}  {'score':>9}  {'latency_ms':>10}  {'params':>10}  {'peak_kb':>9}")
+    for r in rows:
+        print(f"{r['arch']:{width}}  {r['score']:9.4g}  {r['latency_ms']:10.3f}  {int(r['params']):10,}  "
+              f"{r['peak_activation_bytes'] / 1024:9.1f}")

@@ -1,0 +1,281 @@
+"""The screening funnel: millions of candidates in, a shortlist worth training out.
+
+Stages, each cheaper per candidate than the next:
+
+1. sample (or enumerate) candidates in seeded chunks and de-duplicate;
+2. hardware cost (exact counts, device latency, model bytes) and topology-only proxies for whole chunks
+   (Cython, segment cache); drop what breaks the constraints;
+3. keep the best ``survivors`` by the cheap score plus the Pareto front of (cheap score, latency);
+4. network proxies (torch, shared passes) on the survivors;
+5. shortlist the top ``top`` by the default score plus the Pareto front of (score, latency).
+
+Chunk ``i`` is a pure function of (config, i), results are consumed in chunk order, and each chunk is
+written to the store in one transaction: results are identical whatever the backend and worker count, and a
+killed run resumes losing at most the chunk in flight.
+
+Example
+-------
+>>> cfg = ScreenConfig(space="nb201", n=2000, survivors=0, top=5, device="mobile-npu-16")
+>>> # result = run_screen(cfg, "screen.db")     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from estimator.devices import load_device
+from estimator.segmented import SegmentedEvaluator, count_metrics, latency_metric, model_bytes
+
+from .errors import UserError
+from .progress import progress
+from .store import ResultStore
+
+SAMPLED, PASSED, SURVIVED, SCORED, SHORTLISTED = 1, 2, 3, 4, 5
+STAGE_NAMES = {SAMPLED: "sampled", PASSED: "passed constraints", SURVIVED: "survived cheap screen",
+               SCORED: "network proxies", SHORTLISTED: "shortlisted"}
+
+
+@dataclass
+class ScreenConfig:
+    space: str
+    space_options: dict = field(default_factory=dict)
+    n: int | None = 100_000
+    all: bool = False
+    device: str = "mobile-npu-16"
+    max_latency_ms: float | None = None
+    max_params: float | None = None
+    max_peak_kb: float | None = None
+    max_model_bytes: float | None = None
+    survivors: int = 200
+    top: int = 10
+    seed: int = 0
+    chunk: int = 20_000
+    precision: str = "fp32"
+    cheap: str = "params"
+    data: str | None = None
+    batch_size: int = 64
+
+    def constraints(self) -> dict[str, float]:
+        """Active constraints as metric name -> maximum."""
+        c = {"latency_ms": self.max_latency_ms, "params": self.max_params,
+             "peak_activation_bytes": None if self.max_peak_kb is None else self.max_peak_kb * 1024,
+             "model_bytes": self.max_model_bytes}
+        return {k: float(v) for k, v in c.items() if v is not None}
+
+
+# ------------------------------------------------------------------ worker side (pure functions)
+_WORKER: dict = {}
+
+
+def _init_worker(cfg_dict: dict) -> None:
+    key = repr(sorted(cfg_dict.items()))
+    if _WORKER.get("key") == key:
+        return
+    from spaces import get_space
+    cfg = ScreenConfig(**cfg_dict)
+    space = get_space(cfg.space, **cfg.space_options)
+    metrics = count_metrics(cfg.precision)
+    metrics["latency_ms"] = latency_metric(load_device(cfg.device))
+    metrics.update(cheap_metrics(cfg.cheap))
+    _WORKER.update(key=key, cfg=cfg, space=space, evaluator=SegmentedEvaluator(space, metrics))
+
+
+def cheap_metrics(name: str) -> dict:
+    """The cheap (topology-only) score as a segment metric named ``cheap``."""
+    from .proxies import get_proxy
+    proxy = get_proxy(name)
+    if proxy.kind != "topology":
+        raise UserError(f"the cheap score must be a topology proxy; {name!r} needs a network")
+    reduce = getattr(proxy, "segment_reduce", None) or "sum"
+    sign = 1.0 if proxy.higher_is_better else -1.0
+    return {"cheap": (lambda table: sign * np.asarray(proxy.fn(table), dtype=np.float64), reduce)}
+
+
+def chunk_codes(cfg: ScreenConfig, space, i: int) -> np.ndarray:
+    """Candidates of chunk ``i``: an enumeration slice, or a sample seeded by (seed, i)."""
+    if cfg.all:
+        start = i * cfg.chunk
+        return _enumeration(space)[start:start + cfg.chunk]
+    size = min(cfg.chunk, cfg.n - i * cfg.chunk)
+    return space.sample_codes(size, np.random.default_rng([cfg.seed, i]))
+
+
+def _enumeration(space) -> np.ndarray:
+    if "enum" not in _WORKER or _WORKER.get("enum_space") is not space:
+        _WORKER["enum"] = np.concatenate(list(space.enumerate_codes()))
+        _WORKER["enum_space"] = space
+    return _WORKER["enum"]
+
+
+def cost_chunk(i: int) -> tuple[int, np.ndarray, dict]:
+    """Stages 1-2 of chunk ``i`` (worker side): codes and their metrics."""
+    cfg, space = _WORKER["cfg"], _WORKER["space"]
+    codes = chunk_codes(cfg, space, i)
+    metrics = _WORKER["evaluator"].evaluate(codes)
+    metrics["model_bytes"] = model_bytes(metrics["params"], cfg.precision)
+    return i, codes, metrics
+
+
+def network_chunk(archs: list[str]) -> list[dict]:
+    """Stage 4 (worker side): the default score's proxies of a few architectures."""
+    from .data import load_data
+    from .score import DEFAULT_PROXIES, compute_proxies
+    cfg, space = _WORKER["cfg"], _WORKER["space"]
+    if cfg.data and "data" not in _WORKER:
+        arch = space.to_ir(archs[0])
+        _WORKER["data"] = load_data(cfg.data, arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
+    codes = np.array([space.parse(a) for a in archs], dtype=np.int64)
+    values = compute_proxies(space, codes, DEFAULT_PROXIES, _WORKER.get("data"), cfg.seed, cfg.batch_size)
+    return [{name: float(v[i]) for name, v in values.items()} for i in range(len(archs))]
+
+
+# ------------------------------------------------------------------ coordinator
+def n_chunks(cfg: ScreenConfig, space) -> int:
+    total = space.size if cfg.all else cfg.n
+    return -(-total // cfg.chunk)
+
+
+def pareto_front(score: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """Indices of points not dominated in (higher score, lower latency)."""
+    order = np.lexsort((-score, latency))
+    best = -np.inf
+    keep = []
+    for i in order:
+        if score[i] > best:
+            keep.append(i)
+            best = score[i]
+    return np.array(keep, dtype=np.int64)
+
+
+def _row_hashes(codes: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(codes).view(np.dtype((np.void, codes.dtype.itemsize * codes.shape[1]))).ravel()
+
+
+def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backend=None,
+               quiet: bool = False) -> dict:
+    """Run (or resume) a screen; returns the summary: stage counts and timings, the shortlist."""
+    from spaces import get_space
+
+    from .backends import LocalBackend
+    space = get_space(cfg.space, **cfg.space_options)
+    if not cfg.all and (cfg.n is None or cfg.n < 1):
+        raise UserError(f"-n must be a positive number of candidates, got {cfg.n}")
+    if cfg.survivors < 0 or cfg.top < 1:
+        raise UserError("--survivors must be >= 0 and --top >= 1")
+    load_device(cfg.device)                       # fail early on a bad device
+    store = ResultStore(db_path, space=cfg.space, space_options=cfg.space_options)
+    if resume is None:
+        run_id = store.new_run(asdict(cfg))
+    else:
+        run_id = resume
+        stored = store.run_config(run_id)
+        if stored != asdict(cfg):
+            cfg = ScreenConfig(**stored)
+    backend = backend or LocalBackend(1)
+    cfg_dict = asdict(cfg)
+    _init_worker(cfg_dict)
+    timings, counts = {}, {}
+
+    # stages 1-2
+    t0 = time.perf_counter()
+    total_chunks = n_chunks(cfg, space)
+    done = store.done_chunks(run_id, PASSED)
+    seen = set()
+    for i in sorted(done):                        # rebuild the de-duplication set of finished chunks
+        seen.update(_row_hashes(chunk_codes(cfg, space, i)).tolist())
+    constraints = cfg.constraints()
+    removed = {k: 0 for k in constraints}
+    todo = [i for i in range(total_chunks) if i not in done]
+    sampled = unique = 0
+    bar = progress(total=total_chunks, initial=len(done), desc="cost", unit="chunk", disable=quiet)
+    for i, codes, metrics in backend.map(cost_chunk, todo, init=_init_worker, init_args=(cfg_dict,)):
+        h = _row_hashes(codes)
+        _, first = np.unique(h, return_index=True)
+        first = np.sort(first)
+        fresh = np.array([x not in seen for x in h[first].tolist()], dtype=bool)
+        keep = first[fresh]
+        seen.update(h[keep].tolist())
+        sampled += len(codes)
+        unique += len(keep)
+        ok = np.ones(len(keep), bool)
+        for name, limit in constraints.items():
+            fails = metrics[name][keep] > limit
+            removed[name] += int(fails.sum())
+            ok &= ~fails
+        rows = [(space.format(codes[j]), PASSED if passed else SAMPLED,
+                 {k: v[j] for k, v in metrics.items()}) for j, passed in zip(keep, ok)]
+        store.write_chunk(run_id, i, rows, stage_marker=PASSED)
+        bar.update(1)
+    bar.close()
+    timings["cost"] = time.perf_counter() - t0
+    counts["sampled"] = store.count(run_id, SAMPLED)
+    counts["passed"] = store.count(run_id, PASSED)
+    if counts["passed"] == 0:
+        tight = max(removed, key=removed.get) if removed else None
+        msg = "no candidate passes the constraints"
+        if tight:
+            msg += (f"; the tightest is {tight} <= {constraints[tight]:g}, which removed {removed[tight]:,} of "
+                    f"{unique:,} new candidates: relax it")
+        raise UserError(msg)
+
+    # stage 3
+    t0 = time.perf_counter()
+    passed = store.candidates(run_id, "stage >= ?", (PASSED,), "arch, cheap, latency_ms", order="arch")
+    arch = np.array([r["arch"] for r in passed], dtype=object)
+    cheap = np.array([r["cheap"] for r in passed])
+    lat = np.array([r["latency_ms"] for r in passed])
+    best = np.lexsort((arch, -cheap))[: cfg.survivors or cfg.top]     # --survivors 0: the cheap top K
+    front = pareto_front(cheap, lat)
+    survivors = np.union1d(best, front)
+    store.write_chunk(run_id, -1, [(a, SURVIVED, {"cheap_front": float(i in set(front.tolist()))})
+                                   for i, a in zip(survivors, arch[survivors])], stage_marker=SURVIVED)
+    timings["select"] = time.perf_counter() - t0
+    counts["survived"] = len(survivors)
+
+    # stage 4-5
+    if cfg.survivors:
+        t0 = time.perf_counter()
+        names = sorted(arch[best].tolist())
+        scored = store.done_chunks(run_id, SCORED)
+        per = 4
+        batches = [(j, names[s:s + per]) for j, s in enumerate(range(0, len(names), per)) if j not in scored]
+        bar = progress(total=len(names), initial=len(names) - sum(len(b) for _, b in batches),
+                       desc="proxies", unit="arch", disable=quiet)
+        for (j, batch), results in zip(batches, backend.map(network_chunk, [b for _, b in batches],
+                                                            init=_init_worker, init_args=(cfg_dict,))):
+            store.write_chunk(run_id, j, [(a, SCORED, m) for a, m in zip(batch, results)], stage_marker=SCORED)
+            bar.update(len(batch))
+        bar.close()
+        timings["proxies"] = time.perf_counter() - t0
+        counts["scored"] = store.count(run_id, SCORED)
+        shortlist = _shortlist(store, run_id, cfg)
+    else:
+        shortlist = [dict(r, score=r["cheap"]) for r in
+                     store.candidates(run_id, "stage >= ?", (SURVIVED,), order="cheap DESC, arch")[: cfg.top]]
+        store.write_chunk(run_id, -2, [(r["arch"], SHORTLISTED, {"top": 1.0}) for r in shortlist],
+                          stage_marker=SHORTLISTED)
+    counts["shortlisted"] = len(shortlist)
+    summary = {"run_id": run_id, "counts": counts, "timings_s": timings, "removed_by": removed,
+               "shortlist": [r["arch"] for r in shortlist]}
+    store.finish_run(run_id, summary)
+    store.close()
+    summary["rows"] = shortlist
+    return summary
+
+
+def _shortlist(store: ResultStore, run_id: int, cfg: ScreenConfig) -> list[dict]:
+    from .score import DEFAULT_PROXIES, rank_aggregate
+    rows = store.candidates(run_id, "stage >= ?", (SCORED,), order="arch")
+    score = rank_aggregate({n: np.array([r[n] for r in rows], dtype=np.float64) for n in DEFAULT_PROXIES})
+    lat = np.array([r["latency_ms"] for r in rows])
+    top = np.lexsort((np.array([r["arch"] for r in rows]), -score))[: cfg.top]
+    front = pareto_front(score, lat)
+    chosen = np.union1d(top, front)
+    store.write_chunk(run_id, -2, [(rows[i]["arch"], SHORTLISTED, {"score": score[i],
+                                    "top": float(i in set(top.tolist()))}) for i in range(len(rows))
+                                   if i in set(chosen.tolist())] +
+                      [(rows[i]["arch"], SCORED, {"score": score[i]}) for i in range(len(rows))
+                       if i not in set(chosen.tolist())], stage_marker=SHORTLISTED)
+    return [dict(rows[i], score=float(score[i])) for i in top]

@@ -1,0 +1,333 @@
+"""Shared-pass engine of the network proxies: every requested proxy from as few passes as possible.
+
+Passes (each runs only when a requested proxy needs it; ``B`` is the batch size):
+
+* **batch pass**: one forward of the real batch in train mode, default init.  While it runs, the codes
+  of every live activation's input (``> 0``) are bit-packed: their Hamming Gram matrix (naswot) and the
+  per-unit patterns of the first 16 samples (swap).  Backward passes on the same graph:
+
+  - cross-entropy: one backward (``autograd.grad``) -> grad_norm, snip and fisher (tensor hooks on conv
+    and linear outputs); with zico, two backwards, one per half of the batch, whose weighted mean is the
+    full-batch gradient;
+  - grasp: a create-graph backward of the same loss and a Hessian-gradient product (the costly part);
+  - all-ones cotangent on the logits: the input Jacobian (jacob_cov) and, from the same backward, the
+    per-sample gradients of every conv / linear weight (ntk; see below).
+
+* **synflow**: float64 copy, BN removed, ``|W|``, an all-ones input of batch 1.
+* **zen**: copy with N(0, 1) weights, two no-grad forwards of Gaussian input (``x`` and ``x + 0.01 e``).
+* **meco**: one no-grad forward of one Gaussian image through the default-init network.
+* **linear_regions**: a thin copy (channels / 8) on 1,000 random small crops of the batch, no grad.
+
+Deliberate differences from the reference implementations (one network, one batch, shared passes):
+zico's two batches are the two halves of one forward (BN statistics over the whole batch); ntk's
+per-sample gradients come from one backward and so treat BN's batch statistics as constants (the
+reference runs one backward per sample, which also differentiates through the statistics); zen uses
+each BN's batch variance (running variance with momentum 1) and keeps residual links; meco looks at the
+outputs of the live conv / BN / activation / pool ops.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from spaces.builder import build
+from spaces.ir import ACT, BN, CONV, GAP, LINEAR, Arch
+
+from .kernels import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
+from .structure import init_network, live_ops, thin_arch
+
+LABEL_PROXIES = frozenset({"grad_norm", "snip", "grasp", "fisher", "zico"})
+BATCH_PROXIES = LABEL_PROXIES | {"naswot", "swap", "jacob_cov", "ntk"}
+SWAP_SAMPLES = 16
+JACOB_K = 1e-5
+ZEN_EPS = 0.01
+LR_SAMPLES = 1000
+LR_DIVISOR = 8
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """Seed of one named random stream (inputs, crops, labels) derived from the user's seed."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}/{stream}".encode(), digest_size=7).digest(), "little")
+
+
+def _gen(seed: int, stream: str) -> torch.Generator:
+    return torch.Generator().manual_seed(stream_seed(seed, stream))
+
+
+def _net(arch: Arch, seed: int, scheme: str = "default") -> nn.Module:
+    net = build(arch)
+    init_network(net, arch, seed, scheme)
+    return net.train()
+
+
+def _weight_ops(arch: Arch, live: np.ndarray) -> list[int]:
+    return [i for i, op in enumerate(arch.ops) if live[i] and op.kind in (CONV, LINEAR)]
+
+
+def batch_pass(arch: Arch, want: set, x: torch.Tensor, y: torch.Tensor | None, seed: int) -> dict:
+    """The proxies of :data:`BATCH_PROXIES` in ``want``, from one forward of ``x`` and its backwards."""
+    want = set(want) & BATCH_PROXIES
+    net = _net(arch, seed)
+    live = live_ops(arch)
+    ops = arch.ops
+    wops = _weight_ops(arch, live)
+    weights = [net.layers[i].weight for i in wops]
+    b = x.shape[0]
+    codes_of = Counter(ops[i].inputs[0] for i, op in enumerate(ops) if live[i] and op.kind == ACT)
+    ntk_inputs = {ops[i].inputs[0] for i in wops} if "ntk" in want else set()
+    hooked = set(i + 1 for i in wops) if want & {"fisher", "ntk"} else set()
+    state = {"phase": None}
+    fisher_s: dict[str, dict[int, torch.Tensor]] = {}
+    deltas: dict[int, torch.Tensor] = {}
+    kept: dict[int, torch.Tensor] = {}
+    gram = np.zeros((b, b), np.int64)
+    units = [0]
+    swap_codes = []
+
+    def grad_hook(i, act):
+        def hook(grad):
+            phase = state["phase"]
+            if phase == "ones":
+                deltas[i] = grad.detach()
+            elif phase is not None and "fisher" in want:
+                fisher_s.setdefault(phase, {})[i] = (act * grad.detach()).sum((2, 3), dtype=torch.float64)
+        return hook
+
+    def tap(t, val):
+        if t in codes_of:
+            flat = val.detach().reshape(b, -1)
+            if "naswot" in want:
+                gram[...] += codes_of[t] * hamming_gram(pack_signs(flat.numpy()))
+                units[0] += codes_of[t] * flat.shape[1]
+            if "swap" in want:
+                swap_codes.append(pack_signs(flat[:SWAP_SAMPLES].T.contiguous().numpy()))
+        if t in ntk_inputs:
+            kept[t] = val.detach()
+        if t in hooked and val.requires_grad:
+            val.register_hook(grad_hook(t - 1, val.detach()))
+
+    x_in = x.detach().clone().requires_grad_(bool(want & {"jacob_cov", "ntk"}))
+    net.tap = tap
+    logits = net(x_in)
+    net.tap = None
+    out: dict[str, float] = {}
+    if want & LABEL_PROXIES:
+        g = _loss_grads(want, logits, y, weights, state)
+        _gradient_scores(want, weights, g, out)
+        if "fisher" in want:
+            out["fisher"] = _fisher(fisher_s, b, wops)
+        if "grasp" in want:
+            state["phase"] = None
+            gf = torch.autograd.grad(F.cross_entropy(logits, y), weights, create_graph=True, allow_unused=True)
+            z = sum((gi.detach() * fi).sum() for gi, fi in zip(g["full"], gf) if fi is not None)
+            hg = torch.autograd.grad(z, weights, retain_graph=True, allow_unused=True)
+            out["grasp"] = -sum(float((w.detach().double() * h.double()).sum()) for w, h in zip(weights, hg)
+                                if h is not None)
+    if want & {"jacob_cov", "ntk"}:
+        state["phase"] = "ones"
+        (jac,) = torch.autograd.grad(logits, [x_in], grad_outputs=torch.ones_like(logits))
+        state["phase"] = None
+        if "jacob_cov" in want:
+            out["jacob_cov"] = jacob_cov_score(jac.reshape(b, -1).double().numpy())
+        if "ntk" in want:
+            out["ntk"] = _ntk(arch, net, wops, kept, deltas, b)
+    if "naswot" in want:
+        out["naswot"] = logdet(units[0] - gram.astype(np.float64))
+    if "swap" in want:
+        out["swap"] = float(count_distinct_rows(np.concatenate(swap_codes)) if swap_codes else 0)
+    return out
+
+
+def _loss_grads(want, logits, y, weights, state) -> dict[str, list[torch.Tensor]]:
+    """Cross-entropy weight gradients: ``full`` (the batch mean) and, for zico, ``h1`` / ``h2``."""
+    b = logits.shape[0]
+
+    def grads(phase, lo, hi):
+        state["phase"] = phase
+        g = torch.autograd.grad(F.cross_entropy(logits[lo:hi], y[lo:hi]), weights, retain_graph=True,
+                                allow_unused=True)
+        state["phase"] = None
+        return [torch.zeros_like(w) if gi is None else gi.detach() for w, gi in zip(weights, g)]
+
+    if "zico" not in want:
+        return {"full": grads("full", 0, b)}
+    h = b // 2
+    g1, g2 = grads("h1", 0, h), grads("h2", h, b)
+    return {"h1": g1, "h2": g2, "full": [(h * a + (b - h) * c) / b for a, c in zip(g1, g2)]}
+
+
+def _gradient_scores(want, weights, g, out) -> None:
+    full = g["full"]
+    if "grad_norm" in want:
+        out["grad_norm"] = sum(float(gi.double().norm()) for gi in full)
+    if "snip" in want:
+        out["snip"] = sum(float((w.detach().double() * gi.double()).abs().sum()) for w, gi in zip(weights, full))
+    if "zico" in want:
+        out["zico"] = zico_score([np.stack([a.double().numpy().ravel(), c.double().numpy().ravel()])
+                                  for a, c in zip(g["h1"], g["h2"])])
+
+
+def zico_score(per_layer: list[np.ndarray]) -> float:
+    """ZiCo from per-layer ``(batches, weights)`` gradients: sum over layers of
+    ``log(sum(mean|g| / std(g)))`` over weights with non-zero std (layers with an empty sum skipped)."""
+    total = 0.0
+    for g in per_layer:
+        std = g.std(axis=0)
+        nz = std > 0
+        s = float((np.abs(g).mean(axis=0)[nz] / std[nz]).sum())
+        if s > 0:
+            total += math.log(s)
+    return total
+
+
+def _fisher(fisher_s, b: int, wops: list[int]) -> float:
+    if "full" in fisher_s:
+        per = fisher_s["full"]
+    else:
+        h = b // 2
+        per = {i: (h * fisher_s["h1"][i] + (b - h) * fisher_s["h2"][i]) / b
+               for i in fisher_s.get("h1", {}) if i in fisher_s.get("h2", {})}
+    return float(sum((0.5 * s.pow(2).mean(0)).sum() for s in per.values())) if per else 0.0
+
+
+def jacob_cov_score(jac: np.ndarray) -> float:
+    """``-sum(log(l + k) + 1 / (l + k))`` over the eigenvalues ``l`` of the correlation matrix of the
+    per-sample Jacobians (rows), ``k = 1e-5``; NaN when a row is constant or an eigenvalue <= -k."""
+    with np.errstate(all="ignore"):
+        corr = np.corrcoef(jac)
+        v = eigvalsh(corr) + JACOB_K
+        return float(-np.sum(np.log(v) + 1.0 / v)) if (v > 0).all() else float("nan")
+
+
+def _ntk(arch, net, wops, kept, deltas, b) -> float:
+    """Condition number of the per-sample-gradient Gram matrix (logit sums, conv / linear weights)."""
+    gram = torch.zeros(b, b, dtype=torch.float64)
+    for i in wops:
+        op, layer = arch.ops[i], net.layers[i]
+        if i not in deltas:
+            continue
+        a = kept[op.inputs[0]].reshape(b, op.c_in, op.h_in, op.w_in)
+        d = deltas[i].reshape(b, op.c_out, op.h_out, op.w_out)
+        k, pad, stride, groups = (op.k, op.pad, op.stride, op.groups) if op.kind == CONV else (1, 0, 1, 1)
+        unf = F.unfold(a, k, padding=pad, stride=stride).reshape(b, groups, -1, op.h_out * op.w_out)
+        per = torch.einsum("bgop,bgip->bgoi", d.reshape(b, groups, -1, op.h_out * op.w_out), unf)
+        per = per.reshape(b, -1).double()
+        gram += per @ per.T
+    w = eigvalsh(gram.numpy())
+    if not np.isfinite(w).all() or w[0] <= 0:
+        return float("inf")
+    return float(w[-1] / w[0])
+
+
+def synflow(arch: Arch, seed: int) -> float:
+    """``log sum |W * dR/dW|`` with ``R`` the sum of the outputs of the float64, BN-free, ``|W|``
+    network on an all-ones input (``-inf`` when the sum is 0)."""
+    net = build(arch)
+    init_network(net, arch, seed)
+    for i, op in enumerate(arch.ops):
+        if op.kind == BN:
+            net.layers[i] = nn.Identity()
+    net = net.double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.abs_()
+    weights = [net.layers[i].weight for i in _weight_ops(arch, live_ops(arch))]
+    out = net(torch.ones(1, *arch.input_shape, dtype=torch.float64))
+    r = sum(o.sum() for o in out) if isinstance(out, tuple) else out.sum()
+    grads = torch.autograd.grad(r, weights, allow_unused=True)
+    s = sum(float((w.detach() * g).abs().sum()) for w, g in zip(weights, grads) if g is not None)
+    return math.log(s) if s > 0 else float("-inf")
+
+
+def zen(arch: Arch, seed: int, batch: int) -> float:
+    """Zen-score: ``log(mean_b |f(x) - f(x + 0.01 e)|_1) + sum_BN log sqrt(mean batch variance)`` with
+    N(0, 1) weights and Gaussian ``x``; ``f``: the features before the last global pool."""
+    net = _net(arch, seed, "gaussian")
+    live = live_ops(arch)
+    gaps = [i for i, op in enumerate(arch.ops) if op.kind == GAP]
+    feat_t = arch.ops[gaps[-1]].inputs[0] if gaps else arch.outputs[0]
+    bn_inputs = Counter(op.inputs[0] for i, op in enumerate(arch.ops) if live[i] and op.kind == BN)
+    feats, log_bn = [], [0.0]
+
+    def tap(t, val):
+        if t == feat_t:
+            feats.append(val)
+        if t in bn_inputs and len(feats) == 0:
+            var = val.double().var(dim=(0, 2, 3)).mean()
+            log_bn[0] += bn_inputs[t] * 0.5 * math.log(float(var)) if var > 0 else float("-inf")
+
+    g = _gen(seed, "zen")
+    x = torch.randn(batch, *arch.input_shape, generator=g)
+    x2 = x + ZEN_EPS * torch.randn(batch, *arch.input_shape, generator=g)
+    net.tap = tap
+    with torch.no_grad():
+        net(x)
+        net(x2)
+    diff = float((feats[0].double() - feats[1].double()).abs().flatten(1).sum(1).mean())
+    return (math.log(diff) if diff > 0 else float("-inf")) + log_bn[0]
+
+
+def meco(arch: Arch, seed: int) -> float:
+    """MeCo: sum over the outputs of live conv / BN / activation / pool ops, for one Gaussian image, of
+    the smallest eigenvalue of the channel correlation matrix (NaN / inf entries set to 0)."""
+    net = _net(arch, seed)
+    live = live_ops(arch)
+    leaf = {i + 1 for i, layer in enumerate(net.layers) if live[i] and not isinstance(layer, nn.Identity)
+            and arch.ops[i].kind != LINEAR}
+    total = [0.0]
+
+    def tap(t, val):
+        if t in leaf:
+            fea = val[0].detach().double().reshape(val.shape[1], -1).numpy()
+            with np.errstate(all="ignore"):
+                corr = np.atleast_2d(np.corrcoef(fea))
+            corr[~np.isfinite(corr)] = 0.0
+            total[0] += float(eigvalsh(corr)[0])
+
+    net.tap = tap
+    try:
+        with torch.no_grad():
+            net(torch.randn(1, *arch.input_shape, generator=_gen(seed, "meco")))
+    except ValueError:                    # BN over a single value per channel (1x1 maps, batch 1)
+        return float("nan")
+    return total[0]
+
+
+def linear_regions(arch: Arch, x: torch.Tensor, seed: int) -> float:
+    """Distinct activation patterns of a thin copy (channels / 8) over 1,000 random crops of ``x`` (the
+    smallest crop of side ``H / 8``, ``H / 4``, ... that every shape of the thin copy fits)."""
+    h = arch.input_shape[1]
+    thin = None
+    for size in sorted({max(1, h // d) for d in (8, 4, 2, 1)}):
+        try:
+            thin = thin_arch(arch, LR_DIVISOR, size)
+            break
+        except ValueError:
+            continue
+    if thin is None:
+        return float("nan")
+    g = _gen(seed, "linear_regions")
+    n, (_, hh, ww) = LR_SAMPLES, x.shape[1:]
+    idx = torch.randint(x.shape[0], (n,), generator=g)
+    i0 = torch.randint(hh - size + 1, (n,), generator=g)
+    j0 = torch.randint(ww - size + 1, (n,), generator=g)
+    crops = torch.stack([x[k, :, a:a + size, c:c + size] for k, a, c in zip(idx.tolist(), i0.tolist(), j0.tolist())])
+    net = _net(thin, seed)
+    live = live_ops(thin)
+    acts = {op.inputs[0] for i, op in enumerate(thin.ops) if live[i] and op.kind == ACT}
+    blocks = []
+
+    def tap(t, val):
+        if t in acts:
+            blocks.append(pack_signs(val.reshape(n, -1).numpy()))
+
+    net.tap = tap
+    with torch.no_grad():
+        net(crops)
+    return float(count_distinct_rows(np.concatenate(blocks, axis=1))) if blocks else 1.0

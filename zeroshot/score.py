@@ -1,0 +1,126 @@
+"""The default zero-shot score and the batch computation of proxies for a list of architectures.
+
+``score`` aggregates complementary proxies by ranks, as AZ-NAS does: each proxy ranks the batch
+(1 = worst, N = best in its own direction) and an architecture's score is ``sum_p log(rank_p / N)``, so
+one proxy calling an architecture poor costs it much more than another calling it good gains it.  The
+score is relative to the batch it is computed on (N = 1 gives 0).  Undefined values (NaN, or infinities
+against the proxy's direction) rank worst, ties share their mean rank.
+
+Default components (:data:`DEFAULT_PROXIES`), one per property a trainable, accurate network needs;
+chosen on these principles and on development cells disjoint from every reported figure (see
+benchmarks/results/proxies_nb201.md):
+
+* ``live_macs``: complexity, counted over the ops that reach the output (topology);
+* ``entropy``: DeepMAD / MAE-DET expressivity of the topology (depth x width in log scale);
+* ``naswot``: expressivity on data (how differently the ReLUs split a batch of images);
+* ``synflow``: trainability, the data-free layer-wise gradient flow.
+
+Example
+-------
+>>> import numpy as np
+>>> rank_aggregate({"macs": np.array([1.0, 3.0, 2.0]), "params": np.array([1.0, 2.0, 3.0])})
+array([-2.19722458, -0.40546511, -0.40546511])
+"""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+
+from spaces import SearchSpace, to_table
+
+from .data import Data, synthetic_data
+from .errors import UserError
+from .proxies import get_proxy, list_proxies
+
+DEFAULT_PROXIES = ("live_macs", "entropy", "naswot", "synflow")
+DEFAULT_BATCH = 64
+
+
+def rank_aggregate(values: dict[str, np.ndarray]) -> np.ndarray:
+    """Sum over proxies of ``log(rank / N)``, ranks taken in each proxy's direction (see module doc)."""
+    total = None
+    for name, v in values.items():
+        v = np.asarray(v, dtype=np.float64)
+        oriented = v if get_proxy(name).higher_is_better else -v
+        oriented = np.where(np.isnan(oriented), -np.inf, oriented)     # undefined ranks worst
+        term = np.log(rankdata(oriented) / len(v))
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("rank_aggregate needs at least one proxy")
+    return total
+
+
+def resolve_proxies(names: Sequence[str]) -> list[str]:
+    """Validate proxy names (``score`` is not a proxy); one-line :class:`UserError` otherwise."""
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise UserError("--proxies needs at least one proxy name, for example --proxies naswot,synflow")
+    for n in names:
+        try:
+            get_proxy(n)
+        except KeyError:
+            raise UserError(f"unknown proxy {n!r}; choose from {', '.join(list_proxies())}") from None
+    if len(set(names)) != len(names):
+        raise UserError(f"--proxies lists a proxy twice: {','.join(names)}")
+    return names
+
+
+def needs_data(names: Sequence[str]) -> bool:
+    return any(get_proxy(n).needs in ("images", "labels") for n in names)
+
+
+def input_batch(space: SearchSpace, data: Data | None, batch_size: int | None, seed: int) -> Data:
+    """The batch the network proxies see: ``data`` as given, or synthetic input of the space's shape."""
+    if data is not None:
+        return data
+    arch = space.build_ir(space.sample_codes(1, np.random.default_rng(0))[0])
+    classes = arch.tensor_shape(arch.outputs[0])[0]
+    return synthetic_data(batch_size or DEFAULT_BATCH, arch.input_shape, classes, seed)
+
+
+def compute_proxies(space: SearchSpace, codes: np.ndarray, names: Sequence[str], data: Data | None = None,
+                    seed: int = 0, batch_size: int | None = None, progress: bool = False
+                    ) -> dict[str, np.ndarray]:
+    """Every proxy of ``names`` for every architecture (row of ``codes``), float64 arrays.
+
+    Topology proxies run on the whole batch at once.  Network proxies run once per isomorphism class
+    (:meth:`~spaces.SearchSpace.canonical_codes`) on its representative, all requested ones sharing
+    passes; without ``data`` they see seeded synthetic input (:func:`zeroshot.data.synthetic_data`).
+    """
+    codes = np.asarray(codes, dtype=np.int64).reshape(-1, space.code_length)
+    out: dict[str, np.ndarray] = {}
+    topo = [n for n in names if get_proxy(n).kind == "topology"]
+    net = [n for n in names if get_proxy(n).kind == "network"]
+    if topo:
+        table = to_table(space.irs(codes))
+        for n in topo:
+            out[n] = np.asarray(get_proxy(n).fn(table), dtype=np.float64)
+    if net:
+        from .proxies.network import compute_network_proxies
+
+        batch = input_batch(space, data, batch_size, seed)
+        canon = space.canonical_codes(codes)
+        unique, inverse = np.unique(canon, axis=0, return_inverse=True)
+        values = np.empty((len(unique), len(net)), dtype=np.float64)
+        rows = range(len(unique))
+        if progress and sys.stderr.isatty():
+            from tqdm import tqdm
+            rows = tqdm(rows, desc="proxies", unit="arch", file=sys.stderr)
+        for i in rows:
+            got = compute_network_proxies(space.build_ir(unique[i]), net, batch.x, batch.y, seed=seed,
+                                          batch_size=batch_size)
+            values[i] = [got[n] for n in net]
+        for j, n in enumerate(net):
+            out[n] = values[inverse.reshape(-1), j]
+    return {n: out[n] for n in names}
+
+
+def score(space: SearchSpace, codes: np.ndarray, data: Data | None = None, seed: int = 0,
+          batch_size: int | None = None, proxies: Sequence[str] = DEFAULT_PROXIES, progress: bool = False
+          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The rank-aggregated score of every architecture and the proxy values it came from."""
+    values = compute_proxies(space, codes, proxies, data, seed, batch_size, progress)
+    return rank_aggregate(values), values
