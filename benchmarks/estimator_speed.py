@@ -44,18 +44,18 @@ def time_estimates(space, n: int, seed: int, chunk: int = 5000) -> dict[str, flo
     checksum = 0.0
     for start in tqdm(range(0, n, chunk), desc=space.name, disable=not sys.stderr.isatty()):
         codes = space.sample_codes(min(chunk, n - start), rng)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         irs = space.irs(codes)
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         table = to_table(irs)
-        t2 = time.perf_counter()
+        t2 = time.process_time()
         table_counts(table)
-        t3 = time.perf_counter()
+        t3 = time.process_time()
         kernels = {f: decompose(table, f) for f in fusions}
-        t4 = time.perf_counter()
+        t4 = time.process_time()
         for d in devices:
             checksum += float(d.kernel_latency_ms(kernels[d.fusion]).sum())
-        t5 = time.perf_counter()
+        t5 = time.process_time()
         for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             spent[stage] += dt
     assert np.isfinite(checksum) and checksum > 0
@@ -72,11 +72,11 @@ def time_segmented(space, n: int, seed: int, chunk: int = 5000, check: int = 100
     if not ev.segmented:
         return None
     rng = np.random.default_rng(seed)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for start in range(0, n, chunk):
         codes = space.sample_codes(min(chunk, n - start), rng)
         out = ev.evaluate(codes)
-    seconds = time.perf_counter() - t0
+    seconds = time.process_time() - t0
     codes = codes[:check]
     table = to_table(space.irs(codes))
     seg = ev.evaluate(codes)
@@ -89,10 +89,10 @@ def time_builds(space, k: int, seed: int) -> float:
     """Seconds to build ``k`` torch models of ``space`` (IR lowering included)."""
     codes = space.sample_codes(k, np.random.default_rng(seed + 1))
     torch.manual_seed(seed)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for c in codes:
         build(space.build_ir(c))
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
 def main(argv=None) -> None:
@@ -106,7 +106,8 @@ def main(argv=None) -> None:
     lines = ["# Estimator speed", "",
              f"`python benchmarks/estimator_speed.py --n {args.n} --models {args.models} --seed {args.seed}`; "
              f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, torch "
-             f"{torch.__version__}, one thread; all figures from this one run.", "",
+             f"{torch.__version__}, one thread; all figures from this one run, in CPU seconds of this process "
+             "(`time.process_time`, robust to other jobs sharing the machine).", "",
              "Seconds for n architectures per stage; `npu_kernel` covers every built-in profile; "
              "`builds` is the time to build the given number of torch models (`spaces.builder.build`). "
              "`ratio` = estimate total / build time.  `segmented`: the same n through the segment cache "

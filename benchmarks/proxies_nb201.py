@@ -1,6 +1,7 @@
 """Rank correlation of every proxy and of the default ``score`` with trained accuracy on NB201 CIFAR-10.
 
-Usage: python benchmarks/proxies_nb201.py [--n 1000] [--dev 300] [--seed 0] [--batch-size 64] [--cost-n 20]
+Usage: python benchmarks/proxies_nb201.py [--n 1000] [--dev 200] [--seed 0] [--batch-size 64] [--cost-n 10]
+       [--few-shot 50] [--compute-only]
 Writes benchmarks/results/proxies_nb201.md.  Needs ../shared/data (nb201/nb201_cifar10.csv and
 images/cifar10_test_846.npz).
 
@@ -27,62 +28,65 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from spaces import get_space
-from spaces.builder import build
 from spaces.nb201 import official_codes
 from spaces.shared_data import shared_data
 from zeroshot.data import load_data
 from zeroshot.proxies import get_proxy, list_proxies
-from zeroshot.proxies.network import compute_network_proxies
+from zeroshot.proxies.network import compute_network_proxies, suite_cost
 from zeroshot.score import DEFAULT_PROXIES, compute_proxies, rank_aggregate
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = RESULTS / "proxies_nb201_cache.csv"
 
 
-def load_cache(names):
-    cache = {}
+CHEAP = ("naswot", "synflow", "meco", "linear_regions", "swap")   # computed first (fractions of a pass)
+
+
+def load_cache():
+    """(arch, proxy) -> value and arch -> seconds spent on it, from the long-format cache."""
+    values, seconds = {}, {}
     if CACHE.exists():
         with open(CACHE, newline="") as f:
             for row in csv.DictReader(f):
-                if all(n in row for n in names):
-                    cache[row["arch"]] = row
-    return cache
+                values[row["arch"], row["proxy"]] = float(row["value"])
+                seconds[row["arch"]] = seconds.get(row["arch"], 0.0) + float(row["seconds"])
+    return values, seconds
 
 
-def fill_cache(space, reps, names, data, seed, batch_size):
-    """Compute the network proxies of every representative not yet cached (one row appended each)."""
-    cache = load_cache(names)
-    todo = [r for r in reps if space.format(r) not in cache]
-    header = ["arch", "seconds"] + names
-    new = not CACHE.exists() or not cache
-    with open(CACHE, "w" if new else "a", newline="") as f:
+def fill_cache(space, phases, data, seed, batch_size):
+    """Compute, phase by phase, every (representative, proxy) pair not yet cached.
+
+    ``phases``: list of (representative codes, proxy names).  Each architecture's missing proxies run in
+    one shared call; its seconds are split evenly over them.  A call that raises is logged and left
+    uncached (retried by the next run).
+    """
+    values, _ = load_cache()
+    new = not CACHE.exists()
+    with open(CACHE, "a", newline="") as f:
         w = csv.writer(f)
         if new:
-            w.writerow(header)
-        for i, codes in enumerate(todo):
-            arch = space.build_ir(codes)
-            t = time.perf_counter()
-            got = compute_network_proxies(arch, names, data.x, data.y, seed=seed, batch_size=batch_size)
-            sec = time.perf_counter() - t
-            row = [space.format(codes), repr(sec)] + [repr(float(got[n])) for n in names]
-            w.writerow(row)
-            f.flush()
-            cache[row[0]] = dict(zip(header, row))
-            if i % 25 == 0:
-                print(f"{i}/{len(todo)} computed ({sec:.2f} s last)", flush=True)
-    return cache
-
-
-def fwd_bwd_seconds(arch, x, y, repeat=3):
-    """Median seconds of one forward + backward pass (train mode, cross-entropy) on batch ``x``."""
-    net = build(arch)
-    times = []
-    for _ in range(repeat):
-        net.zero_grad(set_to_none=True)
-        t = time.perf_counter()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+            w.writerow(["arch", "proxy", "value", "seconds"])
+        for reps, names in phases:
+            todo = [(space.format(r), r) for r in reps]
+            todo = [(a, r, [n for n in names if (a, n) not in values]) for a, r in todo]
+            todo = [t for t in todo if t[2]]
+            print(f"phase {','.join(names)}: {len(todo)} architectures to compute", flush=True)
+            for i, (a, r, missing) in enumerate(todo):
+                t = time.perf_counter()
+                try:
+                    got = compute_network_proxies(space.build_ir(r), missing, data.x, data.y, seed=seed,
+                                                  batch_size=batch_size)
+                except Exception as e:                     # noqa: BLE001  (logged, retried next run)
+                    print(f"{a}: {type(e).__name__}: {e}", flush=True)
+                    continue
+                sec = (time.perf_counter() - t) / len(missing)
+                for n in missing:
+                    w.writerow([a, n, repr(float(got[n])), repr(sec)])
+                    values[a, n] = float(got[n])
+                f.flush()
+                if i % 25 == 0:
+                    print(f"  {i}/{len(todo)} ({sec * len(missing):.2f} s last)", flush=True)
+    return load_cache()
 
 
 def correlations(values, acc):
@@ -107,8 +111,8 @@ def few_shot(features_train, acc_train, features_test):
     return model.predict(features_test)
 
 
-def rank_features(values, names, idx_sets):
-    """``log(rank / N)`` of each proxy over the union of the given index sets (NaN/inf worst)."""
+def rank_features(values, names):
+    """``log(rank / N)`` of each proxy over all cells (NaN/inf worst), one column per proxy."""
     from scipy.stats import rankdata
 
     cols = []
@@ -123,11 +127,12 @@ def rank_features(values, names, idx_sets):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--dev", type=int, default=300)
+    ap.add_argument("--dev", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--cost-n", type=int, default=20)
+    ap.add_argument("--cost-n", type=int, default=10)
     ap.add_argument("--few-shot", type=int, default=50)
+    ap.add_argument("--compute-only", action="store_true", help="fill the cache, write no report")
     args = ap.parse_args()
     torch.set_num_threads(1)
     table_path = shared_data("nb201/nb201_cifar10.csv")
@@ -140,53 +145,53 @@ def main():
         rows = sorted(csv.DictReader(f), key=lambda r: int(r["index"]))
     test_acc = np.array([float(r["test_acc"]) for r in rows])
     val_acc = np.array([float(r["val_acc"]) for r in rows])
+    canon = space.canonical_codes(codes)
     report = np.random.default_rng(args.seed).choice(len(codes), args.n, replace=False)
-    rest = np.setdiff1d(np.arange(len(codes)), report)
+    # development cells: outside the reported set and outside its isomorphism classes
+    seen = {tuple(c) for c in canon[report]}
+    rest = np.array([i for i in range(len(codes)) if tuple(canon[i]) not in seen])
     dev = np.random.default_rng(args.seed + 1).choice(rest, args.dev, replace=False)
-    cells = np.concatenate([report, dev])
     data = load_data(str(images), (3, 32, 32), 10)
 
     net_names = list_proxies("network")
     topo_names = list_proxies("topology")
-    reps = space.canonical_codes(codes[cells])
-    unique = np.unique(reps, axis=0)
-    print(f"{len(cells)} cells, {len(unique)} isomorphism classes; network proxies: {', '.join(net_names)}",
-          flush=True)
+    rep_u, dev_u = (np.unique(canon[c], axis=0) for c in (report, dev))
+    cheap = [n for n in CHEAP if n in net_names]
+    rest_names = [n for n in net_names if n not in cheap and n != "grasp"]
+    last = [n for n in net_names if n == "grasp"]
+    print(f"{len(report)} + {len(dev)} cells, {len(rep_u)} + {len(dev_u)} isomorphism classes", flush=True)
     t0 = time.perf_counter()
-    cache = fill_cache(space, unique, net_names, data, args.seed, args.batch_size)
+    phases = [(dev_u, cheap), (rep_u, cheap), (dev_u, rest_names), (rep_u, rest_names),
+              (np.concatenate([dev_u, rep_u]), last)]
+    cache, seconds = fill_cache(space, [p for p in phases if p[1]], data, args.seed, args.batch_size)
     wall = time.perf_counter() - t0
+    if args.compute_only:
+        return
+    cells = np.concatenate([report, dev])
     values = compute_proxies(space, codes[cells], topo_names)
     for n in net_names:
-        values[n] = np.array([float(cache[space.format(r)][n]) for r in reps])
-    seconds = np.array([float(cache[space.format(r)]["seconds"]) for r in unique])
-    values["score"] = np.zeros(len(cells))
+        values[n] = np.array([cache.get((space.format(r), n), np.nan) for r in canon[cells]])
     nr, nd = len(report), len(dev)
+    values["score"] = np.zeros(len(cells))
     for part in (slice(0, nr), slice(nr, nr + nd)):
         values["score"][part] = rank_aggregate({n: values[n][part] for n in DEFAULT_PROXIES})
-
     rep_corr = correlations({k: v[:nr] for k, v in values.items()}, test_acc[report])
     dev_corr = correlations({k: v[nr:] for k, v in values.items()}, val_acc[dev])
 
     # few-shot calibration: the first --few-shot dev cells with their val_acc train a ridge model
-    feats = rank_features(values, net_names + topo_names, None)
+    complete = [n for n in net_names + topo_names if not np.isnan(values[n]).any()]
+    feats = rank_features(values, complete)
     k = args.few_shot
-    train = np.arange(nr, nr + k)
-    pred = few_shot(feats[train], val_acc[dev[:k]], feats[:nr])
+    pred = few_shot(feats[nr:nr + k], val_acc[dev[:k]], feats[:nr])
     fs_rho, fs_tau = spearmanr(pred, test_acc[report])[0], kendalltau(pred, test_acc[report])[0]
 
     # cost of the suite in forward+backward passes of the same network on the same batch
-    x = torch.from_numpy(data.x[: args.batch_size])
-    y = torch.from_numpy(data.y[: args.batch_size])
-    ratios, suite_s, pass_s = [], [], []
-    for codes_i in unique[: args.cost_n]:
-        arch = space.build_ir(codes_i)
-        fb = fwd_bwd_seconds(arch, x, y)
-        t = time.perf_counter()
-        compute_network_proxies(arch, net_names, data.x, data.y, seed=args.seed, batch_size=args.batch_size)
-        s = time.perf_counter() - t
-        ratios.append(s / fb)
-        suite_s.append(s)
-        pass_s.append(fb)
+    x, y = data.x[: args.batch_size], data.y[: args.batch_size]
+    costs = [suite_cost(space.build_ir(c), net_names, x, y, args.seed, repeats=1) for c in rep_u[: args.cost_n]]
+    ratios = [c["multiple"] for c in costs]
+    no_grasp = [suite_cost(space.build_ir(c), [n for n in net_names if n != "grasp"], x, y, args.seed,
+                           repeats=1)["multiple"] for c in rep_u[: args.cost_n]]
+    per_arch = np.array([seconds[space.format(c)] for c in rep_u if space.format(c) in seconds])
 
     lines = [
         "# Zero-shot proxies on NAS-Bench-201 CIFAR-10",
@@ -197,15 +202,16 @@ def main():
         f"{os.cpu_count()} cores shared with other jobs.",
         "",
         f"Reported set: {nr} random cells (`default_rng({args.seed})`) vs **test** accuracy (200 epochs). "
-        f"Development set: {nd} other cells (`default_rng({args.seed + 1})`) vs **validation** accuracy; the "
-        "default score's components were chosen on principles and on the development set only, never on "
-        f"the reported set.  Network proxies: the first {args.batch_size} of the 846 real CIFAR-10 test "
-        f"images, seed {args.seed}, computed once per isomorphism class ({len(unique)} classes for "
-        f"{len(cells)} cells).",
+        f"Development set: {nd} other cells (`default_rng({args.seed + 1})`, none isomorphic to a reported "
+        "cell) vs **validation** accuracy; the default score's components were chosen on principles and on "
+        "the development set only, never on the reported set.  Network proxies: the first "
+        f"{args.batch_size} of the 846 real CIFAR-10 test images, seed {args.seed}, computed once per "
+        f"isomorphism class ({len(rep_u)} + {len(dev_u)} classes).",
         "",
         f"Default `score` = sum of log-ranks of {', '.join(DEFAULT_PROXIES)} (zeroshot/score.py).",
         "",
-        "| proxy | kind | needs | Spearman (reported, test) | Kendall (reported, test) | Spearman (dev, val) | undefined |",
+        "| proxy | kind | needs | Spearman (reported, test) | Kendall (reported, test) | Spearman (dev, val) "
+        "| missing or non-finite |",
         "|---|---|---|---|---|---|---|",
     ]
     order = sorted(rep_corr, key=lambda n: -np.nan_to_num(rep_corr[n][0], nan=-2))
@@ -217,25 +223,27 @@ def main():
     base = rep_corr["score"][0]
     lines += [
         "",
-        "Undefined: values that are NaN or infinite (dropped from that proxy's correlation only; the score "
-        "ranks them last).",
+        "Missing or non-finite values are dropped from that proxy's correlation only (the score ranks "
+        "them last).",
         "",
         "## Few-shot calibration",
         "",
-        f"Ridge regression (scikit-learn `RidgeCV` on standardised log-rank features of all "
-        f"{len(net_names) + len(topo_names)} proxies) fitted on {k} development cells with their validation "
-        f"accuracy, evaluated on the reported set: Spearman {fs_rho:.3f}, Kendall {fs_tau:.3f} "
+        f"Ridge regression (scikit-learn `RidgeCV` on standardised log-rank features of the "
+        f"{len(complete)} proxies complete on every cell) fitted on {k} development cells with their "
+        f"validation accuracy, evaluated on the reported set: Spearman {fs_rho:.3f}, Kendall {fs_tau:.3f} "
         f"(unsupervised score: {base:.3f}; gain {fs_rho - base:+.3f}).",
         "",
         "## Cost",
         "",
-        f"All {len(net_names)} network proxies with shared passes: mean {seconds.mean():.2f} s per "
-        f"architecture (median {np.median(seconds):.2f} s) over {len(unique)} classes at batch "
-        f"{args.batch_size}; this run computed the missing ones in {wall:.0f} s.  On {len(ratios)} "
-        f"architectures timed side by side, the suite costs median {np.median(ratios):.2f}x "
-        f"(range {min(ratios):.2f}-{max(ratios):.2f}) one forward+backward pass of the same network on the "
-        f"same batch (pass: median {np.median(pass_s) * 1e3:.0f} ms; suite: {np.median(suite_s):.2f} s).  "
-        "Topology proxies: microseconds per architecture (benchmarks/results/proxies_topology.md).",
+        f"Network proxies as computed for this table (each architecture's proxies in at most a few shared "
+        f"calls): mean {per_arch.mean():.2f} s per architecture (median {np.median(per_arch):.2f} s) over "
+        f"{len(per_arch)} classes at batch {args.batch_size}; this run computed the missing ones in "
+        f"{wall:.0f} s.  The whole suite of {len(net_names)} proxies in one call "
+        "(`zeroshot.proxies.network.suite_cost`, timed side by side with one forward+backward pass of the "
+        f"same network on the same batch, {len(ratios)} architectures): median {np.median(ratios):.2f}x "
+        f"a pass (range {min(ratios):.2f}-{max(ratios):.2f}), {np.median(no_grasp):.2f}x without grasp; "
+        f"median {np.median([c['seconds'] for c in costs]):.2f} s per architecture.  Topology proxies: "
+        "microseconds per architecture (benchmarks/results/proxies_topology.md).",
     ]
     out = RESULTS / "proxies_nb201.md"
     out.write_text("\n".join(lines) + "\n")

@@ -179,40 +179,41 @@ def _sha256(path) -> str:
 
 
 # ---------------------------------------------------------------------- profiling
-class _Samples:
-    """Measured kernel rows, their latencies and noise, per kernel type."""
+class Samples:
+    """Measured kernel configurations: per configuration the median latency of each measuring pass."""
 
     def __init__(self):
-        self.rows: list[dict] = []
-        self.ms: list[float] = []
-        self.noise: list[float] = []
-        self.keys: set = set()
+        self.rows: dict[tuple, dict] = {}
+        self.passes: dict[tuple, list] = {}
+        self.noise: dict[tuple, list] = {}
 
     def add(self, rows, timings):
         for r, t in zip(rows, timings):
-            self.rows.append(r)
-            self.ms.append(max(t.median_ms, 1e-5))
-            self.noise.append(t.noise)
-            self.keys.add(row_key(r))
+            key = row_key(r)
+            self.rows[key] = r
+            self.passes.setdefault(key, []).append(max(t.median_ms, 1e-5))
+            self.noise.setdefault(key, []).append(t.noise)
 
-    def by_type(self):
-        types = np.array([r["type"] for r in self.rows])
-        cols = {f: np.array([r[f] for r in self.rows]) for f in FEATURES}
-        ms = np.array(self.ms)
-        for t in np.unique(types):
-            idx = np.flatnonzero(types == t)
-            yield KERNEL_TYPES[t], idx, feature_matrix(cols, idx), ms[idx]
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def table(self):
+        """Keys, feature columns, kernel types and latency (median over passes) as arrays."""
+        keys = list(self.rows)
+        cols = {f: np.array([self.rows[k][f] for k in keys]) for f in FEATURES + ("type",)}
+        ms = np.array([np.median(self.passes[k]) for k in keys])
+        return keys, cols, ms
 
 
-def fit_all(samples: _Samples, seed: int = 0) -> tuple[dict, dict]:
-    """Regressors per kernel type and each sample's out-of-bag relative error (NaN where none)."""
-    regs, errors = {}, np.full(len(samples.rows), np.nan)
-    for name, idx, x, y in samples.by_type():
-        reg = fit_regressor(x, y, seed)
-        regs[name] = reg
+def fit_all(samples: Samples, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """Regressors per kernel type and each configuration's out-of-bag relative error (NaN where none)."""
+    keys, cols, ms = samples.table()
+    regs, errors = {}, np.full(len(keys), np.nan)
+    for t in np.unique(cols["type"]):
+        idx = np.flatnonzero(cols["type"] == t)
+        reg = regs[KERNEL_TYPES[t]] = fit_regressor(feature_matrix(cols, idx), ms[idx], seed)
         if getattr(reg, "oob_prediction_", None) is not None:
-            oob = np.exp(reg.oob_prediction_)
-            errors[idx] = np.abs(oob - y) / y
+            errors[idx] = np.abs(np.exp(reg.oob_prediction_) - ms[idx]) / ms[idx]
     return regs, errors
 
 
@@ -228,13 +229,16 @@ def fit_correction(raw_sum_ms: np.ndarray, mb: np.ndarray, measured_ms: np.ndarr
 
 
 def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, device: str = "auto",
-            seed: int = 0, archs_per_space: int = 200, calibration_archs: int = 12, refine_rounds: int = 3,
-            neighbours_per_miss: int = 2, clock: str = "auto", name: str = "local", log=None) -> MeasuredDevice:
+            seed: int = 0, archs_per_space: int = 500, calibration_archs: int = 12, refine_rounds: int = 3,
+            max_passes: int = 5, neighbours_per_miss: int = 2, clock: str = "auto", name: str = "local",
+            log=None) -> MeasuredDevice:
     """Measure this machine and fit a :class:`MeasuredDevice` within about ``budget_s`` seconds.
 
-    Budget shares: kernels of the spaces' distribution 50 %, adaptive refinement 30 %, calibration models
-    the rest.  ``clock``: see :func:`estimator.measure.pick_clock`.  ``log`` (a callable taking a string)
-    receives progress lines.
+    Budget shares: the kernels of ``archs_per_space`` random architectures of each space, most frequent
+    first, then up to ``max_passes`` passes re-measuring them (their latency is the median over passes),
+    50 %; adaptive refinement 30 %; calibration models (``calibration_archs`` per space) the rest.
+    ``clock``: see :func:`estimator.measure.pick_clock`.  ``log`` (a callable taking a string) receives
+    progress lines.  The measurements stay on the result as ``samples`` (not saved).
     """
     import torch
 
@@ -248,27 +252,31 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     clock = pick_clock(clock, torch.device(dev), threads)
     pool = KernelPool.from_spaces(spaces, archs_per_space, seed)
     overhead = call_overhead_ms(threads, dev, clock=clock)
-    log(f"{len(pool)} distinct kernels in {archs_per_space} architectures of "
+    log(f"{len(pool)} distinct kernels in {archs_per_space} architectures of each of "
         f"{', '.join(s.name for s in spaces)}; executor call overhead {overhead * 1e3:.1f} us")
-    samples = _Samples()
+    samples = Samples()
 
     def measure(rows, until_s):
         for i in range(0, len(rows), 32):
             if spent() > until_s:
-                return
+                return False
             batch = rows[i:i + 32]
             samples.add(batch, measure_kernels(batch, threads, dev, overhead_ms=overhead, seed=seed + i,
                                                clock=clock))
+        return True
 
-    measure(pool.draw(len(pool), rng), 0.5 * budget_s)
-    log(f"{len(samples.rows)} kernels measured in {spent():.0f} s")
+    order = pool.draw(len(pool), rng)
+    for p in range(max_passes):
+        if not measure(order, 0.5 * budget_s):
+            break
+        log(f"pass {p + 1}: {len(samples)} kernels measured in {spent():.0f} s")
     regs, errors = fit_all(samples, seed)
     for r in range(refine_rounds):
-        worst = np.argsort(-np.nan_to_num(errors))
-        miss = [samples.rows[i] for i in worst[:np.sum(errors > 0.10)]]
-        new = [n for row in miss for n in neighbours(row, neighbours_per_miss, rng) if row_key(n) not in samples.keys]
-        new = list({row_key(n): n for n in new}.values())
-        log(f"refinement {r + 1}: {len(miss)} kernels over 10% out-of-bag error, {len(new)} neighbours")
+        keys = list(samples.rows)
+        worst = np.argsort(-np.nan_to_num(errors))[:int(np.sum(errors > 0.10))]
+        new = {row_key(n): n for i in worst for n in neighbours(samples.rows[keys[i]], neighbours_per_miss, rng)}
+        new = [n for k, n in new.items() if k not in samples.rows]
+        log(f"refinement {r + 1}: {len(worst)} kernels over 10% out-of-bag error, {len(new)} neighbours")
         if not new:
             break
         measure(new, (0.5 + 0.3 * (r + 1) / refine_rounds) * budget_s)
@@ -282,18 +290,19 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     measured = np.array([t.median_ms for t in measure_archs(cal, threads, device=dev, seed=seed, clock=clock)])
     raw = Device.latency_ms(result, table)
     result.correction = fit_correction(raw, written_mb(table), measured)
-    pred = result.latency_ms(table)
-    within = float(np.mean(np.abs(pred - measured) / measured <= 0.10))
+    within = float(np.mean(np.abs(result.latency_ms(table) - measured) / measured <= 0.10))
     oob = errors[np.isfinite(errors)]
+    noise = [n for ns in samples.noise.values() for n in ns]
     result.info = {
         "machine": platform.processor() or platform.machine(), "platform": platform.platform(),
         "torch": torch.__version__, "python": sys.version.split()[0], "torch_device": dev,
         "threads": threads, "clock": clock, "cpus": os.cpu_count(), "spaces": [s.name for s in spaces],
-        "kernels_measured": len(samples.rows), "call_overhead_ms": overhead,
-        "kernel_noise_median": float(np.median(samples.noise)) if samples.noise else None,
+        "kernels_measured": len(samples), "call_overhead_ms": overhead,
+        "kernel_noise_median": float(np.median(noise)) if noise else None,
         "kernel_oob_within_10pct": float(np.mean(oob <= 0.10)) if len(oob) else None,
         "calibration_models": len(cal), "calibration_within_10pct": within,
         "profile_seconds": round(spent(), 1), "seed": seed,
     }
-    log(f"done in {spent():.0f} s: {len(samples.rows)} kernels, calibration models within 10%: {within:.0%}")
+    result.samples = samples
+    log(f"done in {spent():.0f} s: {len(samples)} kernels, calibration models within 10%: {within:.0%}")
     return result

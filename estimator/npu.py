@@ -122,14 +122,13 @@ def _checked(name: str, field: str, value):
     """``value`` of ``field`` converted to its type, or a :class:`DeviceError` saying what was expected."""
     typ, _, help_ = FIELDS[field]
     if typ is str:
-        if value not in BYTES_PER_ELEMENT:
-            raise DeviceError(f"npu device {name!r}: field {field!r} must be one of {', '.join(BYTES_PER_ELEMENT)}, "
-                              f"got {value!r}")
+        if not isinstance(value, str) or value not in BYTES_PER_ELEMENT:
+            raise DeviceError(f"npu device {name!r}: field {field!r} must be one of "
+                              f"{', '.join(BYTES_PER_ELEMENT)}, got {value!r}")
         return value
-    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    ok = integral if typ is int else isinstance(value, numbers.Real) and not isinstance(value, bool)
-    lowest = 0 if field == "overhead_us" else 1e-300     # only the overhead may be zero
-    if not ok or not np.isfinite(value) or value < lowest:
-        kind = "a positive integer" if typ is int else "a non-negative number" if lowest == 0 else "a positive number"
+    number = isinstance(value, numbers.Integral if typ is int else numbers.Real) and not isinstance(value, bool)
+    zero_ok = field == "overhead_us"
+    if not number or not np.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        kind = "a positive integer" if typ is int else "a non-negative number" if zero_ok else "a positive number"
         raise DeviceError(f"npu device {name!r}: field {field!r} ({help_}) must be {kind}, got {value!r}")
     return typ(value)

@@ -118,6 +118,42 @@ class FbnetSpace(ProductSpace):
         t = _conv_bn_relu(g, t, cfg.head_channels, 1, 1)
         return g.finish(g.classifier(t, self.classes), space=self.name)
 
+    # Segments: the stem (key 0), layer ``i`` with op ``o`` (key 1 + 9 i + o; an identity skip has no
+    # ops), the head (key 1 + 9 * 22).
+    def segment_keys(self, codes: np.ndarray) -> np.ndarray:
+        codes = np.asarray(codes, dtype=np.int64).reshape(-1, LAYERS)
+        layers = 1 + len(OPS) * np.arange(LAYERS) + codes
+        n = len(codes)
+        return np.hstack([np.zeros((n, 1), np.int64), layers, np.full((n, 1), 1 + len(OPS) * LAYERS)])
+
+    def segment_ir(self, key: int) -> Arch:
+        cfg, key = self.cfg, int(key)
+        if key == 0:
+            g = Graph(3, cfg.resolution, cfg.resolution)
+            return g.finish(_conv_bn_relu(g, 0, STEM_CHANNELS, 3, cfg.stem_stride), space=self.name)
+        slots = self._slots()
+        if key == 1 + len(OPS) * LAYERS:
+            c, h = WIDTHS[-1], slots[-1][3]
+            g = Graph(c, h, h)
+            return g.finish(g.classifier(_conv_bn_relu(g, 0, cfg.head_channels, 1, 1), self.classes),
+                            space=self.name)
+        layer, op = divmod(key - 1, len(OPS))
+        c_in, c_out, stride, h = slots[layer]
+        g = Graph(c_in, h, h)
+        return g.finish(_layer(g, 0, OPS[op], c_out, stride), space=self.name)
+
+    def _slots(self) -> list[tuple[int, int, int, int]]:
+        """(c_in, c_out, stride, input size) of each searchable layer, and of the head last."""
+        h = (self.cfg.resolution + 2 - 3) // self.cfg.stem_stride + 1
+        c, out = STEM_CHANNELS, []
+        for width, depth, stride in zip(WIDTHS, DEPTHS, self.cfg.strides):
+            for i in range(depth):
+                s = stride if i == 0 else 1
+                out.append((c, width, s, h))
+                c, h = width, (h + 2 * 1 - 3) // s + 1 if s > 1 else h
+        out.append((c, c, 1, h))
+        return out
+
     def __repr__(self) -> str:
         return f"FbnetSpace(config={self.config!r}, classes={self.classes})"
 

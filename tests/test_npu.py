@@ -138,6 +138,8 @@ GOOD = load_device("nvdla-small").to_dict()
     ({"dram_gbps": -1}, "must be a positive number"),
     ({"overhead_us": -0.5}, "must be a non-negative number"),
     ({"dtype": "int4"}, "'dtype' must be one of fp32, fp16, int8, got 'int4'"),
+    ({"dtype": ["int8"]}, "'dtype' must be one of fp32, fp16, int8, got \\['int8'\\]"),
+    ({"sram_kib": float("nan")}, "'sram_kib' .* must be a positive number, got nan"),
     ({"fusion": "conv+bn"}, "'fusion' must be a list"),
     ({"fusion": ["conv+relu"]}, "fusion rule 'conv\\+relu' must be HEAD\\+FOLLOWER"),
     ({"lane": 8}, "unknown field\\(s\\) lane; known fields"),
@@ -169,7 +171,8 @@ def test_model_bytes_scale_with_precision():
     out = {p: estimate(archs, precision=p) for p in BYTES_PER_ELEMENT}
     for p, nbytes in BYTES_PER_ELEMENT.items():
         np.testing.assert_array_equal(out[p]["model_bytes"], nbytes * np.array([a.params for a in archs]))
-        np.testing.assert_array_equal(out[p]["peak_activation_bytes"] * 4, out["fp32"]["peak_activation_bytes"] * nbytes)
+        np.testing.assert_array_equal(out[p]["peak_activation_bytes"] * 4,
+                                      out["fp32"]["peak_activation_bytes"] * nbytes)
     assert "latency_ms" not in out["fp32"]
 
 

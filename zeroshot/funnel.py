@@ -149,10 +149,6 @@ def pareto_front(score: np.ndarray, latency: np.ndarray) -> np.ndarray:
     return np.array(keep, dtype=np.int64)
 
 
-def _row_hashes(codes: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(codes).view(np.dtype((np.void, codes.dtype.itemsize * codes.shape[1]))).ravel()
-
-
 def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backend=None,
                quiet: bool = False) -> dict:
     """Run (or resume) a screen; returns the summary: stage counts and timings, the shortlist."""
@@ -182,31 +178,21 @@ def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backe
     t0 = time.perf_counter()
     total_chunks = n_chunks(cfg, space)
     done = store.done_chunks(run_id, PASSED)
-    seen = set()
-    for i in sorted(done):                        # rebuild the de-duplication set of finished chunks
-        seen.update(_row_hashes(chunk_codes(cfg, space, i)).tolist())
     constraints = cfg.constraints()
     removed = {k: 0 for k in constraints}
     todo = [i for i in range(total_chunks) if i not in done]
-    sampled = unique = 0
+    new_rows = 0
     bar = progress(total=total_chunks, initial=len(done), desc="cost", unit="chunk", disable=quiet)
     for i, codes, metrics in backend.map(cost_chunk, todo, init=_init_worker, init_args=(cfg_dict,)):
-        h = _row_hashes(codes)
-        _, first = np.unique(h, return_index=True)
-        first = np.sort(first)
-        fresh = np.array([x not in seen for x in h[first].tolist()], dtype=bool)
-        keep = first[fresh]
-        seen.update(h[keep].tolist())
-        sampled += len(codes)
-        unique += len(keep)
-        ok = np.ones(len(keep), bool)
+        ok = np.ones(len(codes), bool)
         for name, limit in constraints.items():
-            fails = metrics[name][keep] > limit
+            fails = metrics[name] > limit
             removed[name] += int(fails.sum())
             ok &= ~fails
-        rows = [(space.format(codes[j]), PASSED if passed else SAMPLED,
-                 {k: v[j] for k, v in metrics.items()}) for j, passed in zip(keep, ok)]
-        store.write_chunk(run_id, i, rows, stage_marker=PASSED)
+        rows = [(space.format(c), PASSED if passed else SAMPLED, {k: v[j] for k, v in metrics.items()})
+                for j, (c, passed) in enumerate(zip(codes, ok))]
+        # duplicates (within the chunk or of an earlier chunk) keep their first row
+        new_rows += store.write_chunk(run_id, i, rows, stage_marker=PASSED, update=False)
         bar.update(1)
     bar.close()
     timings["cost"] = time.perf_counter() - t0
@@ -217,27 +203,30 @@ def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backe
         msg = "no candidate passes the constraints"
         if tight:
             msg += (f"; the tightest is {tight} <= {constraints[tight]:g}, which removed {removed[tight]:,} of "
-                    f"{unique:,} new candidates: relax it")
+                    f"{sum(len(chunk_codes(cfg, space, i)) for i in todo):,} sampled candidates: relax it")
         raise UserError(msg)
 
-    # stage 3
+    # stage 3: streamed from the store (memory does not grow with the number of candidates)
     t0 = time.perf_counter()
-    passed = store.candidates(run_id, "stage >= ?", (PASSED,), "arch, cheap, latency_ms", order="arch")
-    arch = np.array([r["arch"] for r in passed], dtype=object)
-    cheap = np.array([r["cheap"] for r in passed])
-    lat = np.array([r["latency_ms"] for r in passed])
-    best = np.lexsort((arch, -cheap))[: cfg.survivors or cfg.top]     # --survivors 0: the cheap top K
-    front = pareto_front(cheap, lat)
-    survivors = np.union1d(best, front)
-    store.write_chunk(run_id, -1, [(a, SURVIVED, {"cheap_front": float(i in set(front.tolist()))})
-                                   for i, a in zip(survivors, arch[survivors])], stage_marker=SURVIVED)
+    best = [a for a, in store.stream(run_id, "arch", "stage >= ?", (PASSED,), "cheap DESC, arch LIMIT "
+                                     f"{int(cfg.survivors or cfg.top)}")]
+    front, top_score = [], -np.inf
+    for a, cheap, _ in store.stream(run_id, "arch, cheap, latency_ms", "stage >= ?", (PASSED,),
+                                    "latency_ms ASC, cheap DESC, arch"):
+        if cheap > top_score:
+            front.append(a)
+            top_score = cheap
+    front_set = set(front)
+    survivors = sorted(set(best) | front_set)
+    store.write_chunk(run_id, -1, [(a, SURVIVED, {"cheap_front": float(a in front_set)}) for a in survivors],
+                      stage_marker=SURVIVED)
     timings["select"] = time.perf_counter() - t0
     counts["survived"] = len(survivors)
 
     # stage 4-5
     if cfg.survivors:
         t0 = time.perf_counter()
-        names = sorted(arch[best].tolist())
+        names = sorted(best)
         scored = store.done_chunks(run_id, SCORED)
         per = 4
         batches = [(j, names[s:s + per]) for j, s in enumerate(range(0, len(names), per)) if j not in scored]

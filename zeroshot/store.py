@@ -127,19 +127,32 @@ class ResultStore:
                                               (run_id, stage))}
 
     def write_chunk(self, run_id: int, chunk: int, rows: Sequence[tuple[str, int, dict]],
-                    stage_marker: int = 1) -> None:
-        """Insert or update candidates ``(arch, stage, metrics)`` and mark the chunk done, atomically."""
+                    stage_marker: int = 1, update: bool = True) -> int:
+        """Write candidates ``(arch, stage, metrics)`` and mark the chunk done, atomically.
+
+        A candidate already in the run is updated (``update``; its stage only ever grows) or left as it is
+        (``update=False``: the first writer of a duplicate wins).  Returns how many rows were new."""
         names = sorted({k for _, _, m in rows for k in m})
         with self._tx():
             self._ensure_columns(names)
+            before = self.db.total_changes
             cols = ", ".join(f'"{n}"' for n in names)
             sets = ", ".join(["stage = max(stage, excluded.stage)"] + [f'"{n}" = excluded."{n}"' for n in names])
             sql = (f'INSERT INTO candidates (run_id, arch, stage{", " + cols if cols else ""}) '
-                   f'VALUES ({", ".join(["?"] * (3 + len(names)))}) '
-                   f"ON CONFLICT (run_id, arch) DO UPDATE SET {sets}")
+                   f'VALUES ({", ".join(["?"] * (3 + len(names)))}) ON CONFLICT (run_id, arch) DO '
+                   + (f"UPDATE SET {sets}" if update else "NOTHING"))
             self.db.executemany(sql, [(run_id, a, s, *[_num(m.get(n)) for n in names]) for a, s, m in rows])
+            added = self.db.total_changes - before
             self.db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", (run_id, chunk, stage_marker,
-                                                                                  len(rows)))
+                                                                                  added))
+        return added
+
+    def stream(self, run_id: int, columns: str, where: str = "", params: Sequence = (), order: str = ""):
+        """Iterate over rows (tuples) without holding them all: constant memory for any run size."""
+        sql = f"SELECT {columns} FROM candidates WHERE run_id = ?" + (f" AND ({where})" if where else "")
+        cur = self.db.cursor()
+        cur.row_factory = None
+        yield from cur.execute(sql + (f" ORDER BY {order}" if order else ""), (run_id, *params))
 
     # -------------------------------------------------------------- queries
     def candidates(self, run_id: int, where: str = "", params: Sequence = (), columns: str = "*",

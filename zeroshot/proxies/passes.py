@@ -80,11 +80,11 @@ def batch_pass(arch: Arch, want: set, x: torch.Tensor, y: torch.Tensor | None, s
     weights = [net.layers[i].weight for i in wops]
     b = x.shape[0]
     codes_of = Counter(ops[i].inputs[0] for i, op in enumerate(ops) if live[i] and op.kind == ACT)
-    ntk_inputs = {ops[i].inputs[0] for i in wops} if "ntk" in want else set()
-    hooked = set(i + 1 for i in wops) if want & {"fisher", "ntk"} else set()
+    kept_inputs = {ops[i].inputs[0] for i in wops} if want & {"zico", "ntk"} else set()
+    hooked = {i + 1 for i in wops} if want & {"fisher", "zico", "ntk"} else set()
     state = {"phase": None}
-    fisher_s: dict[str, dict[int, torch.Tensor]] = {}
-    deltas: dict[int, torch.Tensor] = {}
+    deltas: dict[str, dict[int, torch.Tensor]] = {"ce": {}, "ones": {}}
+    fisher_s: dict[int, torch.Tensor] = {}
     kept: dict[int, torch.Tensor] = {}
     gram = np.zeros((b, b), np.int64)
     units = [0]
@@ -93,10 +93,10 @@ def batch_pass(arch: Arch, want: set, x: torch.Tensor, y: torch.Tensor | None, s
     def grad_hook(i, act):
         def hook(grad):
             phase = state["phase"]
-            if phase == "ones":
-                deltas[i] = grad.detach()
-            elif phase is not None and "fisher" in want:
-                fisher_s.setdefault(phase, {})[i] = (act * grad.detach()).sum((2, 3), dtype=torch.float64)
+            if phase is not None:
+                deltas[phase][i] = grad.detach()
+                if phase == "ce" and "fisher" in want:
+                    fisher_s[i] = (act * grad.detach()).sum((2, 3), dtype=torch.float64)
         return hook
 
     def tap(t, val):
@@ -107,7 +107,7 @@ def batch_pass(arch: Arch, want: set, x: torch.Tensor, y: torch.Tensor | None, s
                 units[0] += codes_of[t] * flat.shape[1]
             if "swap" in want:
                 swap_codes.append(pack_signs(flat[:SWAP_SAMPLES].T.contiguous().numpy()))
-        if t in ntk_inputs:
+        if t in kept_inputs:
             kept[t] = val.detach()
         if t in hooked and val.requires_grad:
             val.register_hook(grad_hook(t - 1, val.detach()))
@@ -118,15 +118,24 @@ def batch_pass(arch: Arch, want: set, x: torch.Tensor, y: torch.Tensor | None, s
     net.tap = None
     out: dict[str, float] = {}
     if want & LABEL_PROXIES:
-        g = _loss_grads(want, logits, y, weights, state)
-        _gradient_scores(want, weights, g, out)
+        state["phase"] = "ce"
+        g = torch.autograd.grad(F.cross_entropy(logits, y), weights, retain_graph=True,
+                                create_graph="grasp" in want, allow_unused=True)
+        state["phase"] = None
+        g = [torch.zeros_like(w) if gi is None else gi for w, gi in zip(weights, g)]
+        full = [gi.detach() for gi in g]
+        if "grad_norm" in want:
+            out["grad_norm"] = sum(float(gi.double().norm()) for gi in full)
+        if "snip" in want:
+            out["snip"] = sum(float((w.detach().double() * gi.double()).abs().sum()) for w, gi in zip(weights, full))
         if "fisher" in want:
-            out["fisher"] = _fisher(fisher_s, b, wops)
+            out["fisher"] = float(sum((0.5 * s.pow(2).mean(0)).sum() for s in fisher_s.values()))
+        if "zico" in want:
+            out["zico"] = zico_score(_half_gradients(arch, wops, kept, deltas["ce"], full, b))
         if "grasp" in want:
-            state["phase"] = None
-            gf = torch.autograd.grad(F.cross_entropy(logits, y), weights, create_graph=True, allow_unused=True)
-            z = sum((gi.detach() * fi).sum() for gi, fi in zip(g["full"], gf) if fi is not None)
-            hg = torch.autograd.grad(z, weights, retain_graph=True, allow_unused=True)
+            z = sum((gi.detach() * gi).sum() for gi in g if gi.requires_grad)
+            hg = torch.autograd.grad(z, weights, retain_graph=True, allow_unused=True) if torch.is_tensor(z) \
+                else [None] * len(weights)
             out["grasp"] = -sum(float((w.detach().double() * h.double()).sum()) for w, h in zip(weights, hg)
                                 if h is not None)
     if want & {"jacob_cov", "ntk"}:
@@ -136,7 +145,7 @@ def batch_pass(arch: Arch, want: set, x: torch.Tensor, y: torch.Tensor | None, s
         if "jacob_cov" in want:
             out["jacob_cov"] = jacob_cov_score(jac.reshape(b, -1).double().numpy())
         if "ntk" in want:
-            out["ntk"] = _ntk(arch, net, wops, kept, deltas, b)
+            out["ntk"] = _ntk(arch, wops, kept, deltas["ones"], b)
     if "naswot" in want:
         out["naswot"] = logdet(units[0] - gram.astype(np.float64))
     if "swap" in want:
@@ -144,33 +153,37 @@ def batch_pass(arch: Arch, want: set, x: torch.Tensor, y: torch.Tensor | None, s
     return out
 
 
-def _loss_grads(want, logits, y, weights, state) -> dict[str, list[torch.Tensor]]:
-    """Cross-entropy weight gradients: ``full`` (the batch mean) and, for zico, ``h1`` / ``h2``."""
-    b = logits.shape[0]
+def _weight_grad(op, a: torch.Tensor, d: torch.Tensor, per_sample: bool) -> torch.Tensor:
+    """Gradient of a conv / linear weight from its input ``a`` and output gradient ``d``: summed over
+    the batch, or per sample (``(B, numel)``, grouped-convolution trick)."""
+    b = a.shape[0]
+    if op.kind == LINEAR:
+        a, d = a.reshape(b, -1), d.reshape(b, -1)
+        return torch.einsum("bo,bi->boi", d, a).reshape(b, -1) if per_sample else d.T @ a
+    groups = op.groups * (b if per_sample else 1)
+    shape = (op.c_out * (b if per_sample else 1), op.c_in // op.groups, op.k, op.k)
+    if per_sample:
+        a = a.reshape(1, b * op.c_in, op.h_in, op.w_in)
+        d = d.reshape(1, b * op.c_out, op.h_out, op.w_out)
+    gw = torch.nn.grad.conv2d_weight(a, shape, d, stride=op.stride, padding=op.pad, groups=groups)
+    return gw.reshape(b, -1) if per_sample else gw
 
-    def grads(phase, lo, hi):
-        state["phase"] = phase
-        g = torch.autograd.grad(F.cross_entropy(logits[lo:hi], y[lo:hi]), weights, retain_graph=True,
-                                allow_unused=True)
-        state["phase"] = None
-        return [torch.zeros_like(w) if gi is None else gi.detach() for w, gi in zip(weights, g)]
 
-    if "zico" not in want:
-        return {"full": grads("full", 0, b)}
+def _half_gradients(arch, wops, kept, deltas, full, b) -> list[np.ndarray]:
+    """Per layer ``(2, weights)``: the mean gradients of the two halves of the batch, split from the
+    per-sample contributions of one backward of the full-batch loss."""
     h = b // 2
-    g1, g2 = grads("h1", 0, h), grads("h2", h, b)
-    return {"h1": g1, "h2": g2, "full": [(h * a + (b - h) * c) / b for a, c in zip(g1, g2)]}
-
-
-def _gradient_scores(want, weights, g, out) -> None:
-    full = g["full"]
-    if "grad_norm" in want:
-        out["grad_norm"] = sum(float(gi.double().norm()) for gi in full)
-    if "snip" in want:
-        out["snip"] = sum(float((w.detach().double() * gi.double()).abs().sum()) for w, gi in zip(weights, full))
-    if "zico" in want:
-        out["zico"] = zico_score([np.stack([a.double().numpy().ravel(), c.double().numpy().ravel()])
-                                  for a, c in zip(g["h1"], g["h2"])])
+    per_layer = []
+    for i, g in zip(wops, full):
+        op = arch.ops[i]
+        if i in deltas:
+            part = _weight_grad(op, kept[op.inputs[0]][:h], deltas[i][:h], False).reshape(g.shape)
+        else:
+            part = torch.zeros_like(g)
+        g1 = part.double() * (b / h)
+        g2 = (g.double() - part.double()) * (b / (b - h))
+        per_layer.append(torch.stack([g1.ravel(), g2.ravel()]).numpy())
+    return per_layer
 
 
 def zico_score(per_layer: list[np.ndarray]) -> float:
@@ -186,16 +199,6 @@ def zico_score(per_layer: list[np.ndarray]) -> float:
     return total
 
 
-def _fisher(fisher_s, b: int, wops: list[int]) -> float:
-    if "full" in fisher_s:
-        per = fisher_s["full"]
-    else:
-        h = b // 2
-        per = {i: (h * fisher_s["h1"][i] + (b - h) * fisher_s["h2"][i]) / b
-               for i in fisher_s.get("h1", {}) if i in fisher_s.get("h2", {})}
-    return float(sum((0.5 * s.pow(2).mean(0)).sum() for s in per.values())) if per else 0.0
-
-
 def jacob_cov_score(jac: np.ndarray) -> float:
     """``-sum(log(l + k) + 1 / (l + k))`` over the eigenvalues ``l`` of the correlation matrix of the
     per-sample Jacobians (rows), ``k = 1e-5``; NaN when a row is constant or an eigenvalue <= -k."""
@@ -205,20 +208,15 @@ def jacob_cov_score(jac: np.ndarray) -> float:
         return float(-np.sum(np.log(v) + 1.0 / v)) if (v > 0).all() else float("nan")
 
 
-def _ntk(arch, net, wops, kept, deltas, b) -> float:
-    """Condition number of the per-sample-gradient Gram matrix (logit sums, conv / linear weights)."""
+def _ntk(arch, wops, kept, deltas, b) -> float:
+    """Condition number of the per-sample-gradient Gram matrix (logit sums, conv / linear weights);
+    ``inf`` when it is singular."""
     gram = torch.zeros(b, b, dtype=torch.float64)
     for i in wops:
-        op, layer = arch.ops[i], net.layers[i]
-        if i not in deltas:
-            continue
-        a = kept[op.inputs[0]].reshape(b, op.c_in, op.h_in, op.w_in)
-        d = deltas[i].reshape(b, op.c_out, op.h_out, op.w_out)
-        k, pad, stride, groups = (op.k, op.pad, op.stride, op.groups) if op.kind == CONV else (1, 0, 1, 1)
-        unf = F.unfold(a, k, padding=pad, stride=stride).reshape(b, groups, -1, op.h_out * op.w_out)
-        per = torch.einsum("bgop,bgip->bgoi", d.reshape(b, groups, -1, op.h_out * op.w_out), unf)
-        per = per.reshape(b, -1).double()
-        gram += per @ per.T
+        if i in deltas:
+            op = arch.ops[i]
+            per = _weight_grad(op, kept[op.inputs[0]], deltas[i], True).double()
+            gram += per @ per.T
     w = eigvalsh(gram.numpy())
     if not np.isfinite(w).all() or w[0] <= 0:
         return float("inf")
@@ -259,8 +257,8 @@ def zen(arch: Arch, seed: int, batch: int) -> float:
         if t == feat_t:
             feats.append(val)
         if t in bn_inputs and len(feats) == 0:
-            var = val.double().var(dim=(0, 2, 3)).mean()
-            log_bn[0] += bn_inputs[t] * 0.5 * math.log(float(var)) if var > 0 else float("-inf")
+            var = float(val.var(dim=(0, 2, 3)).double().mean())
+            log_bn[0] += bn_inputs[t] * 0.5 * math.log(var) if var > 0 else float("-inf")
 
     g = _gen(seed, "zen")
     x = torch.randn(batch, *arch.input_shape, generator=g)

@@ -1,0 +1,264 @@
+"""Real training of an architecture: SGD or AdamW with a cosine schedule, seeded and resumable.
+
+Recipe (NAS-Bench-201's, scaled): cross-entropy; SGD with Nesterov momentum 0.9, weight decay 5e-4 and
+learning rate 0.1 x batch/256, or AdamW with weight decay 0.05 and 2e-3 x batch/256 (linear scaling rule);
+the rate follows a cosine from its peak to 0 over the whole run (``epochs`` x steps per epoch, or
+``max_steps`` when smaller: the tiny-budget mode).  Images (inputs at least 8x8) are augmented in torch:
+random crop with zero padding of 1/8 of the side (4 pixels at 32x32), then a horizontal flip with
+probability 1/2.  A seeded fraction of the data (``val_fraction``) is held out; the reported accuracy is
+the best validation accuracy over epochs and the returned model carries those weights.  ``patience``
+stops after that many epochs without a better validation accuracy.
+
+Determinism: initialisation, shuffling and augmentation all come from ``seed`` (a private
+``torch.Generator``), so a run is repeatable on a device.  ``checkpoint``: a file rewritten atomically
+after every epoch (weights, optimiser, schedule, generator state, history); a run given an existing
+checkpoint of the same architecture, data and settings resumes after its last finished epoch and ends
+exactly as an uninterrupted run would.
+
+Example
+-------
+>>> from spaces import get_space
+>>> from zeroshot.data import synthetic_data
+>>> space = get_space("nb201")
+>>> arch = space.to_ir(space.sample(1, seed=0)[0])
+>>> result = train(arch, synthetic_data(32, (3, 32, 32), 10), TrainConfig(epochs=1, max_steps=2), quiet=True)
+>>> result.steps
+2
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from spaces.builder import build
+from spaces.ir import Arch, arch_to_dict
+
+from .data import Data
+from .datasets import split
+from .errors import UserError
+from .progress import progress
+
+#: optimiser name -> (base learning rate at batch 256, default weight decay)
+OPTIMIZERS = {"sgd": (0.1, 5e-4), "adamw": (2e-3, 0.05)}
+DEVICES = ("cpu", "cuda", "auto")
+EVAL_BATCH = 256
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float | None = None                 # None: the optimiser's base rate x batch_size / 256
+    weight_decay: float | None = None       # None: the optimiser's default
+    momentum: float = 0.9
+    val_fraction: float = 0.1
+    augment: bool = True
+    patience: int | None = None
+    max_steps: int | None = None
+    seed: int = 0
+    device: str = "cpu"                     # cpu, cuda, or auto (cuda when present)
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        if self.device not in DEVICES:
+            raise UserError(f"--device for training is one of {', '.join(DEVICES)}, got {self.device!r}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("patience", "max_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1 (or unset), got {getattr(self, name)}")
+        if self.lr is not None and not self.lr > 0:
+            raise UserError(f"the learning rate must be positive, got {self.lr}")
+
+    @property
+    def peak_lr(self) -> float:
+        return self.lr if self.lr is not None else OPTIMIZERS[self.optimizer][0] * self.batch_size / 256
+
+
+@dataclass
+class TrainResult:
+    val_accuracy: float             # best validation accuracy over epochs, percent
+    best_epoch: int
+    epochs: int                     # epochs run
+    steps: int
+    train_loss: float               # mean loss of the last epoch
+    val_loss: float                 # at the best epoch
+    seconds: float
+    stopped_early: bool
+    device: str
+    history: list = field(default_factory=list)
+    model: torch.nn.Module | None = field(default=None, repr=False)
+
+    def metrics(self) -> dict:
+        """The scalar results (what the results database stores)."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)
+                if isinstance(getattr(self, f.name), (int, float))}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here; use --device cpu")
+    if name not in DEVICES:
+        raise UserError(f"--device for training is one of {', '.join(DEVICES)}, got {name!r}")
+    return torch.device(name)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random crop with zero padding (1/8 of the side) and horizontal flip, per sample, from ``gen``."""
+    n, _, h, w = x.shape
+    ph, pw = max(1, h // 8), max(1, w // 8)
+    oy = torch.randint(0, 2 * ph + 1, (n,), generator=gen)
+    ox = torch.randint(0, 2 * pw + 1, (n,), generator=gen)
+    flip = torch.rand(n, generator=gen) < 0.5
+    rows = (oy[:, None] + torch.arange(h)).to(x.device)
+    cols = ox[:, None] + torch.arange(w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols).to(x.device)
+    padded = F.pad(x, (pw, pw, ph, ph))
+    return padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)
+                  [None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def _optimizer(net: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    wd = cfg.weight_decay if cfg.weight_decay is not None else OPTIMIZERS[cfg.optimizer][1]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(net.parameters(), lr=cfg.peak_lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
+                               weight_decay=wd)
+    return torch.optim.AdamW(net.parameters(), lr=cfg.peak_lr, weight_decay=wd)
+
+
+def _fingerprint(arch: Arch, data: Data, cfg: TrainConfig) -> str:
+    settings = {k: v for k, v in asdict(cfg).items() if k != "device"}
+    h = hashlib.sha256(json.dumps({"arch": arch_to_dict(arch), "config": settings}, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(data.x).tobytes())
+    h.update(np.ascontiguousarray(data.y).tobytes())
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy in percent) of ``net`` in eval mode."""
+    net.eval()
+    loss = correct = 0.0
+    for s in range(0, len(x), EVAL_BATCH):
+        out = net(x[s:s + EVAL_BATCH])
+        loss += float(F.cross_entropy(out, y[s:s + EVAL_BATCH], reduction="sum"))
+        correct += float((out.argmax(1) == y[s:s + EVAL_BATCH]).sum())
+    return loss / len(x), 100.0 * correct / len(x)
+
+
+def train(arch: Arch, data: Data, cfg: TrainConfig, checkpoint: str | None = None,
+          on_epoch: Callable[[dict], None] | None = None, quiet: bool = False) -> TrainResult:
+    """Train ``arch`` on ``data`` (see the module docstring); ``on_epoch(record)`` after each epoch."""
+    cfg.validate()
+    if arch.task != "classify" or len(arch.outputs) != 1:
+        raise UserError(f"training supports classification networks with one output; this one is a "
+                        f"{arch.task} network with {len(arch.outputs)} outputs")
+    dev = resolve_device(cfg.device)
+    t0 = time.perf_counter()
+    train_set, val_set = split(data, cfg.val_fraction, cfg.seed)
+    xt, yt = torch.from_numpy(train_set.x).to(dev), torch.from_numpy(train_set.y).to(dev)
+    xv, yv = torch.from_numpy(val_set.x).to(dev), torch.from_numpy(val_set.y).to(dev)
+    images = cfg.augment and min(xt.shape[2:]) >= 8
+    torch.manual_seed(cfg.seed)
+    net = build(arch).to(dev)
+    opt = _optimizer(net, cfg)
+    per_epoch = math.ceil(len(xt) / cfg.batch_size)
+    total = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.epochs * per_epoch, cfg.max_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total)))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    state = {"epoch": 0, "step": 0, "history": [], "best": None, "bad": 0, "done": False}
+    key = _fingerprint(arch, data, cfg) if checkpoint else None
+    if checkpoint and os.path.exists(checkpoint):
+        saved = torch.load(checkpoint, map_location=dev, weights_only=False)
+        if saved.get("fingerprint") != key:
+            raise UserError(f"checkpoint {checkpoint} was written for another architecture, data or settings; "
+                            f"delete it or pass another --checkpoint")
+        net.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        gen.set_state(saved["generator"])
+        state = saved["state"]
+    bar = progress(total=total, initial=state["step"], desc="train", unit="step", disable=quiet)
+    while not state["done"] and state["epoch"] < cfg.epochs and state["step"] < total:
+        net.train()
+        perm = torch.randperm(len(xt), generator=gen).to(dev)
+        losses = []
+        for b in range(per_epoch):
+            if state["step"] >= total:
+                break
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            xb = augment(xt[idx], gen) if images else xt[idx]
+            loss = F.cross_entropy(net(xb), yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            state["step"] += 1
+            losses.append(float(loss))
+            bar.update(1)
+        val_loss, val_acc = evaluate(net, xv, yv)
+        record = {"epoch": state["epoch"] + 1, "step": state["step"], "train_loss": float(np.mean(losses)),
+                  "val_loss": val_loss, "val_accuracy": val_acc, "lr": float(sched.get_last_lr()[0])}
+        state["history"].append(record)
+        best = state["best"]
+        if best is None or val_acc > best["val_accuracy"]:
+            state["best"] = dict(record, weights={k: v.detach().clone() for k, v in net.state_dict().items()})
+            state["bad"] = 0
+        else:
+            state["bad"] += 1
+        state["epoch"] += 1
+        state["done"] = cfg.patience is not None and state["bad"] >= cfg.patience
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_acc=f"{val_acc:.1f}")
+        if checkpoint:
+            _save(checkpoint, {"fingerprint": key, "model": net.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "generator": gen.get_state(), "state": state})
+        if on_epoch:
+            on_epoch(record)
+    bar.close()
+    best = state["best"]
+    net.load_state_dict(best["weights"])
+    net.eval()
+    return TrainResult(val_accuracy=best["val_accuracy"], best_epoch=best["epoch"], epochs=state["epoch"],
+                       steps=state["step"], train_loss=state["history"][-1]["train_loss"],
+                       val_loss=best["val_loss"], seconds=time.perf_counter() - t0,
+                       stopped_early=state["done"], device=str(dev), history=list(state["history"]), model=net)
+
+
+def _save(path: str, obj: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ one training as a backend task
+_DATA: dict = {}
+
+
+def train_job(job: dict) -> dict:
+    """Train one architecture described by plain values (a local or Ray task): ``space``,
+    ``space_options``, ``arch`` (encoding), ``data`` (path) and ``config`` (:class:`TrainConfig` fields).
+    Returns :meth:`TrainResult.metrics`; the data set is loaded once per worker."""
+    from spaces import get_space
+
+    from .datasets import load_dataset
+    space = get_space(job["space"], **job["space_options"])
+    arch = space.to_ir(job["arch"])
+    key = (job["data"], arch.input_shape)
+    if key not in _DATA:
+        _DATA.clear()
+        _DATA[key] = load_dataset(job["data"], arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
+    return train(arch, _DATA[key], TrainConfig(**job["config"]), quiet=True).metrics()
