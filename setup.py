@@ -6,10 +6,12 @@ from setuptools import Extension, setup
 # compiled module -> (package that uses it, source)
 EXTENSIONS = {
     "estimator._counts": "ext/_counts.pyx",
+    "estimator._segments": "ext/_segments.pyx",
     "zeroshot._binary": "ext/_binary.pyx",
     "zeroshot._linalg": "ext/_linalg.pyx",
     "estimator._npu": "ext/_npu.pyx",
     "zeroshot._topology": "ext/_topology.pyx",
+    "estimator._folding": "ext/_folding.pyx",
 }
 
 setup(

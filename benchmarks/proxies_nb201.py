@@ -1,13 +1,14 @@
 """Rank correlation of every proxy and of the default ``score`` with trained accuracy on NB201 CIFAR-10.
 
-Usage: python benchmarks/proxies_nb201.py [--n 1000] [--dev 200] [--seed 0] [--batch-size 64] [--cost-n 10]
-       [--few-shot 50] [--compute-only]
+Usage: python benchmarks/proxies_nb201.py [--n 1000] [--dev 600] [--seed 0] [--batch-size 64] [--cost-n 10]
+       [--few-shot 50] [--compute-only] [--reverse]
 Writes benchmarks/results/proxies_nb201.md.  Needs ../shared/data (nb201/nb201_cifar10.csv and
 images/cifar10_test_846.npz).
 
 Cells: the reported set is ``--n`` cells drawn with ``numpy.random.default_rng(seed)`` from the 15,625
 (official index order), scored against ``test_acc``.  The development set is ``--dev`` other cells
-(``default_rng(seed + 1)`` over the rest), scored against ``val_acc``: the only data the default score's
+(the first of ``default_rng(seed + 1).permutation`` of the cells outside the reported set's
+isomorphism classes), scored against ``val_acc``: the only data the default score's
 choices were looked at on.  Network proxies run once per isomorphism class (the class representative,
 :meth:`spaces.SearchSpace.canonical_codes`) on the first ``--batch-size`` real images with
 ``--seed``; their values and seconds are cached in benchmarks/results/proxies_nb201_cache.csv (delete it
@@ -60,18 +61,22 @@ def fill_cache(space, phases, data, seed, batch_size):
     one shared call; its seconds are split evenly over them.  A call that raises is logged and left
     uncached (retried by the next run).
     """
-    values, _ = load_cache()
-    new = not CACHE.exists()
+    if not CACHE.exists():
+        CACHE.write_text("arch,proxy,value,seconds\n")
     with open(CACHE, "a", newline="") as f:
         w = csv.writer(f)
-        if new:
-            w.writerow(["arch", "proxy", "value", "seconds"])
         for reps, names in phases:
+            values, _ = load_cache()            # again per phase: another run may have added some
             todo = [(space.format(r), r) for r in reps]
             todo = [(a, r, [n for n in names if (a, n) not in values]) for a, r in todo]
             todo = [t for t in todo if t[2]]
             print(f"phase {','.join(names)}: {len(todo)} architectures to compute", flush=True)
             for i, (a, r, missing) in enumerate(todo):
+                if i % 10 == 0:                     # skip what a parallel run has done meanwhile
+                    values, _ = load_cache()
+                missing = [n for n in missing if (a, n) not in values]
+                if not missing:
+                    continue
                 t = time.perf_counter()
                 try:
                     got = compute_network_proxies(space.build_ir(r), missing, data.x, data.y, seed=seed,
@@ -90,13 +95,15 @@ def fill_cache(space, phases, data, seed, batch_size):
 
 
 def correlations(values, acc):
+    """name -> (Spearman, Kendall, cells used): missing (NaN) values are left out, infinities kept
+    (they rank at the ends)."""
     out = {}
     for name, v in values.items():
-        v = np.where(np.isfinite(v), v, np.nan)
         ok = ~np.isnan(v)
-        rho = spearmanr(v[ok], acc[ok])[0]
-        tau = kendalltau(v[ok], acc[ok])[0]
-        out[name] = (rho, tau, int((~ok).sum()))
+        if ok.sum() < 10:
+            out[name] = (np.nan, np.nan, int(ok.sum()))
+            continue
+        out[name] = (spearmanr(v[ok], acc[ok])[0], kendalltau(v[ok], acc[ok])[0], int(ok.sum()))
     return out
 
 
@@ -127,12 +134,14 @@ def rank_features(values, names):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--dev", type=int, default=200)
+    ap.add_argument("--dev", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--cost-n", type=int, default=10)
     ap.add_argument("--few-shot", type=int, default=50)
     ap.add_argument("--compute-only", action="store_true", help="fill the cache, write no report")
+    ap.add_argument("--reverse", action="store_true",
+                    help="costly proxies in the reverse order (a second run in parallel shares the work)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     table_path = shared_data("nb201/nb201_cifar10.csv")
@@ -150,7 +159,7 @@ def main():
     # development cells: outside the reported set and outside its isomorphism classes
     seen = {tuple(c) for c in canon[report]}
     rest = np.array([i for i in range(len(codes)) if tuple(canon[i]) not in seen])
-    dev = np.random.default_rng(args.seed + 1).choice(rest, args.dev, replace=False)
+    dev = np.random.default_rng(args.seed + 1).permutation(rest)[: args.dev]
     data = load_data(str(images), (3, 32, 32), 10)
 
     net_names = list_proxies("network")
@@ -161,8 +170,12 @@ def main():
     last = [n for n in net_names if n == "grasp"]
     print(f"{len(report)} + {len(dev)} cells, {len(rep_u)} + {len(dev_u)} isomorphism classes", flush=True)
     t0 = time.perf_counter()
-    phases = [(dev_u, cheap), (rep_u, cheap), (dev_u, rest_names), (rep_u, rest_names),
-              (np.concatenate([dev_u, rep_u]), last)]
+    # the costly proxies run on the reported classes only, in a random order: if the run is stopped
+    # early, the cells they cover are a random subset (the table says how many)
+    shuffled = rep_u[np.random.default_rng(args.seed + 2).permutation(len(rep_u))]
+    if args.reverse:
+        shuffled = shuffled[::-1]
+    phases = [(dev_u, cheap), (rep_u, cheap), (shuffled, rest_names), (shuffled, last)]
     cache, seconds = fill_cache(space, [p for p in phases if p[1]], data, args.seed, args.batch_size)
     wall = time.perf_counter() - t0
     if args.compute_only:
@@ -210,21 +223,24 @@ def main():
         "",
         f"Default `score` = sum of log-ranks of {', '.join(DEFAULT_PROXIES)} (zeroshot/score.py).",
         "",
-        "| proxy | kind | needs | Spearman (reported, test) | Kendall (reported, test) | Spearman (dev, val) "
-        "| missing or non-finite |",
+        "| proxy | kind | needs | Spearman (reported, test) | Kendall (reported, test) | cells | "
+        "Spearman (dev, val) |",
         "|---|---|---|---|---|---|---|",
     ]
     order = sorted(rep_corr, key=lambda n: -np.nan_to_num(rep_corr[n][0], nan=-2))
     for n in order:
-        rho, tau, bad = rep_corr[n]
+        rho, tau, used = rep_corr[n]
         kind, needs = ("aggregate", "-") if n == "score" else (get_proxy(n).kind, get_proxy(n).needs)
         name = f"**{n}**" if n in ("score", "params", "macs") else n
-        lines.append(f"| {name} | {kind} | {needs} | {rho:.3f} | {tau:.3f} | {dev_corr[n][0]:.3f} | {bad} |")
+        dev_rho = "-" if np.isnan(dev_corr[n][0]) else f"{dev_corr[n][0]:.3f}"
+        lines.append(f"| {name} | {kind} | {needs} | {rho:.3f} | {tau:.3f} | {used} | {dev_rho} |")
     base = rep_corr["score"][0]
     lines += [
         "",
-        "Missing or non-finite values are dropped from that proxy's correlation only (the score ranks "
-        "them last).",
+        "Cells: how many of the reported cells the proxy was computed on (the costly proxies ran on a "
+        "random subset of the reported isomorphism classes in the time this run had; each figure is over "
+        "that proxy's cells).  Non-finite values (a network with no input->output path) are kept at the "
+        "worst end of their proxy's order.",
         "",
         "## Few-shot calibration",
         "",

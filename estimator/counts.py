@@ -48,3 +48,11 @@ def table_counts(table: OpTable, precision: str = "fp32") -> dict[str, np.ndarra
 def analytic_counts(archs: Sequence[Arch], precision: str = "fp32") -> dict[str, np.ndarray]:
     """Counts of a batch of architectures: ``params``, ``macs``, ``peak_activation_bytes``."""
     return table_counts(to_table(archs), precision)
+
+
+def model_bytes(params: np.ndarray, precision: str = "fp32") -> np.ndarray:
+    """Size of the weights at a precision (fp32 / fp16 / int8)."""
+    try:
+        return np.asarray(params, dtype=np.int64) * BYTES_PER_ELEMENT[precision]
+    except KeyError:
+        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(BYTES_PER_ELEMENT)}") from None

@@ -111,4 +111,4 @@ def load_device(name_or_path: str) -> Device:
         raise DeviceError(f"{path}: {e}") from None
 
 
-from . import measured, npu  # noqa: E402,F401  (registers the built-in kinds)
+from . import calibrate, measured, npu  # noqa: E402,F401  (registers the built-in kinds)

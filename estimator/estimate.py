@@ -1,12 +1,17 @@
-"""Cost of a batch of architectures in one call: exact counts, memory at a precision, device latency.
+"""Cost of batches of architectures: exact counts, model bytes at a precision, device latency.
+
+:class:`Estimator` is what `zeroshot estimate` and the screening funnel use: it evaluates code rows of a
+space through the segment cache (:mod:`estimator.segmented`), so each distinct block is lowered and costed
+once, whatever the number of architectures.
 
 Example
 -------
+>>> import numpy as np
 >>> from spaces import get_space
 >>> from estimator.devices import load_device
 >>> space = get_space("nb201")
->>> out = estimate(space.irs(space.sample_distinct_codes(3, __import__("numpy").random.default_rng(0))),
-...                load_device("edgetpu-like"), precision="int8")
+>>> est = Estimator(space, load_device("edgetpu-like"), precision="int8")
+>>> out = est.evaluate(space.sample_distinct_codes(3, np.random.default_rng(0)))
 >>> sorted(out)
 ['latency_ms', 'macs', 'model_bytes', 'params', 'peak_activation_bytes']
 >>> bool((out["model_bytes"] == out["params"]).all())
@@ -14,24 +19,31 @@ True
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
-from spaces.ir import Arch, OpTable, to_table
+from spaces import SearchSpace
 
-from .counts import BYTES_PER_ELEMENT, table_counts
+from .counts import model_bytes
 from .devices import Device
+from .segmented import SegmentedEvaluator, count_metrics, latency_metric
 
 
-def estimate(archs: Sequence[Arch] | OpTable, device: Device | None = None,
-             precision: str = "fp32") -> dict[str, np.ndarray]:
-    """``params``, ``macs``, ``peak_activation_bytes`` and ``model_bytes`` (params stored at
-    ``precision``: fp32, fp16 or int8) per architecture, and ``latency_ms`` on ``device`` when given
-    (the device computes at its own element type; ``precision`` sizes memory only)."""
-    table = archs if isinstance(archs, OpTable) else to_table(archs)
-    out = table_counts(table, precision)
-    out["model_bytes"] = out["params"] * BYTES_PER_ELEMENT[precision]
-    if device is not None:
-        out["latency_ms"] = device.latency_ms(table)
-    return out
+class Estimator:
+    """``params``, ``macs``, ``peak_activation_bytes`` and ``model_bytes`` (params stored at ``precision``:
+    fp32, fp16 or int8) per architecture, and ``latency_ms`` on ``device`` when given (the device computes at
+    its own element type; ``precision`` sizes memory only).  ``extra`` adds segment metrics."""
+
+    def __init__(self, space: SearchSpace, device: Device | None = None, precision: str = "fp32",
+                 extra: dict | None = None):
+        model_bytes(np.zeros(1, np.int64), precision)          # validates the precision
+        metrics = count_metrics(precision)
+        if device is not None:
+            metrics["latency_ms"] = latency_metric(device)
+        metrics.update(extra or {})
+        self.precision = precision
+        self.evaluator = SegmentedEvaluator(space, metrics)
+
+    def evaluate(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        out = self.evaluator.evaluate(codes)
+        out["model_bytes"] = model_bytes(out["params"], self.precision)
+        return out

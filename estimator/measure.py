@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from spaces import ir
 from spaces.builder import build
 from spaces.ir import Arch, Graph
 
@@ -179,7 +180,7 @@ def call_overhead_ms(threads: int | None = 1, device: str = "auto", rounds: int 
 
 
 def measure_kernels(rows: Sequence[dict], threads: int | None = 1, device: str = "auto", rounds: int = 9,
-                    warmup: int = 2, min_sample_ms: float = 0.5, overhead_ms: float | None = None,
+                    warmup: int = 2, min_sample_ms: float = 1.0, overhead_ms: float | None = None,
                     seed: int = 0, clock: str = "auto") -> list[Timing]:
     """Latency of kernel rows (see :func:`~estimator.sampling.kernel_arch`), less the executor's fixed
     call cost."""
@@ -189,3 +190,37 @@ def measure_kernels(rows: Sequence[dict], threads: int | None = 1, device: str =
                             warmup=warmup, min_sample_ms=min_sample_ms, seed=seed, clock=clock)
     return [Timing(t.median_ms - overhead_ms, t.q1_ms - overhead_ms, t.q3_ms - overhead_ms, t.samples,
                    t.min_ms - overhead_ms) for t in timings]
+
+
+def at_resolution(arch: Arch, resolution: int) -> Arch:
+    """``arch`` replayed on a ``resolution`` x ``resolution`` input (every shape inferred again).
+
+    Raises ``ValueError`` when an op does not fit the new size (for example adds of unequal shapes).
+    """
+    if resolution < 1:
+        raise ValueError(f"resolution must be a positive number of pixels, got {resolution}")
+    g = Graph(arch.input_shape[0], resolution, resolution)
+    for op in arch.ops:
+        x = op.inputs
+        if op.kind == ir.CONV:
+            g.conv(x[0], op.c_out, op.k, op.stride, op.groups, bool(op.flag), op.pad)
+        elif op.kind in (ir.AVGPOOL, ir.MAXPOOL):
+            g.pool(x[0], op.k, op.stride, op.pad, bool(op.flag), "avg" if op.kind == ir.AVGPOOL else "max")
+        elif op.kind == ir.LINEAR:
+            g.linear(x[0], op.c_out, bool(op.flag))
+        elif op.kind in (ir.ADD, ir.CONCAT):
+            (g.add if op.kind == ir.ADD else g.concat)(x)
+        elif op.kind == ir.MUL:
+            g.mul(*x)
+        elif op.kind == ir.ACT:
+            g.act(x[0], op.act)
+        elif op.kind == ir.UPSAMPLE:
+            g.upsample(x[0], op.flag)
+        elif op.kind == ir.SHUFFLE:
+            g.shuffle(x[0], op.groups)
+        else:
+            {ir.BN: g.bn, ir.GAP: g.gap, ir.ZERO: g.zero}[op.kind](x[0])
+        out = g.ops[-1]
+        if min(out.h_out, out.w_out) < 1:
+            raise ValueError(f"op {len(g.ops) - 1} ({out.name}) has no output pixels at resolution {resolution}")
+    return g.finish(*arch.outputs, task=arch.task, **arch.meta)

@@ -3,15 +3,17 @@
 nn-Meter's recipe on torch: kernel configurations drawn from the layers of the search spaces
 (:mod:`estimator.sampling`) are timed one by one (:mod:`estimator.measure`), one scikit-learn random
 forest per kernel type learns latency from the kernel's features, a few rounds of adaptive sampling
-measure channel variations of the configurations the forest gets wrong (out-of-bag error over 10%), and
+measure channel variations of the configurations the forest gets wrong (out-of-bag error over 10% and
+over twice their own measurement noise), and
 a model's latency is the sum of its kernels' predictions.  Whole models also pay costs no single kernel
-shows (the executor keeps every intermediate tensor alive, so each one lands in fresh memory); a
+shows (a kernel timed alone finds its input and weights in cache and reuses its output buffer); a
 per-model correction ``scale * sum + ms_per_mb * MB written by all ops + intercept`` is fitted by
 non-negative least squares of relative error on a few end-to-end measured calibration models.
 
 A device is a JSON file naming a model file beside it (joblib, with the scikit-learn version that wrote
 it and its SHA-256); loading it under another scikit-learn version, or with a changed model file, fails
-with a message saying to retrain with ``zeroshot device profile``.
+with a message saying to retrain with ``zeroshot device profile``.  (A joblib file is a pickle: load
+only device files you trust.)
 
 Example
 -------
@@ -83,6 +85,8 @@ class MeasuredDevice(Device):
         self.correction = {k: float(correction.get(k, d)) for k, d in
                            (("scale", 1.0), ("ms_per_mb", 0.0), ("intercept_ms", 0.0))}
         self.info = dict(info or {})
+        self.model_file: str | None = None        # set when saved or loaded
+        self.model_sha256: str | None = None
 
     # ------------------------------------------------------------------ prediction
     def raw_kernel_ms(self, kt: KernelTable) -> np.ndarray:
@@ -114,9 +118,9 @@ class MeasuredDevice(Device):
                 f"{self.info.get('threads', '?')} thread(s)), {self.info.get('kernels_measured', '?')} kernels")
 
     # ------------------------------------------------------------------ files
-    def to_dict(self, model_file: str | None = None, model_sha256: str | None = None) -> dict:
+    def to_dict(self) -> dict:
         return {"kind": self.kind, "name": self.name, "description": self.description,
-                "fusion": list(self.fusion), "model_file": model_file, "model_sha256": model_sha256,
+                "fusion": list(self.fusion), "model_file": self.model_file, "model_sha256": self.model_sha256,
                 "sklearn_version": sklearn_version(), "kernel_types": sorted(self.regressors),
                 "features": list(FEATURES), "correction": self.correction, "info": self.info}
 
@@ -127,8 +131,8 @@ class MeasuredDevice(Device):
         path = Path(path)
         model = path.with_suffix(".joblib")
         joblib.dump(self.regressors, model, compress=3)
-        d = self.to_dict(model.name, _sha256(model))
-        path.write_text(json.dumps(d, indent=2) + "\n")
+        self.model_file, self.model_sha256 = model.name, _sha256(model)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, d: dict) -> "MeasuredDevice":
@@ -159,11 +163,13 @@ class MeasuredDevice(Device):
             regressors = joblib.load(model)
         except Exception as e:  # unpickling errors of any kind mean the same thing here
             raise DeviceError(f"cannot load model file {model} ({type(e).__name__}: {e}); {RETRAIN}") from None
-        if sorted(regressors) != sorted(d.get("kernel_types", ())):
-            raise DeviceError(f"model file {model} holds kernel types {sorted(regressors)}, the device lists "
-                              f"{d.get('kernel_types')}; {RETRAIN}")
-        return cls(name, regressors, d.get("correction", {}), d.get("info"), d.get("fusion", DEFAULT_FUSION),
-                   d.get("description", ""))
+        if not isinstance(regressors, dict) or sorted(regressors) != sorted(d.get("kernel_types", ())):
+            raise DeviceError(f"model file {model} does not hold regressors for the kernel types the device "
+                              f"lists ({d.get('kernel_types')}); {RETRAIN}")
+        dev = cls(name, regressors, d.get("correction", {}), d.get("info"), d.get("fusion", DEFAULT_FUSION),
+                  d.get("description", ""))
+        dev.model_file, dev.model_sha256 = d["model_file"], d.get("model_sha256")
+        return dev
 
 
 def written_mb(table) -> np.ndarray:
@@ -258,7 +264,7 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
 
     def measure(rows, until_s):
         for i in range(0, len(rows), 32):
-            if spent() > until_s:
+            if spent() > until_s and len(samples):
                 return False
             batch = rows[i:i + 32]
             samples.add(batch, measure_kernels(batch, threads, dev, overhead_ms=overhead, seed=seed + i,
@@ -266,6 +272,8 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
         return True
 
     order = pool.draw(len(pool), rng)
+    firsts = {r["type"]: i for i, r in reversed(list(enumerate(order)))}    # one of each type up front
+    order = [order[i] for i in firsts.values()] + [r for i, r in enumerate(order) if i not in firsts.values()]
     for p in range(max_passes):
         if not measure(order, 0.5 * budget_s):
             break
@@ -273,10 +281,14 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     regs, errors = fit_all(samples, seed)
     for r in range(refine_rounds):
         keys = list(samples.rows)
-        worst = np.argsort(-np.nan_to_num(errors))[:int(np.sum(errors > 0.10))]
+        # a miss: out-of-bag error over 10 % and over twice the configuration's own measurement noise
+        noise = np.array([np.median(samples.noise[k]) for k in keys])
+        miss = np.nan_to_num(errors) > np.maximum(0.10, 2 * noise)
+        worst = np.argsort(-np.where(miss, errors, -1.0))[:int(miss.sum())]
         new = {row_key(n): n for i in worst for n in neighbours(samples.rows[keys[i]], neighbours_per_miss, rng)}
         new = [n for k, n in new.items() if k not in samples.rows]
-        log(f"refinement {r + 1}: {len(worst)} kernels over 10% out-of-bag error, {len(new)} neighbours")
+        log(f"refinement {r + 1}: {len(worst)} kernels over 10% out-of-bag error (and twice their noise), "
+            f"{len(new)} neighbours")
         if not new:
             break
         measure(new, (0.5 + 0.3 * (r + 1) / refine_rounds) * budget_s)

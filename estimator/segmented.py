@@ -24,9 +24,11 @@ from typing import Callable
 
 import numpy as np
 
-from spaces import SearchSpace, to_table
+from spaces import SearchSpace, ir, to_table
 
-from .counts import BYTES_PER_ELEMENT, table_counts
+from . import _segments
+from .counts import table_counts
+from .kernels import KERNEL_TYPES, decompose
 
 Metric = tuple[Callable, str]          # (fn(OpTable) -> float/int array, "sum" | "max")
 
@@ -39,22 +41,91 @@ def count_metrics(precision: str = "fp32") -> dict[str, Metric]:
             "peak_activation_bytes": (counts("peak_activation_bytes"), "max")}
 
 
-def latency_metric(device) -> Metric:
+class LatencyMetric:
+    """A device's latency (ms) as a segment metric, with fusion across segment boundaries.
+
+    Summing segments alone would miss a fusion the device makes across a boundary (a cell's output add
+    fusing the next cell's sole ReLU, say).  So each segment also records its *entry kernel* (the kernel
+    of an act / bn that is the only reader of its input), that kernel's latency, and the head kind of its
+    *exit kernel*; where the device fuses ``exit + entry`` of consecutive segments, the entry kernel's
+    latency is taken off (fused ops cost nothing beyond their kernel's head, as in the ``npu`` model).
+    """
+
+    reduce = "sum"
+
+    def __init__(self, device):
+        self.device = device
+
+    def segment_values(self, archs, table) -> dict[str, np.ndarray]:
+        kt = decompose(table, self.device.fusion)
+        per_kernel = self.device.kernel_latency_ms(kt)
+        owner = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))
+        lat = np.bincount(owner, weights=per_kernel, minlength=len(kt))
+        entry = np.zeros(len(archs), np.int64)          # 0 none, else index+1 into _FOLLOWERS
+        entry_ms = np.zeros(len(archs))
+        exit_head = np.full(len(archs), -1, np.int64)   # index into _HEAD_NAMES, -1 none
+        for a, arch in enumerate(archs):
+            readers = [i for i, op in enumerate(arch.ops) if 0 in op.inputs]
+            if len(readers) == 1 and arch.ops[readers[0]].kind in _FOLLOWERS:
+                entry[a] = _FOLLOWERS.index(arch.ops[readers[0]].kind) + 1
+                entry_ms[a] = per_kernel[kt.op_kernel[table.ptr[a] + readers[0]]]
+            out = arch.outputs[0] - 1
+            if out >= 0:
+                head_type = KERNEL_TYPES[kt.cols["type"][kt.op_kernel[table.ptr[a] + out]]]
+                exit_head[a] = _HEAD_NAMES.index(_HEAD_OF.get(head_type, "none"))
+        return {"": lat, "entry": entry, "entry_ms": entry_ms, "exit": exit_head}
+
+    def fusable(self) -> np.ndarray:
+        """fused[exit head kind, entry kind] under the device's fusion rules."""
+        table = np.zeros((len(_HEAD_NAMES), len(_FOLLOWERS) + 1), np.uint8)
+        for rule in self.device.fusion:
+            head, follower = rule.split("+")
+            if head in _HEAD_NAMES and follower in _FOLLOWER_NAMES:
+                table[_HEAD_NAMES.index(head), _FOLLOWER_NAMES.index(follower) + 1] = 1
+        return table
+
+
+_FOLLOWERS = (ir.ACT, ir.BN)
+_FOLLOWER_NAMES = ("act", "bn")
+_HEAD_OF = {"conv": "conv", "dwconv": "conv", "gconv": "conv", "bn": "bn", "add": "add", "linear": "linear",
+            "pool": "pool", "mul": "mul"}
+_HEAD_NAMES = ("conv", "bn", "add", "linear", "pool", "mul", "none")
+
+
+def latency_metric(device) -> LatencyMetric:
     """A device's latency (ms) as a segment metric."""
-    return (device.latency_ms, "sum")
+    return LatencyMetric(device)
 
 
 class SegmentedEvaluator:
-    """Evaluate ``metrics`` for batches of code rows of ``space``, caching per-segment values."""
+    """Evaluate ``metrics`` for batches of code rows of ``space``, caching per-segment values.
+
+    The cache is a sorted key array and a float64 matrix of values (one column per metric, four per
+    latency metric); the Cython kernels of ``estimator._segments`` look keys up and reduce each row.
+    Integer metrics come back as exact int64 (float64 holds integers up to 2**53 exactly)."""
 
     def __init__(self, space: SearchSpace, metrics: dict[str, Metric]):
-        for name, (_, reduce) in metrics.items():
-            if reduce not in ("sum", "max"):
-                raise ValueError(f"metric {name}: reduce must be 'sum' or 'max', got {reduce!r}")
+        for name, m in metrics.items():
+            if not isinstance(m, LatencyMetric) and m[1] not in ("sum", "max"):
+                raise ValueError(f"metric {name}: reduce must be 'sum' or 'max', got {m[1]!r}")
         self.space = space
         self.metrics = dict(metrics)
         self._keys = np.empty(0, np.int64)
-        self._values = {name: np.empty(0) for name in metrics}
+        self._columns: list[tuple[str, str]] = []          # (metric, part) of each value column
+        kinds = []
+        for name, m in self.metrics.items():
+            if isinstance(m, LatencyMetric):
+                self._columns += [(name, p) for p in ("", "entry", "entry_ms", "exit")]
+                kinds += [_LAT, _ENTRY, _ENTRY_MS, _EXIT]
+            else:
+                self._columns.append((name, ""))
+                kinds.append(_SUM if m[1] == "sum" else _MAX)
+        self._kinds = np.array(kinds, np.int64)
+        self._fusable = np.ascontiguousarray(
+            [m.fusable() for m in self.metrics.values() if isinstance(m, LatencyMetric)] or
+            np.zeros((1, 1, 1), np.uint8), dtype=np.uint8)
+        self._values = np.empty((0, len(kinds)))
+        self._integer: dict[str, bool] = {}
         try:
             space.segment_keys(space.sample_codes(1, np.random.default_rng(0)))
             self.segmented = True
@@ -68,40 +139,35 @@ class SegmentedEvaluator:
     def evaluate(self, codes: np.ndarray) -> dict[str, np.ndarray]:
         codes = np.asarray(codes, dtype=np.int64).reshape(-1, self.space.code_length)
         if not self.segmented:
-            return self._apply(to_table(self.space.irs(codes)))
-        keys = self.space.segment_keys(codes)
-        uniq, inv = np.unique(keys, return_inverse=True)
-        self._lower(uniq[uniq >= 0])
-        pos = np.searchsorted(self._keys, uniq)
-        present = (keys >= 0)
-        out = {}
-        for name, (_, reduce) in self.metrics.items():
-            seg = self._values[name][np.minimum(pos, len(self._keys) - 1)][inv.reshape(keys.shape)]
-            if reduce == "sum":
-                out[name] = np.where(present, seg, 0).sum(axis=1)
-            else:
-                out[name] = np.where(present, seg, np.iinfo(np.int64).min if seg.dtype.kind == "i"
-                                     else -np.inf).max(axis=1)
-        return out
+            table = to_table(self.space.irs(codes))
+            return {name: (m.device.latency_ms(table) if isinstance(m, LatencyMetric) else np.asarray(m[0](table)))
+                    for name, m in self.metrics.items()}
+        keys = np.ascontiguousarray(self.space.segment_keys(codes))
+        pos = np.empty(keys.shape, np.int64)
+        if _segments.lookup(keys, self._keys, pos):
+            self._lower(np.unique(keys[pos == -2]))
+            _segments.lookup(keys, self._keys, pos)
+        out = np.zeros((len(codes), len(self._kinds)))
+        _segments.combine(pos, self._values, self._kinds, self._fusable, out)
+        result = {}
+        for c, (name, part) in enumerate(self._columns):
+            if part == "":
+                result[name] = out[:, c].astype(np.int64) if self._integer[name] else out[:, c]
+        return result
 
-    def _apply(self, table) -> dict[str, np.ndarray]:
-        return {name: np.asarray(fn(table)) for name, (fn, _) in self.metrics.items()}
-
-    def _lower(self, keys: np.ndarray) -> None:
-        new = keys[~np.isin(keys, self._keys, assume_unique=True)]
-        if not len(new):
-            return
-        values = self._apply(to_table([self.space.segment_ir(int(k)) for k in new]))
+    def _lower(self, new: np.ndarray) -> None:
+        archs = [self.space.segment_ir(int(k)) for k in new]
+        table = to_table(archs)
+        parts = {}
+        for name, m in self.metrics.items():
+            got = m.segment_values(archs, table) if isinstance(m, LatencyMetric) else {"": np.asarray(m[0](table))}
+            self._integer.setdefault(name, got[""].dtype.kind in "iu")
+            parts.update({(name, p): v for p, v in got.items()})
+        values = np.column_stack([np.asarray(parts[col], dtype=np.float64) for col in self._columns])
         allkeys = np.concatenate([self._keys, new])
         order = np.argsort(allkeys, kind="stable")
-        self._keys = allkeys[order]
-        for name in self.metrics:
-            self._values[name] = np.concatenate([self._values[name], values[name]])[order]
+        self._keys = np.ascontiguousarray(allkeys[order])
+        self._values = np.ascontiguousarray(np.concatenate([self._values, values])[order])
 
 
-def model_bytes(params: np.ndarray, precision: str = "fp32") -> np.ndarray:
-    """Size of the weights at a precision (fp32 / fp16 / int8)."""
-    try:
-        return np.asarray(params, dtype=np.int64) * BYTES_PER_ELEMENT[precision]
-    except KeyError:
-        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(BYTES_PER_ELEMENT)}") from None
+_SUM, _MAX, _LAT, _ENTRY, _ENTRY_MS, _EXIT = range(6)      # column kinds of ext/_segments.pyx

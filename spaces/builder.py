@@ -51,7 +51,8 @@ class GraphNet(nn.Module):
 
     Returns the output tensor, or a tuple when the architecture has several outputs (detection).
     ``tap``: optional callable ``tap(t, tensor)`` called with every tensor id and value as it is computed
-    (tensor 0 is the input; proxies observe activations through it).
+    (tensor 0 is the input; proxies observe activations through it).  A tensor is dropped after its last
+    reader, as a runtime frees it (keeping every tensor alive would add allocation costs to timings).
     """
 
     def __init__(self, arch: Arch):
@@ -59,13 +60,16 @@ class GraphNet(nn.Module):
         self.arch = arch
         self.layers = nn.ModuleList(_module(op) or nn.Identity() for op in arch.ops)
         self.tap = None
+        last = {t: i for i, op in enumerate(arch.ops) for t in op.inputs}
+        self._dead = [tuple(t for t in set(op.inputs) if last[t] == i and t not in arch.outputs)
+                      for i, op in enumerate(arch.ops)]
 
     def forward(self, x: torch.Tensor):
         ts = [x]
         tap = self.tap
         if tap is not None:
             tap(0, x)
-        for op, layer in zip(self.arch.ops, self.layers):
+        for op, layer, dead in zip(self.arch.ops, self.layers, self._dead):
             k = op.kind
             if k in (CONV, BN, ACT, AVGPOOL, MAXPOOL):
                 y = layer(ts[op.inputs[0]])
@@ -95,6 +99,8 @@ class GraphNet(nn.Module):
             ts.append(y)
             if tap is not None:
                 tap(len(ts) - 1, y)
+            for t in dead:
+                ts[t] = None
         outs = [ts[t].flatten(1) if self.arch.ops[t - 1].kind == LINEAR else ts[t]
                 for t in self.arch.outputs]
         return outs[0] if len(outs) == 1 else tuple(outs)

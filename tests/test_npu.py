@@ -8,7 +8,7 @@ import pytest
 
 from estimator.counts import BYTES_PER_ELEMENT
 from estimator.devices import DeviceError, device_from_dict, list_devices, load_device
-from estimator.estimate import estimate
+from estimator.estimate import Estimator
 from estimator.kernels import decompose
 from estimator.npu import NpuDevice
 from spaces import Graph, get_space, to_table
@@ -167,8 +167,10 @@ def test_malformed_device_files_are_rejected_clearly(text, message, tmp_path):
 
 
 def test_model_bytes_scale_with_precision():
-    archs = nb201_archs(4)
-    out = {p: estimate(archs, precision=p) for p in BYTES_PER_ELEMENT}
+    space = get_space("nb201")
+    codes = space.sample_distinct_codes(4, np.random.default_rng(0))
+    archs = space.irs(codes)
+    out = {p: Estimator(space, precision=p).evaluate(codes) for p in BYTES_PER_ELEMENT}
     for p, nbytes in BYTES_PER_ELEMENT.items():
         np.testing.assert_array_equal(out[p]["model_bytes"], nbytes * np.array([a.params for a in archs]))
         np.testing.assert_array_equal(out[p]["peak_activation_bytes"] * 4,

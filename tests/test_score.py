@@ -1,8 +1,6 @@
 """The default score, rank aggregation, the data loader and ``zeroshot score`` (fast: few small archs)."""
 import csv
 import io
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ from spaces import get_space
 from zeroshot.cli import main
 from zeroshot.data import load_data, synthetic_data, validate
 from zeroshot.errors import UserError
-from zeroshot.score import DEFAULT_PROXIES, compute_proxies, rank_aggregate
+from zeroshot.score import DEFAULT_PROXIES, compute_proxies, rank_aggregate, score
 
 CELLS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
          "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|none~0|none~1|nor_conv_1x1~2|",
@@ -116,3 +114,43 @@ def test_data_that_does_not_fit_the_network(archs, tmp_path, capsys):
                        "--proxies", "params"], capsys)
     assert rc == 2 and "pass --classes 4" in err
 
+
+
+# ------------------------------------------------------------------ network proxies through the score
+def test_network_proxies_run_once_per_isomorphism_class(monkeypatch):
+    import zeroshot.proxies.network as network
+
+    calls = []
+    real = network.compute_network_proxies
+
+    def counting(arch, names, *a, **k):
+        calls.append(arch)
+        return real(arch, names, *a, **k)
+
+    monkeypatch.setattr(network, "compute_network_proxies", counting)
+    space = get_space("nb201", channels=4, cells=1)
+    twins = ["|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|",
+             "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|",
+             "|skip_connect~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"]
+    codes = np.array([space.parse(c) for c in twins])
+    out = compute_proxies(space, codes, ["naswot", "live_params"], batch_size=8)
+    assert len(calls) == 2                                  # the first two cells are isomorphic
+    assert out["naswot"][0] == out["naswot"][1] != out["naswot"][2]
+
+
+def test_default_score_cli(archs, capsys):
+    rc, out, _ = _run(["score", "nb201", "--archs", archs, "--batch-size", "4"], capsys)
+    rows = _csv(out)
+    assert rc == 0 and list(rows[0]) == ["arch", "score", *DEFAULT_PROXIES]
+    scores = [float(r["score"]) for r in rows]
+    assert scores[2] == min(scores)                         # the cut network ranks last
+
+
+def test_score_is_deterministic_for_a_seed():
+    space = get_space("nb201", channels=4, cells=1)
+    codes = space.sample_distinct_codes(4, np.random.default_rng(1))
+    a, va = score(space, codes, seed=5, batch_size=8)
+    b, vb = score(space, codes, seed=5, batch_size=8)
+    _, vc = score(space, codes, seed=6, batch_size=8)
+    assert np.array_equal(a, b) and all(np.array_equal(va[n], vb[n]) for n in va)
+    assert not np.array_equal(va["naswot"], vc["naswot"])

@@ -37,9 +37,11 @@ def test_segments_give_the_exact_counts(name):
 @pytest.mark.parametrize("name", segmented_spaces())
 def test_segment_latency_matches_whole_network(name):
     space = get_space(name)
-    device = load_device(list_devices()[0])
-    codes = space.sample_distinct_codes(20, np.random.default_rng(5))
-    seg = SegmentedEvaluator(space, {"latency_ms": latency_metric(device)}).evaluate(codes)["latency_ms"]
-    whole = device.latency_ms(to_table(space.irs(codes)))
-    # fusion never crosses a segment boundary in these spaces except a rare add+act at a cell boundary
-    assert np.allclose(seg, whole, rtol=0.02)
+    codes = space.sample_distinct_codes(300, np.random.default_rng(5))
+    table = to_table(space.irs(codes))
+    for name in list_devices():
+        device = load_device(name)
+        if device.kind != "npu":
+            continue
+        seg = SegmentedEvaluator(space, {"latency_ms": latency_metric(device)}).evaluate(codes)["latency_ms"]
+        assert np.allclose(seg, device.latency_ms(table), rtol=1e-9), name   # fusion across boundaries too

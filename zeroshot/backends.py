@@ -21,13 +21,14 @@ BACKENDS = ("local", "ray")
 
 
 class LocalBackend:
-    """``workers`` processes (1: in this process).  ``init(*init_args)`` runs once in each worker."""
+    """``workers`` processes (1: in this process).  ``init(*init_args)`` runs once in each worker.
+    ``resources`` (Ray's per-task resources, e.g. ``{"num_gpus": 1}``) is ignored locally."""
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or min(os.cpu_count() or 1, 2)
 
     def map(self, fn: Callable, items: Iterable, init: Callable | None = None,
-            init_args: tuple = ()) -> Iterator:
+            init_args: tuple = (), resources: dict | None = None) -> Iterator:
         if self.workers <= 1:
             if init:
                 init(*init_args)
@@ -52,15 +53,15 @@ class RayBackend:
             ray.init(ignore_reinit_error=True, log_to_driver=False, include_dashboard=False, **kwargs)
 
     def map(self, fn: Callable, items: Iterable, init: Callable | None = None,
-            init_args: tuple = ()) -> Iterator:
+            init_args: tuple = (), resources: dict | None = None) -> Iterator:
         ray = self.ray
 
-        @ray.remote
-        def task(item):
+        def run(item):
             if init:
                 init(*init_args)        # idempotent: workers cache what it builds
             return fn(item)
 
+        task = ray.remote(**resources)(run) if resources else ray.remote(run)
         refs = [task.remote(item) for item in items]
         for ref in refs:
             yield ray.get(ref)

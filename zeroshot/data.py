@@ -97,3 +97,15 @@ def validate(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int] | None = 
         raise UserError(f"{source}: labels go up to {int(y.max())} but the network has {classes} classes; "
                         f"pass --classes {int(y.max()) + 1} (or more)")
     return Data(x, y)
+
+
+def resize(data: Data, size: tuple[int, int]) -> Data:
+    """``data`` resampled to ``size`` (H, W) with bilinear interpolation (antialiased when shrinking), for
+    networks whose input resolution differs from the images' (mbv2 candidates at 160 to 224 pixels)."""
+    if tuple(data.x.shape[2:]) == tuple(size):
+        return data
+    import torch
+    from torch.nn import functional as F
+    x = F.interpolate(torch.from_numpy(data.x), size=tuple(size), mode="bilinear", align_corners=False,
+                      antialias=size[0] < data.x.shape[2])
+    return Data(np.ascontiguousarray(x.numpy()), data.y, data.synthetic)

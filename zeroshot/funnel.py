@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from estimator.devices import load_device
-from estimator.segmented import SegmentedEvaluator, count_metrics, latency_metric, model_bytes
+from estimator.estimate import Estimator
 
 from .errors import UserError
 from .progress import progress
@@ -76,10 +76,8 @@ def _init_worker(cfg_dict: dict) -> None:
     from spaces import get_space
     cfg = ScreenConfig(**cfg_dict)
     space = get_space(cfg.space, **cfg.space_options)
-    metrics = count_metrics(cfg.precision)
-    metrics["latency_ms"] = latency_metric(load_device(cfg.device))
-    metrics.update(cheap_metrics(cfg.cheap))
-    _WORKER.update(key=key, cfg=cfg, space=space, evaluator=SegmentedEvaluator(space, metrics))
+    estimator = Estimator(space, load_device(cfg.device), cfg.precision, extra=cheap_metrics(cfg.cheap))
+    _WORKER.update(key=key, cfg=cfg, space=space, estimator=estimator)
 
 
 def cheap_metrics(name: str) -> dict:
@@ -113,22 +111,31 @@ def cost_chunk(i: int) -> tuple[int, np.ndarray, dict]:
     """Stages 1-2 of chunk ``i`` (worker side): codes and their metrics."""
     cfg, space = _WORKER["cfg"], _WORKER["space"]
     codes = chunk_codes(cfg, space, i)
-    metrics = _WORKER["evaluator"].evaluate(codes)
-    metrics["model_bytes"] = model_bytes(metrics["params"], cfg.precision)
-    return i, codes, metrics
+    return i, codes, _WORKER["estimator"].evaluate(codes)
 
 
 def network_chunk(archs: list[str]) -> list[dict]:
-    """Stage 4 (worker side): the default score's proxies of a few architectures."""
-    from .data import load_data
+    """Stage 4 (worker side): the default score's proxies of a few architectures, each at its own input
+    resolution (the ``--data`` images resized, or seeded synthetic input of that shape)."""
+    from .data import load_data, resize, synthetic_data
     from .score import DEFAULT_PROXIES, compute_proxies
     cfg, space = _WORKER["cfg"], _WORKER["space"]
-    if cfg.data and "data" not in _WORKER:
-        arch = space.to_ir(archs[0])
-        _WORKER["data"] = load_data(cfg.data, arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
     codes = np.array([space.parse(a) for a in archs], dtype=np.int64)
-    values = compute_proxies(space, codes, DEFAULT_PROXIES, _WORKER.get("data"), cfg.seed, cfg.batch_size)
-    return [{name: float(v[i]) for name, v in values.items()} for i in range(len(archs))]
+    irs = [space.build_ir(c) for c in codes]
+    shapes = sorted({(a.input_shape, a.tensor_shape(a.outputs[0])[0]) for a in irs})
+    out: list[dict] = [{} for _ in archs]
+    for shape, classes in shapes:
+        if cfg.data:
+            if "data" not in _WORKER:
+                _WORKER["data"] = load_data(cfg.data, classes=classes)
+            data = resize(_WORKER["data"], shape[1:])
+        else:
+            data = synthetic_data(cfg.batch_size, shape, classes, cfg.seed)
+        rows = [i for i, a in enumerate(irs) if (a.input_shape, a.tensor_shape(a.outputs[0])[0]) == (shape, classes)]
+        values = compute_proxies(space, codes[rows], DEFAULT_PROXIES, data, cfg.seed, cfg.batch_size)
+        for j, i in enumerate(rows):
+            out[i] = {name: float(v[j]) for name, v in values.items()}
+    return out
 
 
 # ------------------------------------------------------------------ coordinator

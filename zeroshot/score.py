@@ -88,7 +88,8 @@ def compute_proxies(space: SearchSpace, codes: np.ndarray, names: Sequence[str],
 
     Topology proxies run on the whole batch at once.  Network proxies run once per isomorphism class
     (:meth:`~spaces.SearchSpace.canonical_codes`) on its representative, all requested ones sharing
-    passes; without ``data`` they see seeded synthetic input (:func:`zeroshot.data.synthetic_data`).
+    passes, on the first ``batch_size`` (default 64) images of ``data``, or without ``data`` on seeded
+    synthetic input (:func:`zeroshot.data.synthetic_data`).
     """
     codes = np.asarray(codes, dtype=np.int64).reshape(-1, space.code_length)
     out: dict[str, np.ndarray] = {}
@@ -111,7 +112,7 @@ def compute_proxies(space: SearchSpace, codes: np.ndarray, names: Sequence[str],
             rows = tqdm(rows, desc="proxies", unit="arch", file=sys.stderr)
         for i in rows:
             got = compute_network_proxies(space.build_ir(unique[i]), net, batch.x, batch.y, seed=seed,
-                                          batch_size=batch_size)
+                                          batch_size=batch_size or DEFAULT_BATCH)
             values[i] = [got[n] for n in net]
         for j, n in enumerate(net):
             out[n] = values[inverse.reshape(-1), j]

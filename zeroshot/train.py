@@ -21,7 +21,7 @@ Example
 >>> from zeroshot.data import synthetic_data
 >>> space = get_space("nb201")
 >>> arch = space.to_ir(space.sample(1, seed=0)[0])
->>> result = train(arch, synthetic_data(32, (3, 32, 32), 10), TrainConfig(epochs=1, max_steps=2), quiet=True)
+>>> result = train(arch, synthetic_data(32, (3, 32, 32), 10), TrainConfig(epochs=3, max_steps=2), quiet=True)
 >>> result.steps
 2
 """
@@ -208,7 +208,7 @@ def train(arch: Arch, data: Data, cfg: TrainConfig, checkpoint: str | None = Non
             opt.step()
             sched.step()
             state["step"] += 1
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.update(1)
         val_loss, val_acc = evaluate(net, xv, yv)
         record = {"epoch": state["epoch"] + 1, "step": state["step"], "train_loss": float(np.mean(losses)),

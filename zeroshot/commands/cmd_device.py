@@ -1,4 +1,5 @@
-"""``zeroshot device list`` / ``zeroshot device show NAME_OR_FILE``: the device models.
+"""``zeroshot device list`` / ``zeroshot device show NAME_OR_FILE``: the device models;
+``zeroshot device profile -o FILE.json``: measure this machine into a ``measured`` device.
 
 Each action is a pair ``(add_parser, run)`` in :data:`ACTIONS`; a new action (``device profile``) is one
 more function pair and one more entry.
@@ -38,7 +39,53 @@ def run_show(args):
     print(json.dumps(_load(args.name).to_dict(), indent=2))
 
 
-ACTIONS = {"list": (add_list, run_list), "show": (add_show, run_show)}
+def add_profile(sub):
+    p = sub.add_parser("profile", help="measure this machine with torch and write a `measured` device")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.json",
+                   help="device file to write (its regressors go to FILE.joblib beside it)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--budget-s", type=float, default=600, help="measuring time budget in seconds (default 600)")
+    p.add_argument("--spaces", help="comma-separated spaces whose layers to sample (default: all)")
+    p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda")
+    p.add_argument("--name", help="device name (default: the file name)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    return p
+
+
+def run_profile(args):
+    import sys
+    from pathlib import Path
+
+    from estimator.measure import torch_device
+    from estimator.measured import profile
+    from spaces import list_spaces
+    from zeroshot.cli import make_space
+
+    out = Path(args.output)
+    if out.suffix != ".json":
+        raise UserError(f"-o must name a .json file, got {args.output}")
+    if args.threads < 1 or args.budget_s <= 0:
+        raise UserError(f"--threads must be >= 1 and --budget-s > 0, got {args.threads} and {args.budget_s}")
+    try:
+        torch_device(args.device)
+    except (ValueError, RuntimeError) as e:     # torch names a malformed device in a RuntimeError
+        raise UserError(f"--device {args.device}: {e}") from None
+    names = args.spaces.split(",") if args.spaces else list_spaces()
+    spaces = [make_space(n.strip()) for n in names]
+    log = (lambda s: print(f"zeroshot device profile: {s}", file=sys.stderr)) if sys.stderr.isatty() else None
+    dev = profile(spaces, budget_s=args.budget_s, threads=args.threads, device=args.device, seed=args.seed,
+                  name=args.name or out.stem, log=log)
+    try:
+        dev.save(out)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror}") from None
+    i = dev.info
+    print(f"zeroshot device profile: wrote {out} and {out.with_suffix('.joblib').name}: {i['kernels_measured']} "
+          f"kernels in {i['profile_seconds']:.0f} s; calibration models within 10%: "
+          f"{i['calibration_within_10pct']:.0%}", file=sys.stderr)
+
+
+ACTIONS = {"list": (add_list, run_list), "show": (add_show, run_show), "profile": (add_profile, run_profile)}
 
 
 def register(sub):

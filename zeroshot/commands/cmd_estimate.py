@@ -2,7 +2,7 @@
 peak activation and model memory, and latency on a device, as CSV."""
 from estimator.counts import BYTES_PER_ELEMENT
 from estimator.devices import DeviceError, load_device
-from estimator.estimate import estimate
+from estimator.estimate import Estimator
 from zeroshot.cli import add_space_args, read_archs, space_from_args, write_csv
 from zeroshot.errors import UserError
 
@@ -25,7 +25,7 @@ def run(args):
     except DeviceError as e:
         raise UserError(str(e)) from None
     texts, codes = read_archs(space, args.archs)
-    cost = estimate(space.irs(codes), device, args.precision)
+    cost = Estimator(space, device, args.precision).evaluate(codes)
     columns = ["params", "macs", "peak_activation_bytes", "model_bytes"] + (["latency_ms"] if device else [])
     rows = ([t] + [_cell(cost[c][i]) for c in columns] for i, t in enumerate(texts))
     write_csv(["arch"] + columns, rows, args.output)

@@ -83,7 +83,8 @@ def eigvalsh(a) -> np.ndarray:
 
 def logdet(a) -> float:
     """``log |det a|`` of a symmetric matrix: Cholesky when positive definite, else the sum of
-    ``log|eigenvalue|`` (``-inf`` for an exactly singular matrix; NaN for a non-finite entry)."""
+    ``log|eigenvalue|``; ``-inf`` when numerically singular (an eigenvalue within ``n * eps`` of the
+    largest one), NaN for a non-finite entry."""
     a = _square(a)
     if not np.isfinite(a).all():
         return float("nan")
@@ -91,4 +92,9 @@ def logdet(a) -> float:
     if np.isfinite(value):
         return float(value)
     w = eigvalsh(a)
-    return float(sum_log_abs(w)) if np.isfinite(w).all() else float("nan")
+    if not np.isfinite(w).all():
+        return float("nan")
+    scale = np.abs(w).max(initial=0.0)
+    if np.abs(w).min(initial=scale) <= len(w) * np.finfo(np.float64).eps * scale:
+        return float("-inf")
+    return float(sum_log_abs(w))

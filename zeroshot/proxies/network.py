@@ -119,7 +119,7 @@ def compute_network_proxies(arch: Arch, names: Sequence[str], x, y=None, seed: i
     if "synflow" in want:
         raw["synflow"] = synflow(arch, seed)
     if "zen" in want:
-        raw["zen"] = zen(arch, seed, x.shape[0])
+        raw["zen"] = zen(arch, seed)
     if "meco" in want:
         raw["meco"] = meco(arch, seed)
     if "linear_regions" in want:

@@ -4,23 +4,23 @@ Passes (each runs only when a requested proxy needs it; ``B`` is the batch size)
 
 * **batch pass**: one forward of the real batch in train mode, default init.  While it runs, the codes
   of every live activation's input (``> 0``) are bit-packed: their Hamming Gram matrix (naswot) and the
-  per-unit patterns of the first 16 samples (swap).  Backward passes on the same graph:
+  per-unit patterns of the first 16 samples (swap).  Backwards on the same graph:
 
-  - cross-entropy: one backward (``autograd.grad``) -> grad_norm, snip and fisher (tensor hooks on conv
-    and linear outputs); with zico, two backwards, one per half of the batch, whose weighted mean is the
-    full-batch gradient;
-  - grasp: a create-graph backward of the same loss and a Hessian-gradient product (the costly part);
+  - cross-entropy: one backward (``autograd.grad``) -> grad_norm, snip, fisher (tensor hooks on conv and
+    linear outputs) and zico (the two half-batch gradients are split from the per-sample contributions
+    of that backward); with grasp the backward keeps its graph and one more backward of
+    ``g . g_detached`` gives the Hessian-gradient product (grasp alone costs about 3 forward+backward);
   - all-ones cotangent on the logits: the input Jacobian (jacob_cov) and, from the same backward, the
-    per-sample gradients of every conv / linear weight (ntk; see below).
+    per-sample gradients of every conv / linear weight (ntk; a grouped-convolution trick).
 
 * **synflow**: float64 copy, BN removed, ``|W|``, an all-ones input of batch 1.
-* **zen**: copy with N(0, 1) weights, two no-grad forwards of Gaussian input (``x`` and ``x + 0.01 e``).
+* **zen**: copy with N(0, 1) weights, two no-grad forwards of a Gaussian batch of 16 (``x``, ``x + 0.01 e``).
 * **meco**: one no-grad forward of one Gaussian image through the default-init network.
 * **linear_regions**: a thin copy (channels / 8) on 1,000 random small crops of the batch, no grad.
 
 Deliberate differences from the reference implementations (one network, one batch, shared passes):
-zico's two batches are the two halves of one forward (BN statistics over the whole batch); ntk's
-per-sample gradients come from one backward and so treat BN's batch statistics as constants (the
+zico's two batches are the two halves of one forward and backward (BN statistics over the whole batch);
+ntk's per-sample gradients come from one backward and so treat BN's batch statistics as constants (the
 reference runs one backward per sample, which also differentiates through the statistics); zen uses
 each BN's batch variance (running variance with momentum 1) and keeps residual links; meco looks at the
 outputs of the live conv / BN / activation / pool ops.
@@ -47,6 +47,7 @@ BATCH_PROXIES = LABEL_PROXIES | {"naswot", "swap", "jacob_cov", "ntk"}
 SWAP_SAMPLES = 16
 JACOB_K = 1e-5
 ZEN_EPS = 0.01
+ZEN_BATCH = 16          # Zen-NAS's default batch size
 LR_SAMPLES = 1000
 LR_DIVISOR = 8
 
@@ -120,7 +121,7 @@ def batch_pass(arch: Arch, want: set, x: torch.Tensor, y: torch.Tensor | None, s
     if want & LABEL_PROXIES:
         state["phase"] = "ce"
         g = torch.autograd.grad(F.cross_entropy(logits, y), weights, retain_graph=True,
-                                create_graph="grasp" in want, allow_unused=True)
+                                create_graph="grasp" in want, allow_unused=True) if weights else []
         state["phase"] = None
         g = [torch.zeros_like(w) if gi is None else gi for w, gi in zip(weights, g)]
         full = [gi.detach() for gi in g]
@@ -238,14 +239,14 @@ def synflow(arch: Arch, seed: int) -> float:
     weights = [net.layers[i].weight for i in _weight_ops(arch, live_ops(arch))]
     out = net(torch.ones(1, *arch.input_shape, dtype=torch.float64))
     r = sum(o.sum() for o in out) if isinstance(out, tuple) else out.sum()
-    grads = torch.autograd.grad(r, weights, allow_unused=True)
+    grads = torch.autograd.grad(r, weights, allow_unused=True) if weights else []
     s = sum(float((w.detach() * g).abs().sum()) for w, g in zip(weights, grads) if g is not None)
     return math.log(s) if s > 0 else float("-inf")
 
 
-def zen(arch: Arch, seed: int, batch: int) -> float:
+def zen(arch: Arch, seed: int, batch: int = ZEN_BATCH) -> float:
     """Zen-score: ``log(mean_b |f(x) - f(x + 0.01 e)|_1) + sum_BN log sqrt(mean batch variance)`` with
-    N(0, 1) weights and Gaussian ``x``; ``f``: the features before the last global pool."""
+    N(0, 1) weights and a Gaussian batch ``x`` of 16; ``f``: the features before the last global pool."""
     net = _net(arch, seed, "gaussian")
     live = live_ops(arch)
     gaps = [i for i, op in enumerate(arch.ops) if op.kind == GAP]

@@ -1,0 +1,137 @@
+"""Our network proxies against NASLib's on the same NAS-Bench-201 cells, and the cost of the suite.
+
+For a fixed random subset of the 724 cells of ``../shared/data/nb201/naslib_proxies_cifar10.csv``
+(NASLib's zero-cost scores, CIFAR-10, batch 64), computes every network proxy with the shared-pass
+engine on the first 64 images of ``images/cifar10_test_846.npz`` (normalised with the CIFAR-10 mean /
+std, their labels), then reports per overlapping proxy the Spearman rho of our score against NASLib's,
+and both against the cells' validation accuracy; plus the suite's seconds per cell and its cost as a
+multiple of one forward + backward pass of the same network on the same batch (measured alternately on
+every cell, one thread).
+
+Usage: ``python benchmarks/proxies_naslib.py [--n 200] [--seed 0]`` (about 5 s per cell on one core)
+-> ``benchmarks/results/proxies_naslib.md`` and ``.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import kendalltau, spearmanr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from spaces import get_space  # noqa: E402
+from spaces.shared_data import shared_data  # noqa: E402
+from zeroshot.proxies import get_proxy  # noqa: E402
+from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies, fwd_bwd_seconds  # noqa: E402
+
+# NASLib column -> our proxy
+NASLIB_NAMES = {"fisher": "fisher", "grad_norm": "grad_norm", "grasp": "grasp", "jacov": "jacob_cov",
+                "nwot": "naswot", "snip": "snip", "synflow": "synflow"}
+CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465])
+CIFAR_STD = np.array([0.2470, 0.2435, 0.2616])
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def load_batch(n: int = 64):
+    d = np.load(shared_data("images/cifar10_test_846.npz"))
+    x = ((d["x"][:n] / 255.0 - CIFAR_MEAN) / CIFAR_STD).transpose(0, 3, 1, 2).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(d["y"][:n].astype(np.int64))
+
+
+def subset(path, n: int, seed: int) -> list[dict]:
+    """The CSV rows of a fixed random subset of ``n`` cells (all when ``n`` is 0 or too large)."""
+    rows = list(csv.DictReader(open(path, newline="")))
+    if 0 < n < len(rows):
+        pick = np.sort(np.random.default_rng(seed).choice(len(rows), n, replace=False))
+        rows = [rows[i] for i in pick]
+    return rows
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200, help="cells (random subset of the 724; 0 = all)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=64)
+    args = ap.parse_args(argv)
+    path = shared_data("nb201/naslib_proxies_cifar10.csv")
+    if path is None or shared_data("images/cifar10_test_846.npz") is None:
+        sys.exit("benchmark skipped: ../shared/data/nb201/naslib_proxies_cifar10.csv or "
+                 "images/cifar10_test_846.npz is absent (set ZEROSHOT_SHARED_DATA)")
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore", RuntimeWarning)
+    rows = subset(path, args.n, args.seed)
+    x, y = load_batch(args.batch)
+    space = get_space("nb201")
+    ours, secs, units, lite = [], [], [], []
+    no_grasp = [n for n in NETWORK_PROXIES if n != "grasp"]
+    for k, r in enumerate(rows):
+        arch = space.to_ir(r["arch_str"])
+        units.append(fwd_bwd_seconds(arch, x, y, args.seed, repeats=1))
+        t = time.perf_counter()
+        ours.append(compute_network_proxies(arch, NETWORK_PROXIES, x, y, seed=args.seed))
+        secs.append(time.perf_counter() - t)
+        if k % 4 == 0:                          # the suite without grasp (its Hessian product is the costly part)
+            t = time.perf_counter()
+            compute_network_proxies(arch, no_grasp, x, y, seed=args.seed)
+            lite.append(((time.perf_counter() - t), units[-1]))
+        if (k + 1) % 25 == 0 or k + 1 == len(rows):
+            report(rows[:k + 1], ours, secs, units, lite, args)
+            print(f"{k + 1}/{len(rows)} cells, {np.mean(secs):.2f} s per cell", file=sys.stderr, flush=True)
+
+
+def rho(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    return float(spearmanr(a[ok], b[ok])[0]) if ok.sum() > 2 else float("nan")
+
+
+def report(rows, ours, secs, units, lite, args) -> None:
+    acc = [float(r["val_acc"]) for r in rows]
+    table = []
+    for theirs, mine in NASLIB_NAMES.items():
+        a = [o[mine] for o in ours]
+        b = [float(r[theirs]) for r in rows]
+        table.append((mine, theirs, rho(a, b), rho(a, acc), rho(b, acc), int(np.isfinite(a).sum())))
+    others = [(n, rho([o[n] for o in ours], acc), float(kendalltau([o[n] for o in ours], acc)[0]))
+              for n in NETWORK_PROXIES]
+    ratio = np.asarray(secs) / np.asarray(units)
+    lines = [
+        "# Network proxies vs NASLib's (NB201, CIFAR-10)",
+        "",
+        f"`python benchmarks/proxies_naslib.py --n {args.n} --seed {args.seed}`: {len(rows)} cells (random subset "
+        f"of the 724 in `nb201/naslib_proxies_cifar10.csv`, seed {args.seed}), batch {args.batch} of real CIFAR-10 "
+        "test images (first 64 of `cifar10_test_846.npz`, CIFAR mean/std), their labels, seed "
+        f"{args.seed}, one thread. val_acc: the CSV's (cifar10-valid, 200 epochs).",
+        "",
+        "| ours | NASLib | rho(ours, NASLib) | rho(ours, val_acc) | rho(NASLib, val_acc) | finite |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {m} | {t} | {a:.3f} | {b:.3f} | {c:.3f} | {n}/{len(rows)} |" for m, t, a, b, c, n in table]
+    lines += ["", "All network proxies on the same cells (signed, ntk is lower-is-better so its rho is expected "
+              "negative):", "", "| proxy | direction | Spearman vs val_acc | Kendall vs val_acc |", "|---|---|---|---|"]
+    lines += [f"| {n} | {'higher' if get_proxy(n).higher_is_better else 'lower'} | {s:.3f} | {k:.3f} |"
+              for n, s, k in others]
+    lines += ["", "## Cost of the full suite (13 proxies, shared passes)", "",
+              f"- seconds per cell: mean {np.mean(secs):.2f}, median {np.median(secs):.2f} (one thread, shared "
+              "2-core machine under load from other jobs; ratios below are measured alternately per cell)",
+              f"- one forward + backward (cross-entropy, same network, same batch): mean {np.mean(units):.2f} s",
+              f"- suite / (forward + backward): median {np.median(ratio):.2f}, mean {np.mean(ratio):.2f}",
+              f"- without grasp (12 proxies, every 4th cell): median {np.median([s / u for s, u in lite]):.2f} x "
+              f"forward + backward, mean {np.mean([s for s, _ in lite]):.2f} s per cell",
+              f"- non-finite values replaced by the worst value: {dict(NONFINITE) or 'none'}", ""]
+    (OUT / "proxies_naslib.md").write_text("\n".join(lines) + "\n")
+    (OUT / "proxies_naslib.json").write_text(json.dumps(
+        {"cells": [r["arch_str"] for r in rows], "values": ours, "seconds": secs, "fwd_bwd_seconds": units},
+        allow_nan=True))
+
+
+if __name__ == "__main__":
+    main()

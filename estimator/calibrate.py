@@ -1,0 +1,453 @@
+"""Few-shot device calibration from whole-model latencies, and the ``calibrated`` device kind.
+
+A device's latency is modelled as ``intercept + sum over kernels of theta . f(kernel)`` with non-negative
+``theta`` (:data:`FEATURE_VERSION` fixes the features ``f``): per kernel type and kernel size (1, 3, 5,
+7+), the kernel count, its op count before fusion, MACs and elements moved (input + output + weights),
+each also spread over log2 knots of the output resolution and of the output channels (piecewise-linear
+"tent" weights, so costs may vary smoothly with shape), and all of it twice: for every kernel as run
+eagerly, and for the kernels left after constant folding and dead-op elimination
+(:mod:`estimator.folding`), as graph compilers run them.
+
+Calibration from a handful of measured architectures uses *source devices* fitted on whole search spaces
+(:func:`fit_source`, stored in ``estimator/calibration_prior.json``, see :func:`build_prior`):
+
+1. the target is first a non-negative combination of the source devices' predictions plus an intercept
+   (ridge ``basis_ridge`` towards equal weights), which ten samples pin down;
+2. then every parameter moves away from that combination under a Gaussian prior whose spread per
+   parameter is the spread of the source devices' (normalised) parameters (``refine_ridge``), so with
+   more samples the fit leaves the span of the sources.
+
+Both steps are non-negative least squares (NNLS on the system stacked with the prior's rows).
+
+Example
+-------
+>>> import numpy as np
+>>> from spaces import get_space
+>>> space = get_space("nb201")
+>>> archs = space.sample(12, seed=0)
+>>> latency = predict_features(arch_features(space, archs), *load_prior().source(0))
+>>> device = calibrate(space, archs, latency, name="twin")
+>>> bool(np.allclose(device.predict(space, archs), latency, rtol=0.05))
+True
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import nnls
+
+from spaces.ir import OpTable, to_table
+
+from .devices import Device, DeviceError, register_kind
+from .folding import live_kernels
+from .kernels import DEFAULT_FUSION, KERNEL_TYPES, KernelTable, decompose
+
+FEATURE_VERSION = 1
+PRIOR_PATH = Path(__file__).with_name("calibration_prior.json")
+
+SCOPES = ("all", "live")                     # every kernel / kernels left after folding
+VALUES = ("n", "ops", "macs", "mem")         # kernel count, ops before fusion, MACs, elements moved
+K_BUCKETS = 8                                # kernel size 0..6, 7 = 7 and larger
+RES_KNOTS = tuple(2 ** j for j in range(0, 10))     # output height 1 .. 512
+CH_KNOTS = tuple(2 ** j for j in range(2, 13))      # output channels 4 .. 4096
+WEIGHTS = ("",) + tuple(f"h{v}" for v in RES_KNOTS) + tuple(f"c{v}" for v in CH_KNOTS)
+N_COLS = len(SCOPES) * len(KERNEL_TYPES) * K_BUCKETS * len(VALUES) * len(WEIGHTS)
+
+#: Hyperparameters, chosen by leave-one-device-out on the shared devices (benchmarks/calibration_hw.py).
+BASIS_RIDGE = 1e-3
+REFINE_RIDGE = 0.03
+SPREAD_FLOOR = 0.01
+
+
+# ------------------------------------------------------------------------------------------ features
+def column_name(col: int) -> str:
+    """Readable name of feature column ``col``, e.g. ``live.dwconv.k5.macs.c64``."""
+    rest, w = divmod(int(col), len(WEIGHTS))
+    rest, v = divmod(rest, len(VALUES))
+    rest, kb = divmod(rest, K_BUCKETS)
+    scope, t = divmod(rest, len(KERNEL_TYPES))
+    return ".".join([SCOPES[scope], KERNEL_TYPES[t], f"k{kb}", VALUES[v]] + ([WEIGHTS[w]] if w else []))
+
+
+def column_index(name: str) -> int:
+    """Inverse of :func:`column_name`; raises ``KeyError`` naming what is wrong."""
+    parts = name.split(".")
+    if len(parts) not in (4, 5) or not parts[2].startswith("k"):
+        raise KeyError(f"feature {name!r} is not SCOPE.TYPE.kK.VALUE[.WEIGHT]")
+    scope, typ, kb, val = parts[:4]
+    w = parts[4] if len(parts) == 5 else ""
+    for what, value, allowed in (("scope", scope, SCOPES), ("kernel type", typ, KERNEL_TYPES),
+                                 ("value", val, VALUES), ("weight", w, WEIGHTS)):
+        if value not in allowed:
+            raise KeyError(f"feature {name!r}: unknown {what} {value!r}; choose from {', '.join(allowed)}")
+    k = int(kb[1:]) if kb[1:].isdigit() else -1
+    if not 0 <= k < K_BUCKETS:
+        raise KeyError(f"feature {name!r}: kernel size bucket must be k0..k{K_BUCKETS - 1}")
+    idx = (SCOPES.index(scope) * len(KERNEL_TYPES) + KERNEL_TYPES.index(typ)) * K_BUCKETS + k
+    return (idx * len(VALUES) + VALUES.index(val)) * len(WEIGHTS) + WEIGHTS.index(w)
+
+
+def _tent(x: np.ndarray, knots: Sequence[int]):
+    """The two knots (indices) around ``log2 x`` and their piecewise-linear weights (clipped at the ends)."""
+    pos = np.clip(np.log2(np.maximum(x, 1)), np.log2(knots[0]), np.log2(knots[-1])) - np.log2(knots[0])
+    lo = np.minimum(np.floor(pos).astype(np.int64), len(knots) - 2)
+    frac = pos - lo
+    return (lo, 1.0 - frac), (lo + 1, frac)
+
+
+def kernel_slots(kt: KernelTable, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse features of every kernel: ``cols`` and ``vals`` of shape ``(n_kernels, slots)``; a
+    kernel's feature vector is the sum of ``vals`` placed at ``cols`` (a column may repeat)."""
+    c = kt.cols
+    values = (np.ones(len(c["type"])), c["n_ops"].astype(float), c["macs"].astype(float),
+              (c["in_elems"] + c["out_elems"] + c["weight_elems"]).astype(float))
+    weightings = [(np.zeros(len(c["type"]), np.int64), 1.0)]
+    offset = 1
+    for x, knots in ((c["h_out"], RES_KNOTS), (c["c_out"], CH_KNOTS)):
+        weightings += [(offset + i, w) for i, w in _tent(x, knots)]
+        offset += len(knots)
+    cols, vals = [], []
+    for scope, mask in enumerate((np.ones(len(live)), live.astype(float))):
+        base = (scope * len(KERNEL_TYPES) + c["type"]) * K_BUCKETS + np.minimum(c["k"], K_BUCKETS - 1)
+        for v, value in enumerate(values):
+            for w, weight in weightings:
+                cols.append((base * len(VALUES) + v) * len(WEIGHTS) + w)
+                vals.append(value * weight * mask)
+    return np.stack(cols, 1), np.stack(vals, 1)
+
+
+def table_features(table: OpTable, fusion=DEFAULT_FUSION, chunk: int = 2048) -> sparse.csr_matrix:
+    """Per-architecture feature sums, ``(n_archs, N_COLS)`` sparse, of an op table."""
+    blocks = []
+    for start in range(0, len(table), chunk):
+        part = _slice_table(table, start, min(start + chunk, len(table)))
+        kt = decompose(part, fusion)
+        cols, vals = kernel_slots(kt, live_kernels(part, kt))
+        arch = np.repeat(np.arange(len(part)), np.diff(kt.ptr))
+        rows = np.repeat(arch, cols.shape[1])
+        blocks.append(sparse.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=(len(part), N_COLS)))
+    return sparse.vstack(blocks, format="csr") if blocks else sparse.csr_matrix((0, N_COLS))
+
+
+def _slice_table(table: OpTable, a: int, b: int) -> OpTable:
+    if a == 0 and b == len(table):
+        return table
+    r0, r1 = table.ptr[a], table.ptr[b]
+    e0, e1 = table.edge_ptr[r0], table.edge_ptr[r1]
+    return OpTable(table.ptr[a:b + 1] - r0, {k: v[r0:r1] for k, v in table.cols.items()},
+                   table.in_size[a:b], table.in_last[a:b], table.edge_ptr[r0:r1 + 1] - e0, table.edges[e0:e1])
+
+
+def arch_features(space, archs, fusion=DEFAULT_FUSION) -> sparse.csr_matrix:
+    """Feature sums of architectures of ``space`` given as encodings or codes."""
+    return table_features(to_table([space.to_ir(a) for a in archs]), fusion)
+
+
+def predict_features(features: sparse.spmatrix, intercept: float, theta: np.ndarray) -> np.ndarray:
+    """``intercept + features @ theta`` as a flat array."""
+    return intercept + np.asarray(features @ theta).ravel()
+
+
+# ------------------------------------------------------------------------------------------ fitting
+def _nnls_toward(design: np.ndarray, y: np.ndarray, ridge: float, target: np.ndarray) -> np.ndarray:
+    """``argmin_{x >= 0} |design x - y|^2 + ridge |x - target|^2``."""
+    d = design.shape[1]
+    a = np.vstack([design, np.sqrt(ridge) * np.eye(d)])
+    return nnls(a, np.concatenate([y, np.sqrt(ridge) * target]), maxiter=50 * d + 500)[0]
+
+
+def fit_source(features: sparse.spmatrix, latency_ms: np.ndarray) -> tuple[float, np.ndarray]:
+    """A source device fitted on many architectures by NNLS, normalised to a mean latency of 1:
+    ``(intercept, theta)`` with ``theta`` a dense vector of :data:`N_COLS`."""
+    y = np.asarray(latency_ms, float)
+    y = y / y.mean()
+    active = _active_columns(features)
+    dense = features[:, active].toarray()
+    scale = dense.mean(0)
+    x = nnls(np.column_stack([np.ones(len(y)), dense / scale]), y, maxiter=50 * len(active) + 500)[0]
+    theta = np.zeros(N_COLS)
+    theta[active] = x[1:] / scale
+    return float(x[0]), theta
+
+
+@dataclass
+class Prior:
+    """Source devices: ``labels[i]`` (space/device), ``intercepts[i]``, rows of ``thetas`` (normalised)."""
+
+    labels: list[str]
+    intercepts: np.ndarray
+    thetas: np.ndarray
+
+    def source(self, i: int) -> tuple[float, np.ndarray]:
+        return float(self.intercepts[i]), self.thetas[i]
+
+    def subset(self, space_name: str | None) -> "Prior":
+        """The sources measured on ``space_name``; all of them when there are none."""
+        keep = [i for i, lab in enumerate(self.labels) if lab.split("/")[0] == space_name] or \
+            list(range(len(self.labels)))
+        return Prior([self.labels[i] for i in keep], self.intercepts[keep], self.thetas[keep])
+
+    def to_dict(self) -> dict:
+        return {"feature_version": FEATURE_VERSION, "fusion": list(DEFAULT_FUSION),
+                "sources": [{"label": lab, "intercept": _round(b), "theta": _sparse_theta(th)}
+                            for lab, b, th in zip(self.labels, self.intercepts, self.thetas)]}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "prior") -> "Prior":
+        _check_version(d, where)
+        src = d.get("sources") or []
+        if not src:
+            raise DeviceError(f"{where} has no sources")
+        return cls([s["label"] for s in src], np.array([float(s["intercept"]) for s in src]),
+                   np.array([_dense_theta(s["theta"], where) for s in src]))
+
+
+def load_prior(path=PRIOR_PATH) -> Prior:
+    """The source devices shipped with zeroshot (or another prior file)."""
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DeviceError(f"cannot read calibration prior {path}: {e}; rebuild it with "
+                          f"`python -m estimator.calibrate`") from None
+    return Prior.from_dict(d, str(path))
+
+
+def calibrate_features(features: sparse.spmatrix, latency_ms: np.ndarray, prior: Prior,
+                       basis_ridge: float = BASIS_RIDGE, refine_ridge: float = REFINE_RIDGE,
+                       spread_floor: float = SPREAD_FLOOR) -> tuple[float, np.ndarray]:
+    """``(intercept_ms, theta)`` of a device from the features and latencies of measured architectures
+    (steps 1 and 2 of the module docstring)."""
+    y = np.asarray(latency_ms, float)
+    if len(y) < 2 or features.shape[0] != len(y):
+        raise ValueError(f"need features and latencies of at least 2 architectures, got {features.shape[0]} "
+                         f"and {len(y)}")
+    if not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise ValueError("latencies must be positive finite milliseconds")
+    ybar = y.mean()
+    yn = y / ybar
+    # 1. non-negative combination of the sources, each scaled to mean 1 on the measured architectures
+    preds = np.column_stack([predict_features(features, b, th) for b, th in zip(prior.intercepts, prior.thetas)])
+    norm = preds.mean(0)
+    norm[norm <= 0] = 1.0
+    n_src = len(norm)
+    basis = np.column_stack([np.ones(len(y)), preds / norm])
+    w = _nnls_toward(basis, yn, basis_ridge, np.r_[0.0, np.full(n_src, 1.0 / n_src)])
+    thetas = prior.thetas / norm[:, None]
+    intercepts = prior.intercepts / norm
+    theta0 = w[1:] @ thetas
+    b0 = w[0] + w[1:] @ intercepts
+    if not np.isfinite(refine_ridge):
+        return float(b0) * ybar, theta0 * ybar
+    # 2. every parameter the measurements see, under a prior of the sources' spread (normalised units)
+    active = _active_columns(features)
+    dense = features[:, active].toarray()
+    scale = dense.mean(0)
+    design = np.column_stack([np.ones(len(y)), dense / scale])
+    spread = np.concatenate([[intercepts.std()], (thetas[:, active] * scale).std(0)])
+    spread += spread_floor / design.shape[1]
+    x = _nnls_toward(design * spread, yn, refine_ridge, np.r_[b0, theta0[active] * scale] / spread) * spread
+    theta = theta0.copy()
+    theta[active] = x[1:] / scale
+    return float(x[0]) * ybar, theta * ybar
+
+
+# ------------------------------------------------------------------------------------------ device
+@register_kind
+class CalibratedDevice(Device):
+    """A device fitted by :func:`calibrate`: ``intercept_ms`` per network plus ``theta`` per feature."""
+
+    kind = "calibrated"
+
+    def __init__(self, name: str, intercept_ms: float, theta: np.ndarray, fusion=DEFAULT_FUSION,
+                 description: str = "", space: str = "", measurements: int = 0):
+        super().__init__(name, fusion, description)
+        self.intercept_ms = float(intercept_ms)
+        self.theta = np.asarray(theta, float)
+        self.space = space
+        self.measurements = int(measurements)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CalibratedDevice":
+        where = f"calibrated device {d.get('name', '?')!r}"
+        _check_version(d, where)
+        for field in ("name", "intercept_ms", "theta"):
+            if field not in d:
+                raise DeviceError(f"{where} has no {field!r}; recalibrate it with `zeroshot calibrate`")
+        try:
+            return cls(d["name"], float(d["intercept_ms"]), _dense_theta(d["theta"], where),
+                       d.get("fusion", DEFAULT_FUSION), d.get("description", ""), d.get("space", ""),
+                       d.get("measurements", 0))
+        except ValueError as e:
+            raise DeviceError(f"{where}: {e}") from None
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "description": self.description,
+                "fusion": list(self.fusion), "feature_version": FEATURE_VERSION, "space": self.space,
+                "measurements": self.measurements, "intercept_ms": _round(self.intercept_ms),
+                "theta": _sparse_theta(self.theta)}
+
+    def kernel_latency_ms(self, kt: KernelTable, live: np.ndarray | None = None) -> np.ndarray:
+        """Per-kernel latency; ``live`` marks the kernels left after folding (default: all)."""
+        cols, vals = kernel_slots(kt, np.ones(len(kt.cols["type"]), bool) if live is None else live)
+        return (self.theta[cols] * vals).sum(1)
+
+    def latency_ms(self, table: OpTable) -> np.ndarray:
+        kt = decompose(table, self.fusion)
+        per_kernel = self.kernel_latency_ms(kt, live_kernels(table, kt))
+        sums = np.add.reduceat(per_kernel, kt.ptr[:-1]) if len(per_kernel) else np.zeros(len(kt))
+        return self.intercept_ms + np.where(np.diff(kt.ptr) > 0, sums, 0.0)
+
+    def predict(self, space, archs) -> np.ndarray:
+        """Latency (ms) of architectures of ``space`` given as encodings or codes."""
+        return self.latency_ms(to_table([space.to_ir(a) for a in archs]))
+
+    def summary(self) -> str:
+        return (f"calibrated from {self.measurements} {self.space or 'whole-model'} measurements, "
+                f"{np.count_nonzero(self.theta)} cost parameters")
+
+
+def calibrate(space, archs, latency_ms, name: str = "calibrated", prior: Prior | None = None,
+              **hyper) -> CalibratedDevice:
+    """A :class:`CalibratedDevice` from measured architectures of ``space`` (encodings or codes)."""
+    prior = (prior or load_prior()).subset(space.name)
+    intercept, theta = calibrate_features(arch_features(space, archs), latency_ms, prior, **hyper)
+    return CalibratedDevice(name, intercept, theta, space=space.name, measurements=len(latency_ms),
+                            description=f"fitted to {len(latency_ms)} whole-model latencies on {space.name} "
+                                        f"(sources: {len(prior.labels)} devices)")
+
+
+def build_prior(datasets, path=PRIOR_PATH) -> Prior:
+    """Fit every source device of ``datasets`` (``(space, archs, {device: latencies})`` triples) and write
+    the prior file."""
+    labels, intercepts, thetas = [], [], []
+    for space, archs, devices in datasets:
+        features = arch_features(space, archs)
+        for device, latency in devices.items():
+            b, th = fit_source(features, latency)
+            labels.append(f"{space.name}/{device}")
+            intercepts.append(b)
+            thetas.append(th)
+    prior = Prior(labels, np.array(intercepts), np.array(thetas))
+    Path(path).write_text(json.dumps(prior.to_dict()) + "\n")
+    return prior
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _active_columns(features: sparse.spmatrix) -> np.ndarray:
+    return np.flatnonzero(np.asarray(abs(features).sum(0)).ravel() > 0)
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _sparse_theta(theta: np.ndarray) -> dict:
+    return {column_name(i): _round(theta[i]) for i in np.flatnonzero(theta)}
+
+
+def _dense_theta(d: dict, where: str) -> np.ndarray:
+    theta = np.zeros(N_COLS)
+    for name, value in d.items():
+        try:
+            theta[column_index(name)] = float(value)
+        except KeyError as e:
+            raise DeviceError(f"{where}: {e.args[0]}") from None
+    if np.any(theta < 0) or not np.all(np.isfinite(theta)):
+        raise DeviceError(f"{where}: cost parameters must be finite and non-negative")
+    return theta
+
+
+def _check_version(d: dict, where: str) -> None:
+    if d.get("feature_version") != FEATURE_VERSION:
+        raise DeviceError(f"{where} was fitted with feature version {d.get('feature_version')!r}, this "
+                          f"zeroshot uses {FEATURE_VERSION}; recalibrate it with `zeroshot calibrate`")
+
+
+# ------------------------------------------------------------------------------------------ data
+ARCH_COLUMNS = ("arch", "arch_str", "op_names")      # accepted names of the encoding column
+
+
+def read_latency_csv(path, space) -> tuple[list[str], dict[str, list[str]]]:
+    """Canonical encodings and the other columns (raw text) of a CSV of measured architectures.
+
+    The encoding column is the first of :data:`ARCH_COLUMNS` present; index columns (``index``, ``id``,
+    ``*idx``) are left out.  Raises ``ValueError`` naming the row of a bad encoding.
+    """
+    import csv
+
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        arch_col = next((c for c in ARCH_COLUMNS if c in header), None)
+        if arch_col is None:
+            raise ValueError(f"{path}: no architecture column; expected one of {', '.join(ARCH_COLUMNS)}, "
+                             f"got columns {', '.join(header) or '(none)'}")
+        value_cols = [c for c in header if c not in ARCH_COLUMNS and not _is_index(c)]
+        texts, raw = [], {c: [] for c in value_cols}
+        for row_no, row in enumerate(reader, start=2):
+            try:
+                texts.append(space.format(space.parse(row[arch_col] or "")))
+            except ValueError as e:
+                raise type(e)(f"{path} row {row_no}: {e}") from None
+            for c in value_cols:
+                raw[c].append(row[c])
+    return texts, raw
+
+
+def numeric_columns(raw: dict[str, list[str]]) -> list[str]:
+    """Names of the columns of :func:`read_latency_csv` where some value is a number."""
+    return [c for c, v in raw.items() if any(_is_float(x) for x in v)]
+
+
+def latency_column(raw: dict[str, list[str]], column: str, path) -> np.ndarray:
+    """Column ``column`` as positive milliseconds; ``ValueError`` names the first bad row."""
+    out = np.empty(len(raw[column]))
+    for i, x in enumerate(raw[column]):
+        value = float(x) if _is_float(x) else np.nan
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(f"{path} row {i + 2}: column {column!r} must hold a positive latency in ms, "
+                             f"got {x!r}")
+        out[i] = value
+    return out
+
+
+def _is_float(x) -> bool:
+    try:
+        float(x)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _is_index(column: str) -> bool:
+    low = column.lower()
+    return low in ("index", "id", "") or low.endswith("idx")
+
+
+def shared_datasets(names=("nb201", "fbnet")):
+    """``(space, encodings, {device: latencies})`` of the shared measurements (``hw/<space>_latency.csv``)
+    that are present."""
+    from spaces import get_space
+    from spaces.shared_data import shared_data
+
+    out = []
+    for name in names:
+        path = shared_data(f"hw/{name}_latency.csv")
+        if path is not None:
+            space = get_space(name)
+            texts, raw = read_latency_csv(path, space)
+            out.append((space, texts, {c: latency_column(raw, c, path) for c in raw if c.endswith("_ms")}))
+    return out
+
+
+if __name__ == "__main__":
+    data = shared_datasets()
+    if not data:
+        raise SystemExit("../shared/data/hw/*_latency.csv not found (set ZEROSHOT_SHARED_DATA)")
+    built = build_prior(data)
+    print(f"wrote {PRIOR_PATH} with {len(built.labels)} source devices")

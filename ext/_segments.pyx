@@ -1,0 +1,88 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Per-architecture metrics from cached per-segment values (built as ``estimator._segments``).
+
+Wrapped by :class:`estimator.segmented.SegmentedEvaluator`.
+"""
+from libc.stdint cimport int64_t, uint8_t
+
+cdef enum:
+    SUM = 0
+    MAX = 1
+    LAT = 2        # latency: summed, minus the entry kernel where the device fuses across the boundary
+    ENTRY = 3      # followed by ENTRY_MS and EXIT columns of the same latency metric
+    ENTRY_MS = 4
+    EXIT = 5
+
+
+def lookup(const int64_t[:, ::1] keys, const int64_t[::1] cache, int64_t[:, ::1] pos):
+    """Row of each key in the sorted ``cache`` (-1: unused slot, key < 0; -2: not cached).
+
+    Returns how many keys are not cached."""
+    cdef Py_ssize_t i, j, lo, hi, mid, m = cache.shape[0]
+    cdef int64_t key, missing = 0
+    with nogil:
+        for i in range(keys.shape[0]):
+            for j in range(keys.shape[1]):
+                key = keys[i, j]
+                if key < 0:
+                    pos[i, j] = -1
+                    continue
+                lo = 0
+                hi = m
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if cache[mid] < key:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < m and cache[lo] == key:
+                    pos[i, j] = lo
+                else:
+                    pos[i, j] = -2
+                    missing += 1
+    return missing
+
+
+def combine(const int64_t[:, ::1] pos, const double[:, ::1] vals, const int64_t[::1] kinds,
+            const uint8_t[:, :, ::1] fusable, double[:, ::1] out):
+    """``out[i, c]`` = the reduction of column ``c`` over row ``i``'s segments (``kinds[c]``).
+
+    A LAT column ``c`` owns columns c+1..c+3 (entry kind, entry kernel ms, exit head kind) and the
+    ``fusable[g]`` table of the g-th latency column: fused[exit head, entry kind]."""
+    cdef Py_ssize_t i, j, c, g, p, prev, n_cols = kinds.shape[0]
+    cdef double acc
+    cdef int64_t ex, en
+    with nogil:
+        for i in range(pos.shape[0]):
+            g = 0
+            for c in range(n_cols):
+                if kinds[c] == SUM:
+                    acc = 0
+                    for j in range(pos.shape[1]):
+                        p = pos[i, j]
+                        if p >= 0:
+                            acc = acc + vals[p, c]
+                elif kinds[c] == MAX:
+                    acc = -1e300
+                    for j in range(pos.shape[1]):
+                        p = pos[i, j]
+                        if p >= 0 and vals[p, c] > acc:
+                            acc = vals[p, c]
+                elif kinds[c] == LAT:
+                    acc = 0
+                    prev = -1
+                    for j in range(pos.shape[1]):
+                        p = pos[i, j]
+                        if p < 0:
+                            continue
+                        acc = acc + vals[p, c]
+                        if prev >= 0:
+                            ex = <int64_t>vals[prev, c + 3]
+                            en = <int64_t>vals[p, c + 1]
+                            if ex >= 0 and fusable[g, ex, en]:
+                                acc = acc - vals[p, c + 2]
+                        prev = p
+                    g += 1
+                else:
+                    continue
+                out[i, c] = acc

@@ -1,0 +1,145 @@
+"""Few-shot calibration: parameter recovery, the ``calibrated`` device kind, folding, and the CLI."""
+import json
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from estimator import calibrate as cal
+from estimator.devices import DeviceError, load_device
+from estimator.folding import live_ops
+from spaces import get_space, to_table
+from zeroshot.cli import main
+
+
+@pytest.fixture(scope="module")
+def nb201():
+    space = get_space("nb201")
+    archs = space.sample(120, seed=3)
+    return space, archs, cal.arch_features(space, archs)
+
+
+def test_fit_source_recovers_identifiable_parameters():
+    rng = np.random.default_rng(0)
+    cols = np.array([cal.column_index(n) for n in ("all.conv.k3.macs", "all.add.k1.n", "live.pool.k3.mem",
+                                                   "all.conv.k1.n.h16")])
+    x = rng.random((80, len(cols))) * rng.integers(1, 100, len(cols))
+    features = sparse.csr_matrix((x.ravel(), (np.repeat(np.arange(80), len(cols)), np.tile(cols, 80))),
+                                 shape=(80, cal.N_COLS))
+    theta = np.zeros(cal.N_COLS)
+    theta[cols] = [2e-3, 0.0, 0.5, 7.0]
+    y = 0.3 + cal.predict_features(features, 0.0, theta)
+    b, fitted = cal.fit_source(features, y)           # normalised to mean latency 1
+    assert np.allclose(fitted * y.mean(), theta, atol=1e-9)
+    assert b * y.mean() == pytest.approx(0.3, abs=1e-8)
+
+
+def test_calibration_recovers_a_device_in_the_sources_span(nb201):
+    space, archs, features = nb201
+    prior = cal.load_prior().subset("nb201")
+    assert len(prior.labels) >= 2
+    # a device made from two source devices' parameters (known), at a scale of its own
+    b = 3.0 * prior.intercepts[0] + 0.5 * prior.intercepts[1]
+    theta = 3.0 * prior.thetas[0] + 0.5 * prior.thetas[1]
+    y = cal.predict_features(features, b, theta) * 7.0
+    intercept, fitted = cal.calibrate_features(features[:10], y[:10], prior)
+    pred = cal.predict_features(features[10:], intercept, fitted)
+    assert np.median(np.abs(pred / y[10:] - 1)) < 0.02
+    assert np.corrcoef(pred, y[10:])[0, 1] > 0.99
+
+
+def test_refinement_leaves_the_span_with_more_samples(nb201):
+    space, archs, features = nb201
+    prior = cal.load_prior().subset("nb201")
+    # a device where only 3x3 convolutions cost: not a combination of the sources
+    theta = np.zeros(cal.N_COLS)
+    theta[cal.column_index("all.conv.k3.macs")] = 1e-6
+    y = cal.predict_features(features, 0.2, theta)
+    err = {}
+    for hyper in ({}, {"refine_ridge": np.inf}):
+        b, fitted = cal.calibrate_features(features[:100], y[:100], prior, **hyper)
+        err[bool(hyper)] = np.mean(np.abs(cal.predict_features(features[100:], b, fitted) / y[100:] - 1))
+    assert err[False] < 0.25 * err[True]
+
+
+def test_device_save_load_predicts_the_same(nb201, tmp_path):
+    space, archs, features = nb201
+    device = cal.calibrate(space, archs[:12], np.linspace(5, 9, 12), name="dev")
+    path = tmp_path / "dev.json"
+    device.save(path)
+    loaded = load_device(str(path))
+    assert loaded.kind == "calibrated" and loaded.measurements == 12
+    table = to_table([space.to_ir(a) for a in archs])
+    assert np.allclose(loaded.latency_ms(table), device.latency_ms(table), rtol=1e-5)
+    # the per-kernel path (device) and the feature path (fitting) agree
+    assert np.allclose(device.latency_ms(table), cal.predict_features(features, device.intercept_ms,
+                                                                      device.theta), rtol=1e-9)
+
+
+def test_device_file_errors(tmp_path):
+    good = cal.CalibratedDevice("d", 1.0, np.zeros(cal.N_COLS)).to_dict()
+    for change, message in (({"feature_version": 0}, "recalibrate"),
+                            ({"theta": {"all.conv.k3.flops": 1.0}}, "unknown value 'flops'"),
+                            ({"theta": {"all.conv.k3.macs": -1.0}}, "non-negative")):
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps({**good, **change}))
+        with pytest.raises(DeviceError, match=message):
+            load_device(str(path))
+
+
+def test_column_names_round_trip():
+    cols = np.random.default_rng(1).choice(cal.N_COLS, 500, replace=False)
+    assert all(cal.column_index(cal.column_name(c)) == c for c in cols)
+
+
+def test_folding_removes_constant_and_dead_ops():
+    space = get_space("nb201")
+    constant = "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|"
+    dead_branch = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|skip_connect~2|"
+    plain = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    irs = [space.to_ir(a) for a in (constant, dead_branch, plain)]
+    live = live_ops(to_table(irs))
+    ptr = np.cumsum([0] + [len(ir.ops) for ir in irs])
+    assert not live[ptr[0]:ptr[1]].any()
+    assert 0 < live[ptr[1]:ptr[2]].sum() < ptr[2] - ptr[1]       # node 1's conv is never read
+    assert live[ptr[2]:ptr[3]].all()
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def _csv(tmp_path, rows, header="arch,latency_ms"):
+    path = tmp_path / "m.csv"
+    path.write_text(header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return str(path)
+
+
+def test_cli_calibrate_writes_a_device(tmp_path, capsys):
+    space = get_space("nb201")
+    archs = space.sample(10, seed=0)
+    path = _csv(tmp_path, [(i, a, 5 + i) for i, a in enumerate(archs)], "index,arch_str,ms")
+    out = str(tmp_path / "dev.json")
+    assert main(["calibrate", "nb201", "--measurements", path, "-o", out]) == 0
+    device = load_device(out)
+    assert device.kind == "calibrated" and device.name == "dev"
+    assert np.all(device.predict(space, archs) > 0)
+
+
+@pytest.mark.parametrize("rows, extra, message", [
+    ([("|bad|", 1.0)], [], "row 2"),
+    ([("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|", "fast")], [], "row 2"),
+    ([("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|", -2)], [], "positive"),
+    ([], ["--column", "nope"], "no column 'nope'"),
+])
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, rows, extra, message):
+    good = get_space("nb201").sample(4, seed=1)
+    path = _csv(tmp_path, rows + [(a, 3.0) for a in good])
+    assert main(["calibrate", "nb201", "--measurements", path, "-o", str(tmp_path / "d.json")] + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_cli_ambiguous_column_lists_them(tmp_path, capsys):
+    archs = get_space("nb201").sample(4, seed=2)
+    path = _csv(tmp_path, [(a, 1.0, 2.0) for a in archs], "arch,gpu_ms,cpu_ms")
+    assert main(["calibrate", "nb201", "--measurements", path, "-o", str(tmp_path / "d.json")]) == 2
+    assert "gpu_ms, cpu_ms" in capsys.readouterr().err

@@ -1,0 +1,146 @@
+"""Measurement with torch, kernel sampling and the ``measured`` device kind (tiny networks only)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from estimator.devices import DeviceError, load_device
+from estimator.kernels import KT, decompose
+from estimator.measure import Timing, at_resolution, measure_archs, measure_kernels, pinned_threads, time_calls
+from estimator.measured import MeasuredDevice, profile, written_mb
+from estimator.sampling import KernelPool, canonical, kernel_arch, kernel_rows, neighbours
+from spaces import get_space, to_table
+from zeroshot.cli import main
+
+TINY = dict(channels=4, cells=1, resolution=8)
+
+
+def test_timing_statistics():
+    t = Timing.of([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert t.median_ms == 3.0 and t.min_ms == 1.0 and t.samples == 5
+    assert t.noise == pytest.approx((4.0 - 2.0) / 3.0)
+
+
+def test_time_calls_orders_work_and_pins_threads():
+    before = torch.get_num_threads()
+    with pinned_threads(1):
+        assert torch.get_num_threads() == 1
+        small, large = time_calls([lambda: sum(range(2000)), lambda: sum(range(40000))], rounds=5,
+                                  min_sample_ms=0.2, clock="thread")
+    assert torch.get_num_threads() == before
+    assert large.median_ms > 4 * small.median_ms > 0
+    with pytest.raises(ValueError, match="positive"):
+        with pinned_threads(0):
+            pass
+
+
+@pytest.mark.parametrize("name, options", [("nb201", {}), ("fbnet", {}), ("mbv2", {})])
+def test_one_kernel_networks_decompose_back_to_their_row(name, options):
+    space = get_space(name, **options)
+    kt = decompose(to_table([space.to_ir(s) for s in space.sample(3, seed=2)]))
+    rows = {tuple(r.values()): r for r in kernel_rows(kt)}.values()
+    for row in rows:
+        assert canonical(row) == row
+
+
+def test_neighbours_keep_shape_and_redraw_channels():
+    rng = np.random.default_rng(0)
+    pool = KernelPool.from_spaces([get_space("fbnet")], archs_per_space=5, seed=0)
+    assert pool.counts.sum() >= len(pool) > 0
+    for row in pool.draw(40, rng):
+        for n in neighbours(row, 3, rng):
+            assert (n["h_in"], n["k"], n["stride"], n["type"]) == (row["h_in"], row["k"], row["stride"], row["type"])
+            assert 0.5 * row["c_in"] - 2 <= n["c_in"] < 1.2 * row["c_in"] + 2
+            if n["type"] == KT["dwconv"]:
+                assert n["groups"] == n["c_in"] == n["c_out"]
+    drawn = pool.draw(len(pool) + 5, rng)
+    assert len({tuple(r.values()) for r in drawn}) == len(pool)
+
+
+def test_at_resolution_replays_the_architecture():
+    space = get_space("mbv2")
+    arch = space.to_ir(space.sample(1, seed=3)[0])
+    assert at_resolution(arch, arch.input_shape[1]).ops == arch.ops
+    small = at_resolution(arch, 96)
+    assert small.input_shape == (3, 96, 96) and small.params == arch.params and small.macs < arch.macs
+    nb = get_space("nb201")
+    with pytest.raises(ValueError, match="no output pixels"):     # its 2x2 pools need 2 pixels
+        at_resolution(nb.to_ir(nb.sample(1)[0]), 2)
+
+
+def test_measure_archs_and_kernels_tiny():
+    space = get_space("nb201", **TINY)
+    archs = [space.to_ir(s) for s in space.sample(2, seed=0)]
+    timings = measure_archs(archs, rounds=3)
+    assert len(timings) == 2 and all(t.median_ms > 0 and t.samples == 3 for t in timings)
+    rows = kernel_rows(decompose(to_table(archs)))[:4]
+    kt = measure_kernels(rows, rounds=3, overhead_ms=0.0)
+    assert all(t.median_ms > 0 for t in kt)
+    assert kernel_arch(rows[0]).input_shape == (rows[0]["c_in"], rows[0]["h_in"], rows[0]["w_in"])
+
+
+@pytest.fixture(scope="module")
+def tiny_device(tmp_path_factory):
+    space = get_space("nb201", **TINY)
+    dev = profile([space], budget_s=2, archs_per_space=6, calibration_archs=3, refine_rounds=1, name="tiny")
+    path = tmp_path_factory.mktemp("dev") / "tiny.json"
+    dev.save(path)
+    return space, dev, path
+
+
+def test_profile_predicts_and_round_trips(tiny_device):
+    space, dev, path = tiny_device
+    table = to_table([space.to_ir(s) for s in space.sample(5, seed=9)])
+    pred = dev.latency_ms(table)
+    assert pred.shape == (5,) and np.all(pred > 0)
+    assert dev.info["kernels_measured"] > 0 and dev.info["clock"] == "thread"
+    assert path.with_suffix(".joblib").exists()
+    loaded = load_device(str(path))
+    assert isinstance(loaded, MeasuredDevice)
+    np.testing.assert_allclose(loaded.latency_ms(table), pred)
+    assert loaded.to_dict()["model_file"] == "tiny.joblib"
+    assert np.all(written_mb(table) > 0)
+
+
+def test_other_sklearn_version_is_refused(tiny_device, tmp_path):
+    _, _, path = tiny_device
+    d = json.loads(path.read_text())
+    d["sklearn_version"] = "0.24.2"
+    other = tmp_path / "old.json"
+    other.write_text(json.dumps(d))
+    (tmp_path / d["model_file"]).write_bytes(path.with_suffix(".joblib").read_bytes())
+    with pytest.raises(DeviceError, match=r"scikit-learn 0\.24\.2 .*retrain with `zeroshot device profile"):
+        load_device(str(other))
+
+
+def test_changed_or_missing_model_file_is_refused(tiny_device, tmp_path):
+    _, _, path = tiny_device
+    copy = tmp_path / "copy.json"
+    copy.write_text(path.read_text())
+    with pytest.raises(DeviceError, match="missing"):
+        load_device(str(copy))
+    (tmp_path / "tiny.joblib").write_bytes(b"not a model")
+    with pytest.raises(DeviceError, match="SHA-256 differs"):
+        load_device(str(copy))
+
+
+def test_unprofiled_kernel_type_is_refused(tiny_device):
+    _, dev, _ = tiny_device
+    fb = get_space("fbnet")
+    with pytest.raises(DeviceError, match="profiled without 'dwconv'"):
+        dev.latency_ms(to_table([fb.to_ir(fb.sample(1)[0])]))
+
+
+def test_cli_measure_and_profile_errors(tmp_path, capsys):
+    archs = tmp_path / "a.txt"
+    archs.write_text("\n".join(get_space("nb201").sample(2, seed=1)) + "\n")
+    assert main(["measure", "nb201", "--archs", str(archs), "--rounds", "2", "--resolution", "16"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "arch,latency_ms,noise" and len(lines) == 3
+    assert float(lines[1].split(",")[1]) > 0
+    assert main(["measure", "nb201", "--archs", str(archs), "--threads", "0"]) == 2
+    assert main(["measure", "nb201", "--archs", str(archs), "--threads", "2", "--clock", "thread"]) == 2
+    assert main(["device", "profile", "-o", str(tmp_path / "x.txt")]) == 2
+    assert main(["device", "profile", "-o", str(tmp_path / "x.json"), "--spaces", "nope"]) == 2
+    assert "unknown space 'nope'" in capsys.readouterr().err

@@ -1,0 +1,73 @@
+"""``zeroshot calibrate SPACE --measurements CSV [--column NAME] -o DEVICE.json``: fit a device from
+whole-model latencies of a few architectures (``calibrated`` kind; use it with ``--device DEVICE.json``).
+
+The CSV has an architecture column (``arch``; also ``arch_str`` or ``op_names``) and latencies in ms;
+without ``--column`` the one numeric column other than the architecture and index columns is used.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from estimator.calibrate import calibrate, latency_column, numeric_columns, read_latency_csv
+from estimator.devices import DeviceError
+from zeroshot.cli import add_space_args, space_from_args, write_text
+from zeroshot.errors import UserError
+
+MIN_MEASUREMENTS = 3
+
+
+def register(sub):
+    p = sub.add_parser("calibrate", help="fit a device from measured whole-model latencies (JSON)")
+    add_space_args(p)
+    p.add_argument("--measurements", required=True, metavar="CSV",
+                   help="CSV with an 'arch' column and a latency column in ms")
+    p.add_argument("--column", help="the latency column (default: the only numeric one)")
+    p.add_argument("--name", help="device name (default: the output file's stem)")
+    p.add_argument("-o", "--output", required=True, metavar="DEVICE.json", help="device file to write")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    space = space_from_args(args)
+    try:
+        texts, raw = read_latency_csv(args.measurements, space)
+    except OSError as e:
+        raise UserError(f"cannot read {args.measurements}: {e.strerror}") from None
+    except ValueError as e:          # EncodingError (a bad architecture) is a ValueError too
+        raise UserError(str(e)) from None
+    column = _pick_column(raw, args.column, args.measurements)
+    try:
+        latency = latency_column(raw, column, args.measurements)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if len(texts) < MIN_MEASUREMENTS:
+        raise UserError(f"{args.measurements}: {len(texts)} measured architecture(s); calibration needs at "
+                        f"least {MIN_MEASUREMENTS} (10 or more recommended)")
+    name = args.name or Path(args.output).stem
+    try:
+        device = calibrate(space, texts, latency, name=name)
+    except DeviceError as e:
+        raise UserError(str(e)) from None
+    device.description += f"; column {column!r} of {Path(args.measurements).name}"
+    write_text(json.dumps(device.to_dict(), indent=2) + "\n", args.output)
+    fit = device.predict(space, texts)
+    rho = spearmanr(fit, latency).statistic if len(set(latency)) > 1 else float("nan")
+    err = np.median(np.abs(fit / latency - 1)) * 100
+    print(f"wrote {args.output}: {device.summary()}; on the measurements: rho {rho:.3f}, "
+          f"median error {err:.1f}%")
+
+
+def _pick_column(raw, column, path) -> str:
+    numeric = numeric_columns(raw)
+    if column is not None:
+        if column not in raw:
+            raise UserError(f"{path}: no column {column!r}; latency columns: {', '.join(numeric) or '(none)'}")
+        return column
+    if len(numeric) != 1:
+        what = f"{len(numeric)} numeric columns ({', '.join(numeric)})" if numeric else "no numeric column"
+        raise UserError(f"{path}: expected one latency column besides the architecture, found {what}; "
+                        f"choose one with --column NAME")
+    return numeric[0]
+

@@ -1,0 +1,83 @@
+"""``zeroshot train SPACE ARCH --data NPZ|DIR``: train one architecture for real and record it.
+
+``--device`` here is the torch device the training runs on (``cpu``, the default, ``cuda``, or ``auto``:
+CUDA when present); in ``zeroshot search`` and ``screen`` it names a hardware cost profile instead.
+Each epoch prints one line and is written to the results database (``--db``, run kind ``train``).
+"""
+from zeroshot.cli import add_space_args, space_from_args
+from zeroshot.datasets import load_dataset
+from zeroshot.errors import UserError
+from zeroshot.store import ResultStore, StoreError
+from zeroshot.train import DEVICES, OPTIMIZERS, TrainConfig, train
+
+DEFAULTS = TrainConfig()
+
+
+def add_train_args(p, device_flag: str = "--device") -> None:
+    """Training options shared by ``train`` and ``search`` (which calls the device ``--train-device``)."""
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs (default %(default)s)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (tiny budgets)")
+    p.add_argument("--optimizer", default=DEFAULTS.optimizer, help=f"{' or '.join(OPTIMIZERS)} (default sgd)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: 0.1 x batch/256 for sgd, "
+                                            "2e-3 x batch/256 for adamw)")
+    p.add_argument("--weight-decay", type=float, help="default 5e-4 (sgd) or 0.05 (adamw)")
+    p.add_argument("--train-batch-size", type=int, default=DEFAULTS.batch_size,
+                   help="training batch size (default %(default)s)")
+    p.add_argument("--val-fraction", type=float, default=DEFAULTS.val_fraction,
+                   help="held-out validation fraction (default %(default)s)")
+    p.add_argument("--patience", type=int, help="stop after this many epochs without a better validation accuracy")
+    p.add_argument("--no-augment", action="store_true", help="no random crop / flip of images")
+    p.add_argument(device_flag, dest="train_device", default=DEFAULTS.device, choices=DEVICES,
+                   help="torch device to train on (default cpu; auto: cuda when present)")
+
+
+def train_config_from_args(args) -> TrainConfig:
+    return TrainConfig(epochs=args.epochs, batch_size=args.train_batch_size, optimizer=args.optimizer,
+                       lr=args.lr, weight_decay=args.weight_decay, val_fraction=args.val_fraction,
+                       augment=not args.no_augment, patience=args.patience, max_steps=args.max_steps,
+                       seed=args.seed, device=args.train_device)
+
+
+def register(sub):
+    p = sub.add_parser("train", help="train one architecture on a data set (NPZ or image folder)")
+    add_space_args(p)
+    p.add_argument("arch", help="the architecture's encoding")
+    p.add_argument("--data", required=True, metavar="NPZ|DIR",
+                   help="NPZ with x and y, or a folder with one subfolder of images per class")
+    add_train_args(p)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of init, split, shuffling, augmentation")
+    p.add_argument("--checkpoint", metavar="FILE", help="checkpoint written every epoch; resumed when it exists")
+    p.add_argument("--db", help="SQLite results file (default zeroshot-SPACE.db)")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    space = space_from_args(args)
+    cfg = train_config_from_args(args)
+    cfg.validate()
+    arch_text = space.format(space.parse(args.arch))
+    arch = space.to_ir(arch_text)
+    data = load_dataset(args.data, arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
+    db = args.db or f"zeroshot-{space.name}.db"
+    options = {k: getattr(args, k) for k in ("classes", "config", "parallelism", "task")
+               if getattr(args, k, None) is not None}
+    try:
+        store = ResultStore(db, space=space.name, space_options=options)
+    except StoreError as e:
+        raise UserError(e.args[0]) from None
+    run_id = store.new_run({"arch": arch_text, "data": args.data, **vars(cfg)}, kind="train")
+
+    def on_epoch(rec):
+        store.write_chunk(run_id, rec["epoch"], [(arch_text, 1, rec)])
+        print(f"epoch {rec['epoch']:3d}  step {rec['step']:6d}  train_loss {rec['train_loss']:.4f}  "
+              f"val_loss {rec['val_loss']:.4f}  val_acc {rec['val_accuracy']:6.2f}", flush=True)
+
+    try:
+        result = train(arch, data, cfg, checkpoint=args.checkpoint, on_epoch=on_epoch)
+        store.write_chunk(run_id, 0, [(arch_text, 2, result.metrics())], stage_marker=2)
+        store.finish_run(run_id, {**result.metrics(), "history": result.history})
+    finally:
+        store.close()
+    print(f"trained {arch_text}: val_accuracy {result.val_accuracy:.2f} (epoch {result.best_epoch}), "
+          f"{result.steps} steps in {result.seconds:.1f}s on {result.device}"
+          f"{', stopped early' if result.stopped_early else ''}; run {run_id} in {db}")
