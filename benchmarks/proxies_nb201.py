@@ -1,7 +1,7 @@
 """Rank correlation of every proxy and of the default ``score`` with trained accuracy on NB201 CIFAR-10.
 
 Usage: python benchmarks/proxies_nb201.py [--n 1000] [--dev 600] [--seed 0] [--batch-size 64] [--cost-n 10]
-       [--few-shot 50] [--compute-only] [--reverse]
+       [--few-shot 50] [--compute-only | --no-compute] [--reverse]
 Writes benchmarks/results/proxies_nb201.md.  Needs ../shared/data (nb201/nb201_cifar10.csv and
 images/cifar10_test_846.npz).
 
@@ -34,7 +34,7 @@ from spaces.shared_data import shared_data
 from zeroshot.data import load_data
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.network import compute_network_proxies, suite_cost
-from zeroshot.score import DEFAULT_PROXIES, compute_proxies, rank_aggregate
+from zeroshot.score import CANDIDATES, DEFAULT_PROXIES, compute_proxies, log_ranks, rank_aggregate
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = RESULTS / "proxies_nb201_cache.csv"
@@ -44,13 +44,13 @@ CHEAP = ("naswot", "synflow", "meco", "linear_regions", "swap")   # computed fir
 
 
 def load_cache():
-    """(arch, proxy) -> value and arch -> seconds spent on it, from the long-format cache."""
+    """(arch, proxy) -> value and (arch, proxy) -> seconds (its share of the call), from the cache."""
     values, seconds = {}, {}
     if CACHE.exists():
         with open(CACHE, newline="") as f:
             for row in csv.DictReader(f):
                 values[row["arch"], row["proxy"]] = float(row["value"])
-                seconds[row["arch"]] = seconds.get(row["arch"], 0.0) + float(row["seconds"])
+                seconds[row["arch"], row["proxy"]] = float(row["seconds"])
     return values, seconds
 
 
@@ -119,16 +119,8 @@ def few_shot(features_train, acc_train, features_test):
 
 
 def rank_features(values, names):
-    """``log(rank / N)`` of each proxy over all cells (NaN/inf worst), one column per proxy."""
-    from scipy.stats import rankdata
-
-    cols = []
-    for n in names:
-        v = values[n]
-        v = v if get_proxy(n).higher_is_better else -v
-        v = np.where(np.isnan(v), -np.inf, v)
-        cols.append(np.log(rankdata(v) / len(v)))
-    return np.stack(cols, axis=1)
+    """:func:`zeroshot.score.log_ranks` of each proxy over all cells, one column per proxy."""
+    return np.stack([log_ranks(n, values[n]) for n in names], axis=1)
 
 
 def main():
@@ -140,8 +132,10 @@ def main():
     ap.add_argument("--cost-n", type=int, default=10)
     ap.add_argument("--few-shot", type=int, default=50)
     ap.add_argument("--compute-only", action="store_true", help="fill the cache, write no report")
+    ap.add_argument("--no-compute", action="store_true",
+                    help="report from the cache as it is (costly proxies on the cells computed so far)")
     ap.add_argument("--reverse", action="store_true",
-                    help="costly proxies in the reverse order (a second run in parallel shares the work)")
+                    help="every phase in reverse order (a second run in parallel shares the work)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     table_path = shared_data("nb201/nb201_cifar10.csv")
@@ -173,10 +167,12 @@ def main():
     # the costly proxies run on the reported classes only, in a random order: if the run is stopped
     # early, the cells they cover are a random subset (the table says how many)
     shuffled = rep_u[np.random.default_rng(args.seed + 2).permutation(len(rep_u))]
-    if args.reverse:
-        shuffled = shuffled[::-1]
     phases = [(dev_u, cheap), (rep_u, cheap), (shuffled, rest_names), (shuffled, last)]
-    cache, seconds = fill_cache(space, [p for p in phases if p[1]], data, args.seed, args.batch_size)
+    if args.reverse:
+        phases = [(reps[::-1], names) for reps, names in phases]
+    if args.no_compute:
+        phases = phases[:2]                 # the cheap proxies must be complete; the costly ones as they are
+    cache, per_proxy = fill_cache(space, [p for p in phases if p[1]], data, args.seed, args.batch_size)
     wall = time.perf_counter() - t0
     if args.compute_only:
         return
@@ -191,12 +187,21 @@ def main():
     rep_corr = correlations({k: v[:nr] for k, v in values.items()}, test_acc[report])
     dev_corr = correlations({k: v[nr:] for k, v in values.items()}, val_acc[dev])
 
+    # the candidate combinations the default was chosen from (chosen on the dev column only)
+    cand_rows = []
+    for combo in CANDIDATES:
+        if all(n in values for n in combo):
+            r = spearmanr(rank_aggregate({n: values[n][:nr] for n in combo}), test_acc[report])[0]
+            d = spearmanr(rank_aggregate({n: values[n][nr:] for n in combo}), val_acc[dev])[0]
+            cand_rows.append(f"| {' + '.join(combo)} | {d:.3f} | {r:.3f} |")
+
     # few-shot calibration: the first --few-shot dev cells with their val_acc train a ridge model
     complete = [n for n in net_names + topo_names if not np.isnan(values[n]).any()]
     feats = rank_features(values, complete)
-    k = args.few_shot
-    pred = few_shot(feats[nr:nr + k], val_acc[dev[:k]], feats[:nr])
-    fs_rho, fs_tau = spearmanr(pred, test_acc[report])[0], kendalltau(pred, test_acc[report])[0]
+    fs = {}
+    for k in (args.few_shot, 4 * args.few_shot):
+        pred = few_shot(feats[nr:nr + k], val_acc[dev[:k]], feats[:nr])
+        fs[k] = spearmanr(pred, test_acc[report])[0], kendalltau(pred, test_acc[report])[0]
 
     # cost of the suite in forward+backward passes of the same network on the same batch
     x, y = data.x[: args.batch_size], data.y[: args.batch_size]
@@ -204,7 +209,10 @@ def main():
     ratios = [c["multiple"] for c in costs]
     no_grasp = [suite_cost(space.build_ir(c), [n for n in net_names if n != "grasp"], x, y, args.seed,
                            repeats=1)["multiple"] for c in rep_u[: args.cost_n]]
-    per_arch = np.array([seconds[space.format(c)] for c in rep_u if space.format(c) in seconds])
+    default_net = [n for n in DEFAULT_PROXIES if get_proxy(n).kind == "network"]
+    default_cost = [suite_cost(space.build_ir(c), default_net, x, y, args.seed, repeats=1)
+                    for c in rep_u[: args.cost_n]]
+    per_arch = np.array([sum(per_proxy[space.format(c), n] for n in cheap) for c in rep_u])
 
     lines = [
         "# Zero-shot proxies on NAS-Bench-201 CIFAR-10",
@@ -232,7 +240,7 @@ def main():
         rho, tau, used = rep_corr[n]
         kind, needs = ("aggregate", "-") if n == "score" else (get_proxy(n).kind, get_proxy(n).needs)
         name = f"**{n}**" if n in ("score", "params", "macs") else n
-        dev_rho = "-" if np.isnan(dev_corr[n][0]) else f"{dev_corr[n][0]:.3f}"
+        dev_rho = "-" if dev_corr[n][2] < 0.9 * nd else f"{dev_corr[n][0]:.3f}"
         lines.append(f"| {name} | {kind} | {needs} | {rho:.3f} | {tau:.3f} | {used} | {dev_rho} |")
     base = rep_corr["score"][0]
     lines += [
@@ -242,19 +250,34 @@ def main():
         "that proxy's cells).  Non-finite values (a network with no input->output path) are kept at the "
         "worst end of their proxy's order.",
         "",
+        "## How the default was chosen",
+        "",
+        "Sum of log-ranks of each pre-listed candidate set (`zeroshot.score.CANDIDATES`); the default is "
+        "the best of the development column.  The reported column is shown for transparency only.",
+        "",
+        "| candidate | Spearman (dev, val) | Spearman (reported, test) |",
+        "|---|---|---|",
+        *cand_rows,
+        "",
         "## Few-shot calibration",
         "",
-        f"Ridge regression (scikit-learn `RidgeCV` on standardised log-rank features of the "
-        f"{len(complete)} proxies complete on every cell) fitted on {k} development cells with their "
-        f"validation accuracy, evaluated on the reported set: Spearman {fs_rho:.3f}, Kendall {fs_tau:.3f} "
-        f"(unsupervised score: {base:.3f}; gain {fs_rho - base:+.3f}).",
+        "Ridge regression (scikit-learn `RidgeCV` on standardised log-rank features of the "
+        f"{len(complete)} proxies complete on every cell) fitted on the first k development cells with their "
+        f"validation accuracy, evaluated on the reported set (unsupervised score: Spearman {base:.3f}):",
+        "",
+        "| trained archs k | Spearman | Kendall | gain over the score |",
+        "|---|---|---|---|",
+        *[f"| {k} | {r:.3f} | {t:.3f} | {r - base:+.3f} |" for k, (r, t) in fs.items()],
         "",
         "## Cost",
         "",
-        f"Network proxies as computed for this table (each architecture's proxies in at most a few shared "
-        f"calls): mean {per_arch.mean():.2f} s per architecture (median {np.median(per_arch):.2f} s) over "
-        f"{len(per_arch)} classes at batch {args.batch_size}; this run computed the missing ones in "
-        f"{wall:.0f} s.  The whole suite of {len(net_names)} proxies in one call "
+        f"The default score ({', '.join(DEFAULT_PROXIES)}): median "
+        f"{np.median([c['seconds'] for c in default_cost]):.2f} s per architecture, "
+        f"{np.median([c['multiple'] for c in default_cost]):.2f}x one forward+backward pass.  "
+        f"The five cheap proxies ({', '.join(cheap)}) in one shared call, as computed for this table: mean "
+        f"{per_arch.mean():.2f} s per architecture (median {np.median(per_arch):.2f} s) over "
+        f"{len(per_arch)} classes at batch {args.batch_size} (wall-clock on a loaded machine); this run "
+        f"computed missing values for {wall:.0f} s.  The whole suite of {len(net_names)} proxies in one call "
         "(`zeroshot.proxies.network.suite_cost`, timed side by side with one forward+backward pass of the "
         f"same network on the same batch, {len(ratios)} architectures): median {np.median(ratios):.2f}x "
         f"a pass (range {min(ratios):.2f}-{max(ratios):.2f}), {np.median(no_grasp):.2f}x without grasp; "

@@ -10,12 +10,14 @@ Usage: ``python benchmarks/proxies_seed_noise.py [--n 25]`` (about 10 s per cell
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
 
-import torch
-from scipy.stats import spearmanr
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # before numpy loads: threaded BLAS stalls under load
+import torch  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -14,8 +14,9 @@ Calibration from a handful of measured architectures uses *source devices* fitte
 1. the target is first a non-negative combination of the source devices' predictions plus an intercept
    (ridge ``basis_ridge`` towards equal weights), which ten samples pin down;
 2. then every parameter moves away from that combination under a Gaussian prior whose spread per
-   parameter is the spread of the source devices' (normalised) parameters (``refine_ridge``), so with
-   more samples the fit leaves the span of the sources.
+   parameter is the spread of the source devices' (normalised) parameters; its strength (``refine_ridge``)
+   is chosen by cross-validation on the measurements, so with more samples the fit leaves the span of
+   the sources.
 
 Both steps are non-negative least squares (NNLS on the system stacked with the prior's rows).
 
@@ -58,10 +59,12 @@ CH_KNOTS = tuple(2 ** j for j in range(2, 13))      # output channels 4 .. 4096
 WEIGHTS = ("",) + tuple(f"h{v}" for v in RES_KNOTS) + tuple(f"c{v}" for v in CH_KNOTS)
 N_COLS = len(SCOPES) * len(KERNEL_TYPES) * K_BUCKETS * len(VALUES) * len(WEIGHTS)
 
-#: Hyperparameters, chosen by leave-one-device-out on the shared devices (benchmarks/calibration_hw.py).
+#: Hyperparameters, chosen by leave-one-device-out on the shared devices (benchmarks/calibration_hw.py);
+#: the refinement ridge is picked per calibration by cross-validation on the measurements from REFINE_GRID.
 BASIS_RIDGE = 1e-3
-REFINE_RIDGE = 0.03
+REFINE_GRID = (0.01, 0.03, 0.1, 1.0, np.inf)
 SPREAD_FLOOR = 0.01
+CV_FOLDS = 5
 
 
 # ------------------------------------------------------------------------------------------ features
@@ -166,10 +169,8 @@ def fit_source(features: sparse.spmatrix, latency_ms: np.ndarray) -> tuple[float
     ``(intercept, theta)`` with ``theta`` a dense vector of :data:`N_COLS`."""
     y = np.asarray(latency_ms, float)
     y = y / y.mean()
-    active = _active_columns(features)
-    dense = features[:, active].toarray()
-    scale = dense.mean(0)
-    x = nnls(np.column_stack([np.ones(len(y)), dense / scale]), y, maxiter=50 * len(active) + 500)[0]
+    active, scale, design = _normalised_design(features)
+    x = nnls(design, y, maxiter=50 * len(active) + 500)[0]
     theta = np.zeros(N_COLS)
     theta[active] = x[1:] / scale
     return float(x[0]), theta
@@ -218,16 +219,40 @@ def load_prior(path=PRIOR_PATH) -> Prior:
 
 
 def calibrate_features(features: sparse.spmatrix, latency_ms: np.ndarray, prior: Prior,
-                       basis_ridge: float = BASIS_RIDGE, refine_ridge: float = REFINE_RIDGE,
+                       basis_ridge: float = BASIS_RIDGE, refine_ridge: float | None = None,
                        spread_floor: float = SPREAD_FLOOR) -> tuple[float, np.ndarray]:
     """``(intercept_ms, theta)`` of a device from the features and latencies of measured architectures
-    (steps 1 and 2 of the module docstring)."""
+    (steps 1 and 2 of the module docstring).  ``refine_ridge=None``: the value of :data:`REFINE_GRID`
+    with the least squared relative error in :data:`CV_FOLDS`-fold cross-validation on the measurements;
+    ``inf``: step 1 only."""
     y = np.asarray(latency_ms, float)
     if len(y) < 2 or features.shape[0] != len(y):
         raise ValueError(f"need features and latencies of at least 2 architectures, got {features.shape[0]} "
                          f"and {len(y)}")
     if not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise ValueError("latencies must be positive finite milliseconds")
+    if refine_ridge is None:
+        refine_ridge = _cross_validated_ridge(features, y, prior, basis_ridge, spread_floor)
+    return _fit(features, y, prior, basis_ridge, refine_ridge, spread_floor)
+
+
+def _cross_validated_ridge(features, y, prior, basis_ridge, spread_floor) -> float:
+    folds = min(CV_FOLDS, len(y))
+    if folds < 2 or len(y) < 4:
+        return float(np.median(REFINE_GRID))
+    fold = np.random.default_rng(0).permutation(len(y)) % folds
+    errors = []
+    for ridge in REFINE_GRID:
+        err = 0.0
+        for f in range(folds):
+            test, train = fold == f, fold != f
+            b, theta = _fit(features[train], y[train], prior, basis_ridge, ridge, spread_floor)
+            err += np.sum((predict_features(features[test], b, theta) / y[test] - 1) ** 2)
+        errors.append(err)
+    return REFINE_GRID[int(np.argmin(errors))]
+
+
+def _fit(features, y, prior, basis_ridge, refine_ridge, spread_floor) -> tuple[float, np.ndarray]:
     ybar = y.mean()
     yn = y / ybar
     # 1. non-negative combination of the sources, each scaled to mean 1 on the measured architectures
@@ -244,10 +269,7 @@ def calibrate_features(features: sparse.spmatrix, latency_ms: np.ndarray, prior:
     if not np.isfinite(refine_ridge):
         return float(b0) * ybar, theta0 * ybar
     # 2. every parameter the measurements see, under a prior of the sources' spread (normalised units)
-    active = _active_columns(features)
-    dense = features[:, active].toarray()
-    scale = dense.mean(0)
-    design = np.column_stack([np.ones(len(y)), dense / scale])
+    active, scale, design = _normalised_design(features)
     spread = np.concatenate([[intercepts.std()], (thetas[:, active] * scale).std(0)])
     spread += spread_floor / design.shape[1]
     x = _nnls_toward(design * spread, yn, refine_ridge, np.r_[b0, theta0[active] * scale] / spread) * spread
@@ -262,6 +284,7 @@ class CalibratedDevice(Device):
     """A device fitted by :func:`calibrate`: ``intercept_ms`` per network plus ``theta`` per feature."""
 
     kind = "calibrated"
+    whole_graph = True          # the ``live`` features need folding over the whole architecture
 
     def __init__(self, name: str, intercept_ms: float, theta: np.ndarray, fusion=DEFAULT_FUSION,
                  description: str = "", space: str = "", measurements: int = 0):
@@ -296,11 +319,15 @@ class CalibratedDevice(Device):
         cols, vals = kernel_slots(kt, np.ones(len(kt.cols["type"]), bool) if live is None else live)
         return (self.theta[cols] * vals).sum(1)
 
+    @property
+    def model_overhead_ms(self) -> float:
+        return self.intercept_ms
+
     def latency_ms(self, table: OpTable) -> np.ndarray:
         kt = decompose(table, self.fusion)
         per_kernel = self.kernel_latency_ms(kt, live_kernels(table, kt))
-        sums = np.add.reduceat(per_kernel, kt.ptr[:-1]) if len(per_kernel) else np.zeros(len(kt))
-        return self.intercept_ms + np.where(np.diff(kt.ptr) > 0, sums, 0.0)
+        arch_of = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))
+        return np.bincount(arch_of, weights=per_kernel, minlength=len(kt)) + self.model_overhead_ms
 
     def predict(self, space, archs) -> np.ndarray:
         """Latency (ms) of architectures of ``space`` given as encodings or codes."""
@@ -338,8 +365,12 @@ def build_prior(datasets, path=PRIOR_PATH) -> Prior:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _active_columns(features: sparse.spmatrix) -> np.ndarray:
-    return np.flatnonzero(np.asarray(abs(features).sum(0)).ravel() > 0)
+def _normalised_design(features: sparse.spmatrix):
+    """The columns some architecture has, their means, and ``[1, features / mean]`` on those columns."""
+    active = np.flatnonzero(np.asarray(abs(features).sum(0)).ravel() > 0)
+    dense = features[:, active].toarray()
+    scale = dense.mean(0)
+    return active, scale, np.column_stack([np.ones(features.shape[0]), dense / scale])
 
 
 def _round(x: float) -> float:

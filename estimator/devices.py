@@ -55,12 +55,19 @@ class Device(ABC):
     def kernel_latency_ms(self, kt: KernelTable) -> np.ndarray:
         """Latency (ms) of every kernel row of ``kt``."""
 
+    #: Fixed cost of running one whole architecture beyond its kernels (ms), added once per architecture.
+    model_overhead_ms: float = 0.0
+    #: True when a kernel's cost depends on the whole graph (constant folding), so architectures must be
+    #: costed whole rather than as a sum of separately lowered segments.
+    whole_graph: bool = False
+
     def latency_ms(self, table) -> np.ndarray:
-        """Per-architecture latency (ms) of an :class:`~spaces.ir.OpTable`: the sum of its kernels."""
+        """Per-architecture latency (ms) of an :class:`~spaces.ir.OpTable`: the sum of its kernels plus
+        :attr:`model_overhead_ms`."""
         kt = decompose(table, self.fusion)
         per_kernel = self.kernel_latency_ms(kt)
         arch_of = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))    # (reduceat mishandles empty archs)
-        return np.bincount(arch_of, weights=per_kernel, minlength=len(kt))
+        return np.bincount(arch_of, weights=per_kernel, minlength=len(kt)) + self.model_overhead_ms
 
     def summary(self) -> str:
         """One line on the device's main parameters (``zeroshot device list``)."""

@@ -2,14 +2,16 @@
 
 Every measurement runs in eval mode under ``torch.inference_mode`` with a pinned thread count, after a
 warm-up.  With one thread on the CPU the clock is the thread's CPU time (:func:`time.thread_time`), so
-time slices taken by other processes on a shared machine do not count; otherwise it is wall time.  Items are timed *interleaved*: each round takes one sample of every item in a shuffled order,
-so a burst of load from other processes spreads over all items instead of spoiling one.  A sample is
-the mean of enough back-to-back calls to last ``min_sample_ms``; an item's latency is the median of its
-samples and its noise the relative inter-quartile range (IQR / median).
+time slices taken by other processes on a shared machine do not count (their contention for caches and
+memory does); otherwise it is wall time, with ``torch.cuda.synchronize`` around samples on a GPU.  Items
+are timed *interleaved*: each round takes one sample of every item in a shuffled order, so a burst of
+load from other processes spreads over all items instead of spoiling one.  A sample is the mean of
+enough back-to-back calls to last ``min_sample_ms``; an item's latency is the median of its samples and
+its noise the relative inter-quartile range (IQR / median).
 
-Kernels are timed as one-kernel networks (:func:`estimator.sampling.kernel_arch`) through the same executor as whole
-models (:func:`spaces.builder.build`); the fixed cost of calling an executor, paid once per model, is
-measured separately (:func:`call_overhead_ms`) and taken off every kernel.
+Kernels are timed as one-kernel networks (:func:`estimator.sampling.kernel_arch`) through the same
+executor as whole models (:func:`spaces.builder.build`); the fixed cost of calling an executor, paid
+once per model, is measured separately (:func:`call_overhead_ms`) and taken off every kernel.
 
 Example
 -------
@@ -45,7 +47,6 @@ class Timing:
     q1_ms: float
     q3_ms: float
     samples: int
-    min_ms: float = float("nan")
 
     @property
     def noise(self) -> float:
@@ -54,8 +55,8 @@ class Timing:
 
     @classmethod
     def of(cls, samples_ms) -> "Timing":
-        lo, q1, med, q3 = np.percentile(np.asarray(samples_ms, float), [0, 25, 50, 75])
-        return cls(float(med), float(q1), float(q3), len(samples_ms), float(lo))
+        q1, med, q3 = np.percentile(np.asarray(samples_ms, float), [25, 50, 75])
+        return cls(float(med), float(q1), float(q3), len(samples_ms))
 
 
 def torch_device(name: str = "auto") -> torch.device:
@@ -92,7 +93,8 @@ def pick_clock(clock: str, dev: torch.device, threads: int | None) -> str:
     if clock not in CLOCKS:
         raise ValueError(f"unknown clock {clock!r}; choose from auto, {', '.join(CLOCKS)}")
     if clock == "thread" and (dev.type != "cpu" or threads != 1):
-        raise ValueError("the thread clock measures one CPU thread only; use --threads 1 on the CPU or the wall clock")
+        raise ValueError("the thread clock measures one CPU thread only; use --threads 1 on the CPU or the "
+                         "wall clock")
     return clock
 
 
@@ -188,8 +190,8 @@ def measure_kernels(rows: Sequence[dict], threads: int | None = 1, device: str =
         overhead_ms = call_overhead_ms(threads, device, clock=clock)
     timings = measure_archs([kernel_arch(r) for r in rows], threads=threads, device=device, rounds=rounds,
                             warmup=warmup, min_sample_ms=min_sample_ms, seed=seed, clock=clock)
-    return [Timing(t.median_ms - overhead_ms, t.q1_ms - overhead_ms, t.q3_ms - overhead_ms, t.samples,
-                   t.min_ms - overhead_ms) for t in timings]
+    return [Timing(t.median_ms - overhead_ms, t.q1_ms - overhead_ms, t.q3_ms - overhead_ms, t.samples)
+            for t in timings]
 
 
 def at_resolution(arch: Arch, resolution: int) -> Arch:

@@ -7,8 +7,9 @@ measure channel variations of the configurations the forest gets wrong (out-of-b
 over twice their own measurement noise), and
 a model's latency is the sum of its kernels' predictions.  Whole models also pay costs no single kernel
 shows (a kernel timed alone finds its input and weights in cache and reuses its output buffer); a
-per-model correction ``scale * sum + ms_per_mb * MB written by all ops + intercept`` is fitted by
-non-negative least squares of relative error on a few end-to-end measured calibration models.
+correction ``scale * prediction + ms_per_mb * MB its ops write`` per kernel plus ``intercept_ms`` per
+model (:attr:`~estimator.devices.Device.model_overhead_ms`) is fitted by non-negative least squares of
+relative error on a few end-to-end measured calibration models.
 
 A device is a JSON file naming a model file beside it (joblib, with the scikit-learn version that wrote
 it and its SHA-256); loading it under another scikit-learn version, or with a changed model file, fails
@@ -41,7 +42,7 @@ import numpy as np
 from spaces.ir import to_table
 
 from .devices import Device, DeviceError, register_kind
-from .kernels import DEFAULT_FUSION, KERNEL_TYPES, KernelTable
+from .kernels import DEFAULT_FUSION, KERNEL_TYPES, KernelTable, decompose
 from .sampling import KernelPool, neighbours, row_key
 
 # torch, scikit-learn and joblib are imported where used: loading an ``npu`` device must not pay for them.
@@ -107,11 +108,12 @@ class MeasuredDevice(Device):
         return out
 
     def kernel_latency_ms(self, kt: KernelTable) -> np.ndarray:
-        return self.correction["scale"] * self.raw_kernel_ms(kt)
-
-    def latency_ms(self, table) -> np.ndarray:
         c = self.correction
-        return super().latency_ms(table) + c["ms_per_mb"] * written_mb(table) + c["intercept_ms"]
+        return c["scale"] * self.raw_kernel_ms(kt) + c["ms_per_mb"] * written_mb(kt)
+
+    @property
+    def model_overhead_ms(self) -> float:
+        return self.correction["intercept_ms"]
 
     def summary(self) -> str:
         return (f"measured on {self.info.get('machine', '?')} ({self.info.get('torch_device', '?')}, "
@@ -172,12 +174,9 @@ class MeasuredDevice(Device):
         return dev
 
 
-def written_mb(table) -> np.ndarray:
-    """Megabytes (fp32) every architecture's ops write, one output tensor each."""
-    c = table.cols
-    elems = (c["c_out"] * c["h_out"] * c["w_out"]).astype(np.float64)
-    sums = np.add.reduceat(elems, table.ptr[:-1]) if len(elems) else np.zeros(len(table))
-    return np.where(np.diff(table.ptr) > 0, sums, 0.0) * 4 / 1e6
+def written_mb(kt: KernelTable) -> np.ndarray:
+    """Megabytes (fp32) each kernel's ops write: every op of a kernel writes a tensor of its output's shape."""
+    return kt.cols["n_ops"] * kt.cols["out_elems"] * 4 / 1e6
 
 
 def _sha256(path) -> str:
@@ -299,9 +298,12 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     for space in spaces:
         cal += [space.to_ir(s) for s in space.sample(min(calibration_archs, space.size), seed=seed + 1)]
     table = to_table(cal)
-    measured = np.array([t.median_ms for t in measure_archs(cal, threads, device=dev, seed=seed, clock=clock)])
-    raw = Device.latency_ms(result, table)
-    result.correction = fit_correction(raw, written_mb(table), measured)
+    timings = measure_archs(cal, threads, device=dev, seed=seed, clock=clock, chunk=len(cal))
+    measured = np.array([t.median_ms for t in timings])
+    kt = decompose(table, result.fusion)
+    owner = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))
+    per_arch = lambda v: np.bincount(owner, weights=v, minlength=len(kt))  # noqa: E731
+    result.correction = fit_correction(per_arch(result.raw_kernel_ms(kt)), per_arch(written_mb(kt)), measured)
     within = float(np.mean(np.abs(result.latency_ms(table) - measured) / measured <= 0.10))
     oob = errors[np.isfinite(errors)]
     noise = [n for ns in samples.noise.values() for n in ns]

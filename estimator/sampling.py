@@ -63,7 +63,7 @@ class KernelPool:
     @classmethod
     def from_spaces(cls, spaces: Sequence[SearchSpace], archs_per_space: int = 200, seed: int = 0,
                     fusion=DEFAULT_FUSION) -> "KernelPool":
-        """Kernels of ``archs_per_space`` random architectures of each space (each space weighs the same)."""
+        """Kernels of ``archs_per_space`` random architectures (``seed``) of each space."""
         archs = []
         for space in spaces:
             n = min(archs_per_space, space.size)
@@ -73,14 +73,12 @@ class KernelPool:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def draw(self, n: int, rng: np.random.Generator, exclude=frozenset()) -> list[dict]:
-        """Up to ``n`` distinct configurations not in ``exclude`` (keys), drawn in proportion to frequency."""
-        free = np.array([row_key(r) not in exclude for r in self.rows])
-        idx = np.flatnonzero(free)
-        if not len(idx):
+    def draw(self, n: int, rng: np.random.Generator) -> list[dict]:
+        """Up to ``n`` distinct configurations, drawn without replacement in proportion to frequency."""
+        if not self.rows:
             return []
-        p = self.counts[idx] / self.counts[idx].sum()
-        pick = rng.choice(idx, size=min(n, len(idx)), replace=False, p=p)
+        p = self.counts / self.counts.sum()
+        pick = rng.choice(len(self.rows), size=min(n, len(self.rows)), replace=False, p=p)
         return [self.rows[i] for i in pick]
 
 

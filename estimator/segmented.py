@@ -128,7 +128,7 @@ class SegmentedEvaluator:
         self._integer: dict[str, bool] = {}
         try:
             space.segment_keys(space.sample_codes(1, np.random.default_rng(0)))
-            self.segmented = True
+            self.segmented = not any(m.device.whole_graph for m in metrics.values() if isinstance(m, LatencyMetric))
         except NotImplementedError:
             self.segmented = False
 
@@ -153,6 +153,8 @@ class SegmentedEvaluator:
         for c, (name, part) in enumerate(self._columns):
             if part == "":
                 result[name] = out[:, c].astype(np.int64) if self._integer[name] else out[:, c]
+                if isinstance(self.metrics[name], LatencyMetric):       # once per architecture
+                    result[name] = result[name] + self.metrics[name].device.model_overhead_ms
         return result
 
     def _lower(self, new: np.ndarray) -> None:

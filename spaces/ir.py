@@ -196,10 +196,13 @@ class Graph:
         return self._push(kind=LINEAR, inputs=(x,), c_in=c, c_out=int(c_out), h_in=1, w_in=1,
                           h_out=1, w_out=1, flag=int(bias))
 
-    def upsample(self, x: int, scale: int) -> int:
+    def upsample(self, x: int, scale: int, size: tuple[int, int] | None = None) -> int:
+        """Bilinear upsampling by ``scale`` (the flag), or to ``size`` (h, w) when given (dense heads
+        matching a feature map whose size is not an exact multiple)."""
         c, h, w = self.shape(x)
-        return self._push(kind=UPSAMPLE, inputs=(x,), c_in=c, c_out=c, h_in=h, w_in=w, h_out=h * scale,
-                          w_out=w * scale, flag=int(scale))
+        h_out, w_out = (h * scale, w * scale) if size is None else map(int, size)
+        return self._push(kind=UPSAMPLE, inputs=(x,), c_in=c, c_out=c, h_in=h, w_in=w, h_out=h_out,
+                          w_out=w_out, flag=int(scale))
 
     def concat(self, xs: Sequence[int]) -> int:
         xs = tuple(xs)

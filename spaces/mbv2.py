@@ -31,8 +31,10 @@ a multiplier, per stage a width option and a depth, per block a type, kernel and
 mutation and crossover of curated members stay curated (``benchmarks/mbv2_sampling.py``: ~0.4 s CPU per
 million samples).
 
-Options: ``Mbv2Space(parallelism=16, classes=1000, task="classify", raw=MOBILENETV2_RAW)``; only the
-classification head exists so far (:meth:`Mbv2Space._head` is where detection / segmentation go).
+Options: ``Mbv2Space(parallelism=16, classes=None, task="classify", raw=MOBILENETV2_RAW)``; ``task``
+chooses the head (:meth:`Mbv2Space._head`): ``classify`` (1000 classes by default), ``detect`` (SSDLite,
+91), ``segment`` (LR-ASPP, 21).  The encoding is the same for every task (the backbone); only
+classification networks split into chained segments (:meth:`Mbv2Space.segment_keys`).
 
 Example
 -------
@@ -65,7 +67,13 @@ MOBILENETV2 = ("r224 s32 | i3e1c16 | i3e6c24 i3e6c24 | i3e6c32 i3e6c32 i3e6c32 |
 FIELDS = 5                        # per block slot: present, type, kernel, expansion, channels
 HEADER = 3                        # resolution, stem, head
 MAX_KERNEL, MAX_EXPANSION, MAX_CHANNELS, MAX_RESOLUTION = 15, 64, 65536, 4096
-TASKS = ("classify",)             # detect and segment heads: see _head
+TASKS = ("classify", "detect", "segment")   # the heads of _head
+#: Default number of classes per task: ImageNet, COCO (with background, as torchvision's SSDLite),
+#: Pascal VOC (with background, as torchvision's LR-ASPP).
+DEFAULT_CLASSES = {"classify": 1000, "detect": 91, "segment": 21}
+SSD_EXTRAS = (512, 256, 256, 128)  # SSDLite extra feature blocks (channels)
+SSD_ANCHORS = 6                    # anchors per location on every feature map (torchvision SSDLite)
+LRASPP_CHANNELS = 128              # LR-ASPP inner width
 _CHUNK = 4096                     # rows sampled at a time (cache-sized work arrays)
 _NUM = "([1-9][0-9]*)"
 _BLOCK_RE = re.compile(f"([if]){_NUM}e{_NUM}c{_NUM}", re.ASCII)
@@ -103,11 +111,11 @@ def _header_value(token: str, letter: str, what: str, limit: int, example: int) 
 class Mbv2Space(SearchSpace):
     name = "mbv2"
 
-    def __init__(self, parallelism: int = 16, classes: int = 1000, task: str = "classify",
+    def __init__(self, parallelism: int = 16, classes: int | None = None, task: str = "classify",
                  raw: RawSpace = MOBILENETV2_RAW):
         if task not in TASKS:
-            raise ValueError(f"unknown task {task!r} for mbv2; choose from {', '.join(TASKS)} "
-                             "(detect and segment heads are not built yet)")
+            raise ValueError(f"unknown task {task!r} for mbv2; choose from {', '.join(TASKS)}")
+        classes = DEFAULT_CLASSES[task] if classes is None else classes
         if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 1:
             raise ValueError(f"classes must be a positive integer, got {classes!r}")
         self.curated: Curated = curate(raw, parallelism)
@@ -226,11 +234,14 @@ class Mbv2Space(SearchSpace):
         res, stem, head, stages = self.decode(codes)
         g = Graph(3, res, res)
         t = g.act(g.bn(g.conv(0, stem, 3, stride=2)), "relu6")
+        ends, out_stride = {}, 2                        # output stride -> last stage output at it
         for blocks, stride in zip(stages, self.curated.strides):
             for j, (typ, k, e, c) in enumerate(blocks):
                 t = _block(g, t, typ, k, e, c, stride if j == 0 else 1)
+            out_stride *= stride
+            ends[out_stride] = t
         t = g.act(g.bn(g.conv(t, head, 1)), "relu6")
-        return g.finish(*self._head(g, t), task=self.task, space=self.name)
+        return g.finish(*self._head(g, t, ends), task=self.task, space=self.name)
 
     # Segments (classification only; other heads read several stages): the stem, each present block, the
     # head.  Keys pack shapes: bits 61-62 the segment kind; a block packs type (1 bit), kernel (4),
@@ -280,11 +291,42 @@ class Mbv2Space(SearchSpace):
         t = g.act(g.bn(g.conv(0, head, 1)), "relu6")
         return g.finish(*self._head(g, t), task=self.task, space=self.name)
 
-    def _head(self, g: Graph, features: int) -> tuple[int, ...]:
-        """Output tensors of the task head on the final features (one place for every task's head)."""
+    def _head(self, g: Graph, features: int, ends: dict[int, int] | None = None) -> tuple[int, ...]:
+        """Output tensors of the task head (the one place for every task's head).
+
+        ``features``: the final 1x1 conv's output; ``ends``: output stride -> the last stage output at it.
+
+        - classify: global average pool + linear to ``classes``;
+        - detect (SSDLite, torchvision's ``ssdlite320_mobilenet_v3_large`` layout): feature maps = the last
+          stage output at output stride 16 (MobileNetV2's stage 5), ``features`` (stride 32), then extra
+          blocks of :data:`SSD_EXTRAS` channels on ``features`` (1x1 to half + BN + ReLU6, 3x3 depthwise
+          stride 2 + BN + ReLU6, 1x1 + BN + ReLU6); on each map a class and a box head, each a 3x3
+          depthwise conv + BN + ReLU6 + 1x1 conv with bias to :data:`SSD_ANCHORS` x (classes | 4);
+          outputs ``(cls_1, box_1, ..., cls_6, box_6)``;
+        - segment (LR-ASPP, torchvision's ``lraspp_mobilenet_v3_large``): ``features`` -> 1x1 conv
+          :data:`LRASPP_CHANNELS` + BN + ReLU, times a sigmoid gate (global pool -> 1x1 conv), upsampled to
+          the stride-8 stage output and classified by a 1x1 conv (bias), added to a 1x1 classifier (bias) on
+          that low-level feature, upsampled to the input size; one output ``classes x H x W``.
+        """
         if self.task == "classify":
             return (g.classifier(features, self.classes),)
-        raise ValueError(f"no {self.task!r} head; choose from {', '.join(TASKS)}")   # pragma: no cover
+        if self.task == "detect":
+            maps, x = [ends[16], features], features
+            for c in SSD_EXTRAS:
+                x = g.act(g.bn(g.conv(x, c // 2, 1)), "relu6")
+                x = g.act(g.bn(g.conv(x, c // 2, 3, stride=2, groups=c // 2)), "relu6")
+                maps.append(x := g.act(g.bn(g.conv(x, c, 1)), "relu6"))
+            return tuple(g.conv(g.act(g.bn(g.conv(m, g.shape(m)[0], 3, groups=g.shape(m)[0])), "relu6"),
+                                SSD_ANCHORS * width, 1, bias=True)
+                         for m in maps for width in (self.classes, 4))
+        low = ends[8]
+        x = g.act(g.bn(g.conv(features, LRASPP_CHANNELS, 1)), "relu")
+        gate = g.act(g.conv(g.gap(features), LRASPP_CHANNELS, 1), "sigmoid")
+        _, h, w = g.shape(low)
+        x = g.conv(g.upsample(g.mul(x, gate), -(-h // g.shape(x)[1]), size=(h, w)), self.classes, 1, bias=True)
+        y = g.add([g.conv(low, self.classes, 1, bias=True), x])
+        _, h_in, w_in = g.input_shape
+        return (g.upsample(y, -(-h_in // h), size=(h_in, w_in)),)
 
     # ------------------------------------------------------------------ curated set
     def sample_codes(self, n: int, rng: np.random.Generator) -> np.ndarray:

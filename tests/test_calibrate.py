@@ -143,3 +143,18 @@ def test_cli_ambiguous_column_lists_them(tmp_path, capsys):
     path = _csv(tmp_path, [(a, 1.0, 2.0) for a in archs], "arch,gpu_ms,cpu_ms")
     assert main(["calibrate", "nb201", "--measurements", path, "-o", str(tmp_path / "d.json")]) == 2
     assert "gpu_ms, cpu_ms" in capsys.readouterr().err
+
+
+def test_cli_estimate_uses_a_calibrated_device(tmp_path, capsys):
+    space = get_space("nb201")
+    archs = space.sample(10, seed=4) + ["|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|"]
+    path = _csv(tmp_path, [(a, 2 + i) for i, a in enumerate(archs)])
+    dev = str(tmp_path / "dev.json")
+    assert main(["calibrate", "nb201", "--measurements", path, "-o", dev]) == 0
+    (tmp_path / "archs.txt").write_text("\n".join(archs) + "\n")
+    capsys.readouterr()
+    assert main(["estimate", "nb201", "--archs", str(tmp_path / "archs.txt"), "--device", dev]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    col = lines[0].split(",").index("latency_ms")
+    got = np.array([float(line.split(",")[col]) for line in lines[1:]])
+    assert np.allclose(got, load_device(dev).predict(space, archs), rtol=1e-5)

@@ -17,8 +17,8 @@ from spaces.nb201 import Nb201Space
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.kernels import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
 from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies
-from zeroshot.proxies.passes import jacob_cov_score, zico_score
-from zeroshot.proxies.structure import init_network, live_ops
+from zeroshot.proxies.passes import _gen, jacob_cov_score, zico_score
+from zeroshot.proxies.structure import init_network, live_ops, thin_arch
 
 TINY = Nb201Space(channels=4, cells=1, resolution=8)
 CELL = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -41,6 +41,11 @@ def net_of(arch, seed=0):
     net = build(arch)
     init_network(net, arch, seed)
     return net.train()
+
+
+def scored_layers(net):
+    """The conv and linear modules: the layers whose weights the reference proxies score."""
+    return [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
 
 
 def act_only(c=2, h=2, classes=3):
@@ -139,7 +144,7 @@ def test_gradient_proxies_match_plain_torch():
     x, y = batch(12, c=3, h=4, classes=3)
     got = compute_network_proxies(arch, ["grad_norm", "snip", "fisher", "grasp", "jacob_cov"], x, y)
     net = net_of(arch)
-    convs = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    convs = scored_layers(net)
     acts = []
 
     def keep(mod, inp, out):
@@ -162,7 +167,7 @@ def test_gradient_proxies_match_plain_torch():
     gw = [m.weight.grad.detach().clone() for m in convs]
     gf = torch.autograd.grad(F.cross_entropy(net(x), y), ws, create_graph=True)
     hg = torch.autograd.grad(sum((a * b).sum() for a, b in zip(gw, gf)), ws)
-    assert got["grasp"] == pytest.approx(-sum(float((w * h).sum()) for w, h in zip(ws, hg)), rel=1e-4)
+    assert got["grasp"] == pytest.approx(-sum(float((w.detach() * h).sum()) for w, h in zip(ws, hg)), rel=1e-4)
     xi.grad = None
     net.zero_grad()
     out2 = net(xi)
@@ -185,12 +190,16 @@ def test_jacob_cov_formula():
     assert math.isnan(jacob_cov_score(np.ones((3, 4))))   # constant rows: NaN correlations
 
 
-def test_ntk_matches_per_sample_backward_without_bn():
+def bn_free_run(n):
+    """A BN-free conv net (independent samples), a batch of ``n``, its scored weights and logits."""
     arch = conv_net(bn=False)
-    x, y = batch(6, c=3, h=4, classes=3)
+    x, y = batch(n, c=3, h=4, classes=3)
     net = net_of(arch)
-    ws = [m.weight for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    out = net(x)
+    return arch, x, y, [m.weight for m in scored_layers(net)], net(x)
+
+
+def test_ntk_matches_per_sample_backward_without_bn():
+    arch, x, y, ws, out = bn_free_run(6)
     rows = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(out[n].sum(), ws, retain_graph=True)])
             for n in range(6)]
     j = torch.stack(rows).double()
@@ -199,19 +208,38 @@ def test_ntk_matches_per_sample_backward_without_bn():
     assert got == pytest.approx(w[-1] / w[0], rel=1e-4)
 
 
-def test_meco_and_zen_by_hand():
-    arch = conv_net(bn=True)
+def test_zico_halves_without_bn_match_two_backwards():
+    # without BN the samples are independent, so splitting one backward per sample is exact
+    arch, x, y, ws, out = bn_free_run(12)
+    g1 = torch.autograd.grad(F.cross_entropy(out[:6], y[:6]), ws, retain_graph=True)
+    g2 = torch.autograd.grad(F.cross_entropy(out[6:], y[6:]), ws)
+    expect = zico_score([torch.stack([a.reshape(-1), b.reshape(-1)]).double().numpy() for a, b in zip(g1, g2)])
+    assert compute_network_proxies(arch, ["zico"], x, y)["zico"] == pytest.approx(expect, rel=1e-5)
+
+
+def test_zen_by_hand_without_bn():
+    arch = conv_net(bn=False)
     x, y = batch(8, c=3, h=4, classes=3)
-    got = compute_network_proxies(arch, ["meco", "zen"], x, y)
-    assert math.isfinite(got["meco"]) and math.isfinite(got["zen"])
-    # meco of an activation-only network: one layer, the input image itself
+    net = build(arch)
+    init_network(net, arch, 0, "gaussian")
+    g = _gen(0, "zen")
+    z = torch.randn(16, 3, 4, 4, generator=g)
+    z2 = z + 0.01 * torch.randn(16, 3, 4, 4, generator=g)
+    body = torch.nn.Sequential(*list(net.layers)[:4])          # conv, relu, conv, relu: before the pool
+    with torch.no_grad():
+        diff = (body(z) - body(z2)).abs().flatten(1).sum(1).mean()
+    assert compute_network_proxies(arch, ["zen"], x, y)["zen"] == pytest.approx(math.log(float(diff)), rel=1e-5)
+
+
+def test_meco_by_hand():
+    # an activation-only network: one layer, the ReLU of one Gaussian image
     a = act_only(c=3, h=4)
-    from zeroshot.proxies.passes import _gen
+    x, _ = batch(8, c=3, h=4, classes=3)
     img = torch.randn(1, 3, 4, 4, generator=_gen(0, "meco"))[0].clamp(min=0).reshape(3, -1).double().numpy()
-    corr = np.corrcoef(img)
+    with np.errstate(all="ignore"):
+        corr = np.corrcoef(img)
     corr[~np.isfinite(corr)] = 0
-    assert compute_network_proxies(a, ["meco"], x[:, :, :4, :4], None)["meco"] == \
-        pytest.approx(np.linalg.eigvalsh(corr)[0], abs=1e-9)
+    assert compute_network_proxies(a, ["meco"], x, None)["meco"] == pytest.approx(np.linalg.eigvalsh(corr)[0], abs=1e-9)
 
 
 def test_linear_regions_bounded_and_seeded():
@@ -302,3 +330,28 @@ def test_deterministic_across_processes():
     assert json.loads(run.stdout) == here
     other = compute_network_proxies(TINY.to_ir(CELL), NETWORK_PROXIES, x, y, seed=8)
     assert other["snip"] != here["snip"]
+
+
+def test_meco_is_zero_when_channels_exceed_pixels():
+    # 5 channels of 4 pixels: the correlation matrix has rank <= 3, its smallest eigenvalue is 0
+    x, _ = batch(4, c=5, h=2, classes=3)
+    assert compute_network_proxies(act_only(c=5, h=2), ["meco"], x)["meco"] == 0.0
+
+
+def mobile_block_net():
+    """Depthwise conv, squeeze-excitation gate, channel shuffle and concat: the ops of mobile spaces."""
+    g = Graph(3, 8, 8)
+    t = g.act(g.bn(g.conv(0, 8, 3)), "hswish")
+    d = g.conv(t, 8, 3, groups=8)
+    s = g.act(g.conv(g.act(g.conv(g.gap(d), 2, 1), "relu"), 8, 1), "sigmoid")
+    u = g.concat([g.shuffle(g.mul(d, s), 2), t])
+    return g.finish(g.classifier(u, 3))
+
+
+def test_mobile_ops_run_and_thin_copy_keeps_the_head():
+    arch = mobile_block_net()
+    x, y = batch(8, c=3, h=8, classes=3)
+    v = compute_network_proxies(arch, NETWORK_PROXIES, x, y)
+    assert set(v) == set(NETWORK_PROXIES) and all(math.isfinite(f) for f in v.values())
+    thin = thin_arch(arch, 8, 2)
+    assert thin.ops[0].c_out == 1 and thin.ops[-1].c_out == 3 and thin.input_shape == (3, 2, 2)

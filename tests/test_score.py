@@ -138,12 +138,14 @@ def test_network_proxies_run_once_per_isomorphism_class(monkeypatch):
     assert out["naswot"][0] == out["naswot"][1] != out["naswot"][2]
 
 
-def test_default_score_cli(archs, capsys):
-    rc, out, _ = _run(["score", "nb201", "--archs", archs, "--batch-size", "4"], capsys)
+def test_default_score_cli(tmp_path, capsys):
+    path = tmp_path / "two.txt"
+    path.write_text(CELLS[2] + "\n" + CELLS[1] + "\n")
+    rc, out, err = _run(["score", "nb201", "--archs", str(path), "--batch-size", "4"], capsys)
     rows = _csv(out)
     assert rc == 0 and list(rows[0]) == ["arch", "score", *DEFAULT_PROXIES]
-    scores = [float(r["score"]) for r in rows]
-    assert scores[2] == min(scores)                         # the cut network ranks last
+    assert "no --data" in err                                # synthetic input is announced
+    assert float(rows[0]["score"]) < float(rows[1]["score"])  # the cut network ranks last
 
 
 def test_score_is_deterministic_for_a_seed():
@@ -153,4 +155,4 @@ def test_score_is_deterministic_for_a_seed():
     b, vb = score(space, codes, seed=5, batch_size=8)
     _, vc = score(space, codes, seed=6, batch_size=8)
     assert np.array_equal(a, b) and all(np.array_equal(va[n], vb[n]) for n in va)
-    assert not np.array_equal(va["naswot"], vc["naswot"])
+    assert not np.array_equal(va["meco"], vc["meco"])

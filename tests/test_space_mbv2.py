@@ -252,8 +252,8 @@ def test_malformed_encodings_name_the_token(space, bad, words):
 
 
 def test_options_are_validated():
-    with pytest.raises(ValueError, match="unknown task 'detect' for mbv2; choose from classify"):
-        get_space("mbv2", task="detect")
+    with pytest.raises(ValueError, match="unknown task 'pose' for mbv2; choose from classify"):
+        get_space("mbv2", task="pose")
     with pytest.raises(ValueError, match="parallelism"):
         get_space("mbv2", parallelism=-16)
     with pytest.raises(ValueError, match="classes"):
@@ -266,8 +266,8 @@ def test_cli_parallelism_reaches_curation(tmp_path, capsys):
     assert main(["sample", "mbv2", "-n", "20", "--seed", "1", "-P", "32", "-o", str(out)]) == 0
     lines = out.read_text().splitlines()
     assert len(set(lines)) == 20 and all(c % 32 == 0 for line in lines for c in channels(line))
-    assert main(["sample", "mbv2", "-n", "3", "--task", "segment"]) == 2
-    assert "choose from classify" in capsys.readouterr().err
+    assert main(["sample", "mbv2", "-n", "3", "--task", "pose"]) == 2
+    assert "choose from classify, detect, segment" in capsys.readouterr().err
 
 
 def test_readme_demo_pipe_and_spaces_listing(capsys):

@@ -19,12 +19,7 @@ TINY = dict(classes=2, channels=4, cells=1, resolution=8)
 TINY_ARGS = ["--classes", "2"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

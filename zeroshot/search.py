@@ -32,7 +32,7 @@ Example
 from __future__ import annotations
 
 import csv
-import sys
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
@@ -109,7 +109,7 @@ class OracleEvaluator(DictEvaluator):
                 header = reader.fieldnames or []
                 key = next((k for k in ("arch", "arch_str") if k in header), None)
                 if key is None or column not in header:
-                    missing = "a column 'arch' or 'arch_str'" if key is None else f"the column {column!r}"
+                    missing = "column 'arch' or 'arch_str'" if key is None else f"column {column!r}"
                     raise UserError(f"oracle {path} has no {missing}; its columns: {', '.join(header) or 'none'}")
                 table = {}
                 for line, row in enumerate(reader, 2):
@@ -197,6 +197,20 @@ class ProxyScorer:
 
 
 # ------------------------------------------------------------------ the context strategies use
+_COST: dict = {}
+
+
+def cost_evaluator(cfg: SearchConfig, space) -> SegmentedEvaluator:
+    """params, MACs, peak memory and latency on ``cfg.device``; one evaluator (and its segment cache) per
+    space configuration and device in a process, shared by successive searches."""
+    key = (cfg.space, json.dumps(cfg.space_options, sort_keys=True), cfg.device)
+    if key not in _COST:
+        metrics = count_metrics()
+        metrics["latency_ms"] = latency_metric(load_device(cfg.device))
+        _COST[key] = SegmentedEvaluator(space, metrics)
+    return _COST[key]
+
+
 class SearchContext:
     """What strategies share (see the module docstring).  Codes are int64 rows of the space."""
 
@@ -205,9 +219,7 @@ class SearchContext:
         self.cfg, self.space, self.evaluator, self.log = cfg, space, evaluator, log
         self.store, self.run_id = store, run_id
         self.rng = np.random.default_rng(cfg.seed)
-        metrics = count_metrics()
-        metrics["latency_ms"] = latency_metric(load_device(cfg.device))
-        self.cost = SegmentedEvaluator(space, metrics)
+        self.cost = cost_evaluator(cfg, space)
         self.constraints = cfg.constraints()
         self.scorer = scorer
         self.evaluated: dict[str, dict] = {}       # canonical encoding -> record
@@ -420,7 +432,7 @@ def run_search(cfg: SearchConfig, evaluator, db: str | None = None, scorer: Prox
     return result
 
 
-def print_line(rec: dict, file=sys.stdout) -> None:
+def print_line(rec: dict, file=None) -> None:
     """One trajectory line: step, accuracy, best so far, latency and the encoding."""
     print(f"{rec['step']:5d}  acc {rec['accuracy']:7.3f}  best {rec['best']:7.3f}  {rec['latency_ms']:9.4f} ms  "
           f"{rec['arch']}", file=file, flush=True)

@@ -53,7 +53,7 @@ def run(args):
     device.description += f"; column {column!r} of {Path(args.measurements).name}"
     write_text(json.dumps(device.to_dict(), indent=2) + "\n", args.output)
     fit = device.predict(space, texts)
-    rho = spearmanr(fit, latency).statistic if len(set(latency)) > 1 else float("nan")
+    rho = spearmanr(fit, latency).statistic if np.ptp(fit) > 0 and np.ptp(latency) > 0 else float("nan")
     err = np.median(np.abs(fit / latency - 1)) * 100
     print(f"wrote {args.output}: {device.summary()}; on the measurements: rho {rho:.3f}, "
           f"median error {err:.1f}%")

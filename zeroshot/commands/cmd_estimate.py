@@ -25,7 +25,10 @@ def run(args):
     except DeviceError as e:
         raise UserError(str(e)) from None
     texts, codes = read_archs(space, args.archs)
-    cost = Estimator(space, device, args.precision).evaluate(codes)
+    try:
+        cost = Estimator(space, device, args.precision).evaluate(codes)
+    except DeviceError as e:            # a kernel the device cannot cost (a measured device's unprofiled type)
+        raise UserError(str(e)) from None
     columns = ["params", "macs", "peak_activation_bytes", "model_bytes"] + (["latency_ms"] if device else [])
     rows = ([t] + [_cell(cost[c][i]) for c in columns] for i, t in enumerate(texts))
     write_csv(["arch"] + columns, rows, args.output)

@@ -4,10 +4,13 @@ Without ``--proxies`` the default score (:mod:`zeroshot.score`) and the proxies 
 the rank aggregate of the listed proxies.  ``--data`` takes an NPZ of images and labels
 (:mod:`zeroshot.data`); without it, proxies that need data see seeded synthetic input.
 """
+import sys
+
 from zeroshot.cli import add_space_args, read_archs, space_from_args, write_csv
 from zeroshot.data import load_data
 from zeroshot.errors import UserError
-from zeroshot.score import DEFAULT_PROXIES, resolve_proxies, score
+from zeroshot.proxies import get_proxy
+from zeroshot.score import DEFAULT_PROXIES, needs_data, resolve_proxies, score
 
 
 def register(sub):
@@ -34,6 +37,10 @@ def run(args):
         data = load_data(args.data, arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
         if args.batch_size is not None and args.batch_size > len(data):
             raise UserError(f"--batch-size {args.batch_size} exceeds the {len(data)} images in {args.data}")
+    elif needs_data(names):
+        users = [n for n in names if get_proxy(n).needs in ("images", "labels")]
+        print(f"zeroshot score: note: no --data; {', '.join(users)} see seeded Gaussian input with random "
+              "labels", file=sys.stderr)
     scores, values = score(space, codes, data, args.seed, args.batch_size, names, progress=True)
     rows = ([t, f"{scores[i]:.6g}"] + [f"{values[n][i]:.6g}" for n in names] for i, t in enumerate(texts))
     write_csv(["arch", "score"] + names, rows, args.output)

@@ -75,7 +75,7 @@ def eigvalsh(a) -> np.ndarray:
     if not np.isfinite(a).all():
         w.fill(np.nan)
         return w
-    info = eigvalsh_inplace(a, w, np.empty(max(1, 3 * n - 1), np.float64))
+    info = eigvalsh_inplace(a, w, np.empty(max(1, 66 * n), np.float64))   # blocked: (nb + 2) n, nb = 64
     if info != 0:
         w.fill(np.nan)
     return w

@@ -17,6 +17,10 @@ singular NTK) is replaced by the worst value for its direction, ``-inf`` when hi
 ``+inf`` when lower is better, counted in :data:`NONFINITE` per proxy, and reported by a
 ``RuntimeWarning``.
 
+Speed: in long loops call ``torch.set_num_threads(1)`` and start the process with
+``OPENBLAS_NUM_THREADS=1``; on a machine loaded by other jobs, threaded BLAS made the small eigen-problems
+here up to 100x slower.
+
 Example
 -------
 >>> import torch

@@ -274,7 +274,8 @@ def zen(arch: Arch, seed: int, batch: int = ZEN_BATCH) -> float:
 
 def meco(arch: Arch, seed: int) -> float:
     """MeCo: sum over the outputs of live conv / BN / activation / pool ops, for one Gaussian image, of
-    the smallest eigenvalue of the channel correlation matrix (NaN / inf entries set to 0)."""
+    the smallest eigenvalue of the channel correlation matrix (NaN / inf entries set to 0; 0 when the
+    layer has at least as many channels as pixels)."""
     net = _net(arch, seed)
     live = live_ops(arch)
     leaf = {i + 1 for i, layer in enumerate(net.layers) if live[i] and not isinstance(layer, nn.Identity)
@@ -282,7 +283,9 @@ def meco(arch: Arch, seed: int) -> float:
     total = [0.0]
 
     def tap(t, val):
-        if t in leaf:
+        if t in leaf and val.shape[1] < val[0].numel() // val.shape[1]:
+            # with C >= H*W channels the correlation matrix has rank <= H*W - 1 < C: its smallest
+            # eigenvalue is exactly 0, no eigen-solver needed (deep layers of wide networks)
             fea = val[0].detach().double().reshape(val.shape[1], -1).numpy()
             with np.errstate(all="ignore"):
                 corr = np.atleast_2d(np.corrcoef(fea))

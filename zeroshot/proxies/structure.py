@@ -162,13 +162,19 @@ def thin_arch(arch: Arch, divisor: int, size: int) -> Arch:
         elif name == "act":
             g.act(x, op.act)
         elif name == "upsample":
-            g.upsample(x, op.flag)
+            exact = op.h_out == op.h_in * op.flag and op.w_out == op.w_in * op.flag
+            g.upsample(x, op.flag, None if exact else (op.h_out * size // arch.input_shape[1],
+                                                       op.w_out * size // arch.input_shape[2]))
+        elif name == "shuffle":
+            g.shuffle(x, math.gcd(op.groups, g.shape(x)[0]))
         elif name in ("add", "concat"):
             getattr(g, name)(op.inputs)
         elif name == "mul":
             g.mul(x, op.inputs[1])
-        else:                                    # bn, zero, gap: one input, shape from the input
+        elif name in ("bn", "zero", "gap"):      # one input, shape from the input
             getattr(g, name)(x)
+        else:
+            raise ValueError(f"a thin copy of op kind {name!r} is not defined")
         if len(g.ops) != i + 1 or min(g.shape(i + 1)[1:]) < 1:
             raise ValueError(f"op {i} ({name}) does not fit a {size}x{size} input")
     return g.finish(*arch.outputs, task=arch.task)

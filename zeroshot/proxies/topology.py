@@ -44,6 +44,8 @@ assert len(GRAPH_FEATURES) == N_FEATURES
 
 def topology_features(table: OpTable) -> dict[str, np.ndarray]:
     """Every topology feature of every architecture of ``table`` (float64 arrays, one value each)."""
+    if table.edges is None or len(table.edge_ptr) != len(table.cols["kind"]) + 1:
+        raise ValueError("the op table has no input edges; build it with spaces.to_table(archs)")
     n = len(table)
     longest = int(np.diff(table.ptr).max(initial=0)) + 1
     out = np.empty((n, N_FEATURES), np.float64)

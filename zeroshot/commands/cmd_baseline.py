@@ -1,0 +1,32 @@
+"""``zeroshot baseline SPACE NAME [--task T]``: print a reference network's encoding.
+
+Example: ``zeroshot baseline mbv2 mobilenetv2 --task detect``; ``zeroshot baseline mbv2`` lists the names.
+"""
+from spaces.baselines import get_baseline, list_baselines
+
+from ..cli import space_from_args
+from ..errors import UserError
+
+
+def register(sub):
+    p = sub.add_parser("baseline", help="print a reference baseline's encoding (for example MobileNetV2)")
+    p.add_argument("space", help="search space name (see `zeroshot spaces`)")
+    p.add_argument("name", nargs="?", help="baseline name; omitted: list the space's baselines")
+    p.add_argument("--task", default="classify", help="classify, detect or segment (default classify)")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    if args.name is None:
+        names = list_baselines(args.space)
+        if not names:
+            raise UserError(f"space {args.space!r} has no baselines")
+        print("\n".join(names))
+        return 0
+    try:
+        text = get_baseline(args.space, args.name, args.task)
+    except KeyError as e:
+        raise UserError(e.args[0]) from None
+    space = space_from_args(args)              # validates space and task
+    print(space.format(space.parse(text)))
+    return 0

@@ -1,0 +1,48 @@
+"""``zeroshot refine SPACE ARCH --search fusion|depth-multiplier|fusion,depth-multiplier --device D``:
+the fastest refinement of ARCH (an encoding or a baseline name) along the chosen dimensions whose score
+stays at or above ARCH's (see :mod:`zeroshot.refine`).  Prints the baseline and best latency, the change,
+and last a line ``best <encoding>``.
+
+Example: ``zeroshot refine mbv2 mobilenetv2 --task detect --search fusion,depth-multiplier``
+"""
+from estimator.devices import DeviceError, load_device
+
+from ..cli import add_space_args, space_from_args
+from ..errors import UserError
+from ..refine import DIMENSIONS, TOPOLOGY_SCORE, parse_dimensions, refine
+from ..score import resolve_proxies
+from .cmd_rewrite import resolve_arch
+
+
+def register(sub):
+    p = sub.add_parser("refine", help="search per-block fusion and/or per-stage depth multipliers of a baseline")
+    add_space_args(p)
+    p.add_argument("arch", help="an encoding (quoted) or a baseline name, like mobilenetv2")
+    p.add_argument("--search", required=True, metavar="DIMS", help=f"one or both of {', '.join(DIMENSIONS)}")
+    p.add_argument("--device", default="mobile-npu-16", help="device whose latency is minimised (default %(default)s)")
+    p.add_argument("--budget", type=int, default=2000, help="candidates costed and scored (default %(default)s)")
+    p.add_argument("--proxies", default=",".join(TOPOLOGY_SCORE),
+                   help="score components that must not fall below the baseline's (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=run)
+
+
+def run(args):
+    space = space_from_args(args)
+    dims = parse_dimensions(args.search)
+    if args.budget < 1:
+        raise UserError(f"--budget must be at least 1, got {args.budget}")
+    try:
+        device = load_device(args.device)
+    except DeviceError as e:
+        raise UserError(str(e)) from None
+    base = resolve_arch(space, args.arch)
+    r = refine(space, base, dims, device, args.budget, args.seed, resolve_proxies(args.proxies.split(",")))
+    b = r["baseline"]
+    print(f"searched {', '.join(dims)} on {device.name}: {r['evaluated']} distinct candidates, "
+          f"{r['acceptable']} with the score at or above the baseline's")
+    for k in ("latency_ms", "params", "macs", "peak_activation_bytes"):
+        fmt = "{:>14,.3f}" if k == "latency_ms" else "{:>14,}"
+        print(f"{k:>22}: {fmt.format(b[k])} -> {fmt.format(r[k])} ({100 * (r[k] / b[k] - 1):+.1f}%)")
+    print(f"best {r['arch']}")
+    return 0

@@ -1,0 +1,142 @@
+"""Refining a baseline along chosen design dimensions: per-block fusion and per-stage depth multipliers.
+
+The searched architectures are the baseline with, for each dimension switched on,
+
+* ``fusion``: each of its IBN blocks kept or fused (one bit per block: ``fuse`` of :mod:`spaces.rewrites`
+  block by block);
+* ``depth-multiplier``: each stage's depth multiplied by one of :data:`DEPTH_MULTIPLIERS` (ceil, at least
+  one block; the first blocks kept, as the ``depth`` rewrite does, stage by stage).
+
+Depth here is the number of blocks (EfficientNet's depth coefficient); TF-slim's MobileNet
+``depth_multiplier`` scales channels instead (the ``width`` rewrite).
+
+A candidate is acceptable when its score is at or above the baseline's, the score being the rank
+aggregate (:func:`zeroshot.score.rank_aggregate`) of ``proxies`` over the pair (baseline, candidate); the
+search minimises latency on the device among acceptable candidates with regularized evolution (population
+50, tournaments of 10, one mutation per child, children costed 50 at a time, ``budget`` candidates in
+all, the baseline in the first population).  Every candidate is costed by the estimator and scored in
+batches; nothing is trained.
+
+Example
+-------
+>>> from spaces import get_space
+>>> from spaces.baselines import get_baseline
+>>> from estimator.devices import load_device
+>>> space = get_space("mbv2")
+>>> base = space.parse(get_baseline("mbv2", "mobilenetv2"))
+>>> r = refine(space, base, ("fusion",), load_device("mobile-npu-16"), budget=100, seed=0)
+>>> r["latency_ms"] <= r["baseline"]["latency_ms"] and r["score_ok"]
+True
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from estimator.devices import Device
+from estimator.estimate import Estimator
+from spaces import SearchSpace
+
+from .errors import UserError
+from .score import compute_proxies, rank_aggregate
+
+DIMENSIONS = ("fusion", "depth-multiplier")
+DEPTH_MULTIPLIERS = (0.5, 0.75, 1.0)
+TOPOLOGY_SCORE = ("live_macs", "entropy")
+POPULATION, TOURNAMENT, BATCH = 50, 10, 50
+
+
+def parse_dimensions(text: str) -> tuple[str, ...]:
+    dims = {d.strip() for d in text.split(",") if d.strip()}
+    if not dims or not dims <= set(DIMENSIONS):
+        raise UserError(f"--search {text!r}: expected one or both of {', '.join(DIMENSIONS)} "
+                        "(comma-separated), like --search fusion,depth-multiplier")
+    return tuple(d for d in DIMENSIONS if d in dims)
+
+
+class Refiner:
+    """Genomes (fusion bits per baseline block, depth-multiplier index per stage) -> codes of ``space``."""
+
+    def __init__(self, space: SearchSpace, base: np.ndarray, dims: Sequence[str]):
+        if not hasattr(space, "decode"):
+            raise UserError(f"refining works on spaces of stages of IBN / fused blocks (mbv2); {space.name!r} "
+                            "is not one")
+        self.space, self.dims = space, tuple(dims)
+        self.res, self.stem, self.head, self.stages = space.decode(base)
+        self.n_blocks = sum(map(len, self.stages))
+        self.n_genes = self.n_blocks + len(self.stages)
+        self.base_genome = np.array([b[0] for st in self.stages for b in st]
+                                    + [DEPTH_MULTIPLIERS.index(1.0)] * len(self.stages), np.int64)
+
+    def random(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        g = np.repeat(self.base_genome[None], n, axis=0)
+        if "fusion" in self.dims:
+            g[:, :self.n_blocks] = rng.integers(0, 2, (n, self.n_blocks))
+        if "depth-multiplier" in self.dims:
+            g[:, self.n_blocks:] = rng.integers(0, len(DEPTH_MULTIPLIERS), (n, len(self.stages)))
+        return g
+
+    def mutate(self, genome: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        g = genome.copy()
+        genes = (list(range(self.n_blocks)) if "fusion" in self.dims else []) + \
+            (list(range(self.n_blocks, self.n_genes)) if "depth-multiplier" in self.dims else [])
+        i = genes[int(rng.integers(len(genes)))]
+        options = 2 if i < self.n_blocks else len(DEPTH_MULTIPLIERS)
+        g[i] = (g[i] + 1 + int(rng.integers(options - 1))) % options
+        return g
+
+    def codes(self, genomes: np.ndarray) -> np.ndarray:
+        out, first = [], np.cumsum([0] + [len(st) for st in self.stages])
+        for g in genomes:
+            stages = []
+            for s, blocks in enumerate(self.stages):
+                d = max(1, math.ceil(len(blocks) * DEPTH_MULTIPLIERS[g[self.n_blocks + s]] - 1e-9))
+                stages.append([(int(g[first[s] + j]), *b[1:]) for j, b in enumerate(blocks[:d])])
+            out.append(self.space.encode(self.res, self.stem, self.head, stages))
+        return np.stack(out)
+
+
+def refine(space: SearchSpace, base: np.ndarray, dims: Sequence[str], device: Device, budget: int = 2000,
+           seed: int = 0, proxies: Sequence[str] = TOPOLOGY_SCORE) -> dict:
+    """The fastest acceptable refinement of ``base`` found within ``budget`` candidates (see module doc).
+
+    Returns the best architecture's ``arch``, ``latency_ms``, ``params``, ``macs``, ``peak_activation_bytes``,
+    ``score_ok``, the ``baseline``'s metrics, ``evaluated`` and ``acceptable`` counts."""
+    rng = np.random.default_rng(seed)
+    ref = Refiner(space, base, dims)
+    est = Estimator(space, device)
+    base_cost = {k: v[0] for k, v in est.evaluate(base[None]).items()}
+    base_proxies = compute_proxies(space, base[None], proxies)
+    seen: dict[bytes, tuple[float, bool, dict]] = {}
+
+    def evaluate(genomes):
+        codes = ref.codes(genomes)
+        keys = [c.tobytes() for c in codes]
+        new = [i for i, k in enumerate(keys) if k not in seen]
+        if new:
+            cost = est.evaluate(codes[new])
+            values = compute_proxies(space, codes[new], proxies)
+            for j, i in enumerate(new):
+                pair = {p: np.array([base_proxies[p][0], values[p][j]]) for p in proxies}
+                s = rank_aggregate(pair)
+                seen[keys[i]] = (float(cost["latency_ms"][j]), bool(s[1] >= s[0]),
+                                 {k: v[j] for k, v in cost.items()} | {"arch": space.format(codes[i])})
+        return np.array([seen[k][0] if seen[k][1] else np.inf for k in keys])
+
+    population = np.concatenate([ref.base_genome[None], ref.random(POPULATION - 1, rng)])
+    fitness = evaluate(population)
+    spent = len(population)
+    while spent < budget:
+        children = []
+        for _ in range(min(BATCH, budget - spent)):
+            pick = rng.choice(len(population), TOURNAMENT, replace=False)
+            children.append(ref.mutate(population[pick[np.argmin(fitness[pick])]], rng))
+        children = np.stack(children)
+        population = np.concatenate([population[len(children):], children])       # the oldest die
+        fitness = np.concatenate([fitness[len(children):], evaluate(children)])
+        spent += len(children)
+    ok = {k: v for k, v in seen.items() if v[1]}
+    best = min(ok.values(), key=lambda v: v[0])[2]
+    return {**best, "score_ok": True, "baseline": base_cost, "evaluated": len(seen), "acceptable": len(ok)}
