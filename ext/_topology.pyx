@@ -51,8 +51,8 @@ cdef inline double _act_gain(int64_t code) noexcept nogil:
 
 def topology(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1] c_in,
              const int64_t[::1] c_out, const int64_t[::1] k, const int64_t[::1] groups,
-             const int64_t[::1] act, const int64_t[::1] last_use, const int64_t[::1] edge_ptr,
-             const int64_t[::1] edges, double[:, ::1] out, uint8_t[::1] live,
+             const int64_t[::1] act, const int64_t[::1] last_use, const int64_t[::1] in_last,
+             const int64_t[::1] edge_ptr, const int64_t[::1] edges, double[:, ::1] out, uint8_t[::1] live,
              double[::1] paths, double[::1] longest, double[::1] shortest, double[::1] logvar,
              uint8_t[::1] back):
     """Fill ``out[a, :]`` (entropy, paths, depth, shortest, merges, convs) and ``live[row]``.
@@ -147,6 +147,11 @@ def topology(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1]
             depth = -INFINITY
             shortest_out = INFINITY
             ent_max = -INFINITY
+            if in_last[a] == n:        # the input is itself an output (an identity network or segment)
+                tot_paths = 1.0
+                depth = 0.0
+                shortest_out = 0.0
+                ent_max = 0.0
             for i in range(n - 1, -1, -1):
                 r = base + i
                 if last_use[r] == n and paths[i + 1] > 0:
@@ -171,7 +176,7 @@ def topology(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1]
                         n_in += 1
                 if n_in >= 2 and (kk == ADD or kk == MUL or kk == CONCAT):
                     merges += 1
-            ent_acc = 0.0
+            ent_acc = 1.0 if in_last[a] == n else 0.0
             if ent_max > -INFINITY:
                 for i in range(n):
                     if last_use[base + i] == n and paths[i + 1] > 0:

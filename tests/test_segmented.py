@@ -45,3 +45,17 @@ def test_segment_latency_matches_whole_network(name):
             continue
         seg = SegmentedEvaluator(space, {"latency_ms": latency_metric(device)}).evaluate(codes)["latency_ms"]
         assert np.allclose(seg, device.latency_ms(table), rtol=1e-9), name   # fusion across boundaries too
+
+
+@pytest.mark.parametrize("name", segmented_spaces())
+def test_segment_entropy_equals_whole_network(name):
+    """The funnel's cheap score is log-additive over a chain: segments give the whole network's value,
+    including identity segments and networks no input path reaches (-inf)."""
+    from zeroshot.funnel import cheap_metrics
+    from zeroshot.proxies import get_proxy
+    space = get_space(name)
+    codes = space.sample_distinct_codes(200, np.random.default_rng(3))
+    seg = SegmentedEvaluator(space, cheap_metrics("entropy")).evaluate(codes)["cheap"]
+    whole = get_proxy("entropy").fn(to_table(space.irs(codes)))
+    assert np.array_equal(np.isinf(seg), np.isinf(whole))
+    assert np.allclose(seg[np.isfinite(seg)], whole[np.isfinite(whole)], rtol=1e-9)

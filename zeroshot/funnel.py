@@ -53,7 +53,7 @@ class ScreenConfig:
     seed: int = 0
     chunk: int = 20_000
     precision: str = "fp32"
-    cheap: str = "params"
+    cheap: str = "entropy"
     data: str | None = None
     batch_size: int = 64
 

@@ -53,7 +53,7 @@ def topology_features(table: OpTable) -> dict[str, np.ndarray]:
     scratch = [np.empty(longest, np.float64) for _ in range(4)]
     c = table.cols
     _topology_kernel(table.ptr, c["kind"], c["c_in"], c["c_out"], c["k"], c["groups"], c["act"],
-                     c["last_use"], table.edge_ptr, table.edges, out, live, *scratch,
+                     c["last_use"], table.in_last, table.edge_ptr, table.edges, out, live, *scratch,
                      np.empty(longest, np.uint8))
     feats = {name: out[:, j] for j, name in enumerate(GRAPH_FEATURES)}
     counts = table_counts(table)
