@@ -5,8 +5,8 @@ Usage: python benchmarks/train_shortlist.py [--n 1000] [--survivors 40] [--top 5
 Writes benchmarks/results/train_shortlist.md.  Needs ../shared/data (images/cifar10_test_846.npz; the
 NB201 table, when present, adds each cell's published 200-epoch CIFAR-10 accuracy for reference).
 
-The screen is the funnel's (zeroshot/funnel.py) on ``--n`` sampled cells, network proxies on the first 64 of
-the 846 real CIFAR-10 test images.  Each shortlisted cell is trained with zeroshot/train.py on the same 846
+The screen is the funnel's (zeroshot/funnel.py, its default cheap proxy and default score) on ``--n``
+sampled cells, network proxies on the first 64 of the 846 real CIFAR-10 test images.  Each shortlisted cell is trained with zeroshot/train.py on the same 846
 images (the published NB201 skeleton, C=16, N=5): SGD, cosine, crop + flip, a seeded 25% validation split,
 ``--epochs`` epochs, seed 0, CPU with one torch thread.  So small a budget ranks networks by how fast they
 learn, not by their final accuracy: it is a check that the pieces work together on real data, not an
@@ -31,6 +31,7 @@ from spaces import get_space
 from spaces.shared_data import shared_data
 from zeroshot.datasets import load_dataset
 from zeroshot.funnel import ScreenConfig, run_screen
+from zeroshot.score import DEFAULT_PROXIES
 from zeroshot.train import TrainConfig, train
 
 RESULTS = Path(__file__).parent / "results"
@@ -79,11 +80,11 @@ def main() -> int:
     order = np.argsort([-r["val"] for r in rows], kind="stable")
     for pos, i in enumerate(order, 1):
         rows[i]["trained_rank"] = pos
-    write_report(args, rows, summary, screen_s)
+    write_report(args, rows, summary, screen_s, cfg.cheap, time.perf_counter() - t0)
     return 0
 
 
-def write_report(args, rows, summary, screen_s) -> None:
+def write_report(args, rows, summary, screen_s, cheap, total_s) -> None:
     score = [r["score"] for r in rows]
     val = [r["val"] for r in rows]
     rho = spearmanr(score, val).statistic
@@ -95,8 +96,10 @@ def write_report(args, rows, summary, screen_s) -> None:
         f"--epochs {args.epochs} --seed {args.seed}` on {platform.machine()}, {os.cpu_count()} cores, torch "
         "threads 1.",
         "",
-        f"Screen: {summary['counts']} in {screen_s:.0f}s (funnel defaults otherwise; network proxies on 64 real "
-        "CIFAR-10 test images). Training: each shortlisted cell on the 846 real CIFAR-10 test images "
+        "Screen: " + ", ".join(f"{k} {v:,}" for k, v in summary["counts"].items()) + f" in {screen_s:.0f}s "
+        f"(funnel defaults otherwise: cheap proxy {cheap}, then the default score {'+'.join(DEFAULT_PROXIES)} "
+        f"on 64 real CIFAR-10 test images). Whole benchmark {total_s / 60:.1f} min (load average at the end "
+        f"{os.getloadavg()[0]:.1f}: the machine was shared). Training: each shortlisted cell on the 846 real CIFAR-10 test images "
         f"(634 train / 212 validation, seeded), {args.epochs} epochs of SGD + cosine + crop/flip, seed "
         f"{args.seed}, CPU. A budget this small ranks networks by how fast they learn; the published column is "
         "NB201's 200-epoch CIFAR-10 test accuracy of the same cell, for reference only.",

@@ -255,17 +255,22 @@ def _cross_validated_ridge(features, y, prior, basis_ridge, spread_floor) -> flo
 def _fit(features, y, prior, basis_ridge, refine_ridge, spread_floor) -> tuple[float, np.ndarray]:
     ybar = y.mean()
     yn = y / ybar
-    # 1. non-negative combination of the sources, each scaled to mean 1 on the measured architectures
-    preds = np.column_stack([predict_features(features, b, th) for b, th in zip(prior.intercepts, prior.thetas)])
+    # 1. non-negative combination of the sources and of the primitive costs (weight 0 a priori), each
+    #    scaled to mean 1 on the measured architectures
+    n_src = len(prior.labels)
+    thetas = np.vstack([prior.thetas, _PRIMITIVES])
+    intercepts = np.r_[prior.intercepts, np.zeros(len(_PRIMITIVES))]
+    preds = np.column_stack([predict_features(features, b, th) for b, th in zip(intercepts, thetas)])
     norm = preds.mean(0)
     norm[norm <= 0] = 1.0
-    n_src = len(norm)
     basis = np.column_stack([np.ones(len(y)), preds / norm])
-    w = _nnls_toward(basis, yn, basis_ridge, np.r_[0.0, np.full(n_src, 1.0 / n_src)])
-    thetas = prior.thetas / norm[:, None]
-    intercepts = prior.intercepts / norm
+    target = np.r_[0.0, np.full(n_src, 1.0 / n_src), np.zeros(len(_PRIMITIVES))]
+    w = _nnls_toward(basis, yn, basis_ridge, target)
+    thetas /= norm[:, None]
+    intercepts /= norm
     theta0 = w[1:] @ thetas
     b0 = w[0] + w[1:] @ intercepts
+    thetas, intercepts = thetas[:n_src], intercepts[:n_src]
     if not np.isfinite(refine_ridge):
         return float(b0) * ybar, theta0 * ybar
     # 2. every parameter the measurements see, under a prior of the sources' spread (normalised units)
@@ -276,6 +281,19 @@ def _fit(features, y, prior, basis_ridge, refine_ridge, spread_floor) -> tuple[f
     theta = theta0.copy()
     theta[active] = x[1:] / scale
     return float(x[0]) * ybar, theta * ybar
+
+
+def _primitive_thetas() -> np.ndarray:
+    """Device-independent cost directions: total ops, MACs and elements moved, eager and folded."""
+    rows = np.zeros((len(SCOPES) * 3, N_COLS))
+    for i, (scope, value) in enumerate((s, v) for s in SCOPES for v in ("ops", "macs", "mem")):
+        for t in KERNEL_TYPES:
+            for kb in range(K_BUCKETS):
+                rows[i, column_index(f"{scope}.{t}.k{kb}.{value}")] = 1.0
+    return rows
+
+
+_PRIMITIVES = _primitive_thetas()
 
 
 # ------------------------------------------------------------------------------------------ device

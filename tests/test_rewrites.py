@@ -148,12 +148,28 @@ def test_refine_respects_its_dimensions_and_the_score():
     assert depth["acceptable"] >= 1 and depth["latency_ms"] <= depth["baseline"]["latency_ms"]
 
 
+def test_refine_width_and_resolution_and_the_front():
+    from estimator.devices import load_device
+    from zeroshot.refine import refine
+    space = get_space("mbv2", task="segment")
+    base = space.parse(get_baseline("mbv2", "mobilenetv2", "segment"))
+    r = refine(space, base, ("width", "resolution"), load_device("mobile-npu-16"), budget=80, seed=1)
+    front = r["front"]
+    lat = [f["latency_ms"] for f in front]
+    assert lat == sorted(lat) and all(a["score"] < b["score"] for a, b in zip(front, front[1:]))
+    for f in front:
+        if f["arch"] != "baseline":
+            res, stem, head, stages = space.decode(space.parse(f["arch"]))
+            assert res in (384, 448, 512) and (stem, head) == (32, 1280)
+            assert [len(s) for s in stages] == [1, 2, 3, 4, 3, 3, 1]
+
+
 def test_refine_command_and_bad_dimension(capsys):
     assert main(["refine", "mbv2", "mobilenetv2", "--search", "fusion", "--budget", "60"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("best r224 ") and "latency_ms" in out[1]
-    assert main(["refine", "mbv2", "mobilenetv2", "--search", "width"]) == 2
-    assert "expected one or both of fusion, depth-multiplier" in capsys.readouterr().err
+    assert main(["refine", "mbv2", "mobilenetv2", "--search", "channels"]) == 2
+    assert "expected one or more of fusion, depth-multiplier" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ pattern mining

@@ -174,6 +174,7 @@ def test_cli_real_training_search(tmp_path, capsys):
     (["--strategy", "random", "--oracle", "O", "--column", "acc", "--device", "nope"], "nope"),
     (["--strategy", "random", "--oracle", "O", "--column", "acc", "--proxies", "magic"], "unknown proxy 'magic'"),
     (["--strategy", "random", "--oracle", "O", "--column", "acc", "--max-latency-ms", "0.000001"], "relax it"),
+    (["--strategy", "prefiltered", "--oracle", "O", "--column", "acc", "--cheap", "synflow"], "topology proxy"),
 ])
 def test_cli_bad_input_one_line_exit_2(extra, message, oracle_csv, capsys):
     argv = ["search", "nb201", "--budget", "3"] + [oracle_csv if a == "O" else a for a in extra]

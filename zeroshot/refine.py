@@ -5,7 +5,10 @@ The searched architectures are the baseline with, for each dimension switched on
 * ``fusion``: each of its IBN blocks kept or fused (one bit per block: ``fuse`` of :mod:`spaces.rewrites`
   block by block);
 * ``depth-multiplier``: each stage's depth multiplied by one of :data:`DEPTH_MULTIPLIERS` (ceil, at least
-  one block; the first blocks kept, as the ``depth`` rewrite does, stage by stage).
+  one block; the first blocks kept, as the ``depth`` rewrite does, stage by stage);
+* ``width``: each stage's widths multiplied by one of :data:`WIDTH_MULTIPLIERS` (make_divisible 8);
+* ``resolution``: the input side scaled by one of :data:`RESOLUTION_SCALES` (a multiple of 32; dense
+  heads' outputs follow the input).
 
 Depth here is the number of blocks (EfficientNet's depth coefficient); TF-slim's MobileNet
 ``depth_multiplier`` scales channels instead (the ``width`` rewrite).
@@ -38,12 +41,16 @@ import numpy as np
 from estimator.devices import Device
 from estimator.estimate import Estimator
 from spaces import SearchSpace
+from spaces.rewrites import make_divisible
 
 from .errors import UserError
+from .funnel import pareto_front
 from .score import compute_proxies, rank_aggregate
 
-DIMENSIONS = ("fusion", "depth-multiplier")
+DIMENSIONS = ("fusion", "depth-multiplier", "width", "resolution")
 DEPTH_MULTIPLIERS = (0.5, 0.75, 1.0)
+WIDTH_MULTIPLIERS = (0.5, 0.75, 1.0)          # per stage, make_divisible by 8
+RESOLUTION_SCALES = (0.75, 0.875, 1.0)        # of the baseline's input side, rounded to a multiple of 32
 TOPOLOGY_SCORE = ("live_macs", "entropy")
 POPULATION, TOURNAMENT, BATCH = 50, 10, 50
 
@@ -51,13 +58,15 @@ POPULATION, TOURNAMENT, BATCH = 50, 10, 50
 def parse_dimensions(text: str) -> tuple[str, ...]:
     dims = {d.strip() for d in text.split(",") if d.strip()}
     if not dims or not dims <= set(DIMENSIONS):
-        raise UserError(f"--search {text!r}: expected one or both of {', '.join(DIMENSIONS)} "
+        raise UserError(f"--search {text!r}: expected one or more of {', '.join(DIMENSIONS)} "
                         "(comma-separated), like --search fusion,depth-multiplier")
     return tuple(d for d in DIMENSIONS if d in dims)
 
 
 class Refiner:
-    """Genomes (fusion bits per baseline block, depth-multiplier index per stage) -> codes of ``space``."""
+    """Genomes -> codes of ``space``: one gene per baseline block (fusion: 0 IBN, 1 fused), then per stage a
+    depth-multiplier index, per stage a width-multiplier index, and a resolution index; genes of dimensions
+    switched off stay at the baseline's value."""
 
     def __init__(self, space: SearchSpace, base: np.ndarray, dims: Sequence[str]):
         if not hasattr(space, "decode"):
@@ -65,36 +74,37 @@ class Refiner:
                             "is not one")
         self.space, self.dims = space, tuple(dims)
         self.res, self.stem, self.head, self.stages = space.decode(base)
-        self.n_blocks = sum(map(len, self.stages))
-        self.n_genes = self.n_blocks + len(self.stages)
-        self.base_genome = np.array([b[0] for st in self.stages for b in st]
-                                    + [DEPTH_MULTIPLIERS.index(1.0)] * len(self.stages), np.int64)
+        self.n_blocks, n = sum(map(len, self.stages)), len(self.stages)
+        per_dim = {"fusion": ([2] * self.n_blocks, [b[0] for st in self.stages for b in st]),
+                   "depth-multiplier": ([len(DEPTH_MULTIPLIERS)] * n, [DEPTH_MULTIPLIERS.index(1.0)] * n),
+                   "width": ([len(WIDTH_MULTIPLIERS)] * n, [WIDTH_MULTIPLIERS.index(1.0)] * n),
+                   "resolution": ([len(RESOLUTION_SCALES)], [RESOLUTION_SCALES.index(1.0)])}
+        self.options = np.concatenate([per_dim[d][0] for d in DIMENSIONS]).astype(np.int64)
+        self.base_genome = np.concatenate([per_dim[d][1] for d in DIMENSIONS]).astype(np.int64)
+        self.active = np.concatenate([[d in self.dims] * len(per_dim[d][0]) for d in DIMENSIONS])
 
     def random(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        g = np.repeat(self.base_genome[None], n, axis=0)
-        if "fusion" in self.dims:
-            g[:, :self.n_blocks] = rng.integers(0, 2, (n, self.n_blocks))
-        if "depth-multiplier" in self.dims:
-            g[:, self.n_blocks:] = rng.integers(0, len(DEPTH_MULTIPLIERS), (n, len(self.stages)))
-        return g
+        g = (rng.random((n, len(self.options))) * self.options).astype(np.int64)
+        return np.where(self.active, g, self.base_genome)
 
     def mutate(self, genome: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         g = genome.copy()
-        genes = (list(range(self.n_blocks)) if "fusion" in self.dims else []) + \
-            (list(range(self.n_blocks, self.n_genes)) if "depth-multiplier" in self.dims else [])
-        i = genes[int(rng.integers(len(genes)))]
-        options = 2 if i < self.n_blocks else len(DEPTH_MULTIPLIERS)
-        g[i] = (g[i] + 1 + int(rng.integers(options - 1))) % options
+        i = int(rng.choice(np.flatnonzero(self.active & (self.options > 1))))
+        g[i] = (g[i] + 1 + int(rng.integers(self.options[i] - 1))) % self.options[i]
         return g
 
     def codes(self, genomes: np.ndarray) -> np.ndarray:
-        out, first = [], np.cumsum([0] + [len(st) for st in self.stages])
+        out, first, n = [], np.cumsum([0] + [len(st) for st in self.stages]), len(self.stages)
         for g in genomes:
+            depth, width = g[self.n_blocks:self.n_blocks + n], g[self.n_blocks + n:self.n_blocks + 2 * n]
             stages = []
             for s, blocks in enumerate(self.stages):
-                d = max(1, math.ceil(len(blocks) * DEPTH_MULTIPLIERS[g[self.n_blocks + s]] - 1e-9))
-                stages.append([(int(g[first[s] + j]), *b[1:]) for j, b in enumerate(blocks[:d])])
-            out.append(self.space.encode(self.res, self.stem, self.head, stages))
+                d = max(1, math.ceil(len(blocks) * DEPTH_MULTIPLIERS[depth[s]] - 1e-9))
+                m = WIDTH_MULTIPLIERS[width[s]]
+                stages.append([(int(g[first[s] + j]), b[1], b[2], b[3] if m == 1 else make_divisible(b[3] * m, 8))
+                               for j, b in enumerate(blocks[:d])])
+            res = max(32, round(self.res * RESOLUTION_SCALES[g[-1]] / 32) * 32)
+            out.append(self.space.encode(res, self.stem, self.head, stages))
         return np.stack(out)
 
 
@@ -103,7 +113,8 @@ def refine(space: SearchSpace, base: np.ndarray, dims: Sequence[str], device: De
     """The fastest acceptable refinement of ``base`` found within ``budget`` candidates (see module doc).
 
     Returns the best architecture's ``arch``, ``latency_ms``, ``params``, ``macs``, ``peak_activation_bytes``,
-    ``score_ok``, the ``baseline``'s metrics, ``evaluated`` and ``acceptable`` counts."""
+    ``score_ok``, the ``baseline``'s metrics, ``evaluated`` and ``acceptable`` counts, and the ``front``: the
+    Pareto front of (score ranked over every candidate evaluated and the baseline, latency)."""
     rng = np.random.default_rng(seed)
     ref = Refiner(space, base, dims)
     est = Estimator(space, device)
@@ -122,7 +133,8 @@ def refine(space: SearchSpace, base: np.ndarray, dims: Sequence[str], device: De
                 pair = {p: np.array([base_proxies[p][0], values[p][j]]) for p in proxies}
                 s = rank_aggregate(pair)
                 seen[keys[i]] = (float(cost["latency_ms"][j]), bool(s[1] >= s[0]),
-                                 {k: v[j] for k, v in cost.items()} | {"arch": space.format(codes[i])})
+                                 {k: v[j] for k, v in cost.items()} | {"arch": space.format(codes[i])}
+                                 | {p: values[p][j] for p in proxies})
         return np.array([seen[k][0] if seen[k][1] else np.inf for k in keys])
 
     population = np.concatenate([ref.base_genome[None], ref.random(POPULATION - 1, rng)])
@@ -139,4 +151,16 @@ def refine(space: SearchSpace, base: np.ndarray, dims: Sequence[str], device: De
         spent += len(children)
     ok = {k: v for k, v in seen.items() if v[1]}
     best = min(ok.values(), key=lambda v: v[0])[2]
-    return {**best, "score_ok": True, "baseline": base_cost, "evaluated": len(seen), "acceptable": len(ok)}
+    return {**best, "score_ok": True, "baseline": base_cost, "evaluated": len(seen), "acceptable": len(ok),
+            "front": _front([v[2] for v in seen.values()], {**base_cost, **{p: base_proxies[p][0] for p in proxies}},
+                            proxies)}
+
+
+def _front(rows: list[dict], base: dict, proxies: Sequence[str]) -> list[dict]:
+    """Pareto front of (score, latency) over every candidate and the baseline, the score ranked over all of
+    them; each row gains ``score`` and ``at_least_baseline`` (its score at or above the baseline's)."""
+    everyone = rows + [base | {"arch": "baseline"}]
+    score = rank_aggregate({p: np.array([r[p] for r in everyone]) for p in proxies})
+    lat = np.array([r["latency_ms"] for r in everyone])
+    keep = sorted(pareto_front(score, lat), key=lambda i: lat[i])
+    return [everyone[i] | {"score": float(score[i]), "at_least_baseline": bool(score[i] >= score[-1])} for i in keep]

@@ -8,8 +8,8 @@
   ``max_latency_ms`` / ``max_params`` is never scored nor trained;
 * the **budget**: ``budget`` evaluations (trainings); an architecture isomorphic to one already evaluated
   is never evaluated again;
-* the **pre-filter** (:class:`ProxyScorer`, :meth:`SearchContext.prefilter`): the funnel in small, the
-  topology proxies of the score rank a batch, the best few get the network proxies, and the
+* the **pre-filter** (:class:`ProxyScorer`, :meth:`SearchContext.prefilter`): the funnel in small, its
+  cheap topology proxy (``cheap``) ranks a batch, the best few get the score's network proxies, and the
   rank-aggregated score (:func:`zeroshot.score.rank_aggregate`) over every candidate scored so far decides;
 * the **evaluator**: :class:`OracleEvaluator` (a table of known accuracies, for benchmarking searchers) or
   :class:`TrainingEvaluator` (real training, :mod:`zeroshot.train`, as local or Ray tasks);
@@ -43,7 +43,7 @@ from estimator.segmented import SegmentedEvaluator, count_metrics, latency_metri
 
 from .data import Data
 from .errors import UserError
-from .funnel import pareto_front
+from .funnel import ScreenConfig, pareto_front
 from .proxies import get_proxy
 from .score import DEFAULT_PROXIES, compute_proxies, rank_aggregate
 
@@ -71,6 +71,7 @@ class SearchConfig:
     children: int = 24
     pool: int = 1000
     network_per_kept: int = 4
+    cheap: str = ScreenConfig.cheap
     parallel: int = 1
     oracle: str | None = None
     column: str | None = None
@@ -154,46 +155,37 @@ class TrainingEvaluator:
 
 # ------------------------------------------------------------------ zero-shot scores
 class ProxyScorer:
-    """Proxy values of architectures, computed once per isomorphism class.
-
-    ``cache`` maps a canonical encoding to its network proxies' values; pass a dict loaded from a file to
-    reuse values across runs (the benchmark does); new values are added to it.  Topology proxies are
-    cached per encoding in memory.
-    """
+    """Proxy values of architectures: topology proxies cached per encoding in memory, network proxies
+    computed once per isomorphism class and cached in ``cache`` (canonical encoding -> {proxy: value});
+    pass a dict loaded from a file to reuse values across runs (the benchmark does).  ``names`` are the
+    proxies :meth:`values` gives by default; any registered proxy can be asked for."""
 
     def __init__(self, space, names: Sequence[str], data: Data | None, seed: int = 0, batch_size: int = 64,
                  cache: dict | None = None):
         self.space, self.names, self.data, self.seed, self.batch_size = space, tuple(names), data, seed, batch_size
-        self.topology = [n for n in self.names if get_proxy(n).kind == "topology"]
-        self.network = [n for n in self.names if get_proxy(n).kind == "network"]
         self.cache = {} if cache is None else cache
-        self._topology_cache: dict[str, list] = {}     # encoding -> topology proxies (instant, not saved)
+        self._topology_cache: dict[str, dict] = {}
 
     def values(self, codes: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         names = list(self.names if names is None else names)
-        topo = [n for n in names if n in self.topology]
-        net = [n for n in names if n in self.network]
         out = {}
-        if topo:
-            keys = [self.space.format(c) for c in codes]
-            todo = sorted({k for k in keys if k not in self._topology_cache})
+        for kind, cache in (("topology", self._topology_cache), ("network", self.cache)):
+            wanted = [n for n in names if get_proxy(n).kind == kind]
+            if not wanted:
+                continue
+            rows = codes if kind == "topology" else self.space.canonical_codes(codes)
+            keys = [self.space.format(c) for c in rows]
+            todo = sorted({k for k in keys if not all(n in cache.get(k, {}) for n in wanted)})
             if todo:
-                new = compute_proxies(self.space, np.array([self.space.parse(k) for k in todo]), self.topology)
-                self._topology_cache.update({k: [float(new[n][i]) for n in self.topology]
-                                             for i, k in enumerate(todo)})
-            got = np.array([self._topology_cache[k] for k in keys], dtype=np.float64).reshape(len(keys), -1)
-            out.update({n: got[:, self.topology.index(n)] for n in topo})
-        if net:
-            keys = [self.space.format(c) for c in self.space.canonical_codes(codes)]
-            todo = sorted({k for k in keys if not all(n in self.cache.get(k, {}) for n in net)})
-            if todo:
-                new = compute_proxies(self.space, np.array([self.space.parse(k) for k in todo]), self.network,
+                new = compute_proxies(self.space, np.array([self.space.parse(k) for k in todo]), wanted,
                                       self.data, self.seed, self.batch_size)
                 for i, k in enumerate(todo):
-                    self.cache.setdefault(k, {}).update({n: float(new[n][i]) for n in self.network})
-            for n in net:
-                out[n] = np.array([self.cache[k][n] for k in keys], dtype=np.float64)
+                    cache.setdefault(k, {}).update({n: float(new[n][i]) for n in wanted})
+            out.update({n: np.array([cache[k][n] for k in keys], dtype=np.float64) for n in wanted})
         return {n: out[n] for n in names}
+
+    def needs_network(self) -> bool:
+        return any(get_proxy(n).kind == "network" for n in self.names)
 
 
 # ------------------------------------------------------------------ the context strategies use
@@ -324,17 +316,17 @@ class SearchContext:
         return total[pos]
 
     def prefilter(self, codes: np.ndarray, keep: int) -> np.ndarray:
-        """The ``keep`` best of ``codes`` by the zero-shot score, best first.  With network proxies, only
-        the best ``network_per_kept`` x ``keep`` by the topology proxies pay for them."""
+        """The ``keep`` best of ``codes`` by the zero-shot score, best first.  When the score needs a
+        network, only the best ``network_per_kept`` x ``keep`` by the funnel's cheap topology proxy
+        (``cheap``) pay for it."""
         if self.scorer is None:
             raise UserError(f"strategy {self.cfg.strategy!r} needs zero-shot proxies")
         if not len(codes):
             return codes
-        if self.scorer.network and self.scorer.topology:
-            n_net = self.cfg.network_per_kept * keep
-            if n_net < len(codes):
-                cheap = rank_aggregate(self.scorer.values(codes, self.scorer.topology))
-                codes = codes[np.argsort(-cheap, kind="stable")[:n_net]]
+        n_net = self.cfg.network_per_kept * keep
+        if self.cfg.cheap and self.scorer.needs_network() and n_net < len(codes):
+            cheap = rank_aggregate(self.scorer.values(codes, [self.cfg.cheap]))
+            codes = codes[np.argsort(-cheap, kind="stable")[:n_net]]
         s = self.scores(codes)
         return codes[np.argsort(-s, kind="stable")[:keep]]
 
@@ -410,6 +402,8 @@ def run_search(cfg: SearchConfig, evaluator, db: str | None = None, scorer: Prox
             raise UserError(f"{name} must be at least 1, got {getattr(cfg, name)}")
     if cfg.sample > cfg.population:
         raise UserError(f"the tournament sample ({cfg.sample}) cannot exceed the population ({cfg.population})")
+    if cfg.cheap and get_proxy(cfg.cheap).kind != "topology":
+        raise UserError(f"the cheap proxy must be a topology proxy (no network); {cfg.cheap!r} needs one")
     space = get_space(cfg.space, **cfg.space_options)
     if scorer is None:
         for n in cfg.proxies:

@@ -14,9 +14,9 @@
   ``prefiltered`` proposes for the same budget.
 
 The pre-filter's own two stages follow the funnel (:meth:`~zeroshot.search.SearchContext.prefilter`):
-the topology proxies of the score rank a batch, and only ``network_per_kept`` = 4 candidates per one kept
-pay for the network proxies (40 of the warm-up's 1,000, 4 of a generation's 24), which bounds the proxy
-cost at a few forward passes per training.  Settings were chosen on these principles before any benchmark
+the funnel's cheap topology proxy (``cheap``, the screen's default) ranks a batch, and only
+``network_per_kept`` = 4 candidates per one kept pay for the score's network proxies (40 of the warm-up's
+1,000, 4 of a generation's 24), which bounds the proxy cost at a few forward passes per training.  Settings were chosen on these principles before any benchmark
 ran; none was tuned on an oracle's accuracies.
 
 Example

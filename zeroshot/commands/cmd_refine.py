@@ -1,4 +1,4 @@
-"""``zeroshot refine SPACE ARCH --search fusion|depth-multiplier|fusion,depth-multiplier --device D``:
+"""``zeroshot refine SPACE ARCH --search fusion,depth-multiplier,width,resolution --device D``:
 the fastest refinement of ARCH (an encoding or a baseline name) along the chosen dimensions whose score
 stays at or above ARCH's (see :mod:`zeroshot.refine`).  Prints the baseline and best latency, the change,
 and last a line ``best <encoding>``.
@@ -15,10 +15,10 @@ from .cmd_rewrite import resolve_arch
 
 
 def register(sub):
-    p = sub.add_parser("refine", help="search per-block fusion and/or per-stage depth multipliers of a baseline")
+    p = sub.add_parser("refine", help="search per-block fusion, per-stage depth / width multipliers, resolution of a baseline")
     add_space_args(p)
     p.add_argument("arch", help="an encoding (quoted) or a baseline name, like mobilenetv2")
-    p.add_argument("--search", required=True, metavar="DIMS", help=f"one or both of {', '.join(DIMENSIONS)}")
+    p.add_argument("--search", required=True, metavar="DIMS", help=f"one or more of {', '.join(DIMENSIONS)}")
     p.add_argument("--device", default="mobile-npu-16", help="device whose latency is minimised (default %(default)s)")
     p.add_argument("--budget", type=int, default=2000, help="candidates costed and scored (default %(default)s)")
     p.add_argument("--proxies", default=",".join(TOPOLOGY_SCORE),

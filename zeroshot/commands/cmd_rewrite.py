@@ -8,6 +8,8 @@ then what each rewrite changed and which constraint moved it, then the new encod
 
 Example: ``zeroshot rewrite mbv2 mobilenetv2 --apply fuse:stages=1-3,snap:P=16 --device mobile-npu-16``
 """
+import argparse
+
 import numpy as np
 
 from estimator.devices import DeviceError, load_device
@@ -25,7 +27,8 @@ TOPOLOGY_SCORE = ("live_macs", "entropy")
 
 def register(sub):
     p = sub.add_parser("rewrite", help="apply named design rewrites (fuse, snap, depth, ...) with a report",
-                       description=__doc__.split("\n\n")[0] + "\n\nRewrites:\n" + describe_rewrites())
+                       description=__doc__.split("\n\n")[0] + "\n\nRewrites:\n" + describe_rewrites(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     add_space_args(p)
     p.add_argument("arch", help="an encoding (quoted) or a baseline name, like mobilenetv2")
     p.add_argument("--apply", required=True, metavar="SPEC",

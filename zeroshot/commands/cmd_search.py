@@ -39,6 +39,8 @@ def register(sub):
     p.add_argument("--max-latency-ms", type=float, help="candidates slower on --device are never trained")
     p.add_argument("--max-params", type=float, help="candidates with more parameters are never trained")
     p.add_argument("--proxies", help="comma-separated proxies of the pre-filter (default: the default score's)")
+    p.add_argument("--cheap", default=DEFAULTS["cheap"],
+                   help="topology proxy that picks which candidates get the network proxies (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="images per proxy batch")
     for name in ("population", "sample", "children", "pool"):
         p.add_argument(f"--{name}", type=int, default=DEFAULTS[name],
@@ -62,6 +64,7 @@ def run(args):
                        seed=args.seed, device=args.device, max_latency_ms=args.max_latency_ms,
                        max_params=args.max_params, proxies=proxies, data=args.data, batch_size=args.batch_size,
                        population=args.population, sample=args.sample, children=args.children, pool=args.pool,
+                       cheap=args.cheap,
                        parallel=workers, oracle=args.oracle, column=args.column,
                        train=vars(train_config_from_args(args)))
     data = None
@@ -73,12 +76,12 @@ def run(args):
         evaluator = OracleEvaluator(args.oracle, args.column, space)
     else:
         evaluator = TrainingEvaluator(cfg, get_backend(args.backend, workers, args.address))
-    if data is None and args.strategy in ("prefiltered", "zeroshot"):
-        print("note: no --data; proxies that need images see seeded synthetic input", file=sys.stderr)
     try:
         result = run_search(cfg, evaluator, db=args.db, data=data, log=print_line)
     except (StoreError, DeviceError, KeyError) as e:
         raise UserError(e.args[0]) from None
+    if data is None and result["scored"]:
+        print("note: no --data; proxies that need images saw seeded synthetic input", file=sys.stderr)
     print(f"front ({len(result['front'])} of {result['evaluations']} evaluated, accuracy vs latency on {args.device}):")
     for r in result["front"]:
         print(f"  {r['accuracy']:7.3f}  {r['latency_ms']:9.4f} ms  {r['arch']}")
