@@ -5,7 +5,8 @@ devices only (:func:`estimator.calibrate.fit_source`); the target contributes no
 measured architectures (k = 10 / 20 / 100, several seeds); the calibrated model predicts every other
 architecture of the file, scored by Spearman rho and the share within +-10%.  Baseline: ridge regression
 (alpha 1) on the one-hot operation choices fitted on the same k samples.  ``--grid`` adds the
-leave-one-device-out table of fixed refinement ridges beside the cross-validated choice.
+leave-one-device-out table of fixed refinement ridges (primitives still cross-validated) beside the
+cross-validated choice.
 
 Usage: python benchmarks/calibration_hw.py [--seeds 5] [--ks 10,20,100] [--spaces nb201,fbnet] [--grid]
 Writes benchmarks/results/calibration_hw.md.
@@ -96,8 +97,8 @@ def main(argv=None):
              f"{' --grid' if args.grid else ''}`: for each device the prior comes from the other devices of the "
              "same file only; the target gives k random measured architectures; scores are on all other "
              f"architectures, mean over {args.seeds} seeds.  Ours: `estimator.calibrate` (basis_ridge="
-             f"{cal.BASIS_RIDGE}, spread_floor={cal.SPREAD_FLOOR}, refine_ridge by {cal.CV_FOLDS}-fold cross-validation "
-             f"on the k samples from {cal.REFINE_GRID}); "
+             f"{cal.BASIS_RIDGE}, spread_floor={cal.SPREAD_FLOOR}; refine_ridge from {cal.REFINE_GRID} and "
+             f"the primitive bases on or off by {cal.CV_FOLDS}-fold cross-validation on the k samples); "
              "ridge: alpha 1 on one-hot operation choices, same k samples.", ""]
     grid_lines = []
     for space, texts, devices in data:
@@ -108,7 +109,8 @@ def main(argv=None):
         if args.grid:
             for h, hyper in enumerate(hypers):
                 means = [np.mean([res[(h, k, d)][0] for d in names]) for k in ks]
-                grid_lines.append(f"| {space.name} | {hyper or 'refine_ridge by cross-validation'} | " + " | ".join(f"{m:.4f}" for m in means) + " |")
+                setting = f"refine_ridge={hyper['refine_ridge']}" if hyper else "refine_ridge by cross-validation"
+                grid_lines.append(f"| {space.name} | {setting} | " + " | ".join(f"{m:.4f}" for m in means) + " |")
     if grid_lines:
         lines += ["## Hyperparameter grid (mean rho, leave one device out)", "",
                   "| space | setting | " + " | ".join(f"k={k}" for k in ks) + " |",

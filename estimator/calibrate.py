@@ -12,11 +12,15 @@ Calibration from a handful of measured architectures uses *source devices* fitte
 (:func:`fit_source`, stored in ``estimator/calibration_prior.json``, see :func:`build_prior`):
 
 1. the target is first a non-negative combination of the source devices' predictions plus an intercept
-   (ridge ``basis_ridge`` towards equal weights), which ten samples pin down;
+   (ridge ``basis_ridge`` towards equal weights), which ten samples pin down; optionally also of
+   device-independent *primitive* costs (total ops, MACs, elements moved; a priori weight 0), which keep
+   a device unlike every source (a launch-bound GPU among phones) within reach;
 2. then every parameter moves away from that combination under a Gaussian prior whose spread per
-   parameter is the spread of the source devices' (normalised) parameters; its strength (``refine_ridge``)
-   is chosen by cross-validation on the measurements, so with more samples the fit leaves the span of
-   the sources.
+   parameter is the spread of the source devices' (normalised) parameters, so with more samples the fit
+   leaves the span of the sources.
+
+The prior's strength (``refine_ridge``) and the use of primitives are chosen per calibration by
+cross-validation on the measurements themselves.
 
 Both steps are non-negative least squares (NNLS on the system stacked with the prior's rows).
 
@@ -60,11 +64,14 @@ WEIGHTS = ("",) + tuple(f"h{v}" for v in RES_KNOTS) + tuple(f"c{v}" for v in CH_
 N_COLS = len(SCOPES) * len(KERNEL_TYPES) * K_BUCKETS * len(VALUES) * len(WEIGHTS)
 
 #: Hyperparameters, chosen by leave-one-device-out on the shared devices (benchmarks/calibration_hw.py);
-#: the refinement ridge is picked per calibration by cross-validation on the measurements from REFINE_GRID.
+#: the refinement ridge (from REFINE_GRID) and the primitives (PRIMITIVE_CHOICES) are picked per
+#: calibration by cross-validation on the measurements.
 BASIS_RIDGE = 1e-3
 REFINE_GRID = (0.01, 0.03, 0.1, 1.0, np.inf)
 SPREAD_FLOOR = 0.01
 CV_FOLDS = 5
+PRIMITIVE_VALUES = ("ops", "macs", "mem")
+PRIMITIVE_CHOICES = (False, True)
 
 
 # ------------------------------------------------------------------------------------------ features
@@ -224,47 +231,51 @@ def calibrate_features(features: sparse.spmatrix, latency_ms: np.ndarray, prior:
     """``(intercept_ms, theta)`` of a device from the features and latencies of measured architectures
     (steps 1 and 2 of the module docstring).  ``refine_ridge=None``: the value of :data:`REFINE_GRID`
     with the least squared relative error in :data:`CV_FOLDS`-fold cross-validation on the measurements;
-    ``inf``: step 1 only."""
+    ``inf``: step 1 only.  The same cross-validation decides on the primitive bases."""
     y = np.asarray(latency_ms, float)
     if len(y) < 2 or features.shape[0] != len(y):
         raise ValueError(f"need features and latencies of at least 2 architectures, got {features.shape[0]} "
                          f"and {len(y)}")
     if not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise ValueError("latencies must be positive finite milliseconds")
-    if refine_ridge is None:
-        refine_ridge = _cross_validated_ridge(features, y, prior, basis_ridge, spread_floor)
-    return _fit(features, y, prior, basis_ridge, refine_ridge, spread_floor)
+    ridges = REFINE_GRID if refine_ridge is None else (refine_ridge,)
+    if len(y) < 4:                  # too few to cross-validate: the middle of the grid, sources only
+        best = (ridges[len(ridges) // 2], False)
+    else:
+        settings = [(r, p) for p in PRIMITIVE_CHOICES for r in ridges]
+        best = _cross_validated(features, y, prior, basis_ridge, spread_floor, settings)
+    return _fit(features, y, prior, basis_ridge, best[0], spread_floor, best[1])
 
 
-def _cross_validated_ridge(features, y, prior, basis_ridge, spread_floor) -> float:
+def _cross_validated(features, y, prior, basis_ridge, spread_floor, settings):
+    """The setting ``(refine_ridge, primitives)`` with the least squared relative error out of fold."""
     folds = min(CV_FOLDS, len(y))
-    if folds < 2 or len(y) < 4:
-        return float(np.median(REFINE_GRID))
     fold = np.random.default_rng(0).permutation(len(y)) % folds
     errors = []
-    for ridge in REFINE_GRID:
+    for ridge, prim in settings:
         err = 0.0
         for f in range(folds):
             test, train = fold == f, fold != f
-            b, theta = _fit(features[train], y[train], prior, basis_ridge, ridge, spread_floor)
+            b, theta = _fit(features[train], y[train], prior, basis_ridge, ridge, spread_floor, prim)
             err += np.sum((predict_features(features[test], b, theta) / y[test] - 1) ** 2)
         errors.append(err)
-    return REFINE_GRID[int(np.argmin(errors))]
+    return settings[int(np.argmin(errors))]
 
 
-def _fit(features, y, prior, basis_ridge, refine_ridge, spread_floor) -> tuple[float, np.ndarray]:
+def _fit(features, y, prior, basis_ridge, refine_ridge, spread_floor, primitives) -> tuple[float, np.ndarray]:
     ybar = y.mean()
     yn = y / ybar
     # 1. non-negative combination of the sources and of the primitive costs (weight 0 a priori), each
     #    scaled to mean 1 on the measured architectures
     n_src = len(prior.labels)
-    thetas = np.vstack([prior.thetas, _PRIMITIVES])
-    intercepts = np.r_[prior.intercepts, np.zeros(len(_PRIMITIVES))]
+    prim = _PRIMITIVES if primitives else _PRIMITIVES[:0]
+    thetas = np.vstack([prior.thetas, prim])
+    intercepts = np.r_[prior.intercepts, np.zeros(len(prim))]
     preds = np.column_stack([predict_features(features, b, th) for b, th in zip(intercepts, thetas)])
     norm = preds.mean(0)
     norm[norm <= 0] = 1.0
     basis = np.column_stack([np.ones(len(y)), preds / norm])
-    target = np.r_[0.0, np.full(n_src, 1.0 / n_src), np.zeros(len(_PRIMITIVES))]
+    target = np.r_[0.0, np.full(n_src, 1.0 / n_src), np.zeros(len(prim))]
     w = _nnls_toward(basis, yn, basis_ridge, target)
     thetas /= norm[:, None]
     intercepts /= norm
@@ -285,8 +296,8 @@ def _fit(features, y, prior, basis_ridge, refine_ridge, spread_floor) -> tuple[f
 
 def _primitive_thetas() -> np.ndarray:
     """Device-independent cost directions: total ops, MACs and elements moved, eager and folded."""
-    rows = np.zeros((len(SCOPES) * 3, N_COLS))
-    for i, (scope, value) in enumerate((s, v) for s in SCOPES for v in ("ops", "macs", "mem")):
+    rows = np.zeros((len(SCOPES) * len(PRIMITIVE_VALUES), N_COLS))
+    for i, (scope, value) in enumerate((s, v) for s in SCOPES for v in PRIMITIVE_VALUES):
         for t in KERNEL_TYPES:
             for kb in range(K_BUCKETS):
                 rows[i, column_index(f"{scope}.{t}.k{kb}.{value}")] = 1.0

@@ -59,7 +59,8 @@ def test_refinement_leaves_the_span_with_more_samples(nb201):
     for hyper in ({}, {"refine_ridge": np.inf}):
         b, fitted = cal.calibrate_features(features[:100], y[:100], prior, **hyper)
         err[bool(hyper)] = np.mean(np.abs(cal.predict_features(features[100:], b, fitted) / y[100:] - 1))
-    assert err[False] < 0.25 * err[True]
+    assert err[False] < 0.5 * err[True]
+    assert err[False] < 0.06
 
 
 def test_device_save_load_predicts_the_same(nb201, tmp_path):

@@ -1,6 +1,5 @@
 """Real training: the loss decreases on a separable set, resume equals an uninterrupted run, seeds,
 augmentation, image folders, the CLI and its bad input."""
-import os
 
 import numpy as np
 import pytest
