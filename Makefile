@@ -13,7 +13,7 @@ install:
 
 demo: install
 	$(PYTHON) -m zeroshot spaces
-	$(PYTHON) -m zeroshot sample mbv2 -n 5 --seed 0 | $(PYTHON) -m zeroshot estimate mbv2 --archs -
+	$(PYTHON) -m zeroshot screen mbv2
 
 test: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider

@@ -205,13 +205,13 @@ def main():
 
     # cost of the suite in forward+backward passes of the same network on the same batch
     x, y = data.x[: args.batch_size], data.y[: args.batch_size]
-    costs = [suite_cost(space.build_ir(c), net_names, x, y, args.seed, repeats=1) for c in rep_u[: args.cost_n]]
+    costs = [suite_cost(space.build_ir(c), net_names, x, y, args.seed, repeats=1) for c in shuffled[: args.cost_n]]
     ratios = [c["multiple"] for c in costs]
     no_grasp = [suite_cost(space.build_ir(c), [n for n in net_names if n != "grasp"], x, y, args.seed,
-                           repeats=1)["multiple"] for c in rep_u[: args.cost_n]]
+                           repeats=1)["multiple"] for c in shuffled[: args.cost_n]]
     default_net = [n for n in DEFAULT_PROXIES if get_proxy(n).kind == "network"]
     default_cost = [suite_cost(space.build_ir(c), default_net, x, y, args.seed, repeats=1)
-                    for c in rep_u[: args.cost_n]]
+                    for c in shuffled[: args.cost_n]]
     per_arch = np.array([sum(per_proxy[space.format(c), n] for n in cheap) for c in rep_u])
 
     lines = [
@@ -279,8 +279,8 @@ def main():
         f"{len(per_arch)} classes at batch {args.batch_size} (wall-clock on a loaded machine); this run "
         f"computed missing values for {wall:.0f} s.  The whole suite of {len(net_names)} proxies in one call "
         "(`zeroshot.proxies.network.suite_cost`, timed side by side with one forward+backward pass of the "
-        f"same network on the same batch, {len(ratios)} architectures): median {np.median(ratios):.2f}x "
-        f"a pass (range {min(ratios):.2f}-{max(ratios):.2f}), {np.median(no_grasp):.2f}x without grasp; "
+        f"same network on the same batch, {len(ratios)} random reported architectures): median "
+        f"{np.median(ratios):.2f}x a pass (range {min(ratios):.2f}-{max(ratios):.2f}), {np.median(no_grasp):.2f}x without grasp; "
         f"median {np.median([c['seconds'] for c in costs]):.2f} s per architecture.  Topology proxies: "
         "microseconds per architecture (benchmarks/results/proxies_topology.md).",
     ]

@@ -79,7 +79,8 @@ def validate(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int] | None = 
         if not np.isfinite(x).all():
             raise UserError(f"{source}: x holds NaN or infinite values; clean the data")
     else:
-        raise UserError(f"{source}: x must be uint8 (N, H, W, C) images or float (N, C, H, W), got dtype {x.dtype}")
+        raise UserError(f"{source}: x must be uint8 (N, H, W, C) images or float (N, C, H, W), "
+                        f"got dtype {x.dtype}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
         raise UserError(f"{source}: the network takes inputs of shape (C, H, W) = {tuple(shape)}, the data "

@@ -55,7 +55,7 @@ class ScreenConfig:
     precision: str = "fp32"
     cheap: str = "entropy"
     data: str | None = None
-    batch_size: int = 64
+    batch_size: int = 16            # swap reads 16 samples, meco one input: a larger batch only costs time
 
     def constraints(self) -> dict[str, float]:
         """Active constraints as metric name -> maximum."""
@@ -117,25 +117,14 @@ def cost_chunk(i: int) -> tuple[int, np.ndarray, dict]:
 def network_chunk(archs: list[str]) -> list[dict]:
     """Stage 4 (worker side): the default score's proxies of a few architectures, each at its own input
     resolution (the ``--data`` images resized, or seeded synthetic input of that shape)."""
-    from .data import load_data, resize, synthetic_data
+    from .data import load_data
     from .score import DEFAULT_PROXIES, compute_proxies
     cfg, space = _WORKER["cfg"], _WORKER["space"]
     codes = np.array([space.parse(a) for a in archs], dtype=np.int64)
-    irs = [space.build_ir(c) for c in codes]
-    shapes = sorted({(a.input_shape, a.tensor_shape(a.outputs[0])[0]) for a in irs})
-    out: list[dict] = [{} for _ in archs]
-    for shape, classes in shapes:
-        if cfg.data:
-            if "data" not in _WORKER:
-                _WORKER["data"] = load_data(cfg.data, classes=classes)
-            data = resize(_WORKER["data"], shape[1:])
-        else:
-            data = synthetic_data(cfg.batch_size, shape, classes, cfg.seed)
-        rows = [i for i, a in enumerate(irs) if (a.input_shape, a.tensor_shape(a.outputs[0])[0]) == (shape, classes)]
-        values = compute_proxies(space, codes[rows], DEFAULT_PROXIES, data, cfg.seed, cfg.batch_size)
-        for j, i in enumerate(rows):
-            out[i] = {name: float(v[j]) for name, v in values.items()}
-    return out
+    if cfg.data and "data" not in _WORKER:
+        _WORKER["data"] = load_data(cfg.data)
+    values = compute_proxies(space, codes, DEFAULT_PROXIES, _WORKER.get("data"), cfg.seed, cfg.batch_size)
+    return [{name: float(v[i]) for name, v in values.items()} for i in range(len(archs))]
 
 
 # ------------------------------------------------------------------ coordinator
@@ -167,7 +156,11 @@ def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backe
         raise UserError(f"-n must be a positive number of candidates, got {cfg.n}")
     if cfg.survivors < 0 or cfg.top < 1:
         raise UserError("--survivors must be >= 0 and --top >= 1")
-    load_device(cfg.device)                       # fail early on a bad device
+    load_device(cfg.device)                       # fail early on a bad device or data file
+    if cfg.data:
+        from .data import load_data
+        probe = space.build_ir(space.sample_codes(1, np.random.default_rng(0))[0])
+        load_data(cfg.data, classes=probe.tensor_shape(probe.outputs[0])[0])
     store = ResultStore(db_path, space=cfg.space, space_options=cfg.space_options)
     if resume is None:
         run_id = store.new_run(asdict(cfg))

@@ -36,7 +36,7 @@ from scipy.stats import rankdata
 
 from spaces import SearchSpace, to_table
 
-from .data import Data, synthetic_data
+from .data import Data, resize, synthetic_data
 from .errors import UserError
 from .proxies import get_proxy, list_proxies
 
@@ -84,11 +84,12 @@ def needs_data(names: Sequence[str]) -> bool:
     return any(get_proxy(n).needs in ("images", "labels") for n in names)
 
 
-def input_batch(space: SearchSpace, data: Data | None, batch_size: int | None, seed: int) -> Data:
-    """The batch the network proxies see: ``data`` as given, or synthetic input of the space's shape."""
+def input_batch(arch, data: Data | None, batch_size: int | None, seed: int) -> Data:
+    """The batch the network proxies of ``arch`` see: ``data`` resized to the architecture's input
+    resolution when it differs (mbv2 candidates run at 160 to 224 pixels), or seeded synthetic input of
+    its input shape and class count."""
     if data is not None:
-        return data
-    arch = space.build_ir(space.sample_codes(1, np.random.default_rng(0))[0])
+        return resize(data, arch.input_shape[1:])
     classes = arch.tensor_shape(arch.outputs[0])[0]
     return synthetic_data(batch_size or DEFAULT_BATCH, arch.input_shape, classes, seed)
 
@@ -114,7 +115,7 @@ def compute_proxies(space: SearchSpace, codes: np.ndarray, names: Sequence[str],
     if net:
         from .proxies.network import compute_network_proxies
 
-        batch = input_batch(space, data, batch_size, seed)
+        batches: dict = {}
         canon = space.canonical_codes(codes)
         unique, inverse = np.unique(canon, axis=0, return_inverse=True)
         values = np.empty((len(unique), len(net)), dtype=np.float64)
@@ -123,7 +124,12 @@ def compute_proxies(space: SearchSpace, codes: np.ndarray, names: Sequence[str],
             from tqdm import tqdm
             rows = tqdm(rows, desc="proxies", unit="arch", file=sys.stderr)
         for i in rows:
-            got = compute_network_proxies(space.build_ir(unique[i]), net, batch.x, batch.y, seed=seed,
+            arch = space.build_ir(unique[i])
+            shape = (arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
+            if shape not in batches:
+                batches[shape] = input_batch(arch, data, batch_size, seed)
+            batch = batches[shape]
+            got = compute_network_proxies(arch, net, batch.x, batch.y, seed=seed,
                                           batch_size=batch_size or DEFAULT_BATCH)
             values[i] = [got[n] for n in net]
         for j, n in enumerate(net):
