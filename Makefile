@@ -16,7 +16,7 @@ demo: install
 	$(PYTHON) -m zeroshot screen mbv2
 
 test: install
-	$(PYTHON) -m pytest -q -p no:cacheprovider
+	OPENBLAS_NUM_THREADS=1 $(PYTHON) -m pytest -q -p no:cacheprovider
 
 bench: install
 	$(PYTHON) benchmarks/run_all.py

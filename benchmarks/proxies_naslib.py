@@ -33,6 +33,7 @@ from spaces import get_space  # noqa: E402
 from spaces.shared_data import shared_data  # noqa: E402
 from zeroshot.proxies import get_proxy  # noqa: E402
 from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies, fwd_bwd_seconds  # noqa: E402
+from common import require_shared
 
 # NASLib column -> our proxy
 NASLIB_NAMES = {"fisher": "fisher", "grad_norm": "grad_norm", "grasp": "grasp", "jacov": "jacob_cov",
@@ -78,10 +79,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=64)
     args = ap.parse_args(argv)
-    path = shared_data("nb201/naslib_proxies_cifar10.csv")
-    if path is None or shared_data("images/cifar10_test_846.npz") is None:
-        sys.exit("benchmark skipped: ../shared/data/nb201/naslib_proxies_cifar10.csv or "
-                 "images/cifar10_test_846.npz is absent (set ZEROSHOT_SHARED_DATA)")
+    path, _ = require_shared("nb201/naslib_proxies_cifar10.csv", "images/cifar10_test_846.npz")
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", RuntimeWarning)
     rows = subset(path, args.n, args.seed)

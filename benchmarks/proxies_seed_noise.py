@@ -24,18 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from proxies_naslib import NASLIB_NAMES, OUT, load_batch, subset  # noqa: E402
 from spaces import get_space  # noqa: E402
-from spaces.shared_data import shared_data  # noqa: E402
 from zeroshot.proxies.network import compute_network_proxies  # noqa: E402
+from common import require_shared  # noqa: E402
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=25)
     args = ap.parse_args(argv)
-    path = shared_data("nb201/naslib_proxies_cifar10.csv")
-    if path is None or shared_data("images/cifar10_test_846.npz") is None:
-        sys.exit("benchmark skipped: ../shared/data/nb201/naslib_proxies_cifar10.csv or "
-                 "images/cifar10_test_846.npz is absent (set ZEROSHOT_SHARED_DATA)")
+    path, _ = require_shared("nb201/naslib_proxies_cifar10.csv", "images/cifar10_test_846.npz")
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", RuntimeWarning)
     rows = subset(path, 200, 0)[:args.n]

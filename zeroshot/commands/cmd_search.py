@@ -44,7 +44,7 @@ def register(sub):
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="images per proxy batch")
     for name in ("population", "sample", "children", "pool"):
         p.add_argument(f"--{name}", type=int, default=DEFAULTS[name],
-                       help=f"strategy setting (default %(default)s; see zeroshot/strategies.py)")
+                       help="strategy setting (default %(default)s; see zeroshot/strategies.py)")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     p.add_argument("--db", help="SQLite results file (default: none, nothing recorded)")
     p.add_argument("--backend", default="local", help="where trainings run: local or ray")
