@@ -75,7 +75,11 @@ def main():
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-full", action="store_true", help="skip the whole funnel with network proxies")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only peak memory of `zeroshot screen --survivors 0` at N and 4N (funnel_memory.md)")
     args = ap.parse_args()
+    if args.memory_only:
+        return memory_only(args)
     space = get_space(args.space)
     cfg = ScreenConfig(space=args.space, n=args.n, chunk=50_000, survivors=200, top=10)
     t_build = torch_build_seconds(space)
@@ -111,6 +115,34 @@ def main():
     out = Path(__file__).parent / "results" / "funnel_speed.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def memory_only(args):
+    lines = [f"# Peak memory of `zeroshot screen {args.space} --survivors 0` vs N", "",
+             f"`python benchmarks/funnel_speed.py --space {args.space} --n {args.n} --memory-only` (chunks of "
+             "50,000; each N in a fresh process: peak RSS of the coordinator + 2 x the largest worker, an upper bound)", "",
+             "| candidates | wall | peak RSS |", "|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for N in (args.n, 4 * args.n):
+            t0 = time.perf_counter()
+            p = subprocess.run([sys.executable, "-c", _RSS_CHILD, args.space, str(N), str(Path(tmp) / f"{N}.db"),
+                                str(args.workers)], capture_output=True, text=True, check=True)
+            lines.append(f"| {N:,} | {time.perf_counter() - t0:.1f} s | {int(p.stdout.split()[-1]):,} MiB |")
+    out = Path(__file__).parent / "results" / "funnel_memory.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+_RSS_CHILD = """
+import resource, sys
+from zeroshot.backends import LocalBackend
+from zeroshot.funnel import ScreenConfig, run_screen
+space, n, db, workers = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+run_screen(ScreenConfig(space=space, n=n, chunk=50_000, survivors=0), db, backend=LocalBackend(workers), quiet=True)
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print((own + 2 * kids) // 1024)
+"""
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Example
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
@@ -34,9 +35,16 @@ class LocalBackend:
                 init(*init_args)
             yield from map(fn, items)
             return
-        items = list(items)
+        # At most two tasks per worker in flight: results never pile up while the caller consumes them,
+        # so memory stays flat however many chunks there are.
         with ProcessPoolExecutor(self.workers, initializer=init, initargs=init_args) as pool:
-            yield from pool.map(fn, items)
+            pending: deque = deque()
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * self.workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
 
 class RayBackend:
