@@ -66,11 +66,14 @@ class LatencyMetric:
         exit_head = np.full(len(archs), -1, np.int64)   # index into _HEAD_NAMES, -1 none
         for a, arch in enumerate(archs):
             readers = [i for i, op in enumerate(arch.ops) if 0 in op.inputs]
-            if len(readers) == 1 and arch.ops[readers[0]].kind in _FOLLOWERS:
+            # the input's sole reader (an input that is also the output has the next segment as reader too)
+            if len(readers) == 1 and arch.ops[readers[0]].kind in _FOLLOWERS and 0 not in arch.outputs:
                 entry[a] = _FOLLOWERS.index(arch.ops[readers[0]].kind) + 1
                 entry_ms[a] = per_kernel[kt.op_kernel[table.ptr[a] + readers[0]]]
             out = arch.outputs[0] - 1
-            if out >= 0:
+            if out < 0 and not readers:
+                exit_head[a] = -2             # a pass-through: fusion reaches across it
+            elif out >= 0 and not any(out + 1 in op.inputs for op in arch.ops):   # read inside: no fusion
                 head_type = KERNEL_TYPES[kt.cols["type"][kt.op_kernel[table.ptr[a] + out]]]
                 exit_head[a] = _HEAD_NAMES.index(_HEAD_OF.get(head_type, "none"))
         return {"": lat, "entry": entry, "entry_ms": entry_ms, "exit": exit_head}

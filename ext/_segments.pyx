@@ -48,7 +48,8 @@ def combine(const int64_t[:, ::1] pos, const double[:, ::1] vals, const int64_t[
     """``out[i, c]`` = the reduction of column ``c`` over row ``i``'s segments (``kinds[c]``).
 
     A LAT column ``c`` owns columns c+1..c+3 (entry kind, entry kernel ms, exit head kind) and the
-    ``fusable[g]`` table of the g-th latency column: fused[exit head, entry kind]."""
+    ``fusable[g]`` table of the g-th latency column: fused[exit head, entry kind].  An exit kind of -2
+    marks a pass-through segment (its output is its input, which nothing in it reads)."""
     cdef Py_ssize_t i, j, c, g, p, prev, n_cols = kinds.shape[0]
     cdef double acc
     cdef int64_t ex, en
@@ -81,7 +82,8 @@ def combine(const int64_t[:, ::1] pos, const double[:, ::1] vals, const int64_t[
                             en = <int64_t>vals[p, c + 1]
                             if ex >= 0 and fusable[g, ex, en]:
                                 acc = acc - vals[p, c + 2]
-                        prev = p
+                        if vals[p, c + 3] != -2:       # pass-through segments keep the previous exit
+                            prev = p
                     g += 1
                 else:
                     continue
