@@ -1,28 +1,33 @@
 """Few-shot device calibration from whole-model latencies, and the ``calibrated`` device kind.
 
-A device's latency is modelled as ``intercept + sum over kernels of theta . f(kernel)`` with non-negative
-``theta`` (:data:`FEATURE_VERSION` fixes the features ``f``): per kernel type and kernel size (1, 3, 5,
-7+), the kernel count, its op count before fusion, MACs and elements moved (input + output + weights),
+A device's latency is modelled as ``intercept + sum over kernels of theta . f(kernel)``
+(:data:`FEATURE_VERSION` fixes the features ``f``): per kernel type and kernel size (1, 3, 5, 7+), the
+kernel count, its op count before fusion, MACs and elements moved (input + output + weights),
 each also spread over log2 knots of the output resolution and of the output channels (piecewise-linear
 "tent" weights, so costs may vary smoothly with shape), and all of it twice: for every kernel as run
 eagerly, and for the kernels left after constant folding and dead-op elimination
 (:mod:`estimator.folding`), as graph compilers run them.
 
 Calibration from a handful of measured architectures uses *source devices* fitted on whole search spaces
-(:func:`fit_source`, stored in ``estimator/calibration_prior.json``, see :func:`build_prior`):
+(:func:`fit_source`, stored in ``estimator/calibration_prior.json``, see :func:`build_prior`), each scaled
+to a mean latency of 1 on the measured architectures.  The target's parameters ``[intercept, theta]``
+(normalised the same way) get a Gaussian prior (empirical Bayes): its mean is a weighted mean of the
+sources' (a source whose predictions line up with the measurements weighs more), its covariance a sum
+of components with the variances of :data:`PRIOR_VARIANCES` (``local``: see below):
 
-1. the target is first a non-negative combination of the source devices' predictions plus an intercept
-   (ridge ``basis_ridge`` towards equal weights), which ten samples pin down; optionally also of
-   device-independent *primitive* costs (total ops, MACs, elements moved; a priori weight 0), which keep
-   a device unlike every source (a launch-bound GPU among phones) within reach;
-2. then every parameter moves away from that combination under a Gaussian prior whose spread per
-   parameter is the spread of the source devices' (normalised) parameters, so with more samples the fit
-   leaves the span of the sources.
+- ``sources``: the sources' deviations from their mean (any combination of the source devices, negative
+  weights included, with the spread the sources have);
+- ``scale`` and ``intercept``: the mean device scaled, a per-network overhead;
+- ``primitives``: device-independent directions (total ops, MACs, elements moved), for a device unlike
+  every source;
+- ``local``: every parameter on its own, with the spread of the sources' values of it, so that with more
+  measurements the fit leaves the span of the sources.
 
-The prior's strength (``refine_ridge``) and the use of primitives are chosen per calibration by
-cross-validation on the measurements themselves.
-
-Both steps are non-negative least squares (NNLS on the system stacked with the prior's rows).
+The measurements are latency (normalised by their mean) plus Gaussian noise; the noise variance and the
+``local`` variance are picked by marginal likelihood from :data:`NOISE_GRID` and :data:`LOCAL_GRID`; one
+robust round inflates the noise of measurements that sit far from their leave-one-out prediction.  The
+calibrated parameters are the posterior mean (closed form, one ``k x k`` solve).  They may be negative:
+they fit whole-model latency, and a per-kernel share of it is not a latency on its own.
 
 Example
 -------
@@ -63,15 +68,17 @@ CH_KNOTS = tuple(2 ** j for j in range(2, 13))      # output channels 4 .. 4096
 WEIGHTS = ("",) + tuple(f"h{v}" for v in RES_KNOTS) + tuple(f"c{v}" for v in CH_KNOTS)
 N_COLS = len(SCOPES) * len(KERNEL_TYPES) * K_BUCKETS * len(VALUES) * len(WEIGHTS)
 
-#: Hyperparameters, chosen by leave-one-device-out on the shared devices (benchmarks/calibration_hw.py);
-#: the refinement ridge (from REFINE_GRID) and the primitives (PRIMITIVE_CHOICES) are picked per
-#: calibration by cross-validation on the measurements.
-BASIS_RIDGE = 1e-3
-REFINE_GRID = (0.01, 0.03, 0.1, 1.0, np.inf)
-SPREAD_FLOOR = 0.01
-CV_FOLDS = 5
+#: Prior variances of the calibration's components (normalised units: a device of mean latency 1).  The
+#: ``sources`` variance and SIMILARITY are the pair with the best leave-one-device-out mean Spearman at 10
+#: samples over the shared devices of both spaces; benchmarks/calibration_hw.py reports figures with the
+#: pair chosen for each held-out device by nested leave-one-out instead.
+PRIOR_VARIANCES = {"sources": 0.3, "scale": 0.1, "intercept": 0.1, "primitives": 0.01}
+ROBUST_Z = 3.0
+SIMILARITY = 2.0
+#: chosen per calibration by the marginal likelihood of the measurements (empirical Bayes)
+LOCAL_GRID = (0.01, 0.1, 1.0)
+NOISE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 PRIMITIVE_VALUES = ("ops", "macs", "mem")
-PRIMITIVE_CHOICES = (False, True)
 
 
 # ------------------------------------------------------------------------------------------ features
@@ -164,13 +171,6 @@ def predict_features(features: sparse.spmatrix, intercept: float, theta: np.ndar
 
 
 # ------------------------------------------------------------------------------------------ fitting
-def _nnls_toward(design: np.ndarray, y: np.ndarray, ridge: float, target: np.ndarray) -> np.ndarray:
-    """``argmin_{x >= 0} |design x - y|^2 + ridge |x - target|^2``."""
-    d = design.shape[1]
-    a = np.vstack([design, np.sqrt(ridge) * np.eye(d)])
-    return nnls(a, np.concatenate([y, np.sqrt(ridge) * target]), maxiter=50 * d + 500)[0]
-
-
 def fit_source(features: sparse.spmatrix, latency_ms: np.ndarray) -> tuple[float, np.ndarray]:
     """A source device fitted on many architectures by NNLS, normalised to a mean latency of 1:
     ``(intercept, theta)`` with ``theta`` a dense vector of :data:`N_COLS`."""
@@ -226,72 +226,100 @@ def load_prior(path=PRIOR_PATH) -> Prior:
 
 
 def calibrate_features(features: sparse.spmatrix, latency_ms: np.ndarray, prior: Prior,
-                       basis_ridge: float = BASIS_RIDGE, refine_ridge: float | None = None,
-                       spread_floor: float = SPREAD_FLOOR) -> tuple[float, np.ndarray]:
-    """``(intercept_ms, theta)`` of a device from the features and latencies of measured architectures
-    (steps 1 and 2 of the module docstring).  ``refine_ridge=None``: the value of :data:`REFINE_GRID`
-    with the least squared relative error in :data:`CV_FOLDS`-fold cross-validation on the measurements;
-    ``inf``: step 1 only.  The same cross-validation decides on the primitive bases."""
+                       variances: dict | None = None, noise: float | None = None,
+                       robust_z: float = ROBUST_Z, similarity: float = SIMILARITY) -> tuple[float, np.ndarray]:
+    """``(intercept_ms, theta)`` of a device from the features and latencies of measured architectures:
+    the posterior mean under the Gaussian prior of the module docstring.
+
+    ``variances`` overrides entries of :data:`PRIOR_VARIANCES` (or fixes ``local``); the ``local``
+    variance (from :data:`LOCAL_GRID`) and ``noise`` (variance of a measurement relative to the mean
+    latency, from :data:`NOISE_GRID`) default to the pair with the highest marginal likelihood of the
+    measurements; a measurement whose leave-one-out residual exceeds ``robust_z`` standard deviations
+    gets its noise inflated to that bound (once; ``inf``: never).  Each source weighs
+    ``(residual variance of a line through its predictions and the measurements) ** -similarity`` in the
+    prior mean and covariance (0: all alike).
+    """
     y = np.asarray(latency_ms, float)
     if len(y) < 2 or features.shape[0] != len(y):
         raise ValueError(f"need features and latencies of at least 2 architectures, got {features.shape[0]} "
                          f"and {len(y)}")
     if not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise ValueError("latencies must be positive finite milliseconds")
-    ridges = REFINE_GRID if refine_ridge is None else (refine_ridge,)
-    if len(y) < 4:                  # too few to cross-validate: the middle of the grid, sources only
-        best = (ridges[len(ridges) // 2], False)
-    else:
-        settings = [(r, p) for p in PRIMITIVE_CHOICES for r in ridges]
-        best = _cross_validated(features, y, prior, basis_ridge, spread_floor, settings)
-    return _fit(features, y, prior, basis_ridge, best[0], spread_floor, best[1])
-
-
-def _cross_validated(features, y, prior, basis_ridge, spread_floor, settings):
-    """The setting ``(refine_ridge, primitives)`` with the least squared relative error out of fold."""
-    folds = min(CV_FOLDS, len(y))
-    fold = np.random.default_rng(0).permutation(len(y)) % folds
-    errors = []
-    for ridge, prim in settings:
-        err = 0.0
-        for f in range(folds):
-            test, train = fold == f, fold != f
-            b, theta = _fit(features[train], y[train], prior, basis_ridge, ridge, spread_floor, prim)
-            err += np.sum((predict_features(features[test], b, theta) / y[test] - 1) ** 2)
-        errors.append(err)
-    return settings[int(np.argmin(errors))]
-
-
-def _fit(features, y, prior, basis_ridge, refine_ridge, spread_floor, primitives) -> tuple[float, np.ndarray]:
+    unknown = set(variances or ()) - set(PRIOR_VARIANCES) - {"local"}
+    if unknown:
+        raise ValueError(f"unknown prior component(s) {', '.join(sorted(unknown))}; choose from "
+                         f"{', '.join(PRIOR_VARIANCES)}, local")
+    var = {**PRIOR_VARIANCES, **(variances or {})}
     ybar = y.mean()
-    yn = y / ybar
-    # 1. non-negative combination of the sources and of the primitive costs (weight 0 a priori), each
-    #    scaled to mean 1 on the measured architectures
-    n_src = len(prior.labels)
-    prim = _PRIMITIVES if primitives else _PRIMITIVES[:0]
-    thetas = np.vstack([prior.thetas, prim])
-    intercepts = np.r_[prior.intercepts, np.zeros(len(prim))]
-    preds = np.column_stack([predict_features(features, b, th) for b, th in zip(intercepts, thetas)])
-    norm = preds.mean(0)
+    mean, comps = _prior_components(features, prior, y / ybar, similarity)
+    a = sparse.hstack([np.ones((len(y), 1)), features], format="csr")
+    resid = y / ybar - a @ mean
+    seen = {c: (a.multiply(u.d).tocsr() if isinstance(u, Diagonal) else a @ u) for c, u in comps.items()}
+    grams = {c: _gram(seen[c]) for c in comps}
+    fixed = sum(var[c] * grams[c] for c in comps if c != "local")
+    local = LOCAL_GRID if "local" not in (variances or {}) else (var["local"],)
+    noises = NOISE_GRID if noise is None else (noise,)
+    var["local"], noise = max(((v, z) for v in local for z in noises),
+                              key=lambda vz: _log_evidence(fixed + vz[0] * grams["local"], resid, vz[1]))
+    gram = fixed + var["local"] * grams["local"]
+    noise = np.full(len(y), float(noise))
+    if np.isfinite(robust_z):
+        inv = np.linalg.inv(gram + np.diag(noise))
+        z = (inv @ resid) / np.sqrt(np.diag(inv))          # standardised leave-one-out residuals
+        noise *= np.maximum(1.0, (z / robust_z) ** 2)
+    alpha = np.linalg.solve(gram + np.diag(noise), resid)
+    beta = mean.copy()
+    for c, u in comps.items():
+        w = np.asarray(seen[c].T @ alpha).ravel()
+        beta += var[c] * (u.d * w if isinstance(u, Diagonal) else u @ w)
+    return float(beta[0]) * ybar, beta[1:] * ybar
+
+
+@dataclass
+class Diagonal:
+    """A diagonal covariance factor (standard deviation ``d`` per parameter)."""
+
+    d: np.ndarray
+
+
+def _prior_components(features, prior: Prior, y_norm: np.ndarray, similarity: float):
+    """Prior mean of ``[intercept, theta]`` (normalised) and the covariance factors of its components."""
+    beta = np.column_stack([prior.intercepts, prior.thetas])
+    pred = np.asarray(features @ prior.thetas.T) + prior.intercepts       # (k, sources)
+    norm = pred.mean(0)
     norm[norm <= 0] = 1.0
-    basis = np.column_stack([np.ones(len(y)), preds / norm])
-    target = np.r_[0.0, np.full(n_src, 1.0 / n_src), np.zeros(len(prim))]
-    w = _nnls_toward(basis, yn, basis_ridge, target)
-    thetas /= norm[:, None]
-    intercepts /= norm
-    theta0 = w[1:] @ thetas
-    b0 = w[0] + w[1:] @ intercepts
-    thetas, intercepts = thetas[:n_src], intercepts[:n_src]
-    if not np.isfinite(refine_ridge):
-        return float(b0) * ybar, theta0 * ybar
-    # 2. every parameter the measurements see, under a prior of the sources' spread (normalised units)
-    active, scale, design = _normalised_design(features)
-    spread = np.concatenate([[intercepts.std()], (thetas[:, active] * scale).std(0)])
-    spread += spread_floor / design.shape[1]
-    x = _nnls_toward(design * spread, yn, refine_ridge, np.r_[b0, theta0[active] * scale] / spread) * spread
-    theta = theta0.copy()
-    theta[active] = x[1:] / scale
-    return float(x[0]) * ybar, theta * ybar
+    beta = beta / norm[:, None]                    # every source: mean 1 on the measured architectures
+    fit = np.array([_line_residual(p, y_norm) for p in (pred / norm).T])
+    weight = (1.0 / np.maximum(fit, 1e-12)) ** similarity      # sources like the target weigh more
+    weight /= weight.sum()
+    mean = weight @ beta
+    n_src = len(beta)
+    dev = ((beta - mean) * np.sqrt(weight * n_src)[:, None]).T / np.sqrt(max(n_src - 1, 1))
+    prim = np.column_stack([np.zeros(len(_PRIMITIVES)), _PRIMITIVES])
+    prim_mean = np.asarray(features @ _PRIMITIVES.T).mean(0)
+    prim_mean[prim_mean <= 0] = 1.0
+    spread = np.r_[0.0, beta[:, 1:].std(0)]
+    comps = {"sources": dev, "scale": mean[:, None], "intercept": np.eye(len(mean), 1),
+             "local": Diagonal(spread), "primitives": (prim / prim_mean[:, None] - mean).T}
+    return mean, comps
+
+
+def _line_residual(x: np.ndarray, y: np.ndarray) -> float:
+    """Residual variance of the least-squares line ``y ~ a + b x``."""
+    xc, yc = x - x.mean(), y - y.mean()
+    ss = xc @ xc
+    return float(np.mean((yc - (xc @ yc / ss if ss > 0 else 0.0) * xc) ** 2))
+
+
+def _gram(x) -> np.ndarray:
+    return np.asarray((x @ x.T).todense() if sparse.issparse(x) else x @ x.T)
+
+
+def _log_evidence(gram: np.ndarray, resid: np.ndarray, noise: float) -> float:
+    """Log marginal likelihood (up to a constant) of ``resid ~ N(0, gram + noise I)``."""
+    chol = np.linalg.cholesky(gram + noise * np.eye(len(resid)))
+    z = np.linalg.solve(chol, resid)
+    return float(-0.5 * z @ z - np.log(np.diag(chol)).sum())
 
 
 def _primitive_thetas() -> np.ndarray:
@@ -331,7 +359,7 @@ class CalibratedDevice(Device):
             if field not in d:
                 raise DeviceError(f"{where} has no {field!r}; recalibrate it with `zeroshot calibrate`")
         try:
-            return cls(d["name"], float(d["intercept_ms"]), _dense_theta(d["theta"], where),
+            return cls(d["name"], float(d["intercept_ms"]), _dense_theta(d["theta"], where, signed=True),
                        d.get("fusion", DEFAULT_FUSION), d.get("description", ""), d.get("space", ""),
                        d.get("measurements", 0))
         except ValueError as e:
@@ -410,15 +438,19 @@ def _sparse_theta(theta: np.ndarray) -> dict:
     return {column_name(i): _round(theta[i]) for i in np.flatnonzero(theta)}
 
 
-def _dense_theta(d: dict, where: str) -> np.ndarray:
+def _dense_theta(d: dict, where: str, signed: bool = False) -> np.ndarray:
+    """Parameters from their named form; non-negative unless ``signed`` (a calibrated device's may not be)."""
     theta = np.zeros(N_COLS)
     for name, value in d.items():
         try:
             theta[column_index(name)] = float(value)
         except KeyError as e:
             raise DeviceError(f"{where}: {e.args[0]}") from None
-    if np.any(theta < 0) or not np.all(np.isfinite(theta)):
-        raise DeviceError(f"{where}: cost parameters must be finite and non-negative")
+    if not np.all(np.isfinite(theta)):
+        raise DeviceError(f"{where}: cost parameters must be finite numbers")
+    if not signed and np.any(theta < 0):
+        raise DeviceError(f"{where}: source cost parameters must be non-negative; rebuild the prior with "
+                          f"`python -m estimator.calibrate`")
     return theta
 
 

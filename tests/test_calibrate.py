@@ -56,7 +56,7 @@ def test_refinement_leaves_the_span_with_more_samples(nb201):
     theta[cal.column_index("all.conv.k3.macs")] = 1e-6
     y = cal.predict_features(features, 0.2, theta)
     err = {}
-    for hyper in ({}, {"refine_ridge": np.inf}):
+    for hyper in ({}, {"variances": {"local": 0.0}}):
         b, fitted = cal.calibrate_features(features[:100], y[:100], prior, **hyper)
         err[bool(hyper)] = np.mean(np.abs(cal.predict_features(features[100:], b, fitted) / y[100:] - 1))
     assert err[False] < 0.5 * err[True]
@@ -81,11 +81,44 @@ def test_device_file_errors(tmp_path):
     good = cal.CalibratedDevice("d", 1.0, np.zeros(cal.N_COLS)).to_dict()
     for change, message in (({"feature_version": 0}, "recalibrate"),
                             ({"theta": {"all.conv.k3.flops": 1.0}}, "unknown value 'flops'"),
-                            ({"theta": {"all.conv.k3.macs": -1.0}}, "non-negative")):
+                            ({"theta": {"all.conv.k3.macs": float("nan")}}, "finite")):
         path = tmp_path / "bad.json"
         path.write_text(json.dumps({**good, **change}))
         with pytest.raises(DeviceError, match=message):
             load_device(str(path))
+
+
+def test_signed_parameters_load_for_a_device_but_not_for_a_prior(tmp_path):
+    theta = np.zeros(cal.N_COLS)
+    theta[cal.column_index("all.conv.k3.macs")] = -1e-6     # a source combination may weigh one negatively
+    theta[cal.column_index("all.conv.k3.n")] = 2.0
+    path = tmp_path / "signed.json"
+    path.write_text(json.dumps(cal.CalibratedDevice("d", 1.0, theta).to_dict()))
+    assert np.array_equal(load_device(str(path)).theta, theta)
+    prior = cal.Prior(["nb201/x"], np.array([0.1]), theta[None]).to_dict()
+    with pytest.raises(DeviceError, match="non-negative"):
+        cal.Prior.from_dict(prior)
+
+
+def test_unknown_prior_component_is_named(nb201):
+    space, archs, features = nb201
+    with pytest.raises(ValueError, match="unknown prior component.*choose from sources"):
+        cal.calibrate_features(features[:10], np.ones(10), cal.load_prior().subset("nb201"),
+                               variances={"sorces": 1.0})
+
+
+def test_robust_round_discounts_a_corrupted_measurement(nb201):
+    space, archs, features = nb201
+    prior = cal.load_prior().subset("nb201")
+    y = cal.predict_features(features, *prior.source(0)) * 5.0
+    measured = y[:20].copy()
+    measured[3] *= 4.0                                     # one measurement taken under heavy load
+    err = {}
+    for z in (cal.ROBUST_Z, np.inf):
+        b, theta = cal.calibrate_features(features[:20], measured, prior, robust_z=z)
+        err[z] = np.median(np.abs(cal.predict_features(features[20:], b, theta) / y[20:] - 1))
+    assert err[cal.ROBUST_Z] < 0.5 * err[np.inf]
+    assert err[cal.ROBUST_Z] < 0.08
 
 
 def test_column_names_round_trip():
