@@ -188,3 +188,38 @@ def test_patterns_from_a_screen_database(tmp_path, capsys):
     if not spec.startswith("("):                    # whatever it mined applies as a rewrite
         assert main(["rewrite", "mbv2", "mobilenetv2", "--apply", spec, "--quiet"]) == 0
     assert main(["patterns", db, "--by", "nothing"]) == 2
+
+
+def test_refine_depth_multipliers_reach_every_depth_and_no_score_is_the_floor():
+    from estimator.devices import load_device
+    from zeroshot.refine import DEPTH_MULTIPLIERS, Refiner, refine
+    base = SPACE.parse(MOBILENETV2)
+    ref = Refiner(SPACE, base, ("depth-multiplier",))
+    depths = set()
+    for i in range(len(DEPTH_MULTIPLIERS)):
+        g = ref.base_genome.copy()
+        g[ref.n_blocks:ref.n_blocks + len(ref.stages)] = i
+        depths.add(tuple(len(s) for s in SPACE.decode(ref.codes(g[None])[0])[3]))
+    assert {d[3] for d in depths} == {1, 2, 3, 4}                     # stage 4 (4 blocks): every depth
+    dev = load_device("mobile-npu-16")
+    floor = refine(SPACE, base, ("depth-multiplier",), dev, budget=100, seed=0, proxies=())
+    scored = refine(SPACE, base, ("depth-multiplier",), dev, budget=100, seed=0)
+    assert floor["acceptable"] == floor["evaluated"] and floor["front"] == []
+    assert floor["latency_ms"] < 0.7 * floor["baseline"]["latency_ms"]
+    # removing a block lowers both topology proxies, so no shallower network keeps the baseline's score
+    assert scored["latency_ms"] == scored["baseline"]["latency_ms"]
+
+
+def test_proxy_view_scores_a_dense_network_through_its_backbone():
+    from zeroshot.refine import proxy_view, score_values
+    space = get_space("mbv2", task="detect")
+    base = space.parse(get_baseline("mbv2", "mobilenetv2", "detect"))
+    view, codes_of = proxy_view(space, 64)
+    assert view.task == "classify" and view.code_length == space.code_length
+    v = codes_of(base[None])
+    assert v[0, 0] == 64 and np.array_equal(v[0, 1:], base[1:]) and base[0] == 320      # input untouched
+    cache = {}
+    a = score_values(space, base[None], ("entropy", "meco"), 64, batch_size=4, cache=cache)
+    b = score_values(space, base[None], ("entropy", "meco"), 64, batch_size=4, cache=cache)
+    assert np.isfinite(a["meco"]).all() and a == b and len(cache) == 1
+    assert a["entropy"][0] == score_values(space, base[None], ("entropy",), None)["entropy"][0]

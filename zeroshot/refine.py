@@ -5,7 +5,8 @@ The searched architectures are the baseline with, for each dimension switched on
 * ``fusion``: each of its IBN blocks kept or fused (one bit per block: ``fuse`` of :mod:`spaces.rewrites`
   block by block);
 * ``depth-multiplier``: each stage's depth multiplied by one of :data:`DEPTH_MULTIPLIERS` (ceil, at least
-  one block; the first blocks kept, as the ``depth`` rewrite does, stage by stage);
+  one block; the first blocks kept, as the ``depth`` rewrite does, stage by stage); for stages of up to
+  four blocks (MobileNetV2's) these reach every depth from one block to the baseline's;
 * ``width``: each stage's widths multiplied by one of :data:`WIDTH_MULTIPLIERS` (make_divisible 8);
 * ``resolution``: the input side scaled by one of :data:`RESOLUTION_SCALES` (a multiple of 32; dense
   heads' outputs follow the input).
@@ -14,11 +15,19 @@ Depth here is the number of blocks (EfficientNet's depth coefficient); TF-slim's
 ``depth_multiplier`` scales channels instead (the ``width`` rewrite).
 
 A candidate is acceptable when its score is at or above the baseline's, the score being the rank
-aggregate (:func:`zeroshot.score.rank_aggregate`) of ``proxies`` over the pair (baseline, candidate); the
+aggregate (:func:`zeroshot.score.rank_aggregate`) of ``proxies`` over the pair (baseline, candidate)
+(with no ``proxies`` every candidate is: the latency floor of the dimensions on the device); the
 search minimises latency on the device among acceptable candidates with regularized evolution (population
 50, tournaments of 10, one mutation per child, children costed 50 at a time, ``budget`` candidates in
 all, the baseline in the first population).  Every candidate is costed by the estimator and scored in
 batches; nothing is trained.
+
+Network proxies (the default score's meco and swap) are computed on a *proxy view* of each candidate
+(:func:`proxy_view`): its backbone with the classification head when its task is dense (an SSDLite head's
+last extra maps are 1x1, where train-mode BN over one image is undefined, so meco is NaN for every
+detection network), at ``proxy_resolution`` pixels when given (the cost of a network proxy grows with the
+pixels: 320 px detection networks take seconds to minutes each on a CPU).  Topology proxies always see
+the whole network.  ``cache`` (a dict) keeps proxy values across calls, keyed by the view's codes.
 
 Example
 -------
@@ -45,10 +54,11 @@ from spaces.rewrites import make_divisible
 
 from .errors import UserError
 from .funnel import pareto_front
+from .proxies import get_proxy
 from .score import compute_proxies, rank_aggregate
 
 DIMENSIONS = ("fusion", "depth-multiplier", "width", "resolution")
-DEPTH_MULTIPLIERS = (0.5, 0.75, 1.0)
+DEPTH_MULTIPLIERS = (0.25, 0.5, 0.75, 1.0)
 WIDTH_MULTIPLIERS = (0.5, 0.75, 1.0)          # per stage, make_divisible by 8
 RESOLUTION_SCALES = (0.75, 0.875, 1.0)        # of the baseline's input side, rounded to a multiple of 32
 TOPOLOGY_SCORE = ("live_macs", "entropy")
@@ -108,18 +118,59 @@ class Refiner:
         return np.stack(out)
 
 
+def proxy_view(space: SearchSpace, resolution: int | None = None):
+    """``(view space, codes -> view codes)``: what network proxies see of a candidate (module docstring)."""
+    view = space
+    if getattr(space, "task", "classify") != "classify":
+        view = type(space)(space.parallelism, task="classify")
+        if view.code_length != space.code_length:
+            raise UserError(f"no classification backbone of {space!r} with the same encoding")
+
+    def codes_of(codes: np.ndarray) -> np.ndarray:
+        codes = np.array(codes, dtype=np.int64, copy=True)
+        if resolution is not None:
+            codes[:, 0] = resolution
+        return codes
+    return view, codes_of
+
+
+def score_values(space: SearchSpace, codes: np.ndarray, proxies: Sequence[str], proxy_resolution: int | None,
+                 batch_size: int | None = None, cache: dict | None = None) -> dict[str, np.ndarray]:
+    """Values of ``proxies`` for ``codes``: topology ones on the networks, network ones on their proxy view
+    (:func:`proxy_view`), cached in ``cache`` by view codes."""
+    codes = np.asarray(codes, dtype=np.int64).reshape(-1, space.code_length)
+    topo = [p for p in proxies if get_proxy(p).kind == "topology"]
+    net = [p for p in proxies if p not in topo]
+    out = compute_proxies(space, codes, topo) if topo else {}
+    if net:
+        view, codes_of = proxy_view(space, proxy_resolution)
+        vcodes = codes_of(codes)
+        cache = {} if cache is None else cache
+        keys = [(c.tobytes(), tuple(net)) for c in vcodes]
+        todo = sorted({k: i for i, k in enumerate(keys) if k not in cache}.values())
+        if todo:
+            got = compute_proxies(view, vcodes[todo], net, batch_size=batch_size)
+            for j, i in enumerate(todo):
+                cache[keys[i]] = [float(got[p][j]) for p in net]
+        out.update({p: np.array([cache[k][j] for k in keys]) for j, p in enumerate(net)})
+    return {p: out[p] for p in proxies}
+
+
 def refine(space: SearchSpace, base: np.ndarray, dims: Sequence[str], device: Device, budget: int = 2000,
-           seed: int = 0, proxies: Sequence[str] = TOPOLOGY_SCORE) -> dict:
+           seed: int = 0, proxies: Sequence[str] = TOPOLOGY_SCORE, proxy_resolution: int | None = None,
+           batch_size: int | None = None, cache: dict | None = None) -> dict:
     """The fastest acceptable refinement of ``base`` found within ``budget`` candidates (see module doc).
 
     Returns the best architecture's ``arch``, ``latency_ms``, ``params``, ``macs``, ``peak_activation_bytes``,
     ``score_ok``, the ``baseline``'s metrics, ``evaluated`` and ``acceptable`` counts, and the ``front``: the
-    Pareto front of (score ranked over every candidate evaluated and the baseline, latency)."""
+    Pareto front of (score ranked over every candidate evaluated and the baseline, latency).
+    ``proxy_resolution``, ``batch_size`` (network proxies' batch, default 64) and ``cache``: see the module
+    docstring."""
     rng = np.random.default_rng(seed)
     ref = Refiner(space, base, dims)
     est = Estimator(space, device)
     base_cost = {k: v[0] for k, v in est.evaluate(base[None]).items()}
-    base_proxies = compute_proxies(space, base[None], proxies)
+    base_proxies = score_values(space, base[None], proxies, proxy_resolution, batch_size, cache)
     seen: dict[bytes, tuple[float, bool, dict]] = {}
 
     def evaluate(genomes):
@@ -128,10 +179,10 @@ def refine(space: SearchSpace, base: np.ndarray, dims: Sequence[str], device: De
         new = [i for i, k in enumerate(keys) if k not in seen]
         if new:
             cost = est.evaluate(codes[new])
-            values = compute_proxies(space, codes[new], proxies)
+            values = score_values(space, codes[new], proxies, proxy_resolution, batch_size, cache)
             for j, i in enumerate(new):
-                pair = {p: np.array([base_proxies[p][0], values[p][j]]) for p in proxies}
-                s = rank_aggregate(pair)
+                s = rank_aggregate({p: np.array([base_proxies[p][0], values[p][j]]) for p in proxies}) \
+                    if proxies else np.zeros(2)
                 seen[keys[i]] = (float(cost["latency_ms"][j]), bool(s[1] >= s[0]),
                                  {k: v[j] for k, v in cost.items()} | {"arch": space.format(codes[i])}
                                  | {p: values[p][j] for p in proxies})
@@ -151,9 +202,10 @@ def refine(space: SearchSpace, base: np.ndarray, dims: Sequence[str], device: De
         spent += len(children)
     ok = {k: v for k, v in seen.items() if v[1]}
     best = min(ok.values(), key=lambda v: v[0])[2]
+    front = _front([v[2] for v in seen.values()], {**base_cost, **{p: base_proxies[p][0] for p in proxies}},
+                   proxies) if proxies else []
     return {**best, "score_ok": True, "baseline": base_cost, "evaluated": len(seen), "acceptable": len(ok),
-            "front": _front([v[2] for v in seen.values()], {**base_cost, **{p: base_proxies[p][0] for p in proxies}},
-                            proxies)}
+            "front": front}
 
 
 def _front(rows: list[dict], base: dict, proxies: Sequence[str]) -> list[dict]:

@@ -195,7 +195,7 @@ _COST: dict = {}
 def cost_evaluator(cfg: SearchConfig, space) -> SegmentedEvaluator:
     """params, MACs, peak memory and latency on ``cfg.device``; one evaluator (and its segment cache) per
     space configuration and device in a process, shared by successive searches."""
-    key = (cfg.space, json.dumps(cfg.space_options, sort_keys=True), cfg.device)
+    key = (cfg.space, json.dumps(cfg.space_options, sort_keys=True), cfg.device, getattr(space, "curated", None))
     if key not in _COST:
         metrics = count_metrics()
         metrics["latency_ms"] = latency_metric(load_device(cfg.device))
@@ -385,11 +385,13 @@ class SearchContext:
 
 
 def run_search(cfg: SearchConfig, evaluator, db: str | None = None, scorer: ProxyScorer | None = None,
-               data: Data | None = None, log: Callable[[dict], None] | None = None) -> dict:
+               data: Data | None = None, log: Callable[[dict], None] | None = None, space=None) -> dict:
     """Run ``cfg.strategy`` with ``evaluator``; record it in ``db`` (a results database) when given.
 
     ``scorer`` defaults to a :class:`ProxyScorer` of ``cfg.proxies`` on ``data`` (the first
-    ``cfg.batch_size`` images; synthetic input when None)."""
+    ``cfg.batch_size`` images; synthetic input when None).  ``space``: an already-built space object
+    (one with a custom raw description, which ``cfg.space_options`` cannot carry); by default
+    ``get_space(cfg.space, **cfg.space_options)``."""
     from spaces import get_space
 
     from .store import ResultStore
@@ -404,7 +406,7 @@ def run_search(cfg: SearchConfig, evaluator, db: str | None = None, scorer: Prox
         raise UserError(f"the tournament sample ({cfg.sample}) cannot exceed the population ({cfg.population})")
     if cfg.cheap and get_proxy(cfg.cheap).kind != "topology":
         raise UserError(f"the cheap proxy must be a topology proxy (no network); {cfg.cheap!r} needs one")
-    space = get_space(cfg.space, **cfg.space_options)
+    space = get_space(cfg.space, **cfg.space_options) if space is None else space
     if scorer is None:
         for n in cfg.proxies:
             get_proxy(n)

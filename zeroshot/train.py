@@ -5,9 +5,11 @@ learning rate 0.1 x batch/256, or AdamW with weight decay 0.05 and 2e-3 x batch/
 the rate follows a cosine from its peak to 0 over the whole run (``epochs`` x steps per epoch, or
 ``max_steps`` when smaller: the tiny-budget mode).  Images (inputs at least 8x8) are augmented in torch:
 random crop with zero padding of 1/8 of the side (4 pixels at 32x32), then a horizontal flip with
-probability 1/2.  A seeded fraction of the data (``val_fraction``) is held out; the reported accuracy is
-the best validation accuracy over epochs and the returned model carries those weights.  ``patience``
-stops after that many epochs without a better validation accuracy.
+probability 1/2; segmentation data (a label per pixel, ``y`` of shape (N, H, W), an LR-ASPP-style
+network) is not augmented and its accuracy is per pixel.  A seeded fraction of the data
+(``val_fraction``) is held out; the reported accuracy is the best validation accuracy over epochs and
+the returned model carries those weights.  ``patience`` stops after that many epochs without a better
+validation accuracy.
 
 Determinism: initialisation, shuffling and augmentation all come from ``seed`` (a private
 ``torch.Generator``), so a run is repeatable on a device.  ``checkpoint``: a file rewritten atomically
@@ -150,29 +152,30 @@ def _fingerprint(arch: Arch, data: Data, cfg: TrainConfig) -> str:
 
 @torch.no_grad()
 def evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy in percent) of ``net`` in eval mode."""
+    """(mean cross-entropy, accuracy in percent) of ``net`` in eval mode; per pixel when ``y`` holds a
+    label per pixel (segmentation)."""
     net.eval()
     loss = correct = 0.0
     for s in range(0, len(x), EVAL_BATCH):
         out = net(x[s:s + EVAL_BATCH])
         loss += float(F.cross_entropy(out, y[s:s + EVAL_BATCH], reduction="sum"))
         correct += float((out.argmax(1) == y[s:s + EVAL_BATCH]).sum())
-    return loss / len(x), 100.0 * correct / len(x)
+    return loss / y.numel(), 100.0 * correct / y.numel()
 
 
 def train(arch: Arch, data: Data, cfg: TrainConfig, checkpoint: str | None = None,
           on_epoch: Callable[[dict], None] | None = None, quiet: bool = False) -> TrainResult:
     """Train ``arch`` on ``data`` (see the module docstring); ``on_epoch(record)`` after each epoch."""
     cfg.validate()
-    if arch.task != "classify" or len(arch.outputs) != 1:
-        raise UserError(f"training supports classification networks with one output; this one is a "
-                        f"{arch.task} network with {len(arch.outputs)} outputs")
+    if arch.task not in ("classify", "segment") or len(arch.outputs) != 1:
+        raise UserError(f"training supports classification and segmentation networks with one output; this "
+                        f"one is a {arch.task} network with {len(arch.outputs)} outputs")
     dev = resolve_device(cfg.device)
     t0 = time.perf_counter()
     train_set, val_set = split(data, cfg.val_fraction, cfg.seed)
     xt, yt = torch.from_numpy(train_set.x).to(dev), torch.from_numpy(train_set.y).to(dev)
     xv, yv = torch.from_numpy(val_set.x).to(dev), torch.from_numpy(val_set.y).to(dev)
-    images = cfg.augment and min(xt.shape[2:]) >= 8
+    images = cfg.augment and min(xt.shape[2:]) >= 8 and yt.ndim == 1      # per-pixel labels: no crop / flip
     torch.manual_seed(cfg.seed)
     net = build(arch).to(dev)
     opt = _optimizer(net, cfg)

@@ -23,6 +23,9 @@ def register(sub):
     p.add_argument("--budget", type=int, default=2000, help="candidates costed and scored (default %(default)s)")
     p.add_argument("--proxies", default=",".join(TOPOLOGY_SCORE),
                    help="score components that must not fall below the baseline's (default %(default)s)")
+    p.add_argument("--proxy-resolution", type=int, default=None, metavar="PX",
+                   help="network proxies see each candidate at PX pixels (and a dense network's backbone); "
+                        "default: its own resolution")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
 
@@ -36,8 +39,11 @@ def run(args):
         device = load_device(args.device)
     except DeviceError as e:
         raise UserError(str(e)) from None
+    if args.proxy_resolution is not None and not 32 <= args.proxy_resolution <= 4096:
+        raise UserError(f"--proxy-resolution must be 32..4096 pixels, got {args.proxy_resolution}; try 128")
     base = resolve_arch(space, args.arch)
-    r = refine(space, base, dims, device, args.budget, args.seed, resolve_proxies(args.proxies.split(",")))
+    r = refine(space, base, dims, device, args.budget, args.seed, resolve_proxies(args.proxies.split(",")),
+               args.proxy_resolution)
     b = r["baseline"]
     print(f"searched {', '.join(dims)} on {device.name}: {r['evaluated']} distinct candidates, "
           f"{r['acceptable']} with the score at or above the baseline's")
