@@ -12,6 +12,7 @@ EXTENSIONS = {
     "estimator._npu": "ext/_npu.pyx",
     "zeroshot._topology": "ext/_topology.pyx",
     "estimator._folding": "ext/_folding.pyx",
+    "spaces._mbv2": "ext/_mbv2.pyx",
 }
 
 setup(

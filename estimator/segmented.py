@@ -103,8 +103,8 @@ def latency_metric(device) -> LatencyMetric:
 class SegmentedEvaluator:
     """Evaluate ``metrics`` for batches of code rows of ``space``, caching per-segment values.
 
-    The cache is a sorted key array and a float64 matrix of values (one column per metric, four per
-    latency metric); the Cython kernels of ``estimator._segments`` look keys up and reduce each row.
+    The cache is a key array with a hash index and a float64 matrix of values (one column per metric, four
+    per latency metric); the Cython kernels of ``estimator._segments`` look keys up and reduce each row.
     Integer metrics come back as exact int64 (float64 holds integers up to 2**53 exactly)."""
 
     def __init__(self, space: SearchSpace, metrics: dict[str, Metric]):
@@ -114,6 +114,7 @@ class SegmentedEvaluator:
         self.space = space
         self.metrics = dict(metrics)
         self._keys = np.empty(0, np.int64)
+        self._table, self._shift = np.full(2, -1, np.int64), 63          # hash index of _keys
         self._columns: list[tuple[str, str]] = []          # (metric, part) of each value column
         kinds = []
         for name, m in self.metrics.items():
@@ -147,9 +148,9 @@ class SegmentedEvaluator:
                     for name, m in self.metrics.items()}
         keys = np.ascontiguousarray(self.space.segment_keys(codes))
         pos = np.empty(keys.shape, np.int64)
-        if _segments.lookup(keys, self._keys, pos):
+        if _segments.lookup(keys, self._keys, self._table, self._shift, pos):
             self._lower(np.unique(keys[pos == -2]))
-            _segments.lookup(keys, self._keys, pos)
+            _segments.lookup(keys, self._keys, self._table, self._shift, pos)
         out = np.zeros((len(codes), len(self._kinds)))
         _segments.combine(pos, self._values, self._kinds, self._fusable, out)
         result = {}
@@ -170,9 +171,11 @@ class SegmentedEvaluator:
             parts.update({(name, p): v for p, v in got.items()})
         values = np.column_stack([np.asarray(parts[col], dtype=np.float64) for col in self._columns])
         allkeys = np.concatenate([self._keys, new])
-        order = np.argsort(allkeys, kind="stable")
-        self._keys = np.ascontiguousarray(allkeys[order])
-        self._values = np.ascontiguousarray(np.concatenate([self._values, values])[order])
+        self._keys = np.ascontiguousarray(allkeys)
+        self._values = np.ascontiguousarray(np.concatenate([self._values, values]))
+        bits = max(4, (2 * len(allkeys)).bit_length())               # load factor below a half
+        self._table, self._shift = np.full(1 << bits, -1, np.int64), 64 - bits
+        _segments.build_index(self._keys, self._table, self._shift)
 
 
 _SUM, _MAX, _LAT, _ENTRY, _ENTRY_MS, _EXIT = range(6)      # column kinds of ext/_segments.pyx

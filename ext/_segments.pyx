@@ -3,7 +3,7 @@
 
 Wrapped by :class:`estimator.segmented.SegmentedEvaluator`.
 """
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 cdef enum:
     SUM = 0
@@ -14,12 +14,31 @@ cdef enum:
     EXIT = 5
 
 
-def lookup(const int64_t[:, ::1] keys, const int64_t[::1] cache, int64_t[:, ::1] pos):
-    """Row of each key in the sorted ``cache`` (-1: unused slot, key < 0; -2: not cached).
+cdef inline Py_ssize_t _home(int64_t key, int shift) noexcept nogil:
+    return <Py_ssize_t>((<uint64_t>key * 0x9E3779B97F4A7C15ULL) >> shift)
+
+
+def build_index(const int64_t[::1] cache, int64_t[::1] table, int shift):
+    """Open-addressing hash index of the keys of ``cache`` (all >= 0): ``table`` (size ``2 ** (64 - shift)``,
+    more than twice the keys, filled with -1) gets each key's row at its Fibonacci-hash slot or the next
+    free one."""
+    cdef Py_ssize_t i, slot, mask = table.shape[0] - 1
+    with nogil:
+        for i in range(cache.shape[0]):
+            slot = _home(cache[i], shift)
+            while table[slot] >= 0:
+                slot = (slot + 1) & mask
+            table[slot] = i
+
+
+def lookup(const int64_t[:, ::1] keys, const int64_t[::1] cache, const int64_t[::1] table, int shift,
+           int64_t[:, ::1] pos):
+    """Row of each key in ``cache`` through its :func:`build_index` ``table`` (-1: unused slot, key < 0;
+    -2: not cached).
 
     Returns how many keys are not cached."""
-    cdef Py_ssize_t i, j, lo, hi, mid, m = cache.shape[0]
-    cdef int64_t key, missing = 0
+    cdef Py_ssize_t i, j, slot, mask = table.shape[0] - 1
+    cdef int64_t key, row, missing = 0
     with nogil:
         for i in range(keys.shape[0]):
             for j in range(keys.shape[1]):
@@ -27,19 +46,17 @@ def lookup(const int64_t[:, ::1] keys, const int64_t[::1] cache, int64_t[:, ::1]
                 if key < 0:
                     pos[i, j] = -1
                     continue
-                lo = 0
-                hi = m
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if cache[mid] < key:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                if lo < m and cache[lo] == key:
-                    pos[i, j] = lo
-                else:
-                    pos[i, j] = -2
-                    missing += 1
+                slot = _home(key, shift)
+                while True:
+                    row = table[slot]
+                    if row < 0:
+                        pos[i, j] = -2
+                        missing += 1
+                        break
+                    if cache[row] == key:
+                        pos[i, j] = row
+                        break
+                    slot = (slot + 1) & mask
     return missing
 
 

@@ -12,7 +12,9 @@ import pytest
 
 from zeroshot.backends import LocalBackend
 from zeroshot.errors import UserError
-from zeroshot.funnel import ScreenConfig, pareto_front, run_screen
+from spaces import get_space
+from spaces.mbv2 import MOBILENETV2
+from zeroshot.funnel import ScreenConfig, pareto_front, proxy_codes, run_screen
 from zeroshot.store import ResultStore, StoreError
 
 
@@ -32,13 +34,89 @@ def test_pareto_front_by_hand():
     assert sorted(pareto_front(score, lat).tolist()) == [0, 1, 2, 3]
 
 
-def test_same_results_whatever_the_worker_count(tmp_path):
-    cfg = ScreenConfig(space="nb201", n=3000, chunk=700, survivors=0, top=5, seed=3)
+def test_pareto_front_equals_the_definition_with_ties_nan_and_inf():
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(0, 40))
+        score = rng.integers(0, 4, n).astype(float)
+        lat = rng.integers(0, 4, n).astype(float)
+        score[rng.random(n) < 0.15] = (np.nan, np.inf, -np.inf)[trial % 3]
+        # the definition: by increasing latency (higher score first), keep a point scoring strictly more than
+        # every point before it; NaN never
+        expect, best = [], -np.inf
+        for i in np.lexsort((-score, lat)):
+            if score[i] > best:
+                expect.append(i)
+                best = score[i]
+        assert pareto_front(score, lat).tolist() == expect
+
+
+@pytest.mark.parametrize("space", ["nb201", "mbv2"])
+def test_same_results_whatever_the_worker_count(tmp_path, space):
+    cfg = ScreenConfig(space=space, n=3000, chunk=700, survivors=0, top=5, seed=3)
     a = run_screen(cfg, str(tmp_path / "a.db"), backend=LocalBackend(1), quiet=True)
     b = run_screen(cfg, str(tmp_path / "b.db"), backend=LocalBackend(2), quiet=True)
     assert a["shortlist"] == b["shortlist"]
     assert rows_of(tmp_path / "a.db") == rows_of(tmp_path / "b.db")
-    assert a["counts"]["sampled"] == len(rows_of(tmp_path / "a.db")) < 3000      # de-duplicated
+    if space == "nb201":
+        assert a["counts"]["sampled"] == len(rows_of(tmp_path / "a.db")) < 3000      # de-duplicated
+
+
+def test_network_proxies_are_identical_whatever_the_worker_count(tmp_path):
+    cfg = ScreenConfig(space="mbv2", n=300, chunk=100, survivors=3, top=2, seed=5, proxy_scale=0.25)
+    a = run_screen(cfg, str(tmp_path / "a.db"), backend=LocalBackend(1), quiet=True)
+    b = run_screen(cfg, str(tmp_path / "b.db"), backend=LocalBackend(2), quiet=True)
+    assert a["counts"]["scored"] == 3 and a["shortlist"] == b["shortlist"]
+    assert rows_of(tmp_path / "a.db") == rows_of(tmp_path / "b.db")
+
+
+def test_local_workers_get_num_cpus_threads_and_the_caller_keeps_its_environment():
+    before = os.environ.get("OPENBLAS_NUM_THREADS")
+    got = list(LocalBackend(2).map(os.getenv, ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"],
+                                   resources={"num_cpus": 1}))
+    assert got == ["1", "1"]
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == before
+
+
+def _keys_by_hand(space, code):
+    """mbv2 segment keys from the decoded architecture (the layout documented in spaces/mbv2.py)."""
+    res, stem, head, stages = space.decode(code)
+    h, c, keys = (res - 1) // 2 + 1, stem, [(res << 17) | stem]
+    for blocks, stride, slots in zip(stages, space.curated.strides, space.curated.slots):
+        for j in range(slots):
+            if j >= len(blocks):
+                keys.append(-1)
+                continue
+            typ, k, e, c_out = blocks[j]
+            s = stride if j == 0 else 1
+            keys.append((1 << 61) | (typ << 60) | (k << 56) | (e << 49) | (c << 32) | (c_out << 15) | (s << 13) | h)
+            h, c = (h - 1) // s + 1, c_out
+    return keys + [(2 << 61) | (c << 30) | (head << 13) | h]
+
+
+def test_mbv2_sampling_is_curated_and_segment_keys_match_the_decoded_blocks():
+    space = get_space("mbv2")
+    codes = space.sample_codes(300, np.random.default_rng(4))
+    assert space.contains(codes).all()
+    assert np.array_equal(codes, space.sample_codes(300, np.random.default_rng(4)))
+    rows = np.vstack([codes, space.parse(MOBILENETV2)])                 # a non-curated member too
+    keys = space.segment_keys(rows)
+    assert keys.tolist() == [_keys_by_hand(space, r) for r in rows]
+    assert keys[-1].tolist() == space.segment_keys(rows[-1]).ravel().tolist()
+
+
+def test_proxy_scale_shrinks_mbv2_inputs_only():
+    mbv2 = get_space("mbv2")
+    codes = mbv2.sample_codes(50, np.random.default_rng(1))
+    scaled = proxy_codes(mbv2, codes, 0.75)
+    assert sorted(set(scaled[:, 0].tolist())) == [120, 144, 168]
+    assert np.array_equal(scaled[:, 1:], codes[:, 1:]) and codes[:, 0].min() >= 160       # input untouched
+    assert proxy_codes(mbv2, codes, 0.01)[:, 0].min() == 32
+    nb201 = get_space("nb201")
+    cells = nb201.sample_codes(5, np.random.default_rng(1))
+    assert proxy_codes(nb201, cells, 0.5) is cells
+    with pytest.raises(UserError, match=r"--proxy-scale must be in \(0, 1\], got 1.5"):
+        run_screen(ScreenConfig(space="mbv2", n=10, proxy_scale=1.5), "unused.db", quiet=True)
 
 
 def test_constraints_filter_and_impossible_ones_name_the_tightest(tmp_path):

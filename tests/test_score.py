@@ -9,6 +9,7 @@ from spaces import get_space
 from zeroshot.cli import main
 from zeroshot.data import load_data, synthetic_data, validate
 from zeroshot.errors import UserError
+from zeroshot.proxies.kernels import NARROW_BITS, count_distinct_rows, pack_signs
 from zeroshot.score import DEFAULT_PROXIES, compute_proxies, rank_aggregate, score
 
 CELLS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
@@ -156,3 +157,15 @@ def test_score_is_deterministic_for_a_seed():
     _, vc = score(space, codes, seed=6, batch_size=8)
     assert np.array_equal(a, b) and all(np.array_equal(va[n], vb[n]) for n in va)
     assert not np.array_equal(va["meco"], vc["meco"])
+
+
+@pytest.mark.parametrize("samples", [1, 16, NARROW_BITS, NARROW_BITS + 1, 64, 65])
+def test_distinct_patterns_narrow_and_wide_paths_agree_with_unique(samples):
+    """swap's count: the bitmap path (one word of at most NARROW_BITS bits) and the hash path."""
+    rng = np.random.default_rng(samples)
+    units = rng.standard_normal((5000, samples)).astype(np.float32)
+    units[:2000] = units[:1] * (rng.random((2000, 1)) + 0.5)                 # many repeated patterns
+    units[:, :samples // 2] = np.abs(units[:, :samples // 2]) * (samples % 2 * 2 - 1)     # biased columns
+    expect = len(np.unique(units > 0, axis=0))
+    assert count_distinct_rows(pack_signs(units)) == expect
+    assert count_distinct_rows(pack_signs(units[:1])) == 1

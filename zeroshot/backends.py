@@ -11,9 +11,11 @@ Example
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
 from .errors import UserError
@@ -23,7 +25,10 @@ BACKENDS = ("local", "ray")
 
 class LocalBackend:
     """``workers`` processes (1: in this process).  ``init(*init_args)`` runs once in each worker.
-    ``resources`` (Ray's per-task resources, e.g. ``{"num_gpus": 1}``) is ignored locally."""
+    Of ``resources`` (Ray's per-task resources, e.g. ``{"num_gpus": 1}``) only ``num_cpus`` counts locally:
+    the threads of each worker's BLAS / OpenMP pools.  Those pools are sized when the libraries load, so such
+    workers are started fresh (spawned) rather than forked with this process's pools; without ``num_cpus``
+    they are forked and inherit what this process built (caches)."""
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or min(os.cpu_count() or 1, 2)
@@ -35,9 +40,15 @@ class LocalBackend:
                 init(*init_args)
             yield from map(fn, items)
             return
+        threads = (resources or {}).get("num_cpus")
+        context, env = None, {}
+        if threads:
+            context = multiprocessing.get_context("spawn")
+            env = {k: str(int(threads)) for k in _THREAD_VARIABLES}
         # At most two tasks per worker in flight: results never pile up while the caller consumes them,
         # so memory stays flat however many chunks there are.
-        with ProcessPoolExecutor(self.workers, initializer=init, initargs=init_args) as pool:
+        with _environment(env), ProcessPoolExecutor(self.workers, mp_context=context, initializer=init,
+                                                    initargs=init_args) as pool:
             pending: deque = deque()
             for item in items:
                 pending.append(pool.submit(fn, item))
@@ -45,6 +56,24 @@ class LocalBackend:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def _environment(env: dict):
+    """``os.environ`` updated with ``env`` inside the block (what spawned workers start with)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class RayBackend:

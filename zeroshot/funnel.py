@@ -6,7 +6,11 @@ Stages, each cheaper per candidate than the next:
 2. hardware cost (exact counts, device latency, model bytes) and topology-only proxies for whole chunks
    (Cython, segment cache); drop what breaks the constraints;
 3. keep the best ``survivors`` by the cheap score plus the Pareto front of (cheap score, latency);
-4. network proxies (torch, shared passes) on the survivors;
+4. network proxies (torch, shared passes) on the survivors, at ``proxy_scale`` times their input side in
+   spaces whose codes carry the input resolution (mbv2 by default 0.75: 120-168 px instead of 160-224 px,
+   at 0.56 of the cost; on 40 survivors of a separate screen the default score's ranking agrees with full
+   resolution at Kendall 0.887 / Spearman 0.979, where two seeds at full resolution agree at 0.951 / 0.993;
+   ``python benchmarks/funnel_speed.py --scale-check``, ``benchmarks/results/funnel_proxy_scale.md``);
 5. shortlist the top ``top`` by the default score plus the Pareto front of (score, latency).
 
 Chunk ``i`` is a pure function of (config, i), results are consumed in chunk order, and each chunk is
@@ -16,7 +20,7 @@ killed run resumes losing at most the chunk in flight.
 Example
 -------
 >>> cfg = ScreenConfig(space="nb201", n=2000, survivors=0, top=5, device="mobile-npu-16")
->>> # result = run_screen(cfg, "screen.db")     # doctest: +SKIP
+>>> result = run_screen(cfg, "screen.db")     # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -56,6 +60,7 @@ class ScreenConfig:
     cheap: str = "entropy"
     data: str | None = None
     batch_size: int = 16            # swap reads 16 samples, meco one input: a larger batch only costs time
+    proxy_scale: float = 0.75       # stage 4 input side, relative to each candidate's own (see the docstring)
 
     def constraints(self) -> dict[str, float]:
         """Active constraints as metric name -> maximum."""
@@ -107,42 +112,68 @@ def _enumeration(space) -> np.ndarray:
     return _WORKER["enum"]
 
 
-def cost_chunk(i: int) -> tuple[int, np.ndarray, dict]:
-    """Stages 1-2 of chunk ``i`` (worker side): codes and their metrics."""
-    cfg, space = _WORKER["cfg"], _WORKER["space"]
-    codes = chunk_codes(cfg, space, i)
-    return i, codes, _WORKER["estimator"].evaluate(codes)
+def cost_chunk(i: int) -> tuple[int, dict]:
+    """Stages 1-2 of chunk ``i`` (worker side): the metrics of its candidates.  Not the codes: the caller
+    regenerates them with :func:`chunk_codes` (cheaper than sending them between processes)."""
+    return i, _WORKER["estimator"].evaluate(chunk_codes(_WORKER["cfg"], _WORKER["space"], i))
+
+
+def proxy_codes(space, codes: np.ndarray, scale: float) -> np.ndarray:
+    """The networks stage 4 scores: each candidate with its input side times ``scale`` (rounded, at least
+    32 pixels) in a space whose codes hold the resolution (``space.resolution_column``); others as they are."""
+    column = getattr(space, "resolution_column", None)
+    if column is None or scale == 1:
+        return codes
+    out = np.array(codes, dtype=np.int64)
+    out[:, column] = np.maximum(32, np.rint(out[:, column] * scale)).astype(np.int64)
+    return out
 
 
 def network_chunk(archs: list[str]) -> list[dict]:
     """Stage 4 (worker side): the default score's proxies of a few architectures, each at its own input
-    resolution (the ``--data`` images resized, or seeded synthetic input of that shape)."""
+    resolution times ``proxy_scale`` (the ``--data`` images resized, or seeded synthetic input of that
+    shape)."""
+    import torch
+
     from .data import load_data
     from .score import DEFAULT_PROXIES, compute_proxies
     cfg, space = _WORKER["cfg"], _WORKER["space"]
-    codes = np.array([space.parse(a) for a in archs], dtype=np.int64)
+    codes = proxy_codes(space, np.array([space.parse(a) for a in archs], dtype=np.int64), cfg.proxy_scale)
     if cfg.data and "data" not in _WORKER:
         _WORKER["data"] = load_data(cfg.data)
-    values = compute_proxies(space, codes, DEFAULT_PROXIES, _WORKER.get("data"), cfg.seed, cfg.batch_size)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)        # as in the workers: conv sums differ in the last bits with the threads
+    try:
+        values = compute_proxies(space, codes, DEFAULT_PROXIES, _WORKER.get("data"), cfg.seed, cfg.batch_size)
+    finally:
+        torch.set_num_threads(threads)
     return [{name: float(v[i]) for name, v in values.items()} for i in range(len(archs))]
 
 
 # ------------------------------------------------------------------ coordinator
+def cost_chunks(cfg: ScreenConfig, backend, todo: list[int]):
+    """``(i, metrics)`` of the chunks ``todo``, in order (stages 1-2).  The first runs in this process:
+    it fills the segment cache, which local worker processes, forked afterwards, inherit instead of each
+    lowering the same segments again."""
+    cfg_dict = asdict(cfg)
+    _init_worker(cfg_dict)
+    if todo:
+        yield cost_chunk(todo[0])
+        yield from backend.map(cost_chunk, todo[1:], init=_init_worker, init_args=(cfg_dict,))
+
+
 def n_chunks(cfg: ScreenConfig, space) -> int:
     total = space.size if cfg.all else cfg.n
     return -(-total // cfg.chunk)
 
 
 def pareto_front(score: np.ndarray, latency: np.ndarray) -> np.ndarray:
-    """Indices of points not dominated in (higher score, lower latency)."""
+    """Indices of points not dominated in (higher score, lower latency), by increasing latency: those
+    scoring strictly more than every point at least as fast (NaN scores never)."""
     order = np.lexsort((-score, latency))
-    best = -np.inf
-    keep = []
-    for i in order:
-        if score[i] > best:
-            keep.append(i)
-            best = score[i]
-    return np.array(keep, dtype=np.int64)
+    s = np.asarray(score, dtype=np.float64)[order]
+    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(np.where(np.isnan(s), -np.inf, s))[:-1]])
+    return order[s > best_before].astype(np.int64)
 
 
 def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backend=None,
@@ -156,6 +187,8 @@ def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backe
         raise UserError(f"-n must be a positive number of candidates, got {cfg.n}")
     if cfg.survivors < 0 or cfg.top < 1:
         raise UserError("--survivors must be >= 0 and --top >= 1")
+    if not 0 < cfg.proxy_scale <= 1:
+        raise UserError(f"--proxy-scale must be in (0, 1], got {cfg.proxy_scale}")
     load_device(cfg.device)                       # fail early on a bad device or data file
     if cfg.data:
         from .data import load_data
@@ -168,7 +201,7 @@ def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backe
         run_id = resume
         stored = store.run_config(run_id)
         if stored != asdict(cfg):
-            cfg = ScreenConfig(**stored)
+            cfg = ScreenConfig(**{"proxy_scale": 1.0, **stored})     # runs from before proxy_scale: full size
     backend = backend or LocalBackend(1)
     cfg_dict = asdict(cfg)
     _init_worker(cfg_dict)
@@ -183,7 +216,8 @@ def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backe
     todo = [i for i in range(total_chunks) if i not in done]
     new_rows = 0
     bar = progress(total=total_chunks, initial=len(done), desc="cost", unit="chunk", disable=quiet)
-    for i, codes, metrics in backend.map(cost_chunk, todo, init=_init_worker, init_args=(cfg_dict,)):
+    for i, metrics in cost_chunks(cfg, backend, todo):
+        codes = chunk_codes(cfg, space, i)
         ok = np.ones(len(codes), bool)
         for name, limit in constraints.items():
             fails = metrics[name] > limit
@@ -232,8 +266,10 @@ def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backe
         batches = [(j, names[s:s + per]) for j, s in enumerate(range(0, len(names), per)) if j not in scored]
         bar = progress(total=len(names), initial=len(names) - sum(len(b) for _, b in batches),
                        desc="proxies", unit="arch", disable=quiet)
+        # one thread per task: local workers share the cores (threaded BLAS on a loaded machine mostly spins)
         for (j, batch), results in zip(batches, backend.map(network_chunk, [b for _, b in batches],
-                                                            init=_init_worker, init_args=(cfg_dict,))):
+                                                            init=_init_worker, init_args=(cfg_dict,),
+                                                            resources={"num_cpus": 1})):
             store.write_chunk(run_id, j, [(a, SCORED, m) for a, m in zip(batch, results)], stage_marker=SCORED)
             bar.update(len(batch))
         bar.close()

@@ -32,6 +32,9 @@ def register(sub):
     p.add_argument("--cheap", default=DEFAULTS["cheap"], help="topology proxy of the cheap screen")
     p.add_argument("--data", help="NPZ of images (x) and labels (y) for the network proxies")
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--proxy-scale", type=float, default=DEFAULTS["proxy_scale"],
+                   help="input side of the network proxies relative to each candidate's (mbv2; default "
+                        "%(default)s, 1 = full resolution)")
     p.add_argument("--chunk", type=int, default=DEFAULTS["chunk"], help="candidates per chunk")
     p.add_argument("--db", help="SQLite results file (default zeroshot-SPACE.db)")
     p.add_argument("--resume", metavar="RUN|last", help="resume a run of --db")
@@ -53,7 +56,8 @@ def config_from_args(args) -> ScreenConfig:
                         device=args.device, max_latency_ms=args.max_latency_ms, max_params=args.max_params,
                         max_peak_kb=args.max_peak_kb, max_model_bytes=args.max_model_bytes,
                         survivors=args.survivors, top=args.top, seed=args.seed, chunk=args.chunk,
-                        precision=args.precision, cheap=args.cheap, data=args.data, batch_size=args.batch_size)
+                        precision=args.precision, cheap=args.cheap, data=args.data, batch_size=args.batch_size,
+                        proxy_scale=args.proxy_scale)
 
 
 def run(args):

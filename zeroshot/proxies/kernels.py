@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._binary import count_distinct_sorted, hamming_gram as _hamming_gram, pack_signs as _pack_signs
-from .._binary import row_hashes
+from .._binary import count_distinct_narrow, count_distinct_sorted, hamming_gram as _hamming_gram
+from .._binary import pack_signs as _pack_signs, row_hashes
 from .._linalg import cholesky_logdet_inplace, eigvalsh_inplace, sum_log_abs
+
+NARROW_BITS = 26        # one-word codes below 2**26 are counted with a bitmap (8 MiB at most)
 
 
 def pack_signs(x) -> np.ndarray:
@@ -43,9 +45,15 @@ def hamming_gram(codes, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def count_distinct_rows(codes) -> int:
-    """Number of distinct rows of a packed code matrix (hash, sort, exact check of equal hashes)."""
+    """Number of distinct rows of a packed code matrix: a bitmap for one-word codes of at most
+    :data:`NARROW_BITS` bits (sample-wise patterns of up to 26 samples, linear time), otherwise hash, sort
+    and an exact check of equal hashes."""
     codes = _codes(codes)
     n = codes.shape[0]
+    if codes.shape[1] == 1 and n:
+        bits = int(np.bitwise_or.reduce(codes[:, 0])).bit_length()
+        if bits <= NARROW_BITS:
+            return int(count_distinct_narrow(codes, np.zeros(max(1, (1 << bits) >> 6), np.uint64)))
     hashes = np.empty(n, np.uint64)
     row_hashes(codes, hashes)
     order = np.argsort(hashes, kind="stable").astype(np.int64)
