@@ -69,6 +69,11 @@ class Device(ABC):
         arch_of = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))    # (reduceat mishandles empty archs)
         return np.bincount(arch_of, weights=per_kernel, minlength=len(kt)) + self.model_overhead_ms
 
+    def for_space(self, space_name: str) -> "Device":
+        """The device as it costs architectures of search space ``space_name`` (kinds with per-space
+        corrections override this; by default the same device)."""
+        return self
+
     def summary(self) -> str:
         """One line on the device's main parameters (``zeroshot device list``)."""
         return self.description.split(". ")[0]

@@ -38,7 +38,7 @@ class Estimator:
         model_bytes(np.zeros(1, np.int64), precision)          # validates the precision
         metrics = count_metrics(precision)
         if device is not None:
-            metrics["latency_ms"] = latency_metric(device)
+            metrics["latency_ms"] = latency_metric(device.for_space(space.name))
         metrics.update(extra or {})
         self.precision = precision
         self.evaluator = SegmentedEvaluator(space, metrics)

@@ -6,8 +6,10 @@ time slices taken by other processes on a shared machine do not count (their con
 memory does); otherwise it is wall time, with ``torch.cuda.synchronize`` around samples on a GPU.  Items
 are timed *interleaved*: each round takes one sample of every item in a shuffled order, so a burst of
 load from other processes spreads over all items instead of spoiling one.  A sample is the mean of
-enough back-to-back calls to last ``min_sample_ms``; an item's latency is the median of its samples and
-its noise the relative inter-quartile range (IQR / median).
+enough back-to-back calls to last ``min_sample_ms``, after one untimed call that brings the item's
+weights back into the caches (so an item's latency does not depend on how many others it is interleaved
+with); an item's latency is the median of its samples and its noise the relative inter-quartile range
+(IQR / median).
 
 Kernels are timed as one-kernel networks (:func:`estimator.sampling.kernel_arch`) through the same
 executor as whole models (:func:`spaces.builder.build`); the fixed cost of calling an executor, paid
@@ -100,13 +102,16 @@ def pick_clock(clock: str, dev: torch.device, threads: int | None) -> str:
 
 def time_calls(calls: Sequence[Callable[[], object]], rounds: int = 15, warmup: int = 2,
                min_sample_ms: float = 1.0, seed: int = 0, sync: Callable[[], None] | None = None,
-               clock: str = "wall") -> list[Timing]:
+               clock: str = "wall", warm: int = 1) -> list[Timing]:
     """Interleaved timing of argument-free callables; one :class:`Timing` per callable.
 
     Each callable is first run ``warmup`` times and its number of calls per sample chosen so that a
     sample lasts about ``min_sample_ms``; then ``rounds`` rounds take one sample of each, in an order
-    shuffled per round (``seed``).  ``sync`` (for example ``torch.cuda.synchronize``) is called around
-    every sample; ``clock`` names an entry of :data:`CLOCKS`.
+    shuffled per round (``seed``); each sample follows ``warm`` untimed calls of the same callable, so it
+    finds the caches as a callable run back to back does, whatever ran before it in the round (without,
+    a small network measured among a hundred others pays for fetching its weights afresh: up to 30 % on
+    this machine).  ``sync`` (for example ``torch.cuda.synchronize``) is called around every sample;
+    ``clock`` names an entry of :data:`CLOCKS`.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
@@ -131,6 +136,8 @@ def time_calls(calls: Sequence[Callable[[], object]], rounds: int = 15, warmup: 
             rng.shuffle(order)
             for i in order:
                 fn, number = calls[i], numbers[i]
+                for _ in range(warm):
+                    fn()
                 sync()
                 t0 = clock()
                 for _ in range(number):
@@ -145,7 +152,7 @@ def time_calls(calls: Sequence[Callable[[], object]], rounds: int = 15, warmup: 
 
 def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1, device: str = "auto",
                   rounds: int = 15, warmup: int = 2, min_sample_ms: float = 1.0, chunk: int = 32,
-                  seed: int = 0, clock: str = "auto") -> list[Timing]:
+                  seed: int = 0, clock: str = "auto", warm: int = 1) -> list[Timing]:
     """End-to-end latency of each architecture (torch, eval mode, batch ``batch``).
 
     Architectures are built and timed interleaved in groups of ``chunk`` (bounding memory).
@@ -163,7 +170,7 @@ def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1
                 net = build(arch).eval().to(dev)
                 x = torch.randn((batch, *arch.input_shape), generator=gen).to(dev)
                 calls.append(lambda net=net, x=x: net(x))
-            out += time_calls(calls, rounds, warmup, min_sample_ms, seed + start, sync, clock)
+            out += time_calls(calls, rounds, warmup, min_sample_ms, seed + start, sync, clock, warm)
     return out
 
 

@@ -1,15 +1,20 @@
 """The ``measured`` device kind: kernel latencies learned from measurements on a real machine.
 
 nn-Meter's recipe on torch: kernel configurations drawn from the layers of the search spaces
-(:mod:`estimator.sampling`) are timed one by one (:mod:`estimator.measure`), one scikit-learn random
-forest per kernel type learns latency from the kernel's features, a few rounds of adaptive sampling
-measure channel variations of the configurations the forest gets wrong (out-of-bag error over 10% and
-over twice their own measurement noise), and
-a model's latency is the sum of its kernels' predictions.  Whole models also pay costs no single kernel
-shows (a kernel timed alone finds its input and weights in cache and reuses its output buffer); a
-correction ``scale * prediction + ms_per_mb * MB its ops write`` per kernel plus ``intercept_ms`` per
-model (:attr:`~estimator.devices.Device.model_overhead_ms`) is fitted by non-negative least squares of
-relative error on a few end-to-end measured calibration models.
+(:mod:`estimator.sampling`) are timed one by one (:mod:`estimator.measure`), one regressor per kernel
+type learns latency from the kernel's features (:class:`BaselineForest`: a non-negative linear baseline of
+the kernel's work, which extrapolates to larger kernels, times a random forest's correction), a few
+rounds of adaptive sampling measure channel variations of the configurations the regressor gets wrong
+(out-of-bag error over 10% and over twice their own measurement noise), and a model's latency is the sum
+of its kernels' predictions.  Whole models also pay costs no single kernel shows (a kernel timed alone
+finds its input and weights in cache and reuses its output buffer); a correction ``scale * prediction +
+ms_per_mb * MB its ops write`` per kernel plus ``intercept_ms`` per model
+(:attr:`~estimator.devices.Device.model_overhead_ms`) is fitted by non-negative least squares of relative
+error on end-to-end measured calibration models, once per profiled space (the models of each space pay
+these costs differently; on this machine's CPU the pooled correction puts 85 % of mbv2 networks within
++-10 %, mbv2's own 92 %: benchmarks/results/estimator_accuracy.md) and once pooled over all spaces, for
+other spaces (:meth:`MeasuredDevice.for_space`).  The calibration models are measured on several
+occasions spread over the profile, so that they see the same mix of machine load as the kernels.
 
 A device is a JSON file naming a model file beside it (joblib, with the scikit-learn version that wrote
 it and its SHA-256); loading it under another scikit-learn version, or with a changed model file, fails
@@ -27,6 +32,7 @@ True
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -61,33 +67,91 @@ def feature_matrix(cols: dict, rows: np.ndarray | slice = slice(None)) -> np.nda
     return np.stack([np.asarray(cols[f])[rows] for f in FEATURES], axis=1).astype(np.float64)
 
 
-def fit_regressor(x: np.ndarray, y_ms: np.ndarray, seed: int = 0):
-    """Random forest on log latency (relative errors weigh the same for small and large kernels)."""
-    from sklearn.ensemble import RandomForestRegressor
+#: Work terms of the linear baseline of :class:`BaselineForest`: MACs, elements read and written, weights.
+_WORK = tuple(FEATURES.index(f) for f in ("macs", "in_elems", "out_elems", "weight_elems"))
 
-    reg = RandomForestRegressor(n_estimators=64, min_samples_leaf=1, max_features=0.6, oob_score=len(x) >= 8,
-                                random_state=seed, n_jobs=1)
-    return reg.fit(x, np.log(np.maximum(y_ms, 1e-5)))
+
+def _work(x: np.ndarray) -> np.ndarray:
+    return np.concatenate([x[:, _WORK] / 1e6, np.ones((len(x), 1))], axis=1)
+
+
+class BaselineForest:
+    """Log latency = log(non-negative linear baseline of the work terms) + random-forest residual.
+
+    The baseline (non-negative least squares of relative error on MACs, elements read, written, weights
+    and a constant) extrapolates to kernels larger than any measured, where a forest alone predicts the
+    largest leaf it knows; the forest learns the efficiency left over (cache fits, vector widths).
+    ``predict`` and ``oob_prediction_`` give log milliseconds.
+    """
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def fit(self, x: np.ndarray, log_ms: np.ndarray) -> "BaselineForest":
+        from scipy.optimize import nnls
+        from sklearn.ensemble import RandomForestRegressor
+
+        y = np.exp(log_ms)
+        self.coef_, _ = nnls(_work(x) / y[:, None], np.ones(len(y)))
+        resid = log_ms - self._base(x)
+        self.forest_ = RandomForestRegressor(n_estimators=64, max_features=0.6, oob_score=len(x) >= 8,
+                                             random_state=self.seed, n_jobs=1).fit(x, resid)
+        oob = getattr(self.forest_, "oob_prediction_", None)
+        self.oob_prediction_ = None if oob is None else oob + self._base(x)
+        return self
+
+    def _base(self, x: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(_work(x) @ self.coef_, 1e-6))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self._base(x) + self.forest_.predict(x)
+
+
+def fit_regressor(x: np.ndarray, y_ms: np.ndarray, seed: int = 0) -> BaselineForest:
+    """A :class:`BaselineForest` on log latency (relative errors weigh the same for small and large
+    kernels)."""
+    return BaselineForest(seed).fit(x, np.log(np.maximum(y_ms, 1e-5)))
+
+
+POOLED = "*"          # key of the correction fitted on the calibration models of every space
 
 
 @register_kind
 class MeasuredDevice(Device):
-    """Per-kernel-type regressors plus a per-model correction (see the module docstring)."""
+    """Per-kernel-type regressors plus per-model corrections (see the module docstring).
+
+    ``corrections`` maps a space name, or :data:`POOLED`, to ``{scale, ms_per_mb, intercept_ms}``;
+    :meth:`for_space` gives the device applying one space's correction (the pooled one for spaces it was
+    not calibrated on), which is what :class:`~estimator.estimate.Estimator` uses.  A device used
+    directly applies the pooled correction.
+    """
 
     kind = "measured"
 
-    def __init__(self, name: str, regressors: dict, correction: dict, info: dict | None = None,
-                 fusion=DEFAULT_FUSION, description: str = ""):
+    def __init__(self, name: str, regressors: dict, corrections: dict, info: dict | None = None,
+                 fusion=DEFAULT_FUSION, description: str = "", space: str = POOLED):
         super().__init__(name, fusion, description)
         unknown = sorted(set(regressors) - set(KERNEL_TYPES))
         if unknown:
             raise DeviceError(f"regressors for unknown kernel type(s) {', '.join(unknown)}; {RETRAIN}")
         self.regressors = dict(regressors)
-        self.correction = {k: float(correction.get(k, d)) for k, d in
-                           (("scale", 1.0), ("ms_per_mb", 0.0), ("intercept_ms", 0.0))}
+        self.corrections = {key: {k: float(c.get(k, d)) for k, d in
+                                  (("scale", 1.0), ("ms_per_mb", 0.0), ("intercept_ms", 0.0))}
+                            for key, c in {POOLED: {}, **corrections}.items()}
+        self.space = space if space in self.corrections else POOLED
         self.info = dict(info or {})
         self.model_file: str | None = None        # set when saved or loaded
         self.model_sha256: str | None = None
+
+    @property
+    def correction(self) -> dict:
+        """The correction applied: that of :attr:`space`."""
+        return self.corrections[self.space]
+
+    def for_space(self, space_name: str) -> "MeasuredDevice":
+        dev = copy.copy(self)
+        dev.space = space_name if space_name in self.corrections else POOLED
+        return dev
 
     # ------------------------------------------------------------------ prediction
     def raw_kernel_ms(self, kt: KernelTable) -> np.ndarray:
@@ -108,8 +172,13 @@ class MeasuredDevice(Device):
         return out
 
     def kernel_latency_ms(self, kt: KernelTable) -> np.ndarray:
+        return self.apply_correction(self.raw_kernel_ms(kt), written_mb(kt), intercept=False)
+
+    def apply_correction(self, raw_ms, mb, intercept: bool = True):
+        """Corrected latency from raw predictions and megabytes written (of kernels, or summed per model
+        with ``intercept``)."""
         c = self.correction
-        return c["scale"] * self.raw_kernel_ms(kt) + c["ms_per_mb"] * written_mb(kt)
+        return c["scale"] * raw_ms + c["ms_per_mb"] * mb + (c["intercept_ms"] if intercept else 0.0)
 
     @property
     def model_overhead_ms(self) -> float:
@@ -124,7 +193,7 @@ class MeasuredDevice(Device):
         return {"kind": self.kind, "name": self.name, "description": self.description,
                 "fusion": list(self.fusion), "model_file": self.model_file, "model_sha256": self.model_sha256,
                 "sklearn_version": sklearn_version(), "kernel_types": sorted(self.regressors),
-                "features": list(FEATURES), "correction": self.correction, "info": self.info}
+                "features": list(FEATURES), "corrections": self.corrections, "info": self.info}
 
     def save(self, path) -> None:
         """Write the JSON device to ``path`` and its regressors to ``path`` with suffix ``.joblib``."""
@@ -153,6 +222,8 @@ class MeasuredDevice(Device):
         if list(d.get("features", ())) != list(FEATURES):
             raise DeviceError(f"device {name!r} uses kernel features {d.get('features')}, this version expects "
                               f"{list(FEATURES)}: {RETRAIN}")
+        if "corrections" not in d:
+            raise DeviceError(f"device {name!r} has no per-space corrections (an older format); {RETRAIN}")
         if not d.get("model_file"):
             raise DeviceError(f"device {name!r} names no model_file; {RETRAIN}")
         model = Path(path).parent / d["model_file"] if path is not None else Path(d["model_file"])
@@ -168,7 +239,7 @@ class MeasuredDevice(Device):
         if not isinstance(regressors, dict) or sorted(regressors) != sorted(d.get("kernel_types", ())):
             raise DeviceError(f"model file {model} does not hold regressors for the kernel types the device "
                               f"lists ({d.get('kernel_types')}); {RETRAIN}")
-        dev = cls(name, regressors, d.get("correction", {}), d.get("info"), d.get("fusion", DEFAULT_FUSION),
+        dev = cls(name, regressors, d["corrections"], d.get("info"), d.get("fusion", DEFAULT_FUSION),
                   d.get("description", ""))
         dev.model_file, dev.model_sha256 = d["model_file"], d.get("model_sha256")
         return dev
@@ -233,17 +304,27 @@ def fit_correction(raw_sum_ms: np.ndarray, mb: np.ndarray, measured_ms: np.ndarr
     return {"scale": float(coef[0]), "ms_per_mb": float(coef[1]), "intercept_ms": float(coef[2])}
 
 
+def calibration_archs_of(space, n: int, seed: int = 0) -> list[str]:
+    """The ``n`` calibration architectures of ``space`` that :func:`profile` measures with ``seed``."""
+    return space.sample(min(n, space.size), seed=seed + 1)
+
+
 def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, device: str = "auto",
-            seed: int = 0, archs_per_space: int = 500, calibration_archs: int = 12, refine_rounds: int = 3,
-            max_passes: int = 5, neighbours_per_miss: int = 2, clock: str = "auto", name: str = "local",
+            seed: int = 0, archs_per_space: int = 500, calibration_archs: int = 40, refine_rounds: int = 3,
+            max_passes: int = 5, neighbours_per_miss: int = 2, calibration_rounds: int = 3, clock: str = "auto",
+            name: str = "local",
             log=None) -> MeasuredDevice:
     """Measure this machine and fit a :class:`MeasuredDevice` within about ``budget_s`` seconds.
 
     Budget shares: the kernels of ``archs_per_space`` random architectures of each space, most frequent
     first, then up to ``max_passes`` passes re-measuring them (their latency is the median over passes),
-    50 %; adaptive refinement 30 %; calibration models (``calibration_archs`` per space) the rest.
+    65 %; adaptive refinement up to 90 % (it often needs less).  The ``calibration_archs`` calibration
+    models of each space are measured ``calibration_rounds`` rounds before, between and after the kernel
+    passes (their latency is the median over these occasions), so that both see the same mix of machine
+    conditions.
     ``clock``: see :func:`estimator.measure.pick_clock`.  ``log`` (a callable taking a string) receives
-    progress lines.  The measurements stay on the result as ``samples`` (not saved).
+    progress lines.  The measurements stay on the result (not saved): kernels as ``samples``, calibration
+    models as ``calibration`` (dict of arrays: arch, space, measured_ms, raw_ms, mb).
     """
     import torch
 
@@ -270,13 +351,31 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
                                                clock=clock))
         return True
 
+    # calibration models, measured a few rounds on every occasion (before, between and after the kernel
+    # passes) so that they see the same mix of machine conditions as the kernels
+    texts, of_space, cal = [], [], []
+    for space in spaces:
+        picked = calibration_archs_of(space, calibration_archs, seed)
+        texts += picked
+        of_space += [space.name] * len(picked)
+        cal += [space.to_ir(t) for t in picked]
+    cal_ms: list[list[float]] = [[] for _ in cal]
+
+    def calibrate_once():
+        timings = measure_archs(cal, threads, device=dev, rounds=calibration_rounds, seed=seed + len(cal_ms[0]),
+                                clock=clock, chunk=max(1, calibration_archs))
+        for ms, t in zip(cal_ms, timings):
+            ms.append(t.median_ms)
+
+    calibrate_once()
     order = pool.draw(len(pool), rng)
     firsts = {r["type"]: i for i, r in reversed(list(enumerate(order)))}    # one of each type up front
     order = [order[i] for i in firsts.values()] + [r for i, r in enumerate(order) if i not in firsts.values()]
     for p in range(max_passes):
-        if not measure(order, 0.5 * budget_s):
+        if not measure(order, 0.65 * budget_s):
             break
-        log(f"pass {p + 1}: {len(samples)} kernels measured in {spent():.0f} s")
+        calibrate_once()
+        log(f"pass {p + 1}: {len(samples)} kernels and {len(cal)} calibration models measured in {spent():.0f} s")
     regs, errors = fit_all(samples, seed)
     for r in range(refine_rounds):
         keys = list(samples.rows)
@@ -290,21 +389,27 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
             f"{len(new)} neighbours")
         if not new:
             break
-        measure(new, (0.5 + 0.3 * (r + 1) / refine_rounds) * budget_s)
+        measure(new, (0.65 + 0.25 * (r + 1) / refine_rounds) * budget_s)
         regs, errors = fit_all(samples, seed)
+    calibrate_once()
+    log(f"calibration models measured on {len(cal_ms[0])} occasions; {spent():.0f} s")
     result = MeasuredDevice(name, regs, {}, fusion=DEFAULT_FUSION)
-    # per-model correction from whole models measured end to end
-    cal = []
-    for space in spaces:
-        cal += [space.to_ir(s) for s in space.sample(min(calibration_archs, space.size), seed=seed + 1)]
-    table = to_table(cal)
-    timings = measure_archs(cal, threads, device=dev, seed=seed, clock=clock, chunk=len(cal))
-    measured = np.array([t.median_ms for t in timings])
-    kt = decompose(table, result.fusion)
+    # per-model corrections from whole models measured end to end: one per space and a pooled one
+    kt = decompose(to_table(cal), result.fusion)
     owner = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))
-    per_arch = lambda v: np.bincount(owner, weights=v, minlength=len(kt))  # noqa: E731
-    result.correction = fit_correction(per_arch(result.raw_kernel_ms(kt)), per_arch(written_mb(kt)), measured)
-    within = float(np.mean(np.abs(result.latency_ms(table) - measured) / measured <= 0.10))
+    raw = np.bincount(owner, weights=result.raw_kernel_ms(kt), minlength=len(kt))
+    mb = np.bincount(owner, weights=written_mb(kt), minlength=len(kt))
+    measured = np.array([np.median(ms) for ms in cal_ms])
+    of_space = np.array(of_space)
+    corrections = {POOLED: fit_correction(raw, mb, measured)}
+    for sp in dict.fromkeys(of_space):
+        m = of_space == sp
+        corrections[sp] = fit_correction(raw[m], mb[m], measured[m])
+    result.corrections = corrections
+    pred = np.array([result.for_space(sp).apply_correction(r, b) for sp, r, b in zip(of_space, raw, mb)])
+    err = np.abs(pred - measured) / measured
+    within = float(np.mean(err <= 0.10))
+    within_space = {sp: float(np.mean(err[of_space == sp] <= 0.10)) for sp in dict.fromkeys(of_space)}
     oob = errors[np.isfinite(errors)]
     noise = [n for ns in samples.noise.values() for n in ns]
     result.info = {
@@ -314,9 +419,13 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
         "kernels_measured": len(samples), "call_overhead_ms": overhead,
         "kernel_noise_median": float(np.median(noise)) if noise else None,
         "kernel_oob_within_10pct": float(np.mean(oob <= 0.10)) if len(oob) else None,
-        "calibration_models": len(cal), "calibration_within_10pct": within,
+        "calibration_models": len(measured), "calibration_occasions": len(cal_ms[0]),
+        "calibration_within_10pct": within,
+        "calibration_within_10pct_per_space": within_space,
         "profile_seconds": round(spent(), 1), "seed": seed,
     }
     result.samples = samples
+    result.calibration = {"arch": np.array(texts), "space": of_space, "measured_ms": measured, "raw_ms": raw,
+                          "mb": mb}
     log(f"done in {spent():.0f} s: {len(samples)} kernels, calibration models within 10%: {within:.0%}")
     return result

@@ -10,7 +10,8 @@ from estimator.kernels import KT, decompose
 from estimator.measure import Timing, at_resolution, measure_archs, measure_kernels, pinned_threads, time_calls
 from estimator.estimate import Estimator
 from estimator.kernels import KERNEL_TYPES
-from estimator.measured import FEATURES, MeasuredDevice, feature_matrix, fit_regressor, profile, written_mb
+from estimator.measured import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, profile,
+                                written_mb)
 from estimator.sampling import KernelPool, canonical, kernel_arch, kernel_rows, neighbours
 from spaces import get_space, to_table
 from zeroshot.cli import main
@@ -35,6 +36,15 @@ def test_time_calls_orders_work_and_pins_threads():
     with pytest.raises(ValueError, match="positive"):
         with pinned_threads(0):
             pass
+
+
+def test_every_sample_follows_untimed_warm_calls():
+    import time
+
+    calls = []
+    timing, = time_calls([lambda: (calls.append(1), time.sleep(0.002))], rounds=3, warmup=2, min_sample_ms=1.0,
+                         warm=1)
+    assert len(calls) == 2 + 3 * (1 + 1) and timing.median_ms >= 2.0    # warm-ups, then per round 1 + 1
 
 
 @pytest.mark.parametrize("name, options", [("nb201", {}), ("fbnet", {}), ("mbv2", {})])
@@ -94,13 +104,15 @@ def tiny_device(tmp_path_factory):
 def test_profile_predicts_and_round_trips(tiny_device):
     space, dev, path = tiny_device
     table = to_table([space.to_ir(s) for s in space.sample(5, seed=9)])
-    pred = dev.latency_ms(table)
+    assert set(dev.corrections) == {POOLED, "nb201"} and dev.info["calibration_models"] == 3
+    pred = dev.for_space("nb201").latency_ms(table)
     assert pred.shape == (5,) and np.all(pred > 0)
     assert dev.info["kernels_measured"] > 0 and dev.info["clock"] == "thread"
     assert path.with_suffix(".joblib").exists()
     loaded = load_device(str(path))
     assert isinstance(loaded, MeasuredDevice)
-    np.testing.assert_allclose(loaded.latency_ms(table), pred)
+    np.testing.assert_allclose(loaded.for_space("nb201").latency_ms(table), pred)
+    assert loaded.corrections == dev.corrections
     assert loaded.to_dict()["model_file"] == "tiny.joblib"
 
 
@@ -117,10 +129,30 @@ def test_written_bytes_and_segmented_estimate_match_whole_architectures():
     y = 1e-6 * (x[:, FEATURES.index("macs")] + 50 * x[:, FEATURES.index("out_elems")]) + 1e-3
     regs = {KERNEL_TYPES[t]: fit_regressor(x[kt.cols["type"] == t], y[kt.cols["type"] == t])
             for t in np.unique(kt.cols["type"])}
-    dev = MeasuredDevice("made-up", regs, {"scale": 1.1, "ms_per_mb": 0.01, "intercept_ms": 0.7})
-    whole = dev.latency_ms(table)
+    dev = MeasuredDevice("made-up", regs, {POOLED: {"scale": 1.1, "ms_per_mb": 0.01, "intercept_ms": 0.7},
+                                           "mbv2": {"scale": 0.9, "ms_per_mb": 0.0, "intercept_ms": 2.0}})
+    whole = dev.for_space("mbv2").latency_ms(table)
     np.testing.assert_allclose(Estimator(space, dev).evaluate(codes)["latency_ms"], whole, rtol=1e-9)
-    np.testing.assert_allclose(whole, np.bincount(owner, weights=dev.kernel_latency_ms(kt)) + 0.7)
+    np.testing.assert_allclose(whole, 0.9 * np.bincount(owner, weights=dev.raw_kernel_ms(kt)) + 2.0)
+    # used directly, or for a space it was not calibrated on, the device applies the pooled correction
+    pooled = np.bincount(owner, weights=dev.kernel_latency_ms(kt)) + 0.7
+    np.testing.assert_allclose(dev.latency_ms(table), pooled)
+    np.testing.assert_allclose(dev.for_space("fbnet").latency_ms(table), pooled)
+    assert dev.for_space("mbv2").correction["intercept_ms"] == 2.0 and dev.correction["intercept_ms"] == 0.7
+
+
+def test_regressor_extrapolates_to_larger_kernels():
+    # latency linear in MACs and elements: a forest alone would cap large kernels at the largest it saw
+    rng = np.random.default_rng(0)
+    x = np.zeros((400, len(FEATURES)))
+    for f in ("macs", "in_elems", "out_elems", "weight_elems"):
+        x[:, FEATURES.index(f)] = rng.uniform(1e5, 1e7, 400) * (1e2 if f == "macs" else 1)
+    y = 2e-9 * x[:, FEATURES.index("macs")] + 1e-7 * x[:, FEATURES.index("out_elems")] + 0.01
+    small = x[:, FEATURES.index("macs")] < 5e8
+    reg = fit_regressor(x[small], y[small])
+    pred = np.exp(reg.predict(x[~small]))
+    assert np.all(np.abs(pred / y[~small] - 1) < 0.10)
+    assert np.all(np.isfinite(reg.oob_prediction_))
 
 
 def test_other_sklearn_version_is_refused(tiny_device, tmp_path):
@@ -132,6 +164,17 @@ def test_other_sklearn_version_is_refused(tiny_device, tmp_path):
     (tmp_path / d["model_file"]).write_bytes(path.with_suffix(".joblib").read_bytes())
     with pytest.raises(DeviceError, match=r"scikit-learn 0\.24\.2 .*retrain with `zeroshot device profile"):
         load_device(str(other))
+
+
+def test_device_without_per_space_corrections_is_refused(tiny_device, tmp_path):
+    _, _, path = tiny_device
+    d = json.loads(path.read_text())
+    d["correction"] = d.pop("corrections")[POOLED]            # the format before per-space corrections
+    old = tmp_path / "flat.json"
+    old.write_text(json.dumps(d))
+    (tmp_path / d["model_file"]).write_bytes(path.with_suffix(".joblib").read_bytes())
+    with pytest.raises(DeviceError, match="no per-space corrections.*retrain with"):
+        load_device(str(old))
 
 
 def test_changed_or_missing_model_file_is_refused(tiny_device, tmp_path):

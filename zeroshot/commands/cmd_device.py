@@ -81,8 +81,9 @@ def run_profile(args):
         raise UserError(f"cannot write {out}: {e.strerror}") from None
     i = dev.info
     print(f"zeroshot device profile: wrote {out} and {out.with_suffix('.joblib').name}: {i['kernels_measured']} "
-          f"kernels in {i['profile_seconds']:.0f} s; calibration models within 10%: "
-          f"{i['calibration_within_10pct']:.0%}", file=sys.stderr)
+          f"kernels in {i['profile_seconds']:.0f} s; calibration models within 10% (own space's correction): "
+          f"{', '.join(f'{k} {v:.0%}' for k, v in i['calibration_within_10pct_per_space'].items())}",
+          file=sys.stderr)
 
 
 ACTIONS = {"list": (add_list, run_list), "show": (add_show, run_show), "profile": (add_profile, run_profile)}
