@@ -1,7 +1,7 @@
 """Rank correlation of every proxy and of the default ``score`` with trained accuracy on NB201 CIFAR-10.
 
 Usage: python benchmarks/proxies_nb201.py [--n 1000] [--dev 600] [--seed 0] [--batch-size 64] [--cost-n 10]
-       [--few-shot 50] [--compute-only | --no-compute] [--reverse]
+       [--cost-mbv2 3] [--few-shot 50] [--compute-only | --no-compute] [--reverse]
 Writes benchmarks/results/proxies_nb201.md.  Needs ../shared/data (nb201/nb201_cifar10.csv and
 images/cifar10_test_846.npz).
 
@@ -123,6 +123,20 @@ def rank_features(values, names):
     return np.stack([log_ranks(n, values[n]) for n in names], axis=1)
 
 
+def cost_sets(space, reps, data, args):
+    """(label, architectures, x, y) on which the suite's cost is measured: NB201 cells at --batch-size and
+    at 16 real images; --cost-mbv2 MobileNetV2 nets (``default_rng(seed)`` samples at 128 px) on 16
+    Gaussian images with seeded labels (what ``zeroshot score`` uses without --data)."""
+    archs = [space.build_ir(c) for c in reps]
+    for b in dict.fromkeys((args.batch_size, 16)):
+        yield (f"NB201, {len(archs)} cells, batch {b}", archs, data.x[:b], data.y[:b])
+    if args.cost_mbv2:
+        mb = get_space("mbv2")
+        nets = [mb.to_ir(" ".join(["r128"] + c.split()[1:])) for c in mb.sample(args.cost_mbv2, seed=args.seed)]
+        x = torch.randn(16, 3, 128, 128, generator=torch.Generator().manual_seed(args.seed))
+        yield (f"MobileNetV2, {len(nets)} nets, 128 px, batch 16", nets, x, None)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000)
@@ -130,6 +144,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--cost-n", type=int, default=10)
+    ap.add_argument("--cost-mbv2", type=int, default=3, help="MobileNetV2 nets in the cost table")
     ap.add_argument("--few-shot", type=int, default=50)
     ap.add_argument("--compute-only", action="store_true", help="fill the cache, write no report")
     ap.add_argument("--no-compute", action="store_true",
@@ -203,22 +218,26 @@ def main():
         pred = few_shot(feats[nr:nr + k], val_acc[dev[:k]], feats[:nr])
         fs[k] = spearmanr(pred, test_acc[report])[0], kendalltau(pred, test_acc[report])[0]
 
-    # cost of the suite in forward+backward passes of the same network on the same batch
-    x, y = data.x[: args.batch_size], data.y[: args.batch_size]
-    costs = [suite_cost(space.build_ir(c), net_names, x, y, args.seed, repeats=1) for c in shuffled[: args.cost_n]]
-    ratios = [c["multiple"] for c in costs]
-    no_grasp = [suite_cost(space.build_ir(c), [n for n in net_names if n != "grasp"], x, y, args.seed,
-                           repeats=1)["multiple"] for c in shuffled[: args.cost_n]]
+    # cost of the suite in forward+backward passes of the same network on the same batch (suite_cost: the
+    # two timed alternately, medians of 3), NB201 at batch 64 and 16, and a few MobileNetV2 nets
     default_net = [n for n in DEFAULT_PROXIES if get_proxy(n).kind == "network"]
-    default_cost = [suite_cost(space.build_ir(c), default_net, x, y, args.seed, repeats=1)
-                    for c in shuffled[: args.cost_n]]
+    variants = {"all": net_names, "no grasp": [n for n in net_names if n != "grasp"], "default": default_net}
+    cost_rows = []
+    for label, archs, xb, yb in cost_sets(space, shuffled[: args.cost_n], data, args):
+        got = {k: [suite_cost(a, names, xb, yb, args.seed) for a in archs] for k, names in variants.items()}
+        cost_rows.append(f"| {label} | " + " | ".join(
+            f"{np.median([c['multiple'] for c in v]):.2f} ({min(c['multiple'] for c in v):.2f}-"
+            f"{max(c['multiple'] for c in v):.2f})" for v in got.values())
+            + f" | {np.median([c['seconds'] for c in got['all']]):.2f} | "
+            f"{np.median([c['fwd_bwd_seconds'] for c in got['all']]):.3f} |")
+        print(cost_rows[-1], flush=True)
     per_arch = np.array([sum(per_proxy[space.format(c), n] for n in cheap) for c in rep_u])
 
     lines = [
         "# Zero-shot proxies on NAS-Bench-201 CIFAR-10",
         "",
         f"`python benchmarks/proxies_nb201.py --n {args.n} --dev {args.dev} --seed {args.seed} "
-        f"--batch-size {args.batch_size} --cost-n {args.cost_n} --few-shot {args.few_shot}` on "
+        f"--batch-size {args.batch_size} --cost-n {args.cost_n} --cost-mbv2 {args.cost_mbv2} --few-shot {args.few_shot}` on "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, one thread, "
         f"{os.cpu_count()} cores shared with other jobs.",
         "",
@@ -271,18 +290,21 @@ def main():
         "",
         "## Cost",
         "",
-        f"The default score ({', '.join(DEFAULT_PROXIES)}): median "
-        f"{np.median([c['seconds'] for c in default_cost]):.2f} s per architecture, "
-        f"{np.median([c['multiple'] for c in default_cost]):.2f}x one forward+backward pass.  "
+        "Cost of one call of `compute_network_proxies` as a multiple of one forward+backward pass (cross-"
+        "entropy, train mode) of the same network on the same batch (`zeroshot.proxies.network.suite_cost`: "
+        "the two timed alternately in one process, one thread, medians of 3; median over architectures, "
+        "range in brackets).  all: the 13 network proxies; no grasp: 12; default: the network proxies of the "
+        f"default score ({', '.join(default_net)}).",
+        "",
+        "| networks | all 13 | no grasp | default | seconds (all) | forward+backward s |",
+        "|---|---|---|---|---|---|",
+        *cost_rows,
+        "",
         f"The five cheap proxies ({', '.join(cheap)}) in one shared call, as computed for this table: mean "
         f"{per_arch.mean():.2f} s per architecture (median {np.median(per_arch):.2f} s) over "
         f"{len(per_arch)} classes at batch {args.batch_size} (wall-clock on a loaded machine); this run "
-        f"computed missing values for {wall:.0f} s.  The whole suite of {len(net_names)} proxies in one call "
-        "(`zeroshot.proxies.network.suite_cost`, timed side by side with one forward+backward pass of the "
-        f"same network on the same batch, {len(ratios)} random reported architectures): median "
-        f"{np.median(ratios):.2f}x a pass (range {min(ratios):.2f}-{max(ratios):.2f}), {np.median(no_grasp):.2f}x without grasp; "
-        f"median {np.median([c['seconds'] for c in costs]):.2f} s per architecture.  Topology proxies: "
-        "microseconds per architecture (benchmarks/results/proxies_topology.md).",
+        f"computed missing values for {wall:.0f} s.  Topology proxies: microseconds per architecture "
+        "(benchmarks/results/proxies_topology.md).",
     ]
     out = RESULTS / "proxies_nb201.md"
     out.write_text("\n".join(lines) + "\n")

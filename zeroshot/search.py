@@ -198,7 +198,7 @@ def cost_evaluator(cfg: SearchConfig, space) -> SegmentedEvaluator:
     key = (cfg.space, json.dumps(cfg.space_options, sort_keys=True), cfg.device, getattr(space, "curated", None))
     if key not in _COST:
         metrics = count_metrics()
-        metrics["latency_ms"] = latency_metric(load_device(cfg.device))
+        metrics["latency_ms"] = latency_metric(load_device(cfg.device).for_space(space.name))
         _COST[key] = SegmentedEvaluator(space, metrics)
     return _COST[key]
 

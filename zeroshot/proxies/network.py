@@ -44,13 +44,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from spaces.builder import build
 from spaces.ir import Arch
 
 from . import get_proxy, list_proxies, register_proxy
-from .passes import (BATCH_PROXIES, LABEL_PROXIES, batch_pass, linear_regions, meco, stream_seed, synflow,
-                     zen)
-from .structure import init_network
+from .passes import (BATCH_PROXIES, LABEL_PROXIES, batch_pass, linear_regions, meco, network, stream_seed,
+                     synflow, zen)
 
 #: proxy name -> how many times it was non-finite and replaced by its worst value (this process)
 NONFINITE: Counter = Counter()
@@ -118,14 +116,15 @@ def compute_network_proxies(arch: Arch, names: Sequence[str], x, y=None, seed: i
     torch.manual_seed(stream_seed(seed, "torch"))
     want = set(names)
     raw: dict[str, float] = {}
+    net = network(arch, seed) if want & (BATCH_PROXIES | {"meco", "zen"}) else None   # one build, reused
     if want & BATCH_PROXIES:
-        raw.update(batch_pass(arch, want, x, y, seed))
+        raw.update(batch_pass(arch, net, want, x, y))
+    if "meco" in want:
+        raw["meco"] = meco(arch, net, seed)
+    if "zen" in want:                      # last: re-initialises the network
+        raw["zen"] = zen(arch, net, seed)
     if "synflow" in want:
         raw["synflow"] = synflow(arch, seed)
-    if "zen" in want:
-        raw["zen"] = zen(arch, seed)
-    if "meco" in want:
-        raw["meco"] = meco(arch, seed)
     if "linear_regions" in want:
         raw["linear_regions"] = linear_regions(arch, x, seed)
     return _apply_nonfinite_rule({n: raw[n] for n in names})
@@ -145,31 +144,35 @@ def _apply_nonfinite_rule(values: dict[str, float]) -> dict[str, float]:
 
 
 def fwd_bwd_seconds(arch: Arch, x, y=None, seed: int = 0, repeats: int = 3) -> float:
-    """Best-of-``repeats`` seconds of one forward + backward (cross-entropy, train mode) of the network
-    on the batch: the unit of :func:`suite_cost`."""
+    """Median seconds of one forward + backward (cross-entropy, train mode) of the network on the
+    batch: the unit of :func:`suite_cost`."""
     x, y = _as_batch(arch, x, y, seed, None)
-    net = build(arch)
-    init_network(net, arch, seed)
-    net.train()
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        net.zero_grad()
-        F.cross_entropy(net(x), y).backward()
-        best = min(best, time.perf_counter() - t)
-    return best
+    net = network(arch, seed)
+    return float(np.median([_fwd_bwd(net, x, y) for _ in range(repeats)]))
+
+
+def _fwd_bwd(net, x, y) -> float:
+    t = time.perf_counter()
+    net.zero_grad()
+    F.cross_entropy(net(x), y).backward()
+    return time.perf_counter() - t
 
 
 def suite_cost(arch: Arch, names: Sequence[str], x, y=None, seed: int = 0, repeats: int = 3) -> dict:
     """Seconds of :func:`compute_network_proxies` for ``names`` and its cost as a multiple of one
-    forward + backward pass of the same network on the same batch (best of ``repeats`` each)."""
-    unit = fwd_bwd_seconds(arch, x, y, seed, repeats)
-    best = math.inf
+    forward + backward pass of the same network on the same batch: the two are timed alternately
+    (``repeats`` times each, one warm-up pass first), medians."""
+    x, y = _as_batch(arch, x, y, seed, None)
+    net = network(arch, seed)
+    _fwd_bwd(net, x, y)
+    units, suites = [], []
     for _ in range(repeats):
+        units.append(_fwd_bwd(net, x, y))
         t = time.perf_counter()
         compute_network_proxies(arch, names, x, y, seed)
-        best = min(best, time.perf_counter() - t)
-    return {"seconds": best, "fwd_bwd_seconds": unit, "multiple": best / unit}
+        suites.append(time.perf_counter() - t)
+    unit, suite = float(np.median(units)), float(np.median(suites))
+    return {"seconds": suite, "fwd_bwd_seconds": unit, "multiple": suite / unit}
 
 
 __all__ = ["compute_network_proxies", "suite_cost", "fwd_bwd_seconds", "NETWORK_PROXIES", "NONFINITE",
