@@ -11,8 +11,8 @@ finds its input and weights in cache and reuses its output buffer); a correction
 ms_per_mb * MB its ops write`` per kernel plus ``intercept_ms`` per model
 (:attr:`~estimator.devices.Device.model_overhead_ms`) is fitted by non-negative least squares of relative
 error on end-to-end measured calibration models, once per profiled space (the models of each space pay
-these costs differently; on this machine's CPU the pooled correction puts 85 % of mbv2 networks within
-+-10 %, mbv2's own 92 %: benchmarks/results/estimator_accuracy.md) and once pooled over all spaces, for
+these costs differently; on this machine's CPU, on a quiet machine, the pooled correction puts 84 % of
+mbv2 networks within +-10 %, mbv2's own 95 %: benchmarks/results/estimator_accuracy.md) and once pooled over all spaces, for
 other spaces (:meth:`MeasuredDevice.for_space`).  The calibration models are measured on several
 occasions spread over the profile, so that they see the same mix of machine load as the kernels.
 

@@ -28,7 +28,7 @@ all its blocks); stage depths {1}, {1,2,3}, {2,3,4} x4, {1}; per block IBN/fused
 expansion {1,3,6}.  Exact sizes: P=16 (default): 792,238,737,304,369,265,217,896,448 (7.92e26, 3,726
 channel plans); P=8: 1.55e27 (7,290 plans); P=32: 3.19e26 (1,502 plans).  Sampling draws a resolution,
 a multiplier, per stage a width option and a depth, per block a type, kernel and expansion, uniformly;
-mutation and crossover of curated members stay curated (``benchmarks/mbv2_sampling.py``: ~0.4 s CPU per
+mutation and crossover of curated members stay curated (``benchmarks/mbv2_sampling.py``: ~0.16 s CPU per
 million samples).
 
 Options: ``Mbv2Space(parallelism=16, classes=None, task="classify", raw=MOBILENETV2_RAW)``; ``task``
