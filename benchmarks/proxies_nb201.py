@@ -43,6 +43,15 @@ CACHE = RESULTS / "proxies_nb201_cache.csv"
 CHEAP = ("naswot", "synflow", "meco", "linear_regions", "swap")   # computed first (fractions of a pass)
 
 
+def split_cells(canon, n: int, dev: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the reported cells (``default_rng(seed)``) and of the development cells: ``dev`` others
+    outside the reported set's isomorphism classes (``default_rng(seed + 1)``); ``canon``: canonical codes."""
+    report = np.random.default_rng(seed).choice(len(canon), n, replace=False)
+    seen = {tuple(c) for c in canon[report]}
+    rest = np.array([i for i in range(len(canon)) if tuple(canon[i]) not in seen])
+    return report, np.random.default_rng(seed + 1).permutation(rest)[:dev]
+
+
 def load_cache():
     """(arch, proxy) -> value and (arch, proxy) -> seconds (its share of the call), from the cache."""
     values, seconds = {}, {}
@@ -164,11 +173,7 @@ def main():
     test_acc = np.array([float(r["test_acc"]) for r in rows])
     val_acc = np.array([float(r["val_acc"]) for r in rows])
     canon = space.canonical_codes(codes)
-    report = np.random.default_rng(args.seed).choice(len(codes), args.n, replace=False)
-    # development cells: outside the reported set and outside its isomorphism classes
-    seen = {tuple(c) for c in canon[report]}
-    rest = np.array([i for i in range(len(codes)) if tuple(canon[i]) not in seen])
-    dev = np.random.default_rng(args.seed + 1).permutation(rest)[: args.dev]
+    report, dev = split_cells(canon, args.n, args.dev, args.seed)
     data = load_data(str(images), (3, 32, 32), 10)
 
     net_names = list_proxies("network")

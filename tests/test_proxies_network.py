@@ -5,6 +5,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from spaces.nb201 import Nb201Space
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.kernels import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
 from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies
-from zeroshot.proxies.passes import Frozen, _gen, grasp_exact, jacob_cov_score, zico_score
+from zeroshot.proxies.passes import SWAP_SAMPLES, Frozen, _gen, grasp_exact, jacob_cov_score, zico_score
 from zeroshot.proxies.structure import init_network, live_ops, thin_arch
 
 TINY = Nb201Space(channels=4, cells=1, resolution=8)
@@ -390,3 +391,14 @@ def test_mobile_ops_run_and_thin_copy_keeps_the_head():
     assert set(v) == set(NETWORK_PROXIES) and all(math.isfinite(f) for f in v.values())
     thin = thin_arch(arch, 8, 2)
     assert thin.ops[0].c_out == 1 and thin.ops[-1].c_out == 3 and thin.input_shape == (3, 2, 2)
+
+
+def test_swap_warns_when_the_batch_is_smaller_than_its_samples():
+    arch = conv_net(bn=True)
+    x, y = batch(SWAP_SAMPLES - 1, c=3, h=4, classes=3)
+    with pytest.warns(UserWarning, match=f"swap reads {SWAP_SAMPLES} samples but the batch has {SWAP_SAMPLES - 1}"):
+        compute_network_proxies(arch, ["swap"], x, y)
+    x, y = batch(SWAP_SAMPLES, c=3, h=4, classes=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        compute_network_proxies(arch, ["swap", "naswot"], x, y)

@@ -47,8 +47,8 @@ from torch.nn import functional as F
 from spaces.ir import Arch
 
 from . import get_proxy, list_proxies, register_proxy
-from .passes import (BATCH_PROXIES, LABEL_PROXIES, batch_pass, linear_regions, meco, network, stream_seed,
-                     synflow, zen)
+from .passes import (BATCH_PROXIES, LABEL_PROXIES, SWAP_SAMPLES, batch_pass, linear_regions, meco, network,
+                     stream_seed, synflow, zen)
 
 #: proxy name -> how many times it was non-finite and replaced by its worst value (this process)
 NONFINITE: Counter = Counter()
@@ -113,6 +113,10 @@ def compute_network_proxies(arch: Arch, names: Sequence[str], x, y=None, seed: i
         if get_proxy(n).kind != "network":
             raise ValueError(f"{n!r} is not a network proxy; choose from {', '.join(list_proxies('network'))}")
     x, y = _as_batch(arch, x, y, seed, batch_size)
+    if "swap" in names and x.shape[0] < SWAP_SAMPLES:
+        warnings.warn(f"swap reads {SWAP_SAMPLES} samples but the batch has {x.shape[0]}: it counts patterns over "
+                      f"{x.shape[0]} (at most 2^{x.shape[0]}), not comparable with scores of a batch of "
+                      f"{SWAP_SAMPLES} or more; pass at least {SWAP_SAMPLES} images", UserWarning, stacklevel=2)
     torch.manual_seed(stream_seed(seed, "torch"))
     want = set(names)
     raw: dict[str, float] = {}
