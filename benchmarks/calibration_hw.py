@@ -8,7 +8,8 @@ For every device t of ``../shared/data/hw/{nb201,fbnet}_latency.csv`` (nested le
    architectures, and the setting with the best mean over the u's is chosen for t (t's data unused);
 2. outer: the prior is fitted on the devices other than t; t gives nothing but k random measured
    architectures (k = 10 / 20 / 100, ``--seeds`` draws); with the chosen setting the calibrated model
-   predicts every other architecture of t, scored by Spearman rho and the share within +-10%.
+   predicts every other architecture of t (floored as a calibrated device floors them,
+   :func:`estimator.calibrate.latency_floor`), scored by Spearman rho and the share within +-10%.
 
 Baseline: ridge regression (alpha 1) on the one-hot operation choices, fitted on the same k samples.
 Ceilings per device: Spearman of a perfect predictor against the measurements (below 1 only through ties,
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 from sklearn.linear_model import Ridge
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -55,6 +57,14 @@ def scores(pred, y) -> tuple[float, float]:
     return spearmanr(pred, y).statistic, float(np.mean(np.abs(pred / y - 1) <= 0.10))
 
 
+def shared_or_exit(spaces: str):
+    """:func:`estimator.calibrate.shared_datasets` of comma-separated ``spaces``; exits when none is there."""
+    data = cal.shared_datasets(spaces.split(","))
+    if not data:
+        raise SystemExit("skipped: ../shared/data/hw/*_latency.csv not found (set ZEROSHOT_SHARED_DATA)")
+    return data
+
+
 def setting_name(h: dict) -> str:
     return f"sources {h['variances']['sources']:g}, similarity {h['similarity']:g}"
 
@@ -72,7 +82,7 @@ class Held:
 
     def predict(self, prior, idx, y, setting) -> np.ndarray:
         b, theta = cal.calibrate_features(self.features[idx], y, prior, **setting)
-        return cal.predict_features(self.features, b, theta)
+        return np.maximum(cal.predict_features(self.features, b, theta), cal.latency_floor(y))
 
 
 def run_space(space, texts, devices, ks, seeds, inner_seeds):
@@ -120,7 +130,7 @@ def ceilings(features, x_onehot, devices) -> dict:
             train, test = fold != f, fold == f
             fits[0, test] = Ridge(alpha=1e-3).fit(x_onehot[train], y[train]).predict(x_onehot[test])
             b, theta = cal.fit_source(features[train], y[train])
-            fits[1, test] = cal.predict_features(features[test], b, theta)
+            fits[1, test] = cal.predict_features(features[test], b, theta) * y[train].mean()   # mean 1 -> ms
         rho = [spearmanr(p, y).statistic for p in fits]
         resid = y - fits[int(np.argmax(rho))]
         out[name] = (tie, max(rho), np.corrcoef(resid[:-1], resid[1:])[0, 1])
@@ -152,9 +162,7 @@ def main(argv=None):
     p.add_argument("-o", "--output", default=str(Path(__file__).with_name("results") / "calibration_hw.md"))
     args = p.parse_args(argv)
     ks = [int(k) for k in args.ks.split(",")]
-    data = cal.shared_datasets(args.spaces.split(","))
-    if not data:
-        raise SystemExit("skipped: ../shared/data/hw/*_latency.csv not found (set ZEROSHOT_SHARED_DATA)")
+    data = shared_or_exit(args.spaces)
     lines = ["# Few-shot device calibration (nested leave one device out)", "",
              f"`python benchmarks/calibration_hw.py --seeds {args.seeds} --inner-seeds {args.inner_seeds} "
              f"--ks {args.ks}`: each device is held out of everything in turn.  Its setting "
@@ -164,15 +172,18 @@ def main(argv=None):
              "file; it gives k random measured architectures; scores are on all its other architectures, "
              f"mean over {args.seeds} draws.  Ours: `estimator.calibrate` (Gaussian prior from the source "
              f"devices, variances {cal.PRIOR_VARIANCES} except the one chosen, local variance and noise "
-             f"by marginal likelihood, robust_z {cal.ROBUST_Z}); ridge: alpha 1 on one-hot operation "
+             f"by marginal likelihood, robust_z {cal.ROBUST_Z}, predictions floored at "
+             f"{cal.FLOOR_FRACTION:g} x the fastest measurement); ridge: alpha 1 on one-hot operation "
              "choices, same k samples.  Tie ceiling: "
              "Spearman of a perfect predictor against the measurements (ties of whole-millisecond devices); "
              "noise ceiling: best of ridge on one-hot choices and the kernel-feature fit trained on 80% of "
              "all the device's architectures (5-fold cross-fitted), an estimate of what measurement noise "
              "leaves; residual lag-1: autocorrelation of that fit's residuals between neighbouring rows of "
-             "the file (far above 0: the unexplained part drifts over the measurement session).", ""]
+             "the file (far from 0: the unexplained part depends on where in the measurement session a "
+             "network was measured, not on the network; see calibration_ceiling.md).", ""]
     for space, texts, devices in data:
-        names, res, chosen, ceil = run_space(space, texts, devices, ks, args.seeds, args.inner_seeds)
+        with threadpool_limits(1):          # a shared machine: one BLAS thread
+            names, res, chosen, ceil = run_space(space, texts, devices, ks, args.seeds, args.inner_seeds)
         lines += [f"## {space.name} ({len(texts)} architectures, {len(names)} devices; HELP with 10 samples: "
                   f"mean rho {HELP_ANCHOR.get(space.name, float('nan')):.3f})", ""]
         lines += table(names, res, ks, chosen, ceil) + [""]

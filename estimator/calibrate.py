@@ -27,7 +27,10 @@ The measurements are latency (normalised by their mean) plus Gaussian noise; the
 ``local`` variance are picked by marginal likelihood from :data:`NOISE_GRID` and :data:`LOCAL_GRID`; one
 robust round inflates the noise of measurements that sit far from their leave-one-out prediction.  The
 calibrated parameters are the posterior mean (closed form, one ``k x k`` solve).  They may be negative:
-they fit whole-model latency, and a per-kernel share of it is not a latency on its own.
+they fit whole-model latency, and a per-kernel share of it is not a latency on its own.  So a calibrated
+device's whole-model predictions are floored at :data:`FLOOR_FRACTION` of its fastest calibration
+measurement (never below :data:`MIN_FLOOR_MS`): a network far faster than every measured one is an
+extrapolation of the linear model, and no network runs in zero or negative time.
 
 Example
 -------
@@ -79,6 +82,13 @@ SIMILARITY = 2.0
 LOCAL_GRID = (0.01, 0.1, 1.0)
 NOISE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 PRIMITIVE_VALUES = ("ops", "macs", "mem")
+#: a calibrated device predicts at least this share of its fastest calibration measurement: the fastest
+#: networks of the shared devices run at 0.23-0.75 of their space's mean, so the floor catches predictions
+#: the linear model extrapolates to near or below zero (and NB201 cells whose output is constant, folded
+#: away to ~0.003 ms on pixel3 / raspi4, which stay below every other network, tied)
+FLOOR_FRACTION = 0.1
+#: the floor of a device file without ``floor_ms`` (calibrated before the floor existed)
+MIN_FLOOR_MS = 1e-3
 
 
 # ------------------------------------------------------------------------------------------ features
@@ -338,18 +348,22 @@ _PRIMITIVES = _primitive_thetas()
 # ------------------------------------------------------------------------------------------ device
 @register_kind
 class CalibratedDevice(Device):
-    """A device fitted by :func:`calibrate`: ``intercept_ms`` per network plus ``theta`` per feature."""
+    """A device fitted by :func:`calibrate`: ``intercept_ms`` per network plus ``theta`` per feature;
+    whole-model latencies are at least ``floor_ms`` (and :data:`MIN_FLOOR_MS`)."""
 
     kind = "calibrated"
     whole_graph = True          # the ``live`` features need folding over the whole architecture
 
     def __init__(self, name: str, intercept_ms: float, theta: np.ndarray, fusion=DEFAULT_FUSION,
-                 description: str = "", space: str = "", measurements: int = 0):
+                 description: str = "", space: str = "", measurements: int = 0, floor_ms: float = MIN_FLOOR_MS):
         super().__init__(name, fusion, description)
         self.intercept_ms = float(intercept_ms)
         self.theta = np.asarray(theta, float)
         self.space = space
         self.measurements = int(measurements)
+        if not np.isfinite(floor_ms):
+            raise ValueError(f"floor_ms must be a finite number of ms, got {floor_ms!r}")
+        self.floor_ms = max(float(floor_ms), MIN_FLOOR_MS)
 
     @classmethod
     def from_dict(cls, d: dict) -> "CalibratedDevice":
@@ -361,14 +375,15 @@ class CalibratedDevice(Device):
         try:
             return cls(d["name"], float(d["intercept_ms"]), _dense_theta(d["theta"], where, signed=True),
                        d.get("fusion", DEFAULT_FUSION), d.get("description", ""), d.get("space", ""),
-                       d.get("measurements", 0))
+                       d.get("measurements", 0), float(d.get("floor_ms", MIN_FLOOR_MS)))
         except ValueError as e:
             raise DeviceError(f"{where}: {e}") from None
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "name": self.name, "description": self.description,
                 "fusion": list(self.fusion), "feature_version": FEATURE_VERSION, "space": self.space,
-                "measurements": self.measurements, "intercept_ms": _round(self.intercept_ms),
+                "measurements": self.measurements, "floor_ms": _round(self.floor_ms),
+                "intercept_ms": _round(self.intercept_ms),
                 "theta": _sparse_theta(self.theta)}
 
     def kernel_latency_ms(self, kt: KernelTable, live: np.ndarray | None = None) -> np.ndarray:
@@ -381,10 +396,12 @@ class CalibratedDevice(Device):
         return self.intercept_ms
 
     def latency_ms(self, table: OpTable) -> np.ndarray:
+        """Whole-model latency, floored at :attr:`floor_ms` (the linear model may extrapolate below 0)."""
         kt = decompose(table, self.fusion)
         per_kernel = self.kernel_latency_ms(kt, live_kernels(table, kt))
         arch_of = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))
-        return np.bincount(arch_of, weights=per_kernel, minlength=len(kt)) + self.model_overhead_ms
+        raw = np.bincount(arch_of, weights=per_kernel, minlength=len(kt)) + self.model_overhead_ms
+        return np.maximum(raw, self.floor_ms)
 
     def predict(self, space, archs) -> np.ndarray:
         """Latency (ms) of architectures of ``space`` given as encodings or codes."""
@@ -395,12 +412,19 @@ class CalibratedDevice(Device):
                 f"{np.count_nonzero(self.theta)} cost parameters")
 
 
+def latency_floor(latency_ms) -> float:
+    """The least whole-model latency a device calibrated on ``latency_ms`` predicts (see
+    :data:`FLOOR_FRACTION`)."""
+    return max(FLOOR_FRACTION * float(np.min(latency_ms)), MIN_FLOOR_MS)
+
+
 def calibrate(space, archs, latency_ms, name: str = "calibrated", prior: Prior | None = None,
               **hyper) -> CalibratedDevice:
     """A :class:`CalibratedDevice` from measured architectures of ``space`` (encodings or codes)."""
     prior = (prior or load_prior()).subset(space.name)
     intercept, theta = calibrate_features(arch_features(space, archs), latency_ms, prior, **hyper)
     return CalibratedDevice(name, intercept, theta, space=space.name, measurements=len(latency_ms),
+                            floor_ms=latency_floor(latency_ms),
                             description=f"fitted to {len(latency_ms)} whole-model latencies on {space.name} "
                                         f"(sources: {len(prior.labels)} devices)")
 

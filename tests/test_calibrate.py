@@ -81,7 +81,8 @@ def test_device_file_errors(tmp_path):
     good = cal.CalibratedDevice("d", 1.0, np.zeros(cal.N_COLS)).to_dict()
     for change, message in (({"feature_version": 0}, "recalibrate"),
                             ({"theta": {"all.conv.k3.flops": 1.0}}, "unknown value 'flops'"),
-                            ({"theta": {"all.conv.k3.macs": float("nan")}}, "finite")):
+                            ({"theta": {"all.conv.k3.macs": float("nan")}}, "finite"),
+                            ({"floor_ms": float("nan")}, "floor_ms must be a finite")):
         path = tmp_path / "bad.json"
         path.write_text(json.dumps({**good, **change}))
         with pytest.raises(DeviceError, match=message):
@@ -98,6 +99,30 @@ def test_signed_parameters_load_for_a_device_but_not_for_a_prior(tmp_path):
     prior = cal.Prior(["nb201/x"], np.array([0.1]), theta[None]).to_dict()
     with pytest.raises(DeviceError, match="non-negative"):
         cal.Prior.from_dict(prior)
+
+
+def test_predictions_are_floored_at_a_share_of_the_fastest_measurement(nb201, tmp_path):
+    space, archs, features = nb201
+    measured = np.linspace(4.0, 9.0, 12)
+    device = cal.calibrate(space, archs[:12], measured, name="dev")
+    assert device.floor_ms == pytest.approx(cal.FLOOR_FRACTION * 4.0)
+    table = to_table([space.to_ir(a) for a in archs])
+    raw = cal.predict_features(features, device.intercept_ms, device.theta)
+    # a device whose negative overhead drives the linear model below zero for some architectures
+    device.intercept_ms -= np.median(raw)
+    raw = raw - np.median(raw)
+    assert np.any(raw < 0)
+    got = device.latency_ms(table)
+    assert np.all(got >= device.floor_ms) and np.all(got > 0)
+    assert np.allclose(got, np.maximum(raw, device.floor_ms), rtol=1e-9)
+    path = tmp_path / "dev.json"
+    device.save(path)
+    assert np.allclose(load_device(str(path)).latency_ms(table), got, rtol=1e-5)
+    # a file written before the floor existed still predicts positive latencies
+    d = json.loads(path.read_text())
+    del d["floor_ms"]
+    path.write_text(json.dumps(d))
+    assert np.all(load_device(str(path)).latency_ms(table) >= cal.MIN_FLOOR_MS)
 
 
 def test_unknown_prior_component_is_named(nb201):
