@@ -14,7 +14,9 @@ from zeroshot.backends import LocalBackend
 from zeroshot.errors import UserError
 from spaces import get_space
 from spaces.mbv2 import MOBILENETV2
-from zeroshot.funnel import ScreenConfig, pareto_front, proxy_codes, run_screen
+from zeroshot.commands.cmd_screen import print_summary
+from zeroshot.funnel import SCORED, ScreenConfig, pareto_front, proxy_codes, run_screen
+from zeroshot.score import DEFAULT_PROXIES
 from zeroshot.store import ResultStore, StoreError
 
 
@@ -68,6 +70,18 @@ def test_network_proxies_are_identical_whatever_the_worker_count(tmp_path):
     b = run_screen(cfg, str(tmp_path / "b.db"), backend=LocalBackend(2), quiet=True)
     assert a["counts"]["scored"] == 3 and a["shortlist"] == b["shortlist"]
     assert rows_of(tmp_path / "a.db") == rows_of(tmp_path / "b.db")
+    scored = [r for r in rows_of(tmp_path / "a.db") if r["stage"] >= SCORED]
+    for name in DEFAULT_PROXIES:          # the summary names exactly the proxies that took one value
+        values = {r[name] for r in scored}
+        assert (name in a["constant_proxies"]) == (len(values) == 1)
+
+
+def test_screen_notes_a_proxy_that_does_not_rank(capsys):
+    summary = {"run_id": 1, "counts": {"scored": 200}, "timings_s": {}, "rows": [
+        {"arch": "a", "score": 1.0, "latency_ms": 2.0, "params": 3, "peak_activation_bytes": 1024}],
+        "constant_proxies": {"swap": 65536.0}}
+    print_summary(summary, "x.db")
+    assert "note: swap is 65536 for every scored candidate (200), so it does not rank them" in capsys.readouterr().out
 
 
 def test_local_workers_get_num_cpus_threads_and_the_caller_keeps_its_environment():

@@ -275,25 +275,31 @@ def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backe
         bar.close()
         timings["proxies"] = time.perf_counter() - t0
         counts["scored"] = store.count(run_id, SCORED)
-        shortlist = _shortlist(store, run_id, cfg)
+        shortlist, constant = _shortlist(store, run_id, cfg)
     else:
+        constant = {}
         shortlist = [dict(r, score=r["cheap"]) for r in
                      store.candidates(run_id, "stage >= ?", (SURVIVED,), order="cheap DESC, arch")[: cfg.top]]
         store.write_chunk(run_id, -2, [(r["arch"], SHORTLISTED, {"top": 1.0}) for r in shortlist],
                           stage_marker=SHORTLISTED)
     counts["shortlisted"] = len(shortlist)
     summary = {"run_id": run_id, "counts": counts, "timings_s": timings, "removed_by": removed,
-               "shortlist": [r["arch"] for r in shortlist]}
+               "shortlist": [r["arch"] for r in shortlist], "constant_proxies": constant}
     store.finish_run(run_id, summary)
     store.close()
     summary["rows"] = shortlist
     return summary
 
 
-def _shortlist(store: ResultStore, run_id: int, cfg: ScreenConfig) -> list[dict]:
+def _shortlist(store: ResultStore, run_id: int, cfg: ScreenConfig) -> tuple[list[dict], dict]:
+    """The top rows by the default score (and the score / latency front, marked in the store), and the
+    default score's proxies that took one value over every scored candidate (name -> value: they do
+    not rank, e.g. swap at its 2^16 cap on large networks)."""
     from .score import DEFAULT_PROXIES, rank_aggregate
     rows = store.candidates(run_id, "stage >= ?", (SCORED,), order="arch")
-    score = rank_aggregate({n: np.array([r[n] for r in rows], dtype=np.float64) for n in DEFAULT_PROXIES})
+    values = {n: np.array([r[n] for r in rows], dtype=np.float64) for n in DEFAULT_PROXIES}
+    constant = {n: float(v[0]) for n, v in values.items() if len(v) > 1 and (v == v[0]).all()}
+    score = rank_aggregate(values)
     lat = np.array([r["latency_ms"] for r in rows])
     top = np.lexsort((np.array([r["arch"] for r in rows]), -score))[: cfg.top]
     front = pareto_front(score, lat)
@@ -303,4 +309,4 @@ def _shortlist(store: ResultStore, run_id: int, cfg: ScreenConfig) -> list[dict]
                                    if i in set(chosen.tolist())] +
                       [(rows[i]["arch"], SCORED, {"score": score[i]}) for i in range(len(rows))
                        if i not in set(chosen.tolist())], stage_marker=SHORTLISTED)
-    return [dict(rows[i], score=float(score[i])) for i in top]
+    return [dict(rows[i], score=float(score[i])) for i in top], constant

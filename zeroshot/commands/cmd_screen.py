@@ -99,3 +99,6 @@ def print_summary(summary: dict, db: str) -> None:
     for r in rows:
         print(f"{r['arch']:{width}}  {r['score']:9.4g}  {r['latency_ms']:10.3f}  {int(r['params']):10,}  "
               f"{r['peak_activation_bytes'] / 1024:9.1f}")
+    for name, value in summary.get("constant_proxies", {}).items():
+        print(f"note: {name} is {value:g} for every scored candidate ({c['scored']:,}), so it does not rank them; "
+              "the score's order comes from the other proxies")
