@@ -225,6 +225,11 @@ def _grasp_fd(net, weights, g, x, y, frozen) -> float:
     15% at ``1e-2``, errors of one sign that keep the order); ``1e-2`` gave the best rank agreement with
     the exact double backward over both (40 NB201 cells, 12 MobileNetV2 nets at 64 px, none of them
     benchmark cells).  Weights and layers are restored exactly.
+
+    Not a closed form: a conv followed by batch-statistics BN is scale-invariant, so ``H[:, l] w_l = -g_l``
+    and only the other layers would need the difference; but BN's ``eps`` breaks the invariance by about
+    1e-5 of the gradients, and on mobile networks grasp is a 1e-3 difference of two terms (~1e3 each)
+    divided by the step, so that 1e-5 becomes an O(1) error.  Scaling every weight keeps it exact.
     """
     if not weights:
         return 0.0
