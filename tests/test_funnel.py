@@ -213,3 +213,11 @@ def test_report_writes_png_and_html(tmp_path):
     assert "pareto.png" in html and "funnel.png" in html and html.count("<code>|") == 4
     for png in ("pareto.png", "funnel.png"):
         assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_batch_smaller_than_swaps_samples_is_said_once(tmp_path):
+    cfg = ScreenConfig(space="nb201", n=200, survivors=2, top=1, batch_size=4)
+    with pytest.warns(UserWarning) as got:
+        run_screen(cfg, str(tmp_path / "s.db"), quiet=True)
+    said = [w for w in got if "swap reads 16 samples" in str(w.message)]
+    assert len(said) == 1 and "--batch-size 4" in str(said[0].message)

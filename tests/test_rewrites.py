@@ -7,6 +7,7 @@ from spaces.baselines import get_baseline
 from spaces.mbv2 import MOBILENETV2
 from spaces.rewrites import RewriteError, apply_rewrites, parse_stages
 from zeroshot.cli import main
+from zeroshot.errors import UserError
 
 SPACE = get_space("mbv2")
 
@@ -223,3 +224,5 @@ def test_proxy_view_scores_a_dense_network_through_its_backbone():
     b = score_values(space, base[None], ("entropy", "meco"), 64, batch_size=4, cache=cache)
     assert np.isfinite(a["meco"]).all() and a == b and len(cache) == 1
     assert a["entropy"][0] == score_values(space, base[None], ("entropy",), None)["entropy"][0]
+    with pytest.raises(UserError, match="input is fixed"):
+        proxy_view(get_space("nb201"), 64)          # no resolution in its codes to set

@@ -146,6 +146,9 @@ def test_default_score_cli(tmp_path, capsys):
     rows = _csv(out)
     assert rc == 0 and list(rows[0]) == ["arch", "score", *DEFAULT_PROXIES]
     assert "no --data" in err                                # synthetic input is announced
+    warned = [line for line in err.splitlines() if "swap reads 16 samples but the batch has 4" in line]
+    assert warned and warned[0].startswith("zeroshot score: warning: ")   # one line, no source excerpt
+    assert "UserWarning" not in err and "compute_network_proxies(" not in err
     assert float(rows[0]["score"]) < float(rows[1]["score"])  # the cut network ranks last
 
 

@@ -16,6 +16,7 @@ import os
 import pkgutil
 import sys
 import tempfile
+import warnings
 from typing import Iterable, Sequence
 
 from spaces import EncodingError, SearchSpace, get_space
@@ -126,13 +127,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    try:
-        return args.run(args) or 0
-    except (UserError, EncodingError) as e:
-        print(f"zeroshot {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"zeroshot {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning(args.command)
+        try:
+            return args.run(args) or 0
+        except (UserError, EncodingError) as e:
+            print(f"zeroshot {args.command}: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"zeroshot {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:
+            return 0
+
+
+def _one_line_warning(command: str):
+    """``warnings.showwarning`` for the command line: one line per warning, no source excerpt."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"zeroshot {command}: warning: {message}", file=file or sys.stderr)
+    return show
+

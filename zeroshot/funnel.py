@@ -25,6 +25,7 @@ Example
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -144,7 +145,10 @@ def network_chunk(archs: list[str]) -> list[dict]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)        # as in the workers: conv sums differ in the last bits with the threads
     try:
-        values = compute_proxies(space, codes, DEFAULT_PROXIES, _WORKER.get("data"), cfg.seed, cfg.batch_size)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "swap reads", UserWarning)      # said once by run_screen
+            values = compute_proxies(space, codes, DEFAULT_PROXIES, _WORKER.get("data"), cfg.seed,
+                                     cfg.batch_size)
     finally:
         torch.set_num_threads(threads)
     return [{name: float(v[i]) for name, v in values.items()} for i in range(len(archs))]
@@ -189,6 +193,10 @@ def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backe
         raise UserError("--survivors must be >= 0 and --top >= 1")
     if not 0 < cfg.proxy_scale <= 1:
         raise UserError(f"--proxy-scale must be in (0, 1], got {cfg.proxy_scale}")
+    from .proxies.passes import SWAP_SAMPLES      # (imports torch: not at module level)
+    if cfg.survivors and cfg.batch_size < SWAP_SAMPLES:
+        warnings.warn(f"--batch-size {cfg.batch_size}: swap reads {SWAP_SAMPLES} samples, so it counts patterns over "
+                      f"{cfg.batch_size} (at most 2^{cfg.batch_size}) and ranks coarsely", UserWarning, stacklevel=2)
     load_device(cfg.device)                       # fail early on a bad device or data file
     if cfg.data:
         from .data import load_data

@@ -121,6 +121,9 @@ class Refiner:
 def proxy_view(space: SearchSpace, resolution: int | None = None):
     """``(view space, codes -> view codes)``: what network proxies see of a candidate (module docstring)."""
     view = space
+    if resolution is not None and getattr(space, "resolution_column", None) is None:
+        raise UserError(f"a proxy resolution needs a space whose encodings hold the input side (mbv2); "
+                        f"{space.name}'s input is fixed: leave it out")
     if getattr(space, "task", "classify") != "classify":
         view = type(space)(space.parallelism, task="classify")
         if view.code_length != space.code_length:
@@ -129,7 +132,7 @@ def proxy_view(space: SearchSpace, resolution: int | None = None):
     def codes_of(codes: np.ndarray) -> np.ndarray:
         codes = np.array(codes, dtype=np.int64, copy=True)
         if resolution is not None:
-            codes[:, 0] = resolution
+            codes[:, space.resolution_column] = resolution
         return codes
     return view, codes_of
 

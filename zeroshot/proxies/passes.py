@@ -229,7 +229,8 @@ def _grasp_fd(net, weights, g, x, y, frozen) -> float:
     Not a closed form: a conv followed by batch-statistics BN is scale-invariant, so ``H[:, l] w_l = -g_l``
     and only the other layers would need the difference; but BN's ``eps`` breaks the invariance by about
     1e-5 of the gradients, and on mobile networks grasp is a 1e-3 difference of two terms (~1e3 each)
-    divided by the step, so that 1e-5 becomes an O(1) error.  Scaling every weight keeps it exact.
+    divided by the step, so that 1e-5 becomes an O(1) error.  Scaling every weight differentiates the
+    network as it is, eps included.
     """
     if not weights:
         return 0.0
