@@ -1,14 +1,16 @@
 """Where the network-proxy suite's cost goes: each proxy alone and all 13 together, in forward+backward passes.
 
-Usage: python benchmarks/proxies_cost_breakdown.py [--cells 4] [--mbv2 2] [--seed 0]
-Writes benchmarks/results/proxies_cost_breakdown.md.  Needs ../shared/data/images/cifar10_test_846.npz.
+Usage: python benchmarks/proxies_cost_breakdown.py [--cells 4] [--mbv2 2] [--seed 0] [--glibc-defaults]
+Writes benchmarks/results/proxies_cost_breakdown.md (with --glibc-defaults: ..._glibc_defaults.md).
+Needs ../shared/data/images/cifar10_test_846.npz.
 
 Each figure is :func:`zeroshot.proxies.network.suite_cost` (one call of ``compute_network_proxies`` timed
 alternately with one cross-entropy forward+backward of the same network on the same batch, medians of 3,
 one thread), median over the networks: NB201 cells (``default_rng(seed + 7)`` samples, none chosen for
-speed) on the first 64 real images, and MobileNetV2 nets at 128 px on 16 Gaussian images.  A proxy alone
-pays for every pass it needs (building the network included), so the column "alone" overlaps: the
-"passes" column says what each one shares.
+speed) on the first 64 real images, and MobileNetV2 nets at 128 px on 16 Gaussian images.  Freed memory is
+kept for reuse (:func:`zeroshot.allocator.keep_freed_memory`, as the command line does) unless
+``--glibc-defaults``.  A proxy alone pays for every pass it needs (building the network included), so the
+column "alone" overlaps: the "passes" column says what each one shares.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import torch
 
 from common import require_shared
 from spaces import get_space
+from zeroshot.allocator import keep_freed_memory
 from zeroshot.data import load_data
 from zeroshot.proxies.network import NETWORK_PROXIES, suite_cost
 
@@ -47,7 +50,10 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=4)
     ap.add_argument("--mbv2", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--glibc-defaults", action="store_true", help="leave glibc's malloc settings as they are")
     args = ap.parse_args()
+    kept = False if args.glibc_defaults else keep_freed_memory()
+    out = OUT.with_name(OUT.stem + "_glibc_defaults.md") if args.glibc_defaults else OUT
     (images,) = require_shared("images/cifar10_test_846.npz")
     torch.set_num_threads(1)
     nb = get_space("nb201")
@@ -66,14 +72,16 @@ def main() -> None:
         print(label, {g: round(v, 2) for g, v in cols[label].items()}, flush=True)
     lines = ["# Cost of each network proxy alone and of the whole suite", "",
              f"`python benchmarks/proxies_cost_breakdown.py --cells {args.cells} --mbv2 {args.mbv2} --seed "
-             f"{args.seed}` on {platform.machine()}, torch {torch.__version__}, one thread.  Multiples of one "
+             f"{args.seed}{' --glibc-defaults' if args.glibc_defaults else ''}` on {platform.machine()}, torch "
+             f"{torch.__version__}, one thread; freed memory "
+             f"{'kept for reuse (keep_freed_memory)' if kept else 'handled by glibc defaults'}.  Multiples of one "
              "forward+backward pass (cross-entropy, train mode) of the same network on the same batch, timed "
              "alternately in one run; median over the networks.", "",
              "| proxy | passes it runs | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for g, _ in groups:
         lines.append(f"| {g} | {PASSES.get(g, 'the union, each pass once')} | "
                      + " | ".join(f"{cols[c][g]:.2f}" for c in cols) + " |")
-    OUT.write_text("\n".join(lines) + "\n")
+    out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spaces import get_space  # noqa: E402
 from spaces.shared_data import shared_data  # noqa: E402
+from zeroshot.allocator import keep_freed_memory  # noqa: E402
 from zeroshot.proxies import get_proxy  # noqa: E402
 from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies, fwd_bwd_seconds  # noqa: E402
 from zeroshot.proxies.passes import grasp_exact  # noqa: E402
@@ -83,6 +84,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     path, _ = require_shared("nb201/naslib_proxies_cifar10.csv", "images/cifar10_test_846.npz")
     torch.set_num_threads(1)
+    keep_freed_memory()                 # as the command line does (zeroshot.allocator)
     warnings.simplefilter("ignore", RuntimeWarning)
     rows = subset(path, args.n, args.seed)
     x, y = load_batch(args.batch)
@@ -145,8 +147,9 @@ def report(rows, ours, secs, units, lite, exact, args) -> None:
     lines += [f"| {n} | {'higher' if get_proxy(n).higher_is_better else 'lower'} | {s:.3f} | {k:.3f} |"
               for n, s, k in others]
     lines += ["", "## Cost of the full suite (13 proxies, shared passes)", "",
-              f"- seconds per cell: mean {np.mean(secs):.2f}, median {np.median(secs):.2f} (one thread, shared "
-              "2-core machine under load from other jobs; ratios below are measured alternately per cell)",
+              f"- seconds per cell: mean {np.mean(secs):.2f}, median {np.median(secs):.2f} (one thread on a "
+              f"{os.cpu_count()}-core machine shared with other jobs; freed memory kept for reuse, "
+              "`zeroshot.allocator`; ratios below are measured alternately per cell)",
               f"- one forward + backward (cross-entropy, same network, same batch): mean {np.mean(units):.2f} s",
               f"- suite / (forward + backward): median {np.median(ratio):.2f}, mean {np.mean(ratio):.2f}",
               f"- without grasp (12 proxies, every 4th cell): median {np.median([s / u for s, u in lite]):.2f} x "

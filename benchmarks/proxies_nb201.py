@@ -2,8 +2,13 @@
 
 Usage: python benchmarks/proxies_nb201.py [--n 1000] [--dev 600] [--seed 0] [--batch-size 64] [--cost-n 10]
        [--cost-mbv2 3] [--few-shot 50] [--compute-only | --no-compute] [--reverse]
+       [--table CSV --images NPZ --classes K --image-size PX]
 Writes benchmarks/results/proxies_nb201.md.  Needs ../shared/data (nb201/nb201_cifar10.csv and
-images/cifar10_test_846.npz).
+images/cifar10_test_846.npz).  Another dataset, with the same code and settings: ``--table`` in the same
+format (``index, test_acc, val_acc`` per official cell index), ``--images`` an NPZ of that dataset's images
+and labels (:mod:`zeroshot.data`), ``--classes`` and ``--image-size`` its classes and image side, e.g.
+``--classes 100`` for CIFAR-100, ``--classes 120 --image-size 16`` for ImageNet16-120; results and cache
+then go to ``proxies_nb201_<table stem>.md`` / ``..._cache.csv``.
 
 Cells: the reported set is ``--n`` cells drawn with ``numpy.random.default_rng(seed)`` from the 15,625
 (official index order), scored against ``test_acc``.  The development set is ``--dev`` other cells
@@ -31,6 +36,7 @@ from scipy.stats import kendalltau, spearmanr
 from spaces import get_space
 from spaces.nb201 import official_codes
 from spaces.shared_data import shared_data
+from zeroshot.allocator import keep_freed_memory
 from zeroshot.data import load_data
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.network import compute_network_proxies, suite_cost
@@ -52,37 +58,37 @@ def split_cells(canon, n: int, dev: int, seed: int) -> tuple[np.ndarray, np.ndar
     return report, np.random.default_rng(seed + 1).permutation(rest)[:dev]
 
 
-def load_cache():
+def load_cache(path: Path = CACHE):
     """(arch, proxy) -> value and (arch, proxy) -> seconds (its share of the call), from the cache."""
     values, seconds = {}, {}
-    if CACHE.exists():
-        with open(CACHE, newline="") as f:
+    if path.exists():
+        with open(path, newline="") as f:
             for row in csv.DictReader(f):
                 values[row["arch"], row["proxy"]] = float(row["value"])
                 seconds[row["arch"], row["proxy"]] = float(row["seconds"])
     return values, seconds
 
 
-def fill_cache(space, phases, data, seed, batch_size):
+def fill_cache(space, phases, data, seed, batch_size, cache: Path = CACHE):
     """Compute, phase by phase, every (representative, proxy) pair not yet cached.
 
     ``phases``: list of (representative codes, proxy names).  Each architecture's missing proxies run in
     one shared call; its seconds are split evenly over them.  A call that raises is logged and left
     uncached (retried by the next run).
     """
-    if not CACHE.exists():
-        CACHE.write_text("arch,proxy,value,seconds\n")
-    with open(CACHE, "a", newline="") as f:
+    if not cache.exists():
+        cache.write_text("arch,proxy,value,seconds\n")
+    with open(cache, "a", newline="") as f:
         w = csv.writer(f)
         for reps, names in phases:
-            values, _ = load_cache()            # again per phase: another run may have added some
+            values, _ = load_cache(cache)       # again per phase: another run may have added some
             todo = [(space.format(r), r) for r in reps]
             todo = [(a, r, [n for n in names if (a, n) not in values]) for a, r in todo]
             todo = [t for t in todo if t[2]]
             print(f"phase {','.join(names)}: {len(todo)} architectures to compute", flush=True)
             for i, (a, r, missing) in enumerate(todo):
                 if i % 10 == 0:                     # skip what a parallel run has done meanwhile
-                    values, _ = load_cache()
+                    values, _ = load_cache(cache)
                 missing = [n for n in missing if (a, n) not in values]
                 if not missing:
                     continue
@@ -100,7 +106,7 @@ def fill_cache(space, phases, data, seed, batch_size):
                 f.flush()
                 if i % 25 == 0:
                     print(f"  {i}/{len(todo)} ({sec * len(missing):.2f} s last)", flush=True)
-    return load_cache()
+    return load_cache(cache)
 
 
 def correlations(values, acc):
@@ -160,13 +166,21 @@ def main():
                     help="report from the cache as it is (costly proxies on the cells computed so far)")
     ap.add_argument("--reverse", action="store_true",
                     help="every phase in reverse order (a second run in parallel shares the work)")
+    ap.add_argument("--table", type=Path, help="accuracy table of another dataset (default: shared CIFAR-10)")
+    ap.add_argument("--images", type=Path, help="images and labels of that dataset (NPZ)")
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--image-size", type=int, default=32)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    table_path = shared_data("nb201/nb201_cifar10.csv")
-    images = shared_data("images/cifar10_test_846.npz")
+    keep_freed_memory()                 # as the command line does (zeroshot.allocator)
+    table_path = args.table or shared_data("nb201/nb201_cifar10.csv")
+    images = args.images or shared_data("images/cifar10_test_846.npz")
     if table_path is None or images is None:
         raise SystemExit("needs ../shared/data/nb201/nb201_cifar10.csv and images/cifar10_test_846.npz")
-    space = get_space("nb201")
+    suffix = f"_{Path(table_path).stem}" if args.table else ""
+    dataset = Path(table_path).stem if args.table else "CIFAR-10"
+    cache_path = RESULTS / f"proxies_nb201{suffix}_cache.csv"
+    space = get_space("nb201", classes=args.classes, resolution=args.image_size)
     codes = official_codes(table_path, space)
     with open(table_path, newline="") as f:
         rows = sorted(csv.DictReader(f), key=lambda r: int(r["index"]))
@@ -174,7 +188,7 @@ def main():
     val_acc = np.array([float(r["val_acc"]) for r in rows])
     canon = space.canonical_codes(codes)
     report, dev = split_cells(canon, args.n, args.dev, args.seed)
-    data = load_data(str(images), (3, 32, 32), 10)
+    data = load_data(str(images), (3, args.image_size, args.image_size), args.classes)
 
     net_names = list_proxies("network")
     topo_names = list_proxies("topology")
@@ -192,7 +206,7 @@ def main():
         phases = [(reps[::-1], names) for reps, names in phases]
     if args.no_compute:
         phases = phases[:2]                 # the cheap proxies must be complete; the costly ones as they are
-    cache, per_proxy = fill_cache(space, [p for p in phases if p[1]], data, args.seed, args.batch_size)
+    cache, per_proxy = fill_cache(space, [p for p in phases if p[1]], data, args.seed, args.batch_size, cache_path)
     wall = time.perf_counter() - t0
     if args.compute_only:
         return
@@ -238,10 +252,12 @@ def main():
         print(cost_rows[-1], flush=True)
     per_arch = np.array([sum(per_proxy[space.format(c), n] for n in cheap) for c in rep_u])
 
+    dataset_args = (f"--table {args.table} --images {args.images} --classes {args.classes} --image-size "
+                    f"{args.image_size} " if args.table else "")
     lines = [
-        "# Zero-shot proxies on NAS-Bench-201 CIFAR-10",
+        f"# Zero-shot proxies on NAS-Bench-201 {dataset}",
         "",
-        f"`python benchmarks/proxies_nb201.py --n {args.n} --dev {args.dev} --seed {args.seed} "
+        f"`python benchmarks/proxies_nb201.py --n {args.n} --dev {args.dev} --seed {args.seed} {dataset_args}"
         f"--batch-size {args.batch_size} --cost-n {args.cost_n} --cost-mbv2 {args.cost_mbv2} --few-shot {args.few_shot}` on "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, one thread, "
         f"{os.cpu_count()} cores shared with other jobs.",
@@ -250,7 +266,7 @@ def main():
         f"Development set: {nd} other cells (`default_rng({args.seed + 1})`, none isomorphic to a reported "
         "cell) vs **validation** accuracy; the default score's components were chosen on principles and on "
         "the development set only, never on the reported set.  Network proxies: the first "
-        f"{args.batch_size} of the 846 real CIFAR-10 test images, seed {args.seed}, computed once per "
+        f"{args.batch_size} of the {len(data)} images of `{Path(images).name}`, seed {args.seed}, computed once per "
         f"isomorphism class ({len(rep_u)} + {len(dev_u)} classes).",
         "",
         f"Default `score` = sum of log-ranks of {', '.join(DEFAULT_PROXIES)} (zeroshot/score.py).",
@@ -297,7 +313,8 @@ def main():
         "",
         "Cost of one call of `compute_network_proxies` as a multiple of one forward+backward pass (cross-"
         "entropy, train mode) of the same network on the same batch (`zeroshot.proxies.network.suite_cost`: "
-        "the two timed alternately in one process, one thread, medians of 3; median over architectures, "
+        "the two timed alternately in one process, one thread, medians of 3, freed memory kept for reuse as the "
+        "command line does: `zeroshot.allocator`; median over architectures, "
         "range in brackets).  all: the 13 network proxies; no grasp: 12; default: the network proxies of the "
         f"default score ({', '.join(default_net)}).",
         "",
@@ -311,7 +328,7 @@ def main():
         f"computed missing values for {wall:.0f} s.  Topology proxies: microseconds per architecture "
         "(benchmarks/results/proxies_topology.md).",
     ]
-    out = RESULTS / "proxies_nb201.md"
+    out = RESULTS / f"proxies_nb201{suffix}.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -58,6 +58,8 @@ def test_estimate_reads_stdin():
     (["sample", "nb201", "-n", "20000"], "", "only 15625"),
     (["sample", "nb201", "-n", "-1"], "", "non-negative"),
     (["sample", "nb201", "-n", "2", "-P", "16"], "", "does not take --parallelism"),
+    (["sample", "mbv2", "-n", "2", "--image-size", "16"], "", "does not take --image-size; it takes --parallelism"),
+    (["sample", "nb201", "-n", "2", "--image-size", "0"], "", "must be positive"),
 ])
 def test_bad_input_one_line_exit_2(args, stdin, words):
     code, out, err = run(args, stdin)

@@ -152,6 +152,22 @@ def test_default_score_cli(tmp_path, capsys):
     assert float(rows[0]["score"]) < float(rows[1]["score"])  # the cut network ranks last
 
 
+def test_score_cli_image_size_matches_imagenet16_data(tmp_path, capsys):
+    """ImageNet16-120 style data (16 x 16 images, 120 classes) needs nb201 built at 16 px: said, then done."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "in16.npz"
+    np.savez(data, x=rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8), y=rng.integers(0, 120, 8))
+    path = tmp_path / "two.txt"
+    path.write_text(CELLS[0] + "\n" + CELLS[1] + "\n")
+    base = ["score", "nb201", "--archs", str(path), "--data", str(data), "--classes", "120", "--batch-size", "8",
+            "--proxies", "naswot,jacob_cov"]
+    rc, out, err = _run(base, capsys)
+    assert rc == 2 and out == "" and "(3, 32, 32)" in err and "--image-size" in err
+    rc, out, err = _run(base + ["--image-size", "16"], capsys)
+    rows = _csv(out)
+    assert rc == 0 and len(rows) == 2 and all(np.isfinite(float(r["naswot"])) for r in rows)
+
+
 def test_score_is_deterministic_for_a_seed():
     space = get_space("nb201", channels=4, cells=1)
     codes = space.sample_distinct_codes(4, np.random.default_rng(1))

@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 from spaces import EncodingError, SearchSpace, get_space
 
 from . import __version__, commands
+from .allocator import keep_freed_memory
 from .errors import UserError
 
 
@@ -31,6 +32,8 @@ def add_space_args(p: argparse.ArgumentParser, archs: bool = False) -> None:
     p.add_argument("space", help="search space name (see `zeroshot spaces`)")
     p.add_argument("--classes", type=int, help="number of output classes of the head")
     p.add_argument("--config", help="space configuration (fbnet: cifar100 or imagenet)")
+    p.add_argument("--image-size", type=int, metavar="PX",
+                   help="input side in pixels, for spaces that take it (nb201: 32, or 16 for ImageNet16-120)")
     p.add_argument("-P", "--parallelism", type=int, help="accelerator parallelism factor for curation (mbv2)")
     p.add_argument("--task", help="task head: classify, detect or segment (where the space has them)")
     if archs:
@@ -38,10 +41,14 @@ def add_space_args(p: argparse.ArgumentParser, archs: bool = False) -> None:
                        help="file with one encoding per line, '-' for standard input")
 
 
+#: space option -> the command-line flag that sets it (add_space_args)
+SPACE_FLAGS = {"classes": "--classes", "config": "--config", "parallelism": "--parallelism", "task": "--task",
+               "resolution": "--image-size"}
+
+
 def space_from_args(args: argparse.Namespace) -> SearchSpace:
-    options = {k: getattr(args, a) for k, a in
-               (("classes", "classes"), ("config", "config"), ("parallelism", "parallelism"), ("task", "task"))
-               if getattr(args, a, None) is not None}
+    given = {k: getattr(args, f.lstrip("-").replace("-", "_"), None) for k, f in SPACE_FLAGS.items()}
+    options = {k: v for k, v in given.items() if v is not None}
     return make_space(args.space, **options)
 
 
@@ -54,9 +61,9 @@ def make_space(name: str, **options) -> SearchSpace:
     except TypeError:
         from spaces import _REGISTRY
         accepted = [p for p in inspect.signature(_REGISTRY[name].__init__).parameters if p != "self"]
-        bad = sorted(set(options) - set(accepted))
-        raise UserError(f"space {name!r} does not take --{', --'.join(bad)}; it takes "
-                        f"{', '.join('--' + a for a in accepted) or 'no options'}") from None
+        bad = ", ".join(SPACE_FLAGS.get(o, o) for o in sorted(set(options) - set(accepted)))
+        takes = ", ".join(SPACE_FLAGS[o] for o in accepted if o in SPACE_FLAGS) or "none of these options"
+        raise UserError(f"space {name!r} does not take {bad}; it takes {takes}") from None
     except ValueError as e:
         raise UserError(f"space {name!r}: {e}") from None
 
@@ -127,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    keep_freed_memory()             # before any worker forks: they inherit it
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning(args.command)
         try:

@@ -84,8 +84,9 @@ def validate(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int] | None = 
     x = np.ascontiguousarray(x, dtype=np.float32)
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
         raise UserError(f"{source}: the network takes inputs of shape (C, H, W) = {tuple(shape)}, the data "
-                        f"gives {tuple(x.shape[1:])} (after reading it as {layout}); resize the images or "
-                        f"pick a space configuration with that input")
+                        f"gives {tuple(x.shape[1:])} (after reading it as {layout}); resize the images, or "
+                        f"build the space for that input (command line: --image-size or --config, where the "
+                        f"space takes them)")
     y = np.asarray(y)
     if y.shape != (len(x),):
         raise UserError(f"{source}: y must be one label per image, shape ({len(x)},), got {y.shape}")

@@ -33,6 +33,7 @@ import numpy as np
 from estimator.devices import load_device
 from estimator.estimate import Estimator
 
+from .allocator import keep_freed_memory
 from .errors import UserError
 from .progress import progress
 from .store import ResultStore
@@ -80,6 +81,7 @@ def _init_worker(cfg_dict: dict) -> None:
     if _WORKER.get("key") == key:
         return
     from spaces import get_space
+    keep_freed_memory()             # spawned workers do not inherit the command line's setting
     cfg = ScreenConfig(**cfg_dict)
     space = get_space(cfg.space, **cfg.space_options)
     estimator = Estimator(space, load_device(cfg.device), cfg.precision, extra=cheap_metrics(cfg.cheap))

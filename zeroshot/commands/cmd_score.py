@@ -39,8 +39,9 @@ def run(args):
             raise UserError(f"--batch-size {args.batch_size} exceeds the {len(data)} images in {args.data}")
     elif needs_data(names):
         users = [n for n in names if get_proxy(n).needs in ("images", "labels")]
-        print(f"zeroshot score: note: no --data; {', '.join(users)} see seeded Gaussian input with random "
-              "labels", file=sys.stderr)
+        verb = "sees" if len(users) == 1 else "see"
+        print(f"zeroshot score: note: no --data; {', '.join(users)} {verb} seeded Gaussian input with random labels",
+              file=sys.stderr)
     scores, values = score(space, codes, data, args.seed, args.batch_size, names, progress=True)
     rows = ([t, f"{scores[i]:.6g}"] + [f"{values[n][i]:.6g}" for n in names] for i, t in enumerate(texts))
     write_csv(["arch", "score"] + names, rows, args.output)

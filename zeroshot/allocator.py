@@ -1,0 +1,45 @@
+"""Keep freed tensor memory in the process for reuse (glibc), instead of handing it back to the system.
+
+The network-proxy suite allocates and frees hundreds of MB per architecture (the retained graph, the
+activations and gradients several proxies read, per-sample gradients).  With glibc's default settings
+most of it is returned to the system when freed (``munmap``, heap trimming), so the next architecture
+page-faults every page back in: on NB201 cells at batch 64 that was about 0.6 of a forward+backward pass
+per call of the suite (``benchmarks/results/proxies_cost_breakdown.md``), while a lone forward+backward,
+whose memory glibc keeps, was not affected.  :func:`keep_freed_memory` serves blocks up to 32 MB from the
+heap and trims the heap only above 1 GB of free memory at its top; the process then holds up to its peak
+use.  The command line applies it at start (so forked workers inherit it); library users can call it.
+
+Example
+-------
+>>> applied = keep_freed_memory()      # once, before computing proxies for many architectures
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import platform
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # mallopt parameters (glibc's malloc.h)
+MMAP_THRESHOLD = 32 << 20      # blocks above this come from mmap (glibc's own ceiling for its dynamic threshold)
+TRIM_THRESHOLD = 1 << 30       # free memory at the top of the heap kept before trimming
+
+_applied: list[bool] = []
+
+
+def keep_freed_memory() -> bool:
+    """Apply the settings above to this process once (later calls return the first result); True when
+    applied, False where the C library is not glibc or refuses them."""
+    if not _applied:
+        _applied.append(_mallopt())
+    return _applied[0]
+
+
+def _mallopt() -> bool:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
