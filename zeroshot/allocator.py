@@ -3,9 +3,9 @@
 The network-proxy suite allocates and frees hundreds of MB per architecture (the retained graph, the
 activations and gradients several proxies read, per-sample gradients).  With glibc's default settings
 most of it is returned to the system when freed (``munmap``, heap trimming), so the next architecture
-page-faults every page back in: on NB201 cells at batch 64 that was about 0.6 of a forward+backward pass
-per call of the suite (``benchmarks/results/proxies_cost_breakdown.md``), while a lone forward+backward,
-whose memory glibc keeps, was not affected.  :func:`keep_freed_memory` serves blocks up to 32 MB from the
+page-faults every page back in: on NB201 cells at batch 64 that was up to 0.65 of a forward+backward pass
+per call of the 13-proxy suite (README, "Zero-shot proxies"), while a lone forward+backward, whose memory
+glibc keeps, was not affected.  :func:`keep_freed_memory` serves blocks up to 32 MB from the
 heap and trims the heap only above 1 GB of free memory at its top; the process then holds up to its peak
 use.  The command line applies it at start (so forked workers inherit it); library users can call it.
 
