@@ -3,7 +3,8 @@
 Usage: python benchmarks/design_segmentation.py [--budget 2000] [--seed 0] [--device mobile-npu-16]
        [--train-budget 20] [--epochs 6] [--caps 1.0] [--population 10] [--out FILE]
 Writes benchmarks/results/design_segmentation.md (or ``--out``).  The multishot part needs ../shared/data
-(images/cifar10_test_846.npz); without it that part is skipped and says so.
+(images/cifar10_test_846.npz): without it the script stops with a message saying so (``--train-budget 0``
+runs the zero-shot part alone).
 
 Zero-shot part: from the MobileNetV2 LR-ASPP baseline (`zeroshot baseline mbv2 mobilenetv2 --task
 segment`, 512x512), :func:`zeroshot.refine.refine` evolves per-stage width multipliers, per-block fusion
@@ -22,7 +23,8 @@ trained for real: ``--epochs`` epochs of AdamW (lr 2e-3, batch 32), seed ``--see
 the synthetic task of :mod:`zeroshot.segmentation` (800 training canvases of 64x64 made of real CIFAR-10
 images pasted on others, 3 labels; mean IoU on 256 canvases from 246 held-out images).  The baseline is
 MobileNetV2 LR-ASPP at 64 px, trained with the same settings under seeds 0 and 1 (its spread is the
-training noise).  Settings were fixed before the run.
+training noise).  The settings of the cap-1.0 run were fixed before it; the 0.7 / 0.5 cap runs
+(``design_segmentation_caps.md``: population 6, 12 trainings each) were added after seeing it, to get a front.
 """
 import argparse
 import time
@@ -75,7 +77,7 @@ def zero_shot(args) -> list[str]:
 def full_scale(space, est, archs) -> np.ndarray:
     """Latency of the same architectures at FULL_SCALE times their input side."""
     codes = np.array([space.parse(a) for a in archs])
-    codes[:, 0] *= FULL_SCALE
+    codes[:, space.resolution_column] *= FULL_SCALE
     return est.evaluate(codes)["latency_ms"]
 
 
@@ -166,7 +168,7 @@ def main():
     lines = ["# Case study 3: segmentation, search of channels, fusion and resolution", "",
              f"`python benchmarks/design_segmentation.py --budget {args.budget} --seed {args.seed} --device "
              f"{args.device} --train-budget {args.train_budget} --epochs {args.epochs} --caps {args.caps} "
-             f"--population {args.population}`", ""]
+             f"--population {args.population}" + (f" --out {args.out}" if args.out != str(OUT) else "") + "`", ""]
     lines += zero_shot(args)
     if args.train_budget:
         lines += multishot(args)

@@ -113,12 +113,12 @@ def main():
         w.writerow(["arch", "resolution", "macs", "kernels", "written_mb", "weight_mb", "raw_sum_ms",
                     "raw_conv_ms", "raw_dwconv_ms", "predicted_ms", "pooled_predicted_ms", "session_a_ms",
                     "session_b_ms", "noise_a", "noise_b"])
+        per_type = {t: per_arch(np.where(kt.cols["type"] == KT[t], kernel_raw, 0)) for t in ("conv", "dwconv")}
+        columns = (per_arch(written_mb(kt)), per_arch(kt.cols["weight_elems"] * 4e-6), raw, per_type["conv"],
+                   per_type["dwconv"], pred, pooled, a[0], b[0], a[1], b[1])
         for j, text in enumerate(texts):
-            w.writerow([text, archs[j].input_shape[1], archs[j].macs, kt.ptr[j + 1] - kt.ptr[j]] + [
-                f"{v:.5g}" for v in (per_arch(written_mb(kt))[j], per_arch(kt.cols["weight_elems"] * 4e-6)[j],
-                                      raw[j], per_arch(np.where(kt.cols["type"] == KT["conv"], kernel_raw, 0))[j],
-                                      per_arch(np.where(kt.cols["type"] == KT["dwconv"], kernel_raw, 0))[j],
-                                      pred[j], pooled[j], a[0][j], b[0][j], a[1][j], b[1][j])])
+            w.writerow([text, archs[j].input_shape[1], archs[j].macs, kt.ptr[j + 1] - kt.ptr[j]] +
+                       [f"{v[j]:.5g}" for v in columns])
     ratio_ab = b[0] / a[0]
     ratio_cal = cal_sessions / cal_profile_ms
     with open(Path(args.out).with_name(Path(args.out).stem + "_calibration.csv"), "w", newline="") as f:

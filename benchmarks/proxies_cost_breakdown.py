@@ -10,7 +10,7 @@ one thread), median over the networks: NB201 cells (``default_rng(seed + 7)`` sa
 speed) on the first 64 real images, and MobileNetV2 nets at 128 px on 16 Gaussian images.  Freed memory is
 kept for reuse (:func:`zeroshot.allocator.keep_freed_memory`, as the command line does) unless
 ``--glibc-defaults``.  A proxy alone pays for every pass it needs (building the network included), so the
-column "alone" overlaps: the "passes" column says what each one shares.
+rows of single proxies overlap: the "passes it runs" column says what each one shares.
 """
 from __future__ import annotations
 

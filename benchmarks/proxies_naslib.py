@@ -8,7 +8,8 @@ and both against the cells' validation accuracy; plus the suite's seconds per ce
 multiple of one forward + backward pass of the same network on the same batch (measured alternately on
 every cell, one thread).
 
-Usage: ``python benchmarks/proxies_naslib.py [--n 200] [--seed 0]`` (about 5 s per cell on one core, with the exact grasp)
+Usage: ``python benchmarks/proxies_naslib.py [--n 200] [--seed 0]`` (about 3 s per cell on one core, with the
+exact grasp)
 -> ``benchmarks/results/proxies_naslib.md`` and ``.json``.
 """
 from __future__ import annotations
@@ -135,7 +136,7 @@ def report(rows, ours, secs, units, lite, exact, args) -> None:
         "",
         f"`python benchmarks/proxies_naslib.py --n {args.n} --seed {args.seed}`: {len(rows)} cells (random subset "
         f"of the 724 in `nb201/naslib_proxies_cifar10.csv`, seed {args.seed}), batch {args.batch} of real CIFAR-10 "
-        "test images (first 64 of `cifar10_test_846.npz`, CIFAR mean/std), their labels, seed "
+        f"test images (first {args.batch} of `cifar10_test_846.npz`, CIFAR mean/std), their labels, seed "
         f"{args.seed}, one thread. val_acc: the CSV's (cifar10-valid, 200 epochs).",
         "",
         "| ours | NASLib | rho(ours, NASLib) | rho(ours, val_acc) | rho(NASLib, val_acc) | finite |",

@@ -171,6 +171,10 @@ def main():
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--image-size", type=int, default=32)
     args = ap.parse_args()
+    cifar10 = (args.table, args.images, args.classes, args.image_size) == (None, None, 10, 32)
+    if not cifar10 and (args.table is None or args.images is None):
+        ap.error("another dataset needs --table and --images together (with its --classes and --image-size); "
+                 "without them the run is on CIFAR-10 at 10 classes, 32 px")
     torch.set_num_threads(1)
     keep_freed_memory()                 # as the command line does (zeroshot.allocator)
     table_path = args.table or shared_data("nb201/nb201_cifar10.csv")

@@ -217,7 +217,7 @@ def main(argv=None) -> None:
     r = nb["rows"]
     lines = [
         "# How many samples swap reads (SWAP_SAMPLES)", "",
-        f"`python benchmarks/proxies_swap_samples.py --dev {args.dev} --seed {args.seed} --batch-size "
+        f"`python benchmarks/proxies_swap_samples.py --n {args.n} --dev {args.dev} --seed {args.seed} --batch-size "
         f"{args.batch_size} --mbv2 {args.mbv2}` on {platform.processor() or platform.machine()}, torch "
         f"{torch.__version__}, one thread, {os.cpu_count()} cores shared with other jobs "
         f"({time.perf_counter() - t0:.0f} s; load average at the end {', '.join(f'{v:.1f}' for v in os.getloadavg())}).",

@@ -27,8 +27,9 @@ def scripts() -> dict[str, Path]:
 
 
 def summary(path: Path) -> str:
+    """The first paragraph of the script's docstring, on one line."""
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
-    return doc.splitlines()[0] if doc else ""
+    return " ".join(doc.split("\n\n")[0].split())
 
 
 def main(argv=None) -> int:

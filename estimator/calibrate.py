@@ -372,11 +372,12 @@ class CalibratedDevice(Device):
         for field in ("name", "intercept_ms", "theta"):
             if field not in d:
                 raise DeviceError(f"{where} has no {field!r}; recalibrate it with `zeroshot calibrate`")
+        theta = _dense_theta(d["theta"], where, signed=True)        # its errors name ``where`` already
         try:
-            return cls(d["name"], float(d["intercept_ms"]), _dense_theta(d["theta"], where, signed=True),
+            return cls(d["name"], float(d["intercept_ms"]), theta,
                        d.get("fusion", DEFAULT_FUSION), d.get("description", ""), d.get("space", ""),
                        d.get("measurements", 0), float(d.get("floor_ms", MIN_FLOOR_MS)))
-        except ValueError as e:
+        except (TypeError, ValueError) as e:          # TypeError: a field of the wrong JSON type (null, list)
             raise DeviceError(f"{where}: {e}") from None
 
     def to_dict(self) -> dict:
@@ -402,6 +403,14 @@ class CalibratedDevice(Device):
         arch_of = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))
         raw = np.bincount(arch_of, weights=per_kernel, minlength=len(kt)) + self.model_overhead_ms
         return np.maximum(raw, self.floor_ms)
+
+    def for_space(self, space_name: str) -> "CalibratedDevice":
+        """The device itself; a device calibrated on another space refuses (its parameters were fitted to
+        that space's measurements, with that space's source devices as the prior)."""
+        if self.space and space_name != self.space:
+            raise DeviceError(f"device {self.name!r} was calibrated on {self.space} architectures, not "
+                              f"{space_name}; calibrate one with `zeroshot calibrate {space_name} ...`")
+        return self
 
     def predict(self, space, archs) -> np.ndarray:
         """Latency (ms) of architectures of ``space`` given as encodings or codes."""
@@ -464,12 +473,16 @@ def _sparse_theta(theta: np.ndarray) -> dict:
 
 def _dense_theta(d: dict, where: str, signed: bool = False) -> np.ndarray:
     """Parameters from their named form; non-negative unless ``signed`` (a calibrated device's may not be)."""
+    if not isinstance(d, dict):
+        raise DeviceError(f"{where}: 'theta' must map feature names to numbers, got {type(d).__name__}")
     theta = np.zeros(N_COLS)
     for name, value in d.items():
         try:
             theta[column_index(name)] = float(value)
         except KeyError as e:
             raise DeviceError(f"{where}: {e.args[0]}") from None
+        except (TypeError, ValueError):
+            raise DeviceError(f"{where}: cost parameter {name!r} must be a number, got {value!r}") from None
     if not np.all(np.isfinite(theta)):
         raise DeviceError(f"{where}: cost parameters must be finite numbers")
     if not signed and np.any(theta < 0):

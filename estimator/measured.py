@@ -12,9 +12,10 @@ ms_per_mb * MB its ops write`` per kernel plus ``intercept_ms`` per model
 (:attr:`~estimator.devices.Device.model_overhead_ms`) is fitted by non-negative least squares of relative
 error on end-to-end measured calibration models, once per profiled space (the models of each space pay
 these costs differently; on this machine's CPU, on a quiet machine, the pooled correction puts 84 % of
-mbv2 networks within +-10 %, mbv2's own 95 %: benchmarks/results/estimator_accuracy.md) and once pooled over all spaces, for
-other spaces (:meth:`MeasuredDevice.for_space`).  The calibration models are measured on several
-occasions spread over the profile, so that they see the same mix of machine load as the kernels.
+mbv2 networks within +-10 %, mbv2's own 95 %: benchmarks/results/estimator_accuracy.md) and once pooled
+over all spaces, for other spaces (:meth:`MeasuredDevice.for_space`).  The calibration models are
+measured on several occasions spread over the profile, so that they see the same mix of machine load as
+the kernels.
 
 A device is a JSON file naming a model file beside it (joblib, with the scikit-learn version that wrote
 it and its SHA-256); loading it under another scikit-learn version, or with a changed model file, fails
@@ -239,8 +240,15 @@ class MeasuredDevice(Device):
         if not isinstance(regressors, dict) or sorted(regressors) != sorted(d.get("kernel_types", ())):
             raise DeviceError(f"model file {model} does not hold regressors for the kernel types the device "
                               f"lists ({d.get('kernel_types')}); {RETRAIN}")
-        dev = cls(name, regressors, d["corrections"], d.get("info"), d.get("fusion", DEFAULT_FUSION),
-                  d.get("description", ""))
+        corrections = d["corrections"]
+        if not isinstance(corrections, dict) or not all(isinstance(c, dict) for c in corrections.values()):
+            raise DeviceError(f"device {name!r}: 'corrections' must map space names to {{scale, ms_per_mb, "
+                              f"intercept_ms}}, got {json.dumps(corrections)[:60]}; {RETRAIN}")
+        try:
+            dev = cls(name, regressors, corrections, d.get("info"), d.get("fusion", DEFAULT_FUSION),
+                      d.get("description", ""))
+        except (TypeError, ValueError) as e:          # a field of the wrong JSON type or value
+            raise DeviceError(f"device {name!r}: {e}; {RETRAIN}") from None
         dev.model_file, dev.model_sha256 = d["model_file"], d.get("model_sha256")
         return dev
 

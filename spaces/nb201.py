@@ -38,6 +38,9 @@ class Nb201Space(ProductSpace):
     def __init__(self, classes: int = 10, channels: int = 16, cells: int = 5, resolution: int = 32):
         if min(classes, channels, cells, resolution) < 1:
             raise ValueError("classes, channels, cells and resolution must be positive")
+        if resolution % 4:
+            raise ValueError(f"resolution must be a multiple of 4 (two stride-2 reductions), got {resolution}; "
+                             "e.g. 32 (CIFAR) or 16 (ImageNet16-120)")
         self.classes, self.channels, self.cells, self.resolution = classes, channels, cells, resolution
         self.cards = np.full(6, len(OPS), dtype=np.int64)
 

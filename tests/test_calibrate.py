@@ -82,7 +82,10 @@ def test_device_file_errors(tmp_path):
     for change, message in (({"feature_version": 0}, "recalibrate"),
                             ({"theta": {"all.conv.k3.flops": 1.0}}, "unknown value 'flops'"),
                             ({"theta": {"all.conv.k3.macs": float("nan")}}, "finite"),
-                            ({"floor_ms": float("nan")}, "floor_ms must be a finite")):
+                            ({"floor_ms": float("nan")}, "floor_ms must be a finite"),
+                            ({"floor_ms": None}, "calibrated device 'd': float"),
+                            ({"theta": [1.0]}, "'theta' must map feature names"),
+                            ({"theta": {"all.conv.k3.macs": None}}, "must be a number, got None")):
         path = tmp_path / "bad.json"
         path.write_text(json.dumps({**good, **change}))
         with pytest.raises(DeviceError, match=message):
@@ -186,7 +189,8 @@ def test_cli_calibrate_writes_a_device(tmp_path, capsys):
     ([("|bad|", 1.0)], [], "row 2"),
     ([("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|", "fast")], [], "row 2"),
     ([("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|", -2)], [], "positive"),
-    ([], ["--column", "nope"], "no column 'nope'"),
+    ([], ["--column", "nope"], "'nope' is not a column"),
+    ([], ["--column", "arch"], "'arch' is the architecture column"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, rows, extra, message):
     good = get_space("nb201").sample(4, seed=1)
@@ -217,3 +221,7 @@ def test_cli_estimate_uses_a_calibrated_device(tmp_path, capsys):
     col = lines[0].split(",").index("latency_ms")
     got = np.array([float(line.split(",")[col]) for line in lines[1:]])
     assert np.allclose(got, load_device(dev).predict(space, archs), rtol=1e-5)
+    mbv2 = tmp_path / "mbv2.txt"                 # a device calibrated on nb201 cannot cost mbv2 networks
+    mbv2.write_text(get_space("mbv2").sample(1, seed=0)[0] + "\n")
+    assert main(["estimate", "mbv2", "--archs", str(mbv2), "--device", dev]) == 2
+    assert "calibrated on nb201 architectures, not mbv2" in capsys.readouterr().err

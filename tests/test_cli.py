@@ -8,6 +8,7 @@ import pytest
 
 from spaces import list_spaces
 from zeroshot.cli import main
+from zeroshot.store import ResultStore
 
 
 def run(args, stdin=""):
@@ -60,6 +61,7 @@ def test_estimate_reads_stdin():
     (["sample", "nb201", "-n", "2", "-P", "16"], "", "does not take --parallelism"),
     (["sample", "mbv2", "-n", "2", "--image-size", "16"], "", "does not take --image-size; it takes --parallelism"),
     (["sample", "nb201", "-n", "2", "--image-size", "0"], "", "must be positive"),
+    (["sample", "nb201", "-n", "2", "--image-size", "7"], "", "multiple of 4"),
 ])
 def test_bad_input_one_line_exit_2(args, stdin, words):
     code, out, err = run(args, stdin)
@@ -67,6 +69,20 @@ def test_bad_input_one_line_exit_2(args, stdin, words):
     assert out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert words in err
+
+
+def test_screen_builds_the_space_of_every_space_flag(tmp_path, capsys):
+    """--image-size reaches the screen's configuration (and so its workers and database), not only the check."""
+    peak = {}
+    for size in ("32", "16"):
+        db = str(tmp_path / f"s{size}.db")
+        assert main(["screen", "nb201", "--image-size", size, "-n", "20", "--survivors", "0", "--db", db,
+                     "--json"]) == 0
+        capsys.readouterr()
+        store = ResultStore(db, space="nb201", space_options={"resolution": int(size)})   # refuses other options
+        peak[size] = max(r["peak_activation_bytes"] for r in store.candidates(1))
+        store.close()
+    assert peak["16"] < peak["32"]
 
 
 def test_nothing_half_written_on_error(tmp_path):

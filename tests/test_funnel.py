@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 
-from zeroshot.backends import LocalBackend
-from zeroshot.errors import UserError
 from spaces import get_space
 from spaces.mbv2 import MOBILENETV2
+from zeroshot.backends import LocalBackend
 from zeroshot.commands.cmd_screen import print_summary
+from zeroshot.errors import UserError
 from zeroshot.funnel import SCORED, ScreenConfig, pareto_front, proxy_codes, run_screen
 from zeroshot.score import DEFAULT_PROXIES
 from zeroshot.store import ResultStore, StoreError
@@ -131,6 +131,9 @@ def test_proxy_scale_shrinks_mbv2_inputs_only():
     assert proxy_codes(nb201, cells, 0.5) is cells
     with pytest.raises(UserError, match=r"--proxy-scale must be in \(0, 1\], got 1.5"):
         run_screen(ScreenConfig(space="mbv2", n=10, proxy_scale=1.5), "unused.db", quiet=True)
+    for batch in (0, 1):                 # 0 once fell back to the default batch, 1 failed in a worker
+        with pytest.raises(UserError, match=f"--batch-size must be at least 2 .*, got {batch}"):
+            run_screen(ScreenConfig(space="nb201", n=10, batch_size=batch), "unused.db", quiet=True)
 
 
 def test_constraints_filter_and_impossible_ones_name_the_tightest(tmp_path):

@@ -175,6 +175,12 @@ def test_device_without_per_space_corrections_is_refused(tiny_device, tmp_path):
     (tmp_path / d["model_file"]).write_bytes(path.with_suffix(".joblib").read_bytes())
     with pytest.raises(DeviceError, match="no per-space corrections.*retrain with"):
         load_device(str(old))
+    for bad, message in (([1.0], "'corrections' must map space names"), ({"nb201": None}, "must map space"),
+                         ({"nb201": {"scale": "x"}}, "could not convert")):
+        d["corrections"] = bad
+        old.write_text(json.dumps(d))
+        with pytest.raises(DeviceError, match=message):
+            load_device(str(old))
 
 
 def test_changed_or_missing_model_file_is_refused(tiny_device, tmp_path):

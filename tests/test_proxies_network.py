@@ -386,7 +386,7 @@ def mobile_block_net():
 
 def test_mobile_ops_run_and_thin_copy_keeps_the_head():
     arch = mobile_block_net()
-    x, y = batch(8, c=3, h=8, classes=3)
+    x, y = batch(SWAP_SAMPLES, c=3, h=8, classes=3)
     v = compute_network_proxies(arch, NETWORK_PROXIES, x, y)
     assert set(v) == set(NETWORK_PROXIES) and all(math.isfinite(f) for f in v.values())
     thin = thin_arch(arch, 8, 2)

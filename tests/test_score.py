@@ -163,6 +163,10 @@ def test_score_cli_image_size_matches_imagenet16_data(tmp_path, capsys):
             "--proxies", "naswot,jacob_cov"]
     rc, out, err = _run(base, capsys)
     assert rc == 2 and out == "" and "(3, 32, 32)" in err and "--image-size" in err
+    np.savez(data, x=rng.integers(0, 256, (1, 16, 16, 3), dtype=np.uint8), y=[3])
+    rc, out, err = _run(base + ["--image-size", "16"], capsys)
+    assert rc == 2 and out == "" and "holds 1 image" in err and len(err.strip().splitlines()) == 1
+    np.savez(data, x=rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8), y=rng.integers(0, 120, 8))
     rc, out, err = _run(base + ["--image-size", "16"], capsys)
     rows = _csv(out)
     assert rc == 0 and len(rows) == 2 and all(np.isfinite(float(r["naswot"])) for r in rows)

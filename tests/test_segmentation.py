@@ -16,13 +16,16 @@ def _images(n=12, seed=0):
 
 def test_labels_mark_exactly_the_pasted_pixels():
     imgs, classes = _images()
-    imgs[:] = 0                                                   # black images: pasted pixels stay black
+    imgs[:] = (10 + 20 * np.arange(len(imgs)))[:, None, None, None]     # one flat, distinct value per image
     d = pasted_objects(imgs, classes, n=5, size=32, seed=1)
     assert d.x.shape == (5, 3, 32, 32) and d.y.shape == (5, 32, 32)
-    assert (d.x == 0).all()
-    for y in d.y:
+    for x, y in zip(d.x, d.y):
         fg = np.unique(y[y > 0])
         assert len(fg) == 1 and 0.05 < (y > 0).mean() < 0.4        # one object, an ellipse of 3/8..5/8 side
+        obj, bg = np.unique(x[:, y > 0]), np.unique(x[:, y == 0])     # the object's image exactly where labelled
+        assert len(obj) == len(bg) == 1 and obj[0] != bg[0]
+        i = int(round(obj[0] * 255 - 10)) // 20                       # the pasted image: its superclass
+        assert superclass(classes[i:i + 1])[0] == fg[0]
     assert superclass(np.array([0, 1, 2, 8, 9, 3])).tolist() == [1, 1, 2, 1, 1, 2]
     again = pasted_objects(*_images(), n=5, size=32, seed=1)
     assert np.array_equal(again.y, pasted_objects(*_images(), n=5, size=32, seed=1).y)       # seeded

@@ -1,13 +1,14 @@
 """Keep freed tensor memory in the process for reuse (glibc), instead of handing it back to the system.
 
 The network-proxy suite allocates and frees hundreds of MB per architecture (the retained graph, the
-activations and gradients several proxies read, per-sample gradients).  With glibc's default settings
-most of it is returned to the system when freed (``munmap``, heap trimming), so the next architecture
-page-faults every page back in: on NB201 cells at batch 64 that was up to 0.65 of a forward+backward pass
-per call of the 13-proxy suite (README, "Zero-shot proxies"), while a lone forward+backward, whose memory
-glibc keeps, was not affected.  :func:`keep_freed_memory` serves blocks up to 32 MB from the
-heap and trims the heap only above 1 GB of free memory at its top; the process then holds up to its peak
-use.  The command line applies it at start (so forked workers inherit it); library users can call it.
+activations and gradients several proxies read, per-sample gradients). With glibc's default settings most of
+it is returned to the system when freed (``munmap``, heap trimming), so the next architecture page-faults
+every page back in, while a lone forward+backward, whose memory glibc keeps, is not affected. With this
+setting the 13-proxy suite's cost on 4 NB201 cells went from 3.43 to 3.30 forward+backward passes in one
+session (``benchmarks/results/proxies_cost_breakdown*.md``), and the 10-cell table of ``proxies_nb201.md``
+from 4.22 to 3.52 across two runs (README, "Zero-shot proxies"). :func:`keep_freed_memory` serves blocks up to
+32 MB from the heap and trims the heap only above 1 GB of free memory at its top; the process then holds up to
+its peak use. The command line applies it at start (so forked workers inherit it); library users can call it.
 
 Example
 -------

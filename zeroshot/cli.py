@@ -46,10 +46,14 @@ SPACE_FLAGS = {"classes": "--classes", "config": "--config", "parallelism": "--p
                "resolution": "--image-size"}
 
 
-def space_from_args(args: argparse.Namespace) -> SearchSpace:
+def space_options(args: argparse.Namespace) -> dict:
+    """The space options given on the command line (:data:`SPACE_FLAGS`), as ``get_space`` keywords."""
     given = {k: getattr(args, f.lstrip("-").replace("-", "_"), None) for k, f in SPACE_FLAGS.items()}
-    options = {k: v for k, v in given.items() if v is not None}
-    return make_space(args.space, **options)
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def space_from_args(args: argparse.Namespace) -> SearchSpace:
+    return make_space(args.space, **space_options(args))
 
 
 def make_space(name: str, **options) -> SearchSpace:
@@ -154,4 +158,3 @@ def _one_line_warning(command: str):
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"zeroshot {command}: warning: {message}", file=file or sys.stderr)
     return show
-

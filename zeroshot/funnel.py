@@ -195,6 +195,8 @@ def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backe
         raise UserError("--survivors must be >= 0 and --top >= 1")
     if not 0 < cfg.proxy_scale <= 1:
         raise UserError(f"--proxy-scale must be in (0, 1], got {cfg.proxy_scale}")
+    if cfg.survivors and cfg.batch_size < 2:
+        raise UserError(f"--batch-size must be at least 2 (batch statistics), got {cfg.batch_size}")
     from .proxies.passes import SWAP_SAMPLES      # (imports torch: not at module level)
     if cfg.survivors and cfg.batch_size < SWAP_SAMPLES:
         warnings.warn(f"--batch-size {cfg.batch_size}: swap reads {SWAP_SAMPLES} samples, so it counts patterns over "

@@ -63,7 +63,8 @@ def _pick_column(raw, column, path) -> str:
     numeric = numeric_columns(raw)
     if column is not None:
         if column not in raw:
-            raise UserError(f"{path}: no column {column!r}; latency columns: {', '.join(numeric) or '(none)'}")
+            what = "is the architecture column" if column == "arch" else "is not a column"
+            raise UserError(f"{path}: {column!r} {what}; latency columns: {', '.join(numeric) or '(none)'}")
         return column
     if len(numeric) != 1:
         what = f"{len(numeric)} numeric columns ({', '.join(numeric)})" if numeric else "no numeric column"

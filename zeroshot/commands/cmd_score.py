@@ -35,6 +35,9 @@ def run(args):
     if args.data is not None:
         arch = space.build_ir(codes[0])
         data = load_data(args.data, arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
+        if len(data) < 2 and any(get_proxy(n).kind == "network" for n in names):
+            raise UserError(f"{args.data} holds {len(data)} image; network proxies need at least 2 (batch "
+                            "statistics)")
         if args.batch_size is not None and args.batch_size > len(data):
             raise UserError(f"--batch-size {args.batch_size} exceeds the {len(data)} images in {args.data}")
     elif needs_data(names):

@@ -5,7 +5,7 @@ from dataclasses import fields
 
 from estimator.devices import DeviceError
 from zeroshot.backends import get_backend
-from zeroshot.cli import add_space_args, space_from_args
+from zeroshot.cli import add_space_args, space_from_args, space_options
 from zeroshot.errors import UserError
 from zeroshot.funnel import ScreenConfig, run_screen
 from zeroshot.store import ResultStore, StoreError
@@ -48,8 +48,7 @@ def register(sub):
 
 def config_from_args(args) -> ScreenConfig:
     space = space_from_args(args)
-    options = {k: getattr(args, k) for k in ("classes", "config", "parallelism", "task")
-               if getattr(args, k, None) is not None}
+    options = space_options(args)
     if args.chunk < 1:
         raise UserError(f"--chunk must be positive, got {args.chunk}")
     return ScreenConfig(space=space.name, space_options=options, n=None if args.all else args.n, all=args.all,

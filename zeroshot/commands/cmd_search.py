@@ -14,7 +14,7 @@ import numpy as np
 
 from estimator.devices import DeviceError
 from zeroshot.backends import get_backend
-from zeroshot.cli import add_space_args, space_from_args
+from zeroshot.cli import add_space_args, space_from_args, space_options
 from zeroshot.commands.cmd_train import add_train_args, train_config_from_args
 from zeroshot.errors import UserError
 from zeroshot.score import resolve_proxies
@@ -56,8 +56,7 @@ def register(sub):
 
 def run(args):
     space = space_from_args(args)
-    options = {k: getattr(args, k) for k in ("classes", "config", "parallelism", "task")
-               if getattr(args, k, None) is not None}
+    options = space_options(args)
     proxies = tuple(resolve_proxies(args.proxies.split(","))) if args.proxies else DEFAULTS["proxies"]
     workers = args.workers or 1
     cfg = SearchConfig(space=space.name, strategy=args.strategy, budget=args.budget, space_options=options,

@@ -4,7 +4,7 @@
 CUDA when present); in ``zeroshot search`` and ``screen`` it names a hardware cost profile instead.
 Each epoch prints one line and is written to the results database (``--db``, run kind ``train``).
 """
-from zeroshot.cli import add_space_args, space_from_args
+from zeroshot.cli import add_space_args, space_from_args, space_options
 from zeroshot.datasets import load_dataset
 from zeroshot.errors import UserError
 from zeroshot.store import ResultStore, StoreError
@@ -59,8 +59,7 @@ def run(args):
     arch = space.to_ir(arch_text)
     data = load_dataset(args.data, arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
     db = args.db or f"zeroshot-{space.name}.db"
-    options = {k: getattr(args, k) for k in ("classes", "config", "parallelism", "task")
-               if getattr(args, k, None) is not None}
+    options = space_options(args)
     try:
         store = ResultStore(db, space=space.name, space_options=options)
     except StoreError as e:

@@ -20,8 +20,8 @@ singular NTK) is replaced by the worst value for its direction, ``-inf`` when hi
 Speed: in long loops call ``torch.set_num_threads(1)`` and start the process with
 ``OPENBLAS_NUM_THREADS=1``; on a machine loaded by other jobs, threaded BLAS made the small eigen-problems
 here up to 100x slower; call :func:`zeroshot.allocator.keep_freed_memory` once (the command line does) so
-that the memory freed after one architecture is reused by the next instead of page-faulted back in (on
-NB201 at batch 64 about 0.6 of a forward+backward pass per call).
+that the memory freed after one architecture is reused by the next instead of page-faulted back in (what
+that costs: :mod:`zeroshot.allocator`).
 
 Example
 -------
@@ -151,7 +151,8 @@ def _apply_nonfinite_rule(values: dict[str, float]) -> dict[str, float]:
 
 def fwd_bwd_seconds(arch: Arch, x, y=None, seed: int = 0, repeats: int = 3) -> float:
     """Median seconds of one forward + backward (cross-entropy, train mode) of the network on the
-    batch: the unit of :func:`suite_cost`."""
+    batch, timed alone from a freshly built network (no warm-up pass); :func:`suite_cost` times the same
+    unit alternately with the suite."""
     x, y = _as_batch(arch, x, y, seed, None)
     net = network(arch, seed)
     return float(np.median([_fwd_bwd(net, x, y) for _ in range(repeats)]))
