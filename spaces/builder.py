@@ -30,6 +30,32 @@ class HSwish(nn.Module):
 _ACT_MODULES = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": HSwish, "sigmoid": nn.Sigmoid}
 
 
+class AvgPool(nn.Module):
+    """``nn.AvgPool2d`` computed as a depthwise convolution with a kernel of ones divided by the window
+    counts: the same values (to float rounding), about 8x faster forward and backward on CPU, where torch's
+    NCHW ``avg_pool2d`` kernel is not vectorised (NB201's 3x3 pool on 64 x 16 x 32 x 32: 6.5 ms against
+    0.6 ms forward).  The kernel is a non-persistent buffer: state dicts are those of ``nn.AvgPool2d``."""
+
+    def __init__(self, channels: int, k: int, stride: int, pad: int, count_include_pad: bool):
+        super().__init__()
+        self.k, self.stride, self.pad, self.count_include_pad = k, stride, pad, count_include_pad
+        self.register_buffer("ones", torch.ones(channels, 1, k, k), persistent=False)
+        self._counts: dict = {}
+
+    def _divisor(self, x: torch.Tensor):
+        if self.count_include_pad or not self.pad:
+            return self.k * self.k
+        key = (x.shape[2], x.shape[3], x.dtype, x.device)
+        if key not in self._counts:
+            self._counts[key] = F.conv2d(x.new_ones(1, 1, *key[:2]), self.ones[:1], stride=self.stride,
+                                         padding=self.pad)
+        return self._counts[key]
+
+    def forward(self, x):
+        s = F.conv2d(x, self.ones, stride=self.stride, padding=self.pad, groups=x.shape[1])
+        return s / self._divisor(x)
+
+
 def _module(op: Op) -> nn.Module | None:
     if op.kind == CONV:
         return nn.Conv2d(op.c_in, op.c_out, op.k, op.stride, op.pad, groups=op.groups, bias=bool(op.flag))
@@ -40,7 +66,7 @@ def _module(op: Op) -> nn.Module | None:
     if op.kind == LINEAR:
         return nn.Linear(op.c_in, op.c_out, bias=bool(op.flag))
     if op.kind == AVGPOOL:
-        return nn.AvgPool2d(op.k, op.stride, op.pad, count_include_pad=bool(op.flag))
+        return AvgPool(op.c_in, op.k, op.stride, op.pad, count_include_pad=bool(op.flag))
     if op.kind == MAXPOOL:
         return nn.MaxPool2d(op.k, op.stride, op.pad)
     return None

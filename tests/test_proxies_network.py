@@ -18,7 +18,7 @@ from spaces.nb201 import Nb201Space
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.kernels import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
 from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies
-from zeroshot.proxies.passes import SWAP_SAMPLES, Frozen, _gen, grasp_exact, jacob_cov_score, zico_score
+from zeroshot.proxies.passes import GRASP_BATCH, SWAP_SAMPLES, Frozen, _gen, grasp_exact, jacob_cov_score, zico_score
 from zeroshot.proxies.structure import init_network, live_ops, thin_arch
 
 TINY = Nb201Space(channels=4, cells=1, resolution=8)
@@ -187,13 +187,26 @@ def maxpool_net():
 
 @pytest.mark.parametrize("make", [lambda: TINY.to_ir(CELL), lambda: mobile_block_net(), maxpool_net],
                          ids=["nb201", "mobile", "maxpool"])
-def test_grasp_finite_difference_close_to_double_backward(make):
-    # the shared pass's forward difference (kinks frozen: ReLU, ReLU6, h-swish, max pool) against the
-    # reference's exact Hessian-gradient product on the same network and batch
+@pytest.mark.parametrize("n", [GRASP_BATCH, GRASP_BATCH + 8], ids=["forward", "central"])
+def test_grasp_finite_difference_close_to_double_backward(make, n):
+    # the finite differences (kinks frozen: ReLU, ReLU6, h-swish, max pool) against the reference's exact
+    # Hessian-gradient product on the same network and the images grasp reads: the batch pass's forward
+    # difference up to GRASP_BATCH images, the central difference on the first GRASP_BATCH of more
     arch = make()
-    x, y = batch(16, c=3, h=arch.input_shape[1], classes=arch.ops[-1].c_out)
-    exact = grasp_exact(arch, x, y, seed=1)
+    x, y = batch(n, c=3, h=arch.input_shape[1], classes=arch.ops[-1].c_out)
+    exact = grasp_exact(arch, x[:GRASP_BATCH], y[:GRASP_BATCH], seed=1)
     assert compute_network_proxies(arch, ["grasp"], x, y, seed=1)["grasp"] == pytest.approx(exact, rel=3e-2)
+
+
+def test_grasp_reads_only_the_first_images_of_a_larger_batch():
+    arch = TINY.to_ir(CELL)
+    x, y = batch(GRASP_BATCH + 24, c=3, h=arch.input_shape[1], classes=arch.ops[-1].c_out)
+    x2 = x.clone()
+    x2[GRASP_BATCH:] = torch.randn_like(x2[GRASP_BATCH:])
+    a = compute_network_proxies(arch, ["grasp", "snip"], x, y, seed=1)
+    b = compute_network_proxies(arch, ["grasp", "snip"], x2, y, seed=1)
+    assert a["grasp"] == b["grasp"]
+    assert a["snip"] != b["snip"]                      # the other proxies read the whole batch
 
 
 @pytest.mark.parametrize("act", ["relu", "relu6", "hswish"])

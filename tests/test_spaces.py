@@ -127,3 +127,20 @@ def test_mutated_encodings_are_rejected(name):
     for bad in (text[: len(text) // 2], text + " x", text.replace(text[len(text) // 2], "?", 1), ""):
         with pytest.raises(EncodingError):
             space.parse(bad)
+
+
+@pytest.mark.parametrize("k, stride, pad, include", [(3, 1, 1, False), (3, 1, 1, True), (2, 2, 0, True),
+                                                     (3, 2, 1, False), (5, 1, 2, False)])
+def test_builder_avg_pool_equals_torch(k, stride, pad, include):
+    from spaces.builder import AvgPool
+    pool = AvgPool(4, k, stride, pad, include)
+    ref = torch.nn.AvgPool2d(k, stride, pad, count_include_pad=include)
+    for shape, dtype in [((2, 4, 9, 9), torch.float32), ((3, 4, 8, 6), torch.float64)]:
+        x = torch.randn(*shape, dtype=dtype, requires_grad=True)
+        pool = pool.to(dtype)
+        out, want = pool(x), ref(x)
+        assert out.shape == want.shape
+        torch.testing.assert_close(out, want)
+        g = torch.randn_like(want)
+        torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(want, x, g)[0])
+    assert not pool.state_dict()

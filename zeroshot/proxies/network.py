@@ -60,7 +60,7 @@ _SPECS = {   # name: (needs, higher_is_better, description)
     "synflow": ("nothing", True, "log sum |W dR/dW|: |W|, no BN, float64, all-ones input (SynFlow)"),
     "snip": ("labels", True, "sum |W * dL/dW| for the cross-entropy loss (SNIP)"),
     "grad_norm": ("labels", True, "sum over layers of ||dL/dW||_2 (cross-entropy)"),
-    "grasp": ("labels", True, "-sum W * (H g), Hessian-gradient product of the loss (GraSP)"),
+    "grasp": ("labels", True, "-sum W * (H g), Hessian-gradient product of the loss, first 16 images (GraSP)"),
     "fisher": ("labels", True, "sum over channels of 0.5 mean_b (sum_hw act * dL/dact)^2"),
     "jacob_cov": ("images", True, "-sum log(l + k) + 1/(l + k) over the input-Jacobian correlation spectrum"),
     "zen": ("random", True, "log E|f(x) - f(x + 0.01 e)| + sum log BN std, N(0,1) weights (Zen-NAS)"),
