@@ -35,7 +35,8 @@ PASSES = {    # in the order of the passes they share
     "snip": "the same passes as grad_norm",
     "fisher": "same + activation-gradient hooks",
     "zico": "same + the first half-batch's weight gradients",
-    "grasp": "first 16 images: a no-grad forward, gradients at weights scaled by 1 +- 1e-2",
+    "grasp": "over 16 images: on the first 16, a no-grad forward + gradients at weights scaled by 1 +- 1e-2; "
+             "up to 16: the cross-entropy backward + one more at scaled weights",
     "jacob_cov": "batch forward + all-ones backward to the input (no weight gradients)",
     "ntk": "same + per-sample weight gradients from that backward, B x B Gram",
     "zen": "two no-grad forwards of 16 Gaussian images, N(0,1) weights",
