@@ -42,18 +42,19 @@ class AvgPool(nn.Module):
         self.register_buffer("ones", torch.ones(channels, 1, k, k), persistent=False)
         self._counts: dict = {}
 
-    def _divisor(self, x: torch.Tensor):
+    def _divisor(self, x: torch.Tensor, ones: torch.Tensor):
         if self.count_include_pad or not self.pad:
             return self.k * self.k
         key = (x.shape[2], x.shape[3], x.dtype, x.device)
         if key not in self._counts:
-            self._counts[key] = F.conv2d(x.new_ones(1, 1, *key[:2]), self.ones[:1], stride=self.stride,
+            self._counts[key] = F.conv2d(x.new_ones(1, 1, *key[:2]), ones[:1], stride=self.stride,
                                          padding=self.pad)
         return self._counts[key]
 
     def forward(self, x):
-        s = F.conv2d(x, self.ones, stride=self.stride, padding=self.pad, groups=x.shape[1])
-        return s / self._divisor(x)
+        ones = self.ones.to(x)              # any input dtype, as nn.AvgPool2d (no copy when it matches)
+        s = F.conv2d(x, ones, stride=self.stride, padding=self.pad, groups=x.shape[1])
+        return s / self._divisor(x, ones)
 
 
 def _module(op: Op) -> nn.Module | None:

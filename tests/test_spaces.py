@@ -144,3 +144,5 @@ def test_builder_avg_pool_equals_torch(k, stride, pad, include):
         g = torch.randn_like(want)
         torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(want, x, g)[0])
     assert not pool.state_dict()
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64)            # a float32 module takes float64 input too
+    torch.testing.assert_close(AvgPool(4, k, stride, pad, include)(x), ref(x))
