@@ -238,17 +238,26 @@ def test_jacob_cov_formula():
     assert math.isnan(jacob_cov_score(np.ones((3, 4))))   # constant rows: NaN correlations
 
 
-def bn_free_run(n, h=4):
+def strided_net(h):
+    """BN-free: a strided 3x3 conv, an unpadded 5x5 conv, a 1x1 conv (ntk's per-offset products)."""
+    g = Graph(3, h, h)
+    t = g.act(g.conv(0, 4, 3, stride=2), "relu")
+    t = g.act(g.conv(t, 6, 5, pad=0), "relu")
+    return g.finish(g.classifier(g.act(g.conv(t, 5, 1), "relu"), 3))
+
+
+def bn_free_run(n, h=4, make=conv_net):
     """A BN-free conv net (independent samples), a batch of ``n``, its scored weights and logits."""
-    arch = conv_net(bn=False, h=h)
+    arch = make(bn=False, h=h) if make is conv_net else make(h)
     x, y = batch(n, c=3, h=h, classes=3)
     net = net_of(arch)
     return arch, x, y, [m.weight for m in scored_layers(net)], net(x)
 
 
-@pytest.mark.parametrize("h", [4, 9])           # 16 and 81 pixels: unfolded patches, grouped convolution
-def test_ntk_matches_per_sample_backward_without_bn(h):
-    arch, x, y, ws, out = bn_free_run(6, h)
+@pytest.mark.parametrize("h, make", [(4, conv_net), (9, conv_net), (11, strided_net), (21, strided_net)],
+                         ids=["16px", "81px", "strided-small", "strided-large"])   # per-offset products / grouped
+def test_ntk_matches_per_sample_backward_without_bn(h, make):
+    arch, x, y, ws, out = bn_free_run(6, h, make)
     rows = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(out[n].sum(), ws, retain_graph=True)])
             for n in range(6)]
     j = torch.stack(rows).double()

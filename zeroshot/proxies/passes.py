@@ -10,7 +10,7 @@ Passes (each runs only when a requested proxy needs it; ``B`` is the batch size)
     linear outputs) and zico (the two half-batch gradients are split from the per-sample contributions
     of that backward);
   - all-ones cotangent on the logits: the input Jacobian (jacob_cov) and, from the same backward, the
-    per-sample gradients of every conv / linear weight (ntk; unfolded patches or a grouped convolution).
+    per-sample gradients of every conv / linear weight (ntk; only their Gram is formed).
 
 * **grasp**: on the first :data:`GRASP_BATCH` = 16 images of a larger batch, passes of its own: a no-grad
   forward that freezes the activations' kinks, then two forward+backward passes at the weights scaled by
@@ -66,7 +66,7 @@ ZEN_EPS = 0.01
 ZEN_BATCH = 16          # Zen-NAS's default batch size
 LR_SAMPLES = 1000
 LR_DIVISOR = 8
-UNFOLD_PIXELS = 64     # per-sample conv gradients: unfolded patches up to this many output pixels
+SHIFT_PIXELS = 64      # per-sample conv gradients: one product per kernel offset up to this many pixels
 FD_STEP = 1e-2         # grasp: relative step of the finite difference (see _grasp_fd)
 
 
@@ -321,24 +321,40 @@ def grasp_exact(arch: Arch, x: torch.Tensor, y: torch.Tensor, seed: int) -> floa
     return -sum(float((w.detach().double() * h.double()).sum()) for w, h in zip(weights, hg) if h is not None)
 
 
-def _weight_grad(op, a: torch.Tensor, d: torch.Tensor, per_sample: bool) -> torch.Tensor:
-    """Gradient of a conv / linear weight from its input ``a`` and output gradient ``d``: summed over
-    the batch, or per sample (``(B, numel)``: a batched product of unfolded patches for small ungrouped
-    maps, else the grouped-convolution trick; the faster of the two on CPU)."""
+def _weight_grad(op, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Gradient of a conv / linear weight summed over the batch, from its input ``a`` and output gradient ``d``."""
+    if op.kind == LINEAR:
+        return d.reshape(d.shape[0], -1).T @ a.reshape(a.shape[0], -1)
+    return torch.nn.grad.conv2d_weight(a, (op.c_out, op.c_in // op.groups, op.k, op.k), d, stride=op.stride,
+                                       padding=op.pad, groups=op.groups)
+
+
+def _per_sample_gram(op, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """``J J^T`` for the per-sample gradients ``J`` (rows) of a conv / linear weight, from its input ``a``
+    and output gradient ``d`` (float32, ``(B, B)``).  A linear layer's in closed form, ``(d d^T) * (a a^T)``;
+    an ungrouped conv with at most :data:`SHIFT_PIXELS` output pixels: one batched product per kernel offset
+    of the padded channels-last input (the rows' entries then come in (offset, c_out, c_in) order, which the
+    Gram does not see); other convs: the grouped-convolution trick (batch as groups)."""
     b = a.shape[0]
     if op.kind == LINEAR:
         a, d = a.reshape(b, -1), d.reshape(b, -1)
-        return torch.einsum("bo,bi->boi", d, a).reshape(b, -1) if per_sample else d.T @ a
-    if per_sample and op.groups == 1 and op.h_out * op.w_out <= UNFOLD_PIXELS:
-        patches = F.unfold(a, op.k, padding=op.pad, stride=op.stride)            # (B, c_in k k, pixels)
-        return torch.bmm(d.flatten(2), patches.transpose(1, 2)).reshape(b, -1)
-    groups = op.groups * (b if per_sample else 1)
-    shape = (op.c_out * (b if per_sample else 1), op.c_in // op.groups, op.k, op.k)
-    if per_sample:
-        a = a.reshape(1, b * op.c_in, op.h_in, op.w_in)
-        d = d.reshape(1, b * op.c_out, op.h_out, op.w_out)
-    gw = torch.nn.grad.conv2d_weight(a, shape, d, stride=op.stride, padding=op.pad, groups=groups)
-    return gw.reshape(b, -1) if per_sample else gw
+        return (d @ d.T) * (a @ a.T)
+    if op.groups == 1 and op.h_out * op.w_out <= SHIFT_PIXELS:
+        p, s, k = op.pad, op.stride, op.k
+        ap = F.pad(a, (p, p, p, p)).permute(0, 2, 3, 1).contiguous()               # (B, H + 2p, W + 2p, C_in)
+        df = d.flatten(2)                                                          # (B, C_out, pixels)
+        per = torch.empty(k * k, b, op.c_out, op.c_in)
+        for u in range(k):
+            for v in range(k):
+                patch = ap[:, u:u + s * (op.h_out - 1) + 1:s, v:v + s * (op.w_out - 1) + 1:s]
+                torch.bmm(df, patch.reshape(b, -1, op.c_in), out=per[u * k + v])
+        per = per.view(k * k, b, -1)
+        return torch.bmm(per, per.transpose(1, 2)).sum(0)
+    shape = (op.c_out * b, op.c_in // op.groups, op.k, op.k)
+    per = torch.nn.grad.conv2d_weight(a.reshape(1, b * op.c_in, op.h_in, op.w_in), shape,
+                                      d.reshape(1, b * op.c_out, op.h_out, op.w_out), stride=op.stride,
+                                      padding=op.pad, groups=op.groups * b).reshape(b, -1)
+    return per @ per.T
 
 
 def _half_gradients(arch, wops, kept, deltas, full, b) -> list[np.ndarray]:
@@ -349,7 +365,7 @@ def _half_gradients(arch, wops, kept, deltas, full, b) -> list[np.ndarray]:
     for i, g in zip(wops, full):
         op = arch.ops[i]
         if i in deltas:
-            part = _weight_grad(op, kept[op.inputs[0]][:h], deltas[i][:h], False).reshape(g.shape)
+            part = _weight_grad(op, kept[op.inputs[0]][:h], deltas[i][:h]).reshape(g.shape)
         else:
             part = torch.zeros_like(g)
         g1 = part.double() * (b / h)
@@ -387,8 +403,7 @@ def _ntk(arch, wops, kept, deltas, b) -> float:
     for i in wops:
         if i in deltas:
             op = arch.ops[i]
-            per = _weight_grad(op, kept[op.inputs[0]], deltas[i], True)
-            gram += (per @ per.T).double()          # per layer in float32, summed over layers in float64
+            gram += _per_sample_gram(op, kept[op.inputs[0]], deltas[i]).double()   # float32 per layer
     w = eigvalsh(gram.numpy())
     if not np.isfinite(w).all() or w[0] <= 0:
         return float("inf")
