@@ -139,11 +139,12 @@ def rank_features(values, names):
 
 
 def cost_sets(space, reps, data, args):
-    """(label, architectures, x, y) on which the suite's cost is measured: NB201 cells at --batch-size and
-    at 16 real images; --cost-mbv2 MobileNetV2 nets (``default_rng(seed)`` samples at 128 px) on 16
+    """(label, architectures, x, y) on which the suite's cost is measured: NB201 cells at --batch-size, at
+    16 and at twice --batch-size real images (the fixed costs: grasp's 16 images, zen, meco, synflow,
+    linear_regions, weigh less in a larger batch); --cost-mbv2 MobileNetV2 nets (``default_rng(seed)`` samples at 128 px) on 16
     Gaussian images with seeded labels (what ``zeroshot score`` uses without --data)."""
     archs = [space.build_ir(c) for c in reps]
-    for b in dict.fromkeys((args.batch_size, 16)):
+    for b in dict.fromkeys((args.batch_size, 16, 2 * args.batch_size)):
         yield (f"NB201, {len(archs)} cells, batch {b}", archs, data.x[:b], data.y[:b])
     if args.cost_mbv2:
         mb = get_space("mbv2")
@@ -242,7 +243,7 @@ def main():
         fs[k] = spearmanr(pred, test_acc[report])[0], kendalltau(pred, test_acc[report])[0]
 
     # cost of the suite in forward+backward passes of the same network on the same batch (suite_cost: the
-    # two timed alternately, medians of 3), NB201 at batch 64 and 16, and a few MobileNetV2 nets
+    # two timed alternately, medians of 3), NB201 at batch 64, 16 and 128, and a few MobileNetV2 nets
     default_net = [n for n in DEFAULT_PROXIES if get_proxy(n).kind == "network"]
     variants = {"all": net_names, "no grasp": [n for n in net_names if n != "grasp"], "default": default_net}
     cost_rows = []
@@ -326,9 +327,10 @@ def main():
         "|---|---|---|---|---|---|",
         *cost_rows,
         "",
-        f"The five cheap proxies ({', '.join(cheap)}) in one shared call, as computed for this table: mean "
-        f"{per_arch.mean():.2f} s per architecture (median {np.median(per_arch):.2f} s) over "
-        f"{len(per_arch)} classes at batch {args.batch_size} (wall-clock on a loaded machine); this run "
+        f"The five cheap proxies ({', '.join(cheap)}) in one shared call, as timed when the cache's values "
+        f"were computed (by the code of that day, on a loaded machine; the table above is this run's "
+        f"measurement): mean {per_arch.mean():.2f} s per architecture (median {np.median(per_arch):.2f} s) "
+        f"over {len(per_arch)} classes at batch {args.batch_size}; this run "
         f"computed missing values for {wall:.0f} s.  Topology proxies: microseconds per architecture "
         "(benchmarks/results/proxies_topology.md).",
     ]
