@@ -343,7 +343,7 @@ def _per_sample_gram(op, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         p, s, k = op.pad, op.stride, op.k
         ap = F.pad(a, (p, p, p, p)).permute(0, 2, 3, 1).contiguous()               # (B, H + 2p, W + 2p, C_in)
         df = d.flatten(2)                                                          # (B, C_out, pixels)
-        per = torch.empty(k * k, b, op.c_out, op.c_in)
+        per = a.new_empty(k * k, b, op.c_out, op.c_in)
         for u in range(k):
             for v in range(k):
                 patch = ap[:, u:u + s * (op.h_out - 1) + 1:s, v:v + s * (op.w_out - 1) + 1:s]
