@@ -7,9 +7,9 @@ its architectures; flexible models are fitted on the 4,000 and scored by Spearma
 - ``one-hot``: ridge on the one-hot (position, choice) codes, i.e. an additive cost table;
 - ``+ pairs``: the same plus one-hot pairs of neighbouring positions (interactions between consecutive
   layers), alpha chosen by leave-one-out on the training rows (``RidgeCV``);
-- ``kernel``: the kernel-feature fit of :func:`estimator.calibrate.fit_source` (NNLS);
+- ``kernel``: the kernel-feature fit of :func:`zeroshot.estimator.calibrate.fit_source` (NNLS);
 - ``HGB``: scikit-learn ``HistGradientBoostingRegressor`` on one-hot codes and kernel features;
-- ``span``: the best the source-combination family of :mod:`estimator.calibrate` can do: least squares of
+- ``span``: the best the source-combination family of :mod:`zeroshot.estimator.calibrate` can do: least squares of
   the latency on the predictions of the *other* devices' source fits (fitted on all their data), i.e.
   perfectly known combination weights (few-shot calibration estimates them from k measurements);
 - ``+ drift``: the best of these, plus the mean residual of the 10 training rows nearest in file order
@@ -40,7 +40,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from calibration_hw import GRID, Held, draws, one_hot, shared_or_exit  # noqa: E402
-from estimator import calibrate as cal  # noqa: E402
+from zeroshot.estimator import calibrate as cal  # noqa: E402
 
 MODELS = ("one-hot", "+ pairs", "kernel", "HGB")
 DRIFT_ROWS = 10
@@ -128,7 +128,7 @@ def main(argv=None):
              "one-hot: ridge on one-hot choices (additive cost table); + pairs: plus neighbouring-layer "
              "pairs (alpha by leave-one-out); kernel: NNLS on kernel features (`fit_source`); HGB: gradient "
              "boosting on one-hot + kernel features; span: least squares on the predictions of the other "
-             "devices' kernel-feature fits (the source combination of `estimator.calibrate` with its "
+             "devices' kernel-feature fits (the source combination of `zeroshot.estimator.calibrate` with its "
              "weights known, not estimated from k samples); + drift: the best model plus the mean residual of the "
              f"{DRIFT_ROWS} training rows nearest in file order (a diagnostic, not a usable predictor); "
              "resid/std: residual std of the best model over the std of latency on the test rows.", ""]

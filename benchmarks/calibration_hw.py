@@ -3,13 +3,13 @@
 For every device t of ``../shared/data/hw/{nb201,fbnet}_latency.csv`` (nested leave-one-device-out):
 
 1. inner: every other device u plays the unseen device once, with a prior fitted on the devices other
-   than t and u (:func:`estimator.calibrate.fit_source`) and k=10 random measured architectures of u
+   than t and u (:func:`zeroshot.estimator.calibrate.fit_source`) and k=10 random measured architectures of u
    (``--inner-seeds`` draws); each setting of :data:`GRID` is scored by Spearman rho on u's other
    architectures, and the setting with the best mean over the u's is chosen for t (t's data unused);
 2. outer: the prior is fitted on the devices other than t; t gives nothing but k random measured
    architectures (k = 10 / 20 / 100, ``--seeds`` draws); with the chosen setting the calibrated model
    predicts every other architecture of t (floored as a calibrated device floors them,
-   :func:`estimator.calibrate.latency_floor`), scored by Spearman rho and the share within +-10%.
+   :func:`zeroshot.estimator.calibrate.latency_floor`), scored by Spearman rho and the share within +-10%.
 
 Baseline: ridge regression (alpha 1) on the one-hot operation choices, fitted on the same k samples.
 Ceilings per device: Spearman of a perfect predictor against the measurements (below 1 only through ties,
@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from estimator import calibrate as cal  # noqa: E402
+from zeroshot.estimator import calibrate as cal  # noqa: E402
 
 HELP_ANCHOR = {"nb201": 0.932, "fbnet": 0.910}
 INNER_K = 10
@@ -58,7 +58,7 @@ def scores(pred, y) -> tuple[float, float]:
 
 
 def shared_or_exit(spaces: str):
-    """:func:`estimator.calibrate.shared_datasets` of comma-separated ``spaces``; exits when none is there."""
+    """:func:`zeroshot.estimator.calibrate.shared_datasets` of comma-separated ``spaces``; exits when none is there."""
     data = cal.shared_datasets(spaces.split(","))
     if not data:
         raise SystemExit("skipped: ../shared/data/hw/*_latency.csv not found (set ZEROSHOT_SHARED_DATA)")
@@ -170,7 +170,7 @@ def main(argv=None):
              f"by leave-one-out over the other devices only (k={INNER_K}, {args.inner_seeds} draws each, "
              "their priors without the held-out device); its prior comes from the other devices of the same "
              "file; it gives k random measured architectures; scores are on all its other architectures, "
-             f"mean over {args.seeds} draws.  Ours: `estimator.calibrate` (Gaussian prior from the source "
+             f"mean over {args.seeds} draws.  Ours: `zeroshot.estimator.calibrate` (Gaussian prior from the source "
              f"devices, variances {cal.PRIOR_VARIANCES} except the one chosen, local variance and noise "
              f"by marginal likelihood, robust_z {cal.ROBUST_Z}, predictions floored at "
              f"{cal.FLOOR_FRACTION:g} x the fastest measurement); ridge: alpha 1 on one-hot operation "

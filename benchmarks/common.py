@@ -1,7 +1,7 @@
 """What the benchmark scripts share: locating the shared data or skipping with the reason."""
 import sys
 
-from spaces.shared_data import shared_data
+from zeroshot.spaces.shared_data import shared_data
 
 
 def require_shared(*relative: str):

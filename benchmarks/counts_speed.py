@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from estimator.counts import table_counts
-from estimator.estimate import Estimator
-from spaces import get_space, list_spaces, to_table
-from spaces.builder import build, count_parameters
+from zeroshot.estimator.counts import table_counts
+from zeroshot.estimator.estimate import Estimator
+from zeroshot.spaces import get_space, list_spaces, to_table
+from zeroshot.spaces.builder import build, count_parameters
 
 
 def main():

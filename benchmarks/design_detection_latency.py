@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from estimator.devices import load_device
-from spaces import get_space
-from spaces.baselines import get_baseline
+from zeroshot.estimator.devices import load_device
+from zeroshot.spaces import get_space
+from zeroshot.spaces.baselines import get_baseline
 from zeroshot.refine import TOPOLOGY_SCORE, proxy_view, refine, score_values
 from zeroshot.score import DEFAULT_PROXIES, compute_proxies
 

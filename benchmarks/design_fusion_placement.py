@@ -4,7 +4,7 @@ Usage: python benchmarks/design_fusion_placement.py [--measured CPU.json] [--rou
 Writes benchmarks/results/design_fusion_placement.md.
 
 From MobileNetV2 (classification at 224, and the SSDLite detection baseline at 320), the rewrite
-``fuse:stages=S`` (:mod:`spaces.rewrites`) fuses one stage at a time, then growing prefixes ``1-k``.  Each
+``fuse:stages=S`` (:mod:`zeroshot.spaces.rewrites`) fuses one stage at a time, then growing prefixes ``1-k``.  Each
 variant's latency change against the baseline comes from the estimator on NPU profiles (``mobile-npu-16``
 and ``edgetpu-like`` as the two the finding is about, ``ethos-u55-128`` as a small-MAC-array contrast), on
 this machine's ``measured`` CPU device when ``--measured`` names one (``zeroshot device profile -o
@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from estimator.devices import load_device
-from estimator.estimate import Estimator
-from estimator.measure import measure_archs
-from spaces import get_space
-from spaces.baselines import get_baseline
-from spaces.rewrites import apply_rewrites
+from zeroshot.estimator.devices import load_device
+from zeroshot.estimator.estimate import Estimator
+from zeroshot.estimator.measure import measure_archs
+from zeroshot.spaces import get_space
+from zeroshot.spaces.baselines import get_baseline
+from zeroshot.spaces.rewrites import apply_rewrites
 
 NPUS = ("mobile-npu-16", "edgetpu-like", "ethos-u55-128")
 OUT = Path(__file__).parent / "results" / "design_fusion_placement.md"

@@ -6,7 +6,7 @@ Writes benchmarks/results/design_memory_budget.md.
 The budget is the seed's reduction: at most ``1 - cut`` of the classification baseline's parameters and
 of its peak activation memory.  Two routes find architectures that fit:
 
-* rewrites (:mod:`spaces.rewrites`): every composition of ``dw2conv`` on the first 0-3 stages (fused
+* rewrites (:mod:`zeroshot.spaces.rewrites`): every composition of ``dw2conv`` on the first 0-3 stages (fused
   blocks: no expanded tensor at the input resolution), ``width`` 1 / 0.75 / 0.5 / 0.35, ``depth`` 1 / 0.75
   / 0.5 and ``snap:P=16`` or not (95 specs beside the baseline), costed by the estimator;
 * search: ``zeroshot screen mbv2 -n N --max-params --max-peak-kb --survivors 0`` on the curated space.
@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from design_detection_latency import md          # benchmarks/ is the script's folder
-from estimator.devices import load_device
-from estimator.estimate import Estimator
-from spaces import get_space
-from spaces.baselines import get_baseline
-from spaces.rewrites import apply_rewrites
+from zeroshot.estimator.devices import load_device
+from zeroshot.estimator.estimate import Estimator
+from zeroshot.spaces import get_space
+from zeroshot.spaces.baselines import get_baseline
+from zeroshot.spaces.rewrites import apply_rewrites
 from zeroshot.commands.cmd_rewrite import TOPOLOGY_SCORE
 from zeroshot.score import compute_proxies, rank_aggregate
 

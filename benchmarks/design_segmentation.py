@@ -35,11 +35,11 @@ import torch
 
 from common import require_shared
 from design_detection_latency import md          # benchmarks/ is the script's folder
-from estimator.devices import load_device
-from estimator.estimate import Estimator
-from spaces import get_space
-from spaces.baselines import get_baseline
-from spaces.mbv2 import MOBILENETV2
+from zeroshot.estimator.devices import load_device
+from zeroshot.estimator.estimate import Estimator
+from zeroshot.spaces import get_space
+from zeroshot.spaces.baselines import get_baseline
+from zeroshot.spaces.mbv2 import MOBILENETV2
 from zeroshot.data import Data
 from zeroshot.funnel import pareto_front
 from zeroshot.refine import refine

@@ -34,12 +34,12 @@ import sklearn
 import torch
 from scipy.stats import spearmanr
 
-from estimator.devices import load_device
-from estimator.estimate import Estimator
-from estimator.kernels import KT, decompose
-from estimator.measure import measure_archs
-from estimator.measured import POOLED, calibration_archs_of, profile, written_mb
-from spaces import get_space, list_spaces, to_table
+from zeroshot.estimator.devices import load_device
+from zeroshot.estimator.estimate import Estimator
+from zeroshot.estimator.kernels import KT, decompose
+from zeroshot.estimator.measure import measure_archs
+from zeroshot.estimator.measured import POOLED, calibration_archs_of, profile, written_mb
+from zeroshot.spaces import get_space, list_spaces, to_table
 
 EVAL_SEED_OFFSET = 1000          # the profile samples with seeds seed and seed + 1
 CALIBRATION_ARCHS = 40           # per space, profile()'s default

@@ -4,8 +4,8 @@ For every registered space, draws ``--n`` architectures (seeded; repeats allowed
 15,625), and times each stage of ``estimate`` in chunks: the Python lowering to the IR (``space.irs``),
 flattening to the op table (``to_table``), exact counts (Cython), kernel decomposition (numpy) and the
 ``npu`` latency kernel (Cython) on every built-in profile.  In the same run it times building ``--models``
-torch models of the same space with ``spaces.builder.build``.  Where the space has a segment decomposition
-it also times :class:`estimator.segmented.SegmentedEvaluator` on the same codes (counts and latency on every
+torch models of the same space with ``zeroshot.spaces.builder.build``.  Where the space has a segment decomposition
+it also times :class:`zeroshot.estimator.segmented.SegmentedEvaluator` on the same codes (counts and latency on every
 profile) and reports its largest latency deviation from the whole-network estimate.  Writes
 ``benchmarks/results/estimator_speed.md``.
 
@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from estimator.counts import table_counts
-from estimator.devices import list_devices, load_device
-from estimator.kernels import decompose
-from estimator.segmented import SegmentedEvaluator, count_metrics, latency_metric
-from spaces import get_space, list_spaces, to_table
-from spaces.builder import build
+from zeroshot.estimator.counts import table_counts
+from zeroshot.estimator.devices import list_devices, load_device
+from zeroshot.estimator.kernels import decompose
+from zeroshot.estimator.segmented import SegmentedEvaluator, count_metrics, latency_metric
+from zeroshot.spaces import get_space, list_spaces, to_table
+from zeroshot.spaces.builder import build
 
 STAGES = ("to_ir", "to_table", "counts", "decompose", "npu_kernel")
 RESULTS = Path(__file__).with_name("results") / "estimator_speed.md"
@@ -109,9 +109,9 @@ def main(argv=None) -> None:
              f"{torch.__version__}, one thread; all figures from this one run, in CPU seconds of this process "
              "(`time.process_time`, robust to other jobs sharing the machine).", "",
              "Seconds for n architectures per stage; `npu_kernel` covers every built-in profile; "
-             "`builds` is the time to build the given number of torch models (`spaces.builder.build`). "
+             "`builds` is the time to build the given number of torch models (`zeroshot.spaces.builder.build`). "
              "`ratio` = estimate total / build time.  `segmented`: the same n through the segment cache "
-             "(`estimator.segmented`, spaces with segments only), and its largest relative latency deviation "
+             "(`zeroshot.estimator.segmented`, spaces with segments only), and its largest relative latency deviation "
              "from whole-network lowering on 1,000 of the codes.", "",
              "| space | n | to_ir | to_table | counts | decompose | npu_kernel (devices) | total | "
              "us/arch | builds | ratio | to_ir share | segmented |",

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spaces import get_space
-from spaces.builder import build, count_parameters
+from zeroshot.spaces import get_space
+from zeroshot.spaces.builder import build, count_parameters
 from zeroshot.backends import LocalBackend
 from zeroshot.funnel import ScreenConfig, cost_chunks, n_chunks, pareto_front, proxy_codes, run_screen
 

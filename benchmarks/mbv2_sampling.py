@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spaces import get_space
+from zeroshot.spaces import get_space
 
 
 def best(fn, repeats):

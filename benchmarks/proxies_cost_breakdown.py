@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from common import require_shared
-from spaces import get_space
+from zeroshot.spaces import get_space
 from zeroshot.allocator import keep_freed_memory
 from zeroshot.data import load_data
 from zeroshot.proxies.network import NETWORK_PROXIES, suite_cost

@@ -30,8 +30,8 @@ from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spaces import get_space  # noqa: E402
-from spaces.shared_data import shared_data  # noqa: E402
+from zeroshot.spaces import get_space  # noqa: E402
+from zeroshot.spaces.shared_data import shared_data  # noqa: E402
 from zeroshot.allocator import keep_freed_memory  # noqa: E402
 from zeroshot.proxies import get_proxy  # noqa: E402
 from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies, fwd_bwd_seconds  # noqa: E402

@@ -15,7 +15,7 @@ Cells: the reported set is ``--n`` cells drawn with ``numpy.random.default_rng(s
 (the first of ``default_rng(seed + 1).permutation`` of the cells outside the reported set's
 isomorphism classes), scored against ``val_acc``: the only data the default score's
 choices were looked at on.  Network proxies run once per isomorphism class (the class representative,
-:meth:`spaces.SearchSpace.canonical_codes`) on the first ``--batch-size`` real images with
+:meth:`zeroshot.spaces.SearchSpace.canonical_codes`) on the first ``--batch-size`` real images with
 ``--seed``; their values and seconds are cached in benchmarks/results/proxies_nb201_cache.csv (delete it
 after changing a proxy), so an interrupted run resumes.  Run it in the background:
 ``nohup python benchmarks/proxies_nb201.py > /tmp/proxies_nb201.log 2>&1 &``.
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from spaces import get_space
-from spaces.nb201 import official_codes
-from spaces.shared_data import shared_data
+from zeroshot.spaces import get_space
+from zeroshot.spaces.nb201 import official_codes
+from zeroshot.spaces.shared_data import shared_data
 from zeroshot.allocator import keep_freed_memory
 from zeroshot.data import load_data
 from zeroshot.proxies import get_proxy, list_proxies

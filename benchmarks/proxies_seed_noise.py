@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from proxies_naslib import NASLIB_NAMES, OUT, load_batch, subset  # noqa: E402
-from spaces import get_space  # noqa: E402
+from zeroshot.spaces import get_space  # noqa: E402
 from zeroshot.proxies.network import compute_network_proxies  # noqa: E402
 from common import require_shared  # noqa: E402
 

@@ -46,9 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zeroshot.proxies.passes as passes  # noqa: E402
 from common import require_shared  # noqa: E402
 from proxies_nb201 import RESULTS, correlations, load_cache, split_cells  # noqa: E402
-from spaces import get_space  # noqa: E402
-from spaces.ir import ACT  # noqa: E402
-from spaces.nb201 import official_codes  # noqa: E402
+from zeroshot.spaces import get_space  # noqa: E402
+from zeroshot.spaces.ir import ACT  # noqa: E402
+from zeroshot.spaces.nb201 import official_codes  # noqa: E402
 from zeroshot.data import load_data  # noqa: E402
 from zeroshot.funnel import ScreenConfig, proxy_codes  # noqa: E402
 from zeroshot.proxies.network import compute_network_proxies  # noqa: E402

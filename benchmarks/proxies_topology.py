@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spaces import get_space, list_spaces, to_table
+from zeroshot.spaces import get_space, list_spaces, to_table
 from zeroshot.proxies.topology import topology_features
 
 

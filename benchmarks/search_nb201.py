@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spaces import get_space
-from spaces.shared_data import shared_data
+from zeroshot.spaces import get_space
+from zeroshot.spaces.shared_data import shared_data
 from zeroshot.data import load_data
 from zeroshot.proxies import get_proxy
 from zeroshot.score import DEFAULT_PROXIES

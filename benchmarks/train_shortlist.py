@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from spaces import get_space
-from spaces.shared_data import shared_data
+from zeroshot.spaces import get_space
+from zeroshot.spaces.shared_data import shared_data
 from zeroshot.datasets import load_dataset
 from zeroshot.funnel import ScreenConfig, run_screen
 from zeroshot.score import DEFAULT_PROXIES

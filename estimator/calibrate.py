@@ -6,7 +6,7 @@ kernel count, its op count before fusion, MACs and elements moved (input + outpu
 each also spread over log2 knots of the output resolution and of the output channels (piecewise-linear
 "tent" weights, so costs may vary smoothly with shape), and all of it twice: for every kernel as run
 eagerly, and for the kernels left after constant folding and dead-op elimination
-(:mod:`estimator.folding`), as graph compilers run them.
+(:mod:`zeroshot.estimator.folding`), as graph compilers run them.
 
 Calibration from a handful of measured architectures uses *source devices* fitted on whole search spaces
 (:func:`fit_source`, stored in ``estimator/calibration_prior.json``, see :func:`build_prior`), each scaled
@@ -35,7 +35,7 @@ extrapolation of the linear model, and no network runs in zero or negative time.
 Example
 -------
 >>> import numpy as np
->>> from spaces import get_space
+>>> from zeroshot.spaces import get_space
 >>> space = get_space("nb201")
 >>> archs = space.sample(12, seed=0)
 >>> latency = predict_features(arch_features(space, archs), *load_prior().source(0))
@@ -54,7 +54,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import nnls
 
-from spaces.ir import OpTable, to_table
+from zeroshot.spaces.ir import OpTable, to_table
 
 from .devices import Device, DeviceError, register_kind
 from .folding import live_kernels
@@ -231,7 +231,7 @@ def load_prior(path=PRIOR_PATH) -> Prior:
         d = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise DeviceError(f"cannot read calibration prior {path}: {e}; rebuild it with "
-                          f"`python -m estimator.calibrate`") from None
+                          f"`python -m zeroshot.estimator.calibrate`") from None
     return Prior.from_dict(d, str(path))
 
 
@@ -487,7 +487,7 @@ def _dense_theta(d: dict, where: str, signed: bool = False) -> np.ndarray:
         raise DeviceError(f"{where}: cost parameters must be finite numbers")
     if not signed and np.any(theta < 0):
         raise DeviceError(f"{where}: source cost parameters must be non-negative; rebuild the prior with "
-                          f"`python -m estimator.calibrate`")
+                          f"`python -m zeroshot.estimator.calibrate`")
     return theta
 
 
@@ -561,8 +561,8 @@ def _is_index(column: str) -> bool:
 def shared_datasets(names=("nb201", "fbnet")):
     """``(space, encodings, {device: latencies})`` of the shared measurements (``hw/<space>_latency.csv``)
     that are present."""
-    from spaces import get_space
-    from spaces.shared_data import shared_data
+    from zeroshot.spaces import get_space
+    from zeroshot.spaces.shared_data import shared_data
 
     out = []
     for name in names:

@@ -7,7 +7,7 @@ lower bound a memory planner without in-place ops meets or exceeds.
 
 Example
 -------
->>> from spaces import get_space
+>>> from zeroshot.spaces import get_space
 >>> space = get_space("nb201")
 >>> out = analytic_counts(space.irs(space.sample_distinct_codes(4, __import__("numpy").random.default_rng(0))))
 >>> sorted(out)
@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spaces.ir import Arch, OpTable, to_table
+from zeroshot.spaces.ir import Arch, OpTable, to_table
 
 from ._counts import counts as _counts_kernel
 
@@ -27,7 +27,7 @@ BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
 def table_counts(table: OpTable, precision: str = "fp32") -> dict[str, np.ndarray]:
-    """Counts of every architecture in an :class:`~spaces.ir.OpTable` (int64 arrays)."""
+    """Counts of every architecture in an :class:`~zeroshot.spaces.ir.OpTable` (int64 arrays)."""
     try:
         nbytes = BYTES_PER_ELEMENT[precision]
     except KeyError:

@@ -1,6 +1,6 @@
 """Devices as data: a JSON file names a device's ``kind`` and its parameters.
 
-Each kind is a class registered with :func:`register_kind`; it turns a :class:`~estimator.kernels.
+Each kind is a class registered with :func:`register_kind`; it turns a :class:`~zeroshot.estimator.kernels.
 KernelTable` into per-architecture latency (ms).  Built-in profiles are the JSON files in
 ``estimator/profiles/``; :func:`load_device` takes a built-in name or a path.
 
@@ -62,7 +62,7 @@ class Device(ABC):
     whole_graph: bool = False
 
     def latency_ms(self, table) -> np.ndarray:
-        """Per-architecture latency (ms) of an :class:`~spaces.ir.OpTable`: the sum of its kernels plus
+        """Per-architecture latency (ms) of an :class:`~zeroshot.spaces.ir.OpTable`: the sum of its kernels plus
         :attr:`model_overhead_ms`."""
         kt = decompose(table, self.fusion)
         per_kernel = self.kernel_latency_ms(kt)

@@ -1,14 +1,14 @@
 """Cost of batches of architectures: exact counts, model bytes at a precision, device latency.
 
 :class:`Estimator` is what `zeroshot estimate` and the screening funnel use: it evaluates code rows of a
-space through the segment cache (:mod:`estimator.segmented`), so each distinct block is lowered and costed
+space through the segment cache (:mod:`zeroshot.estimator.segmented`), so each distinct block is lowered and costed
 once, whatever the number of architectures.
 
 Example
 -------
 >>> import numpy as np
->>> from spaces import get_space
->>> from estimator.devices import load_device
+>>> from zeroshot.spaces import get_space
+>>> from zeroshot.estimator.devices import load_device
 >>> space = get_space("nb201")
 >>> est = Estimator(space, load_device("edgetpu-like"), precision="int8")
 >>> out = est.evaluate(space.sample_distinct_codes(3, np.random.default_rng(0)))
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spaces import SearchSpace
+from zeroshot.spaces import SearchSpace
 
 from .counts import model_bytes
 from .devices import Device

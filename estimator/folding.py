@@ -7,7 +7,7 @@ output node sees only ``none`` edges make the whole network constant, which is w
 
 Example
 -------
->>> from spaces import get_space, to_table
+>>> from zeroshot.spaces import get_space, to_table
 >>> space = get_space("nb201")
 >>> table = to_table([space.to_ir("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|")])
 >>> bool(live_ops(table).any())
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spaces.ir import OpTable
+from zeroshot.spaces.ir import OpTable
 
 from ._folding import live_ops as _live_ops_kernel
 from .kernels import KernelTable
@@ -26,7 +26,7 @@ from .kernels import KernelTable
 def live_ops(table: OpTable) -> np.ndarray:
     """Boolean mask of the op rows of ``table`` that remain after folding and dead-op elimination."""
     if table.edges is None:
-        raise ValueError("the op table has no input edges; build it with spaces.ir.to_table")
+        raise ValueError("the op table has no input edges; build it with zeroshot.spaces.ir.to_table")
     n = len(table.cols["kind"])
     const = np.empty(n, np.uint8)
     live = np.empty(n, np.uint8)

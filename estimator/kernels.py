@@ -7,7 +7,7 @@ MACs, elements read / written, weight elements, and the fused activation.
 
 Example
 -------
->>> from spaces import get_space, to_table
+>>> from zeroshot.spaces import get_space, to_table
 >>> space = get_space("nb201")
 >>> kt = decompose(to_table([space.to_ir(space.sample(1)[0])]))
 >>> KERNEL_TYPES[kt.cols["type"][0]]
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spaces import ir
-from spaces.ir import OpTable
+from zeroshot.spaces import ir
+from zeroshot.spaces.ir import OpTable
 
 KERNEL_TYPES = ("conv", "dwconv", "gconv", "bn", "act", "add", "mul", "pool", "gap", "linear", "zero",
                 "upsample", "concat", "shuffle")

@@ -11,13 +11,13 @@ weights back into the caches (so an item's latency does not depend on how many o
 with); an item's latency is the median of its samples and its noise the relative inter-quartile range
 (IQR / median).
 
-Kernels are timed as one-kernel networks (:func:`estimator.sampling.kernel_arch`) through the same
-executor as whole models (:func:`spaces.builder.build`); the fixed cost of calling an executor, paid
+Kernels are timed as one-kernel networks (:func:`zeroshot.estimator.sampling.kernel_arch`) through the same
+executor as whole models (:func:`zeroshot.spaces.builder.build`); the fixed cost of calling an executor, paid
 once per model, is measured separately (:func:`call_overhead_ms`) and taken off every kernel.
 
 Example
 -------
->>> from spaces import get_space
+>>> from zeroshot.spaces import get_space
 >>> space = get_space("nb201", channels=4, cells=1, resolution=8)
 >>> t = measure_archs([space.to_ir(space.sample(1)[0])], rounds=3)[0]
 >>> t.median_ms > 0
@@ -34,9 +34,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from spaces import ir
-from spaces.builder import build
-from spaces.ir import Arch, Graph
+from zeroshot.spaces import ir
+from zeroshot.spaces.builder import build
+from zeroshot.spaces.ir import Arch, Graph
 
 from .sampling import kernel_arch
 
@@ -191,7 +191,7 @@ def call_overhead_ms(threads: int | None = 1, device: str = "auto", rounds: int 
 def measure_kernels(rows: Sequence[dict], threads: int | None = 1, device: str = "auto", rounds: int = 9,
                     warmup: int = 2, min_sample_ms: float = 1.0, overhead_ms: float | None = None,
                     seed: int = 0, clock: str = "auto") -> list[Timing]:
-    """Latency of kernel rows (see :func:`~estimator.sampling.kernel_arch`), less the executor's fixed
+    """Latency of kernel rows (see :func:`~zeroshot.estimator.sampling.kernel_arch`), less the executor's fixed
     call cost."""
     if overhead_ms is None:
         overhead_ms = call_overhead_ms(threads, device, clock=clock)

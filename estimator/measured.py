@@ -1,7 +1,7 @@
 """The ``measured`` device kind: kernel latencies learned from measurements on a real machine.
 
 nn-Meter's recipe on torch: kernel configurations drawn from the layers of the search spaces
-(:mod:`estimator.sampling`) are timed one by one (:mod:`estimator.measure`), one regressor per kernel
+(:mod:`zeroshot.estimator.sampling`) are timed one by one (:mod:`zeroshot.estimator.measure`), one regressor per kernel
 type learns latency from the kernel's features (:class:`BaselineForest`: a non-negative linear baseline of
 the kernel's work, which extrapolates to larger kernels, times a random forest's correction), a few
 rounds of adaptive sampling measure channel variations of the configurations the regressor gets wrong
@@ -9,7 +9,7 @@ rounds of adaptive sampling measure channel variations of the configurations the
 of its kernels' predictions.  Whole models also pay costs no single kernel shows (a kernel timed alone
 finds its input and weights in cache and reuses its output buffer); a correction ``scale * prediction +
 ms_per_mb * MB its ops write`` per kernel plus ``intercept_ms`` per model
-(:attr:`~estimator.devices.Device.model_overhead_ms`) is fitted by non-negative least squares of relative
+(:attr:`~zeroshot.estimator.devices.Device.model_overhead_ms`) is fitted by non-negative least squares of relative
 error on end-to-end measured calibration models, once per profiled space (the models of each space pay
 these costs differently; on this machine's CPU, on a quiet machine, the pooled correction puts 84 % of
 mbv2 networks within +-10 %, mbv2's own 95 %: benchmarks/results/estimator_accuracy.md) and once pooled
@@ -24,8 +24,8 @@ only device files you trust.)
 
 Example
 -------
->>> from spaces import get_space
->>> from spaces.ir import to_table
+>>> from zeroshot.spaces import get_space
+>>> from zeroshot.spaces.ir import to_table
 >>> space = get_space("nb201", channels=4, cells=1, resolution=8)
 >>> dev = profile([space], budget_s=3, archs_per_space=4, calibration_archs=3, refine_rounds=1)
 >>> float(dev.latency_ms(to_table([space.to_ir(space.sample(1)[0])]))[0]) > 0
@@ -46,7 +46,7 @@ from typing import Sequence
 
 import numpy as np
 
-from spaces.ir import to_table
+from zeroshot.spaces.ir import to_table
 
 from .devices import Device, DeviceError, register_kind
 from .kernels import DEFAULT_FUSION, KERNEL_TYPES, KernelTable, decompose
@@ -123,7 +123,7 @@ class MeasuredDevice(Device):
 
     ``corrections`` maps a space name, or :data:`POOLED`, to ``{scale, ms_per_mb, intercept_ms}``;
     :meth:`for_space` gives the device applying one space's correction (the pooled one for spaces it was
-    not calibrated on), which is what :class:`~estimator.estimate.Estimator` uses.  A device used
+    not calibrated on), which is what :class:`~zeroshot.estimator.estimate.Estimator` uses.  A device used
     directly applies the pooled correction.
     """
 
@@ -330,7 +330,7 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     models of each space are measured ``calibration_rounds`` rounds before, between and after the kernel
     passes (their latency is the median over these occasions), so that both see the same mix of machine
     conditions.
-    ``clock``: see :func:`estimator.measure.pick_clock`.  ``log`` (a callable taking a string) receives
+    ``clock``: see :func:`zeroshot.estimator.measure.pick_clock`.  ``log`` (a callable taking a string) receives
     progress lines.  The measurements stay on the result (not saved): kernels as ``samples``, calibration
     models as ``calibration`` (dict of arrays: arch, space, measured_ms, raw_ms, mb).
     """

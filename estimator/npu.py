@@ -11,8 +11,8 @@ through DRAM too when the kernel's live set (input + output + weights) exceeds t
 
 Example
 -------
->>> from spaces import get_space, to_table
->>> from estimator.devices import load_device
+>>> from zeroshot.spaces import get_space, to_table
+>>> from zeroshot.estimator.devices import load_device
 >>> space = get_space("nb201")
 >>> npu = load_device("nvdla-large")
 >>> npu.lanes, npu.macs_per_cycle
@@ -35,7 +35,7 @@ from .kernels import DEFAULT_FUSION, KERNEL_TYPES, KernelTable
 _PYX_TYPES = ("conv", "dwconv", "gconv", "bn", "act", "add", "mul", "pool", "gap", "linear", "zero",
               "upsample", "concat")
 if tuple(KERNEL_TYPES[:len(_PYX_TYPES)]) != _PYX_TYPES:
-    raise ImportError(f"estimator.kernels.KERNEL_TYPES changed order ({KERNEL_TYPES}); "
+    raise ImportError(f"zeroshot.estimator.kernels.KERNEL_TYPES changed order ({KERNEL_TYPES}); "
                       f"update ext/_npu.pyx, which expects {_PYX_TYPES}")
 
 #: field -> (type, required, help).  Integers are lane counts; floats are positive rates and sizes.

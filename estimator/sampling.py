@@ -5,12 +5,12 @@ kernel rows with how often each occurs; :meth:`KernelPool.draw` picks distinct c
 proportion to that frequency.  :func:`neighbours` is nn-Meter's refinement step: around a configuration
 a predictor gets wrong it keeps the input size, kernel size and stride and redraws the channels in
 ``[0.5 C, 1.2 C)``.  :func:`kernel_arch` turns a configuration into a one-kernel network; every
-configuration is canonicalised through it and :func:`estimator.kernels.decompose`, so its derived
+configuration is canonicalised through it and :func:`zeroshot.estimator.kernels.decompose`, so its derived
 features (MACs, bytes) always match what decomposing a real architecture gives.
 
 Example
 -------
->>> from spaces import get_space
+>>> from zeroshot.spaces import get_space
 >>> pool = KernelPool.from_spaces([get_space("nb201")], archs_per_space=4, seed=0)
 >>> rows = pool.draw(3, np.random.default_rng(0))
 >>> len(rows), len(neighbours(rows[0], 2, np.random.default_rng(0)))
@@ -22,9 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-from spaces import ir
-from spaces.base import SearchSpace
-from spaces.ir import Arch, Graph, to_table
+from zeroshot.spaces import ir
+from zeroshot.spaces.base import SearchSpace
+from zeroshot.spaces.ir import Arch, Graph, to_table
 
 from .kernels import DEFAULT_FUSION, KERNEL_FIELDS, KT, decompose
 
@@ -34,7 +34,7 @@ _SAME_CHANNELS = {KT[t] for t in ("dwconv", "bn", "act", "add", "mul", "pool", "
 
 
 def kernel_rows(kt) -> list[dict]:
-    """The rows of a :class:`~estimator.kernels.KernelTable` as dicts of Python ints."""
+    """The rows of a :class:`~zeroshot.estimator.kernels.KernelTable` as dicts of Python ints."""
     cols = [kt.cols[f].tolist() for f in KERNEL_FIELDS]
     return [dict(zip(KERNEL_FIELDS, vals)) for vals in zip(*cols)]
 
@@ -83,11 +83,11 @@ class KernelPool:
 
 
 def kernel_arch(row: dict) -> Arch:
-    """A one-kernel network reproducing a kernel row of :func:`estimator.kernels.decompose` (default
+    """A one-kernel network reproducing a kernel row of :func:`zeroshot.estimator.kernels.decompose` (default
     fusion): its head op on an input of the row's shape, then the fused ``bn`` and activation.
 
     ``row`` maps kernel fields (``type``, ``c_in``, ``h_in`` ...) to integers; the activation code is
-    :data:`spaces.ir.ACT_CODES`.
+    :data:`zeroshot.spaces.ir.ACT_CODES`.
     """
     t, c_in, c_out = int(row["type"]), int(row["c_in"]), int(row["c_out"])
     h, w, k, stride = int(row["h_in"]), int(row["w_in"]), int(row["k"]), int(row["stride"])

@@ -1,8 +1,8 @@
 """Batch metrics of millions of architectures from cached per-segment metrics.
 
-A space that splits its architectures into a chain of segments (:meth:`spaces.SearchSpace.segment_keys`)
+A space that splits its architectures into a chain of segments (:meth:`zeroshot.spaces.SearchSpace.segment_keys`)
 has far fewer distinct segments than architectures.  :class:`SegmentedEvaluator` lowers each distinct
-segment once, computes every metric on it (any function of an :class:`~spaces.ir.OpTable`), caches it, and
+segment once, computes every metric on it (any function of an :class:`~zeroshot.spaces.ir.OpTable`), caches it, and
 combines segments with numpy gathers: ``sum`` for additive metrics (params, MACs, latency, log path
 counts), ``max`` for peaks (exact for a chain, where one tensor passes between segments).  Spaces without a
 segment decomposition are lowered whole (slower, same numbers).
@@ -10,7 +10,7 @@ segment decomposition are lowered whole (slower, same numbers).
 Example
 -------
 >>> import numpy as np
->>> from spaces import get_space
+>>> from zeroshot.spaces import get_space
 >>> space = get_space("nb201")
 >>> ev = SegmentedEvaluator(space, count_metrics())
 >>> codes = space.sample_distinct_codes(1000, np.random.default_rng(0))
@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from spaces import SearchSpace, ir, to_table
+from zeroshot.spaces import SearchSpace, ir, to_table
 
 from . import _segments
 from .counts import table_counts
@@ -104,7 +104,7 @@ class SegmentedEvaluator:
     """Evaluate ``metrics`` for batches of code rows of ``space``, caching per-segment values.
 
     The cache is a key array with a hash index and a float64 matrix of values (one column per metric, four
-    per latency metric); the Cython kernels of ``estimator._segments`` look keys up and reduce each row.
+    per latency metric); the Cython kernels of ``zeroshot.estimator._segments`` look keys up and reduce each row.
     Integer metrics come back as exact int64 (float64 holds integers up to 2**53 exactly)."""
 
     def __init__(self, space: SearchSpace, metrics: dict[str, Metric]):

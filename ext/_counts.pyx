@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Exact parameter, MAC and peak-activation counts of a batch of architectures (op-table rows).
 
-Built as ``estimator._counts``; the Python wrapper is :func:`estimator.counts.analytic_counts`.
-Kinds follow ``spaces.ir``: 0 conv, 1 bn, 7 linear carry parameters; conv and linear carry MACs.
+Built as ``zeroshot.estimator._counts``; the Python wrapper is :func:`zeroshot.estimator.counts.analytic_counts`.
+Kinds follow ``zeroshot.spaces.ir``: 0 conv, 1 bn, 7 linear carry parameters; conv and linear carry MACs.
 """
 from libc.stdint cimport int64_t
 

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Constant folding and dead-op elimination over op-table rows, as graph compilers do it.
 
-Built as ``estimator._folding``; the Python wrapper is :func:`estimator.folding.live_ops`.
+Built as ``zeroshot.estimator._folding``; the Python wrapper is :func:`zeroshot.estimator.folding.live_ops`.
 """
 from libc.stdint cimport int64_t, uint8_t
 

@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """mbv2 code rows in bulk: curated sampling from drawn random numbers, and segment keys (built as
-``spaces._mbv2``; wrapped by :class:`spaces.mbv2.Mbv2Space`, which documents the encoding and the keys).
+``zeroshot.spaces._mbv2``; wrapped by :class:`zeroshot.spaces.mbv2.Mbv2Space`, which documents the encoding and the keys).
 
 Code row: ``[resolution, stem, head]`` then per block slot ``[present, type, kernel, expansion, channels]``.
 """
@@ -40,7 +40,7 @@ def fill_blocks(const double[:, :, ::1] u, const int16_t[:, ::1] choice, const i
 def segment_keys(const int64_t[:, ::1] codes, const int64_t[::1] stage_stride, const int64_t[::1] slot_stage,
                  int64_t[:, ::1] keys):
     """Keys of the stem, every block slot (-1 when absent) and the head of each row (the bit layout of
-    :meth:`spaces.mbv2.Mbv2Space.segment_keys`)."""
+    :meth:`zeroshot.spaces.mbv2.Mbv2Space.segment_keys`)."""
     cdef Py_ssize_t i, j, n = codes.shape[0], slots = slot_stage.shape[0]
     cdef int64_t res, h, c, stride, present, typ, k, e, c_out, s, stage
     cdef bint first

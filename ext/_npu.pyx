@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Per-kernel latency of the analytic ``npu`` accelerator model over the columns of a KernelTable.
 
-Built as ``estimator._npu``; the Python wrapper is :class:`estimator.npu.NpuDevice`.  Kernel types follow
-``estimator.kernels.KERNEL_TYPES`` (0 conv, 1 dwconv, 2 gconv, 3 bn, 4 act, 5 add, 6 mul, 7 pool, 8 gap,
+Built as ``zeroshot.estimator._npu``; the Python wrapper is :class:`zeroshot.estimator.npu.NpuDevice`.  Kernel types follow
+``zeroshot.estimator.kernels.KERNEL_TYPES`` (0 conv, 1 dwconv, 2 gconv, 3 bn, 4 act, 5 add, 6 mul, 7 pool, 8 gap,
 9 linear, 10 zero, 11 upsample, 12 concat); the wrapper checks that order once at import.
 """
 from libc.stdint cimport int64_t

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Per-architecture metrics from cached per-segment values (built as ``estimator._segments``).
+"""Per-architecture metrics from cached per-segment values (built as ``zeroshot.estimator._segments``).
 
-Wrapped by :class:`estimator.segmented.SegmentedEvaluator`.
+Wrapped by :class:`zeroshot.estimator.segmented.SegmentedEvaluator`.
 """
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 

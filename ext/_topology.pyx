@@ -2,7 +2,7 @@
 """Graph and signal-propagation features of a batch of architectures (op-table rows, no torch).
 
 Built as ``zeroshot._topology``; the Python wrapper is :func:`zeroshot.proxies.topology.topology_features`.
-Kinds follow ``spaces.ir``.  One pass in execution order over every architecture computes, per tensor
+Kinds follow ``zeroshot.spaces.ir``.  One pass in execution order over every architecture computes, per tensor
 (slot 0: the network input, slot ``i + 1``: the output of op ``i``):
 
 * ``paths``: number of input->tensor paths (ZERO ops cut every path through them);

@@ -2,7 +2,7 @@
 
 Example
 -------
->>> from spaces import get_space, list_spaces
+>>> from zeroshot.spaces import get_space, list_spaces
 >>> "nb201" in list_spaces()
 True
 >>> get_space("nb201").size

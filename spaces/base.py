@@ -66,7 +66,7 @@ class SearchSpace(ABC):
         Returns an int64 array (n, S): one key per segment slot (-1: slot unused).  A key identifies a
         segment across the whole space, :meth:`segment_ir` lowers it, and the network is the chain of its
         segments, one tensor passing between consecutive ones.  Lets batch work lower and cost each distinct
-        segment once (see :mod:`estimator.segmented`).  Spaces without it are evaluated whole.
+        segment once (see :mod:`zeroshot.estimator.segmented`).  Spaces without it are evaluated whole.
         """
         raise NotImplementedError(f"space {self.name!r} has no segment decomposition")
 

@@ -1,6 +1,6 @@
 """Reference baselines: well-known networks as encodings of a space, by name and task.
 
-A baseline is what a design starts from (the rewrites of :mod:`spaces.rewrites`, the case studies in
+A baseline is what a design starts from (the rewrites of :mod:`zeroshot.spaces.rewrites`, the case studies in
 ``benchmarks/``).  Each task may use its own input resolution, as the reference models do: MobileNetV2
 classifies at 224, SSDLite detects at 320 (torchvision ``ssdlite320``), LR-ASPP segments at 512.
 

@@ -1,4 +1,4 @@
-"""Build a runnable ``torch.nn.Module`` from any :class:`~spaces.ir.Arch`.
+"""Build a runnable ``torch.nn.Module`` from any :class:`~zeroshot.spaces.ir.Arch`.
 
 One generic graph executor serves every space, so the analytic counts and the torch module describe the
 same network by construction (the tests still check it).
@@ -6,7 +6,7 @@ same network by construction (the tests still check it).
 Example
 -------
 >>> import torch
->>> from spaces import get_space
+>>> from zeroshot.spaces import get_space
 >>> space = get_space("nb201")
 >>> net = build(space.to_ir(space.sample(1, seed=0)[0]))
 >>> net(torch.zeros(2, 3, 32, 32)).shape

@@ -22,7 +22,7 @@ Block semantics, checked against HW-NAS-Bench's PyTorch model (GATECH-EIC/HW-NAS
 
 Deliberate differences: none in structure or parameters.  HW-NAS-Bench applies ReLU and the residual add
 in place; the IR has no in-place ops, so peak activation memory counts them as new tensors.  The torch
-module from :func:`spaces.builder.build` keeps PyTorch's default initialisation, not HW-NAS-Bench's
+module from :func:`zeroshot.spaces.builder.build` keeps PyTorch's default initialisation, not HW-NAS-Bench's
 ``init_params`` (Kaiming-normal fan-out convs, linear weights N(0, 0.001)).
 
 Example

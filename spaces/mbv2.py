@@ -21,7 +21,7 @@ Codes (int64): ``[resolution, stem, head]`` then, per block slot (stage by stage
 all zeros.  Code length 108 with the default raw space (slots 1,3,4,4,4,4,1: the largest curated or
 MobileNetV2 depth per stage).  :meth:`Mbv2Space.contains` says whether codes are curated members.
 
-Curated choices (:func:`spaces.curation.curate` of :data:`spaces.curation.MOBILENETV2_RAW`): resolution
+Curated choices (:func:`zeroshot.spaces.curation.curate` of :data:`zeroshot.spaces.curation.MOBILENETV2_RAW`): resolution
 {160, 192, 224}; channel multiplier {0.5, 0.75, 1.0, 1.25} choosing the stem (make_divisible(32 m, P)),
 head (make_divisible(1280 max(1, m), P)) and each stage's width options (one width per stage, the same for
 all its blocks); stage depths {1}, {1,2,3}, {2,3,4} x4, {1}; per block IBN/fused x kernel {3,5} x

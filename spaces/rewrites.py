@@ -23,8 +23,8 @@ when the result leaves the curated set.  Bad specs raise :class:`RewriteError` (
 
 Example
 -------
->>> from spaces import get_space
->>> from spaces.mbv2 import MOBILENETV2
+>>> from zeroshot.spaces import get_space
+>>> from zeroshot.spaces.mbv2 import MOBILENETV2
 >>> space = get_space("mbv2")
 >>> codes, notes = apply_rewrites(space, space.parse(MOBILENETV2), "fuse:stages=1-2,snap:P=16")
 >>> space.format(codes).split(" | ")[1:4]

@@ -1,7 +1,7 @@
 """Shared fixtures: the shared reference data (skipped with a reason where absent)."""
 import pytest
 
-from spaces.shared_data import shared_data
+from zeroshot.spaces.shared_data import shared_data
 
 
 def need_shared(relative: str):

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from estimator import calibrate as cal
-from estimator.devices import DeviceError, load_device
-from estimator.folding import live_ops
-from spaces import get_space, to_table
+from zeroshot.estimator import calibrate as cal
+from zeroshot.estimator.devices import DeviceError, load_device
+from zeroshot.estimator.folding import live_ops
+from zeroshot.spaces import get_space, to_table
 from zeroshot.cli import main
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from spaces import list_spaces
+from zeroshot.spaces import list_spaces
 from zeroshot.cli import main
 from zeroshot.store import ResultStore
 

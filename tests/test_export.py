@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 
-from spaces import get_space, list_spaces
-from spaces.builder import build, count_parameters
-from spaces.ir import arch_from_dict, arch_to_dict
+from zeroshot.spaces import get_space, list_spaces
+from zeroshot.spaces.builder import build, count_parameters
+from zeroshot.spaces.ir import arch_from_dict, arch_to_dict
 from zeroshot.export import export, load_torch
 
 

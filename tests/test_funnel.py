@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from spaces import get_space
-from spaces.mbv2 import MOBILENETV2
+from zeroshot.spaces import get_space
+from zeroshot.spaces.mbv2 import MOBILENETV2
 from zeroshot.backends import LocalBackend
 from zeroshot.commands.cmd_screen import print_summary
 from zeroshot.errors import UserError

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from estimator.counts import analytic_counts
-from spaces import get_space
-from spaces.builder import build, count_parameters
-from spaces.mbv2 import LRASPP_CHANNELS, MOBILENETV2, SSD_ANCHORS, SSD_EXTRAS
+from zeroshot.estimator.counts import analytic_counts
+from zeroshot.spaces import get_space
+from zeroshot.spaces.builder import build, count_parameters
+from zeroshot.spaces.mbv2 import LRASPP_CHANNELS, MOBILENETV2, SSD_ANCHORS, SSD_EXTRAS
 from zeroshot.cli import main
 
 

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from estimator.devices import DeviceError, load_device
-from estimator.kernels import KT, decompose
-from estimator.measure import Timing, at_resolution, measure_archs, measure_kernels, pinned_threads, time_calls
-from estimator.estimate import Estimator
-from estimator.kernels import KERNEL_TYPES
-from estimator.measured import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, profile,
+from zeroshot.estimator.devices import DeviceError, load_device
+from zeroshot.estimator.kernels import KT, decompose
+from zeroshot.estimator.measure import Timing, at_resolution, measure_archs, measure_kernels, pinned_threads, time_calls
+from zeroshot.estimator.estimate import Estimator
+from zeroshot.estimator.kernels import KERNEL_TYPES
+from zeroshot.estimator.measured import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, profile,
                                 written_mb)
-from estimator.sampling import KernelPool, canonical, kernel_arch, kernel_rows, neighbours
-from spaces import get_space, to_table
+from zeroshot.estimator.sampling import KernelPool, canonical, kernel_arch, kernel_rows, neighbours
+from zeroshot.spaces import get_space, to_table
 from zeroshot.cli import main
 
 TINY = dict(channels=4, cells=1, resolution=8)

@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from estimator.counts import BYTES_PER_ELEMENT
-from estimator.devices import DeviceError, device_from_dict, list_devices, load_device
-from estimator.estimate import Estimator
-from estimator.kernels import decompose
-from estimator.npu import NpuDevice
-from spaces import Graph, get_space, to_table
+from zeroshot.estimator.counts import BYTES_PER_ELEMENT
+from zeroshot.estimator.devices import DeviceError, device_from_dict, list_devices, load_device
+from zeroshot.estimator.estimate import Estimator
+from zeroshot.estimator.kernels import decompose
+from zeroshot.estimator.npu import NpuDevice
+from zeroshot.spaces import Graph, get_space, to_table
 from zeroshot.cli import main
 
 PROFILES = list_devices()

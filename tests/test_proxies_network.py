@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from spaces.builder import build
-from spaces.ir import Graph
-from spaces.nb201 import Nb201Space
+from zeroshot.spaces.builder import build
+from zeroshot.spaces.ir import Graph
+from zeroshot.spaces.nb201 import Nb201Space
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.kernels import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
 from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies
@@ -372,7 +372,7 @@ def test_bad_input_messages():
 SCRIPT = """
 import json, sys, torch
 torch.set_num_threads(1)
-from spaces.nb201 import Nb201Space
+from zeroshot.spaces.nb201 import Nb201Space
 from zeroshot.proxies.network import compute_network_proxies, NETWORK_PROXIES
 g = torch.Generator().manual_seed(0)
 x = torch.randn(16, 3, 8, 8, generator=g); y = torch.randint(0, 10, (16,), generator=g)

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from spaces import Graph, get_space, to_table
-from spaces.nb201 import iso_key
+from zeroshot.spaces import Graph, get_space, to_table
+from zeroshot.spaces.nb201 import iso_key
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.topology import topology_features
 

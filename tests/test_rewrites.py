@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from spaces import get_space
-from spaces.baselines import get_baseline
-from spaces.mbv2 import MOBILENETV2
-from spaces.rewrites import RewriteError, apply_rewrites, parse_stages
+from zeroshot.spaces import get_space
+from zeroshot.spaces.baselines import get_baseline
+from zeroshot.spaces.mbv2 import MOBILENETV2
+from zeroshot.spaces.rewrites import RewriteError, apply_rewrites, parse_stages
 from zeroshot.cli import main
 from zeroshot.errors import UserError
 
@@ -133,7 +133,7 @@ def test_width_multiplier_keeps_the_head_below_one():
 
 # ------------------------------------------------------------------ refine (search of fusion / depth)
 def test_refine_respects_its_dimensions_and_the_score():
-    from estimator.devices import load_device
+    from zeroshot.estimator.devices import load_device
     from zeroshot.refine import refine
     base = SPACE.parse(MOBILENETV2)
     _, _, _, before = SPACE.decode(base)
@@ -150,7 +150,7 @@ def test_refine_respects_its_dimensions_and_the_score():
 
 
 def test_refine_width_and_resolution_and_the_front():
-    from estimator.devices import load_device
+    from zeroshot.estimator.devices import load_device
     from zeroshot.refine import refine
     space = get_space("mbv2", task="segment")
     base = space.parse(get_baseline("mbv2", "mobilenetv2", "segment"))
@@ -192,7 +192,7 @@ def test_patterns_from_a_screen_database(tmp_path, capsys):
 
 
 def test_refine_depth_multipliers_reach_every_depth_and_no_score_is_the_floor():
-    from estimator.devices import load_device
+    from zeroshot.estimator.devices import load_device
     from zeroshot.refine import DEPTH_MULTIPLIERS, Refiner, refine
     base = SPACE.parse(MOBILENETV2)
     ref = Refiner(SPACE, base, ("depth-multiplier",))

@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 
-from spaces import get_space
+from zeroshot.spaces import get_space
 from zeroshot.cli import main
 from zeroshot.data import load_data, synthetic_data, validate
 from zeroshot.errors import UserError

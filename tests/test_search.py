@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from estimator.devices import load_device
-from estimator.segmented import SegmentedEvaluator, latency_metric
-from spaces import get_space
+from zeroshot.estimator.devices import load_device
+from zeroshot.estimator.segmented import SegmentedEvaluator, latency_metric
+from zeroshot.spaces import get_space
 from zeroshot.cli import main
 from zeroshot.errors import UserError
 from zeroshot.search import (EVALUATED, SCORED, DictEvaluator, OracleEvaluator, SearchConfig, TrainingEvaluator,

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from spaces import get_space
-from spaces.mbv2 import MOBILENETV2
+from zeroshot.spaces import get_space
+from zeroshot.spaces.mbv2 import MOBILENETV2
 from zeroshot.errors import UserError
 from zeroshot.segmentation import (SegmentationEvaluator, at_resolution, mean_iou, pasted_objects, superclass,
                                    toy_space)

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from estimator.counts import analytic_counts
-from estimator.devices import list_devices, load_device
-from estimator.segmented import SegmentedEvaluator, count_metrics, latency_metric
-from spaces import get_space, list_spaces, to_table
+from zeroshot.estimator.counts import analytic_counts
+from zeroshot.estimator.devices import list_devices, load_device
+from zeroshot.estimator.segmented import SegmentedEvaluator, count_metrics, latency_metric
+from zeroshot.spaces import get_space, list_spaces, to_table
 
 
 def segmented_spaces():

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from conftest import need_shared
-from spaces import EncodingError, get_space, list_spaces
-from spaces.builder import build, count_parameters
-from spaces.fbnet import CONFIGS, LAYERS, OPS, FbnetSpace
-from spaces.ir import ACT, ADD, BN, CONV, GAP, LINEAR, SHUFFLE, Graph
+from zeroshot.spaces import EncodingError, get_space, list_spaces
+from zeroshot.spaces.builder import build, count_parameters
+from zeroshot.spaces.fbnet import CONFIGS, LAYERS, OPS, FbnetSpace
+from zeroshot.spaces.ir import ACT, ADD, BN, CONV, GAP, LINEAR, SHUFFLE, Graph
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from estimator.counts import analytic_counts
-from spaces import EncodingError, get_space
-from spaces.builder import build, count_parameters
-from spaces.curation import MOBILENETV2_RAW, RawSpace, RawStage, curate, make_divisible
-from spaces.mbv2 import MOBILENETV2, Mbv2Space
+from zeroshot.estimator.counts import analytic_counts
+from zeroshot.spaces import EncodingError, get_space
+from zeroshot.spaces.builder import build, count_parameters
+from zeroshot.spaces.curation import MOBILENETV2_RAW, RawSpace, RawStage, curate, make_divisible
+from zeroshot.spaces.mbv2 import MOBILENETV2, Mbv2Space
 from zeroshot.cli import main
 
 # A small raw space whose multipliers overlap (0.8's channel plans are all 1.0's), so the exact size

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from conftest import need_shared
 
-from estimator.counts import analytic_counts
-from spaces import EncodingError, get_space
-from spaces.builder import build, count_parameters
-from spaces.nb201 import official_codes
+from zeroshot.estimator.counts import analytic_counts
+from zeroshot.spaces import EncodingError, get_space
+from zeroshot.spaces.builder import build, count_parameters
+from zeroshot.spaces.nb201 import official_codes
 
 INDEX1 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 

@@ -5,10 +5,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from estimator.counts import analytic_counts
-from spaces import EncodingError, get_space, list_spaces
-from spaces.builder import build, count_parameters
-from spaces.ir import to_table
+from zeroshot.estimator.counts import analytic_counts
+from zeroshot.spaces import EncodingError, get_space, list_spaces
+from zeroshot.spaces.builder import build, count_parameters
+from zeroshot.spaces.ir import to_table
 
 SPACES = list_spaces()
 
@@ -132,7 +132,7 @@ def test_mutated_encodings_are_rejected(name):
 @pytest.mark.parametrize("k, stride, pad, include", [(3, 1, 1, False), (3, 1, 1, True), (2, 2, 0, True),
                                                      (3, 2, 1, False), (5, 1, 2, False)])
 def test_builder_avg_pool_equals_torch(k, stride, pad, include):
-    from spaces.builder import AvgPool
+    from zeroshot.spaces.builder import AvgPool
     pool = AvgPool(4, k, stride, pad, include)
     ref = torch.nn.AvgPool2d(k, stride, pad, count_include_pad=include)
     for shape, dtype in [((2, 4, 9, 9), torch.float32), ((3, 4, 8, 6), torch.float64)]:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from spaces import get_space
+from zeroshot.spaces import get_space
 from zeroshot.cli import main
 from zeroshot.data import Data
 from zeroshot.datasets import load_dataset, split

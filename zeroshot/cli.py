@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from typing import Iterable, Sequence
 
-from spaces import EncodingError, SearchSpace, get_space
+from zeroshot.spaces import EncodingError, SearchSpace, get_space
 
 from . import __version__, commands
 from .allocator import keep_freed_memory
@@ -63,7 +63,7 @@ def make_space(name: str, **options) -> SearchSpace:
     except KeyError as e:
         raise UserError(e.args[0]) from None
     except TypeError:
-        from spaces import _REGISTRY
+        from zeroshot.spaces import _REGISTRY
         accepted = [p for p in inspect.signature(_REGISTRY[name].__init__).parameters if p != "self"]
         bad = ", ".join(SPACE_FLAGS.get(o, o) for o in sorted(set(options) - set(accepted)))
         takes = ", ".join(SPACE_FLAGS[o] for o in accepted if o in SPACE_FLAGS) or "none of these options"

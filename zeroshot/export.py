@@ -7,7 +7,7 @@ extra.
 Example
 -------
 >>> import os, tempfile
->>> from spaces import get_space
+>>> from zeroshot.spaces import get_space
 >>> space = get_space("nb201")
 >>> path = os.path.join(tempfile.mkdtemp(), "net.pt")
 >>> export(space, space.sample(1)[0], "torch", path)
@@ -20,9 +20,9 @@ import json
 
 import torch
 
-from spaces import SearchSpace
-from spaces.builder import build
-from spaces.ir import arch_from_dict, arch_to_dict
+from zeroshot.spaces import SearchSpace
+from zeroshot.spaces.builder import build
+from zeroshot.spaces.ir import arch_from_dict, arch_to_dict
 
 from .errors import UserError
 

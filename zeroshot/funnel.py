@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from estimator.devices import load_device
-from estimator.estimate import Estimator
+from zeroshot.estimator.devices import load_device
+from zeroshot.estimator.estimate import Estimator
 
 from .allocator import keep_freed_memory
 from .errors import UserError
@@ -80,7 +80,7 @@ def _init_worker(cfg_dict: dict) -> None:
     key = repr(sorted(cfg_dict.items()))
     if _WORKER.get("key") == key:
         return
-    from spaces import get_space
+    from zeroshot.spaces import get_space
     keep_freed_memory()             # spawned workers do not inherit the command line's setting
     cfg = ScreenConfig(**cfg_dict)
     space = get_space(cfg.space, **cfg.space_options)
@@ -185,7 +185,7 @@ def pareto_front(score: np.ndarray, latency: np.ndarray) -> np.ndarray:
 def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backend=None,
                quiet: bool = False) -> dict:
     """Run (or resume) a screen; returns the summary: stage counts and timings, the shortlist."""
-    from spaces import get_space
+    from zeroshot.spaces import get_space
 
     from .backends import LocalBackend
     space = get_space(cfg.space, **cfg.space_options)

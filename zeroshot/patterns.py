@@ -9,7 +9,7 @@ for ``zeroshot rewrite``.
 
 Example
 -------
->>> from spaces import get_space
+>>> from zeroshot.spaces import get_space
 >>> space = get_space("mbv2")
 >>> best = ["r224 s32 | f3e1c32 | f3e6c32 | i3e6c64 | i3e6c64 | i3e6c96 | i3e6c160 | i3e6c320 | h1280"] * 4
 >>> rest = ["r224 s32 | i3e1c16 | i3e6c24 | i3e6c32 | i3e6c64 | i3e6c96 | i3e6c160 | i3e6c320 | h1280"] * 12
@@ -22,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from spaces import SearchSpace
-from spaces.rewrites import _ranges
+from zeroshot.spaces import SearchSpace
+from zeroshot.spaces.rewrites import _ranges
 
 from .errors import UserError
 

@@ -2,7 +2,7 @@
 
 The searched architectures are the baseline with, for each dimension switched on,
 
-* ``fusion``: each of its IBN blocks kept or fused (one bit per block: ``fuse`` of :mod:`spaces.rewrites`
+* ``fusion``: each of its IBN blocks kept or fused (one bit per block: ``fuse`` of :mod:`zeroshot.spaces.rewrites`
   block by block);
 * ``depth-multiplier``: each stage's depth multiplied by one of :data:`DEPTH_MULTIPLIERS` (ceil, at least
   one block; the first blocks kept, as the ``depth`` rewrite does, stage by stage); for stages of up to
@@ -31,9 +31,9 @@ the whole network.  ``cache`` (a dict) keeps proxy values across calls, keyed by
 
 Example
 -------
->>> from spaces import get_space
->>> from spaces.baselines import get_baseline
->>> from estimator.devices import load_device
+>>> from zeroshot.spaces import get_space
+>>> from zeroshot.spaces.baselines import get_baseline
+>>> from zeroshot.estimator.devices import load_device
 >>> space = get_space("mbv2")
 >>> base = space.parse(get_baseline("mbv2", "mobilenetv2"))
 >>> r = refine(space, base, ("fusion",), load_device("mobile-npu-16"), budget=100, seed=0)
@@ -47,10 +47,10 @@ from typing import Sequence
 
 import numpy as np
 
-from estimator.devices import Device
-from estimator.estimate import Estimator
-from spaces import SearchSpace
-from spaces.rewrites import make_divisible
+from zeroshot.estimator.devices import Device
+from zeroshot.estimator.estimate import Estimator
+from zeroshot.spaces import SearchSpace
+from zeroshot.spaces.rewrites import make_divisible
 
 from .errors import UserError
 from .funnel import pareto_front

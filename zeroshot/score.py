@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import rankdata
 
-from spaces import SearchSpace, to_table
+from zeroshot.spaces import SearchSpace, to_table
 
 from .data import Data, resize, synthetic_data
 from .errors import UserError
@@ -100,7 +100,7 @@ def compute_proxies(space: SearchSpace, codes: np.ndarray, names: Sequence[str],
     """Every proxy of ``names`` for every architecture (row of ``codes``), float64 arrays.
 
     Topology proxies run on the whole batch at once.  Network proxies run once per isomorphism class
-    (:meth:`~spaces.SearchSpace.canonical_codes`) on its representative, all requested ones sharing
+    (:meth:`~zeroshot.spaces.SearchSpace.canonical_codes`) on its representative, all requested ones sharing
     passes, on the first ``batch_size`` (default 64) images of ``data``, or without ``data`` on seeded
     synthetic input (:func:`zeroshot.data.synthetic_data`).
     """

@@ -3,7 +3,7 @@
 :func:`run_search` drives a strategy (:mod:`zeroshot.strategies`: ``random``, ``evolution``,
 ``prefiltered``, ``zeroshot``) through a :class:`SearchContext`, which owns everything strategies share:
 
-* the **constraints**: every candidate is costed by the estimator (:class:`~estimator.segmented.
+* the **constraints**: every candidate is costed by the estimator (:class:`~zeroshot.estimator.segmented.
   SegmentedEvaluator`: latency on ``device``, params) before anything else; one breaking
   ``max_latency_ms`` / ``max_params`` is never scored nor trained;
 * the **budget**: ``budget`` evaluations (trainings); an architecture isomorphic to one already evaluated
@@ -21,7 +21,7 @@ The result names the best architecture (highest accuracy, then lowest latency) a
 Example
 -------
 >>> import numpy as np
->>> from spaces import get_space
+>>> from zeroshot.spaces import get_space
 >>> space = get_space("nb201")
 >>> table = {a: float(space.to_ir(a).params) for a in space.sample(200, seed=1)}
 >>> cfg = SearchConfig(space="nb201", strategy="random", budget=5, proxies=("live_macs",))
@@ -38,8 +38,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from estimator.devices import load_device
-from estimator.segmented import SegmentedEvaluator, count_metrics, latency_metric
+from zeroshot.estimator.devices import load_device
+from zeroshot.estimator.segmented import SegmentedEvaluator, count_metrics, latency_metric
 
 from .data import Data
 from .errors import UserError
@@ -392,7 +392,7 @@ def run_search(cfg: SearchConfig, evaluator, db: str | None = None, scorer: Prox
     ``cfg.batch_size`` images; synthetic input when None).  ``space``: an already-built space object
     (one with a custom raw description, which ``cfg.space_options`` cannot carry); by default
     ``get_space(cfg.space, **cfg.space_options)``."""
-    from spaces import get_space
+    from zeroshot.spaces import get_space
 
     from .store import ResultStore
     from .strategies import get_strategy

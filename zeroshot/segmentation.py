@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from spaces.curation import MOBILENETV2_RAW
-from spaces.mbv2 import Mbv2Space
+from zeroshot.spaces.curation import MOBILENETV2_RAW
+from zeroshot.spaces.mbv2 import Mbv2Space
 
 from .data import Data
 from .errors import UserError

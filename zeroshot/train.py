@@ -19,7 +19,7 @@ exactly as an uninterrupted run would.
 
 Example
 -------
->>> from spaces import get_space
+>>> from zeroshot.spaces import get_space
 >>> from zeroshot.data import synthetic_data
 >>> space = get_space("nb201")
 >>> arch = space.to_ir(space.sample(1, seed=0)[0])
@@ -41,8 +41,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from spaces.builder import build
-from spaces.ir import Arch, arch_to_dict
+from zeroshot.spaces.builder import build
+from zeroshot.spaces.ir import Arch, arch_to_dict
 
 from .data import Data
 from .datasets import split
@@ -255,7 +255,7 @@ def train_job(job: dict) -> dict:
     """Train one architecture described by plain values (a local or Ray task): ``space``,
     ``space_options``, ``arch`` (encoding), ``data`` (path) and ``config`` (:class:`TrainConfig` fields).
     Returns :meth:`TrainResult.metrics`; the data set is loaded once per worker."""
-    from spaces import get_space
+    from zeroshot.spaces import get_space
 
     from .datasets import load_dataset
     space = get_space(job["space"], **job["space_options"])

@@ -2,7 +2,7 @@
 
 Example: ``zeroshot baseline mbv2 mobilenetv2 --task detect``; ``zeroshot baseline mbv2`` lists the names.
 """
-from spaces.baselines import get_baseline, list_baselines
+from zeroshot.spaces.baselines import get_baseline, list_baselines
 
 from ..cli import space_from_args
 from ..errors import UserError

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from estimator.calibrate import calibrate, latency_column, numeric_columns, read_latency_csv
-from estimator.devices import DeviceError
+from zeroshot.estimator.calibrate import calibrate, latency_column, numeric_columns, read_latency_csv
+from zeroshot.estimator.devices import DeviceError
 from zeroshot.cli import add_space_args, space_from_args, write_text
 from zeroshot.errors import UserError
 

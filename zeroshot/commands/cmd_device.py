@@ -6,7 +6,7 @@ more function pair and one more entry.
 """
 import json
 
-from estimator.devices import DeviceError, list_devices, load_device
+from zeroshot.estimator.devices import DeviceError, list_devices, load_device
 from zeroshot.errors import UserError
 
 
@@ -56,9 +56,9 @@ def run_profile(args):
     import sys
     from pathlib import Path
 
-    from estimator.measure import torch_device
-    from estimator.measured import profile
-    from spaces import list_spaces
+    from zeroshot.estimator.measure import torch_device
+    from zeroshot.estimator.measured import profile
+    from zeroshot.spaces import list_spaces
     from zeroshot.cli import make_space
 
     out = Path(args.output)

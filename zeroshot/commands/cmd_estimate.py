@@ -1,8 +1,8 @@
 """``zeroshot estimate SPACE --archs FILE [--device NAME_OR_FILE] [--precision P]``: exact params, MACs,
 peak activation and model memory, and latency on a device, as CSV."""
-from estimator.counts import BYTES_PER_ELEMENT
-from estimator.devices import DeviceError, load_device
-from estimator.estimate import Estimator
+from zeroshot.estimator.counts import BYTES_PER_ELEMENT
+from zeroshot.estimator.devices import DeviceError, load_device
+from zeroshot.estimator.estimate import Estimator
 from zeroshot.cli import add_space_args, read_archs, space_from_args, write_csv
 from zeroshot.errors import UserError
 

@@ -5,7 +5,7 @@ and last a line ``best <encoding>``.
 
 Example: ``zeroshot refine mbv2 mobilenetv2 --task detect --search fusion,depth-multiplier``
 """
-from estimator.devices import DeviceError, load_device
+from zeroshot.estimator.devices import DeviceError, load_device
 
 from ..cli import add_space_args, space_from_args
 from ..errors import UserError

@@ -12,10 +12,10 @@ import argparse
 
 import numpy as np
 
-from estimator.devices import DeviceError, load_device
-from estimator.estimate import Estimator
-from spaces.baselines import get_baseline, list_baselines
-from spaces.rewrites import RewriteError, apply_steps, describe_rewrites
+from zeroshot.estimator.devices import DeviceError, load_device
+from zeroshot.estimator.estimate import Estimator
+from zeroshot.spaces.baselines import get_baseline, list_baselines
+from zeroshot.spaces.rewrites import RewriteError, apply_steps, describe_rewrites
 
 from ..cli import add_space_args, space_from_args
 from ..errors import UserError
@@ -68,7 +68,7 @@ def run(args):
 
 
 def format_report(space, steps, device=None, proxies=TOPOLOGY_SCORE) -> str:
-    """The before / after table of :func:`spaces.rewrites.apply_steps`' steps, the notes and the result."""
+    """The before / after table of :func:`zeroshot.spaces.rewrites.apply_steps`' steps, the notes and the result."""
     codes = np.stack([c for _, c, _ in steps])
     cost = Estimator(space, device).evaluate(codes)
     values = compute_proxies(space, codes, proxies)

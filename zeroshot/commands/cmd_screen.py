@@ -3,7 +3,7 @@ import json
 import sys
 from dataclasses import fields
 
-from estimator.devices import DeviceError
+from zeroshot.estimator.devices import DeviceError
 from zeroshot.backends import get_backend
 from zeroshot.cli import add_space_args, space_from_args, space_options
 from zeroshot.errors import UserError

@@ -12,7 +12,7 @@ from dataclasses import fields
 
 import numpy as np
 
-from estimator.devices import DeviceError
+from zeroshot.estimator.devices import DeviceError
 from zeroshot.backends import get_backend
 from zeroshot.cli import add_space_args, space_from_args, space_options
 from zeroshot.commands.cmd_train import add_train_args, train_config_from_args

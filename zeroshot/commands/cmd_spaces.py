@@ -1,5 +1,5 @@
 """``zeroshot spaces``: the built-in spaces with their sizes and defaults."""
-from spaces import get_space, list_spaces
+from zeroshot.spaces import get_space, list_spaces
 
 
 def register(sub):

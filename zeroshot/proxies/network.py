@@ -26,7 +26,7 @@ that costs: :mod:`zeroshot.allocator`).
 Example
 -------
 >>> import torch
->>> from spaces import get_space
+>>> from zeroshot.spaces import get_space
 >>> space = get_space("nb201")
 >>> arch = space.to_ir(space.sample(1, seed=0)[0])
 >>> x = torch.randn(8, 3, 32, 32)
@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from spaces.ir import Arch
+from zeroshot.spaces.ir import Arch
 
 from . import get_proxy, list_proxies, register_proxy
 from .passes import (BATCH_PROXIES, LABEL_PROXIES, SWAP_SAMPLES, batch_pass, linear_regions, meco, network,

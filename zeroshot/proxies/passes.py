@@ -51,8 +51,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from spaces.builder import build
-from spaces.ir import ACT, BN, CONV, GAP, LINEAR, MAXPOOL, Arch
+from zeroshot.spaces.builder import build
+from zeroshot.spaces.ir import ACT, BN, CONV, GAP, LINEAR, MAXPOOL, Arch
 
 from .kernels import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
 from .structure import init_network, live_ops, thin_arch

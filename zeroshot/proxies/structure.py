@@ -12,7 +12,7 @@
 
 Example
 -------
->>> from spaces.ir import Graph
+>>> from zeroshot.spaces.ir import Graph
 >>> g = Graph(3, 8, 8)
 >>> a = g.conv(0, 4, 3)
 >>> dead = g.conv(0, 4, 1)                      # read by nothing
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spaces.ir import ADD, CONCAT, CONV, MUL, ZERO, Arch, Graph
+from zeroshot.spaces.ir import ADD, CONCAT, CONV, MUL, ZERO, Arch, Graph
 
 _ATTRS = ("kind", "c_in", "c_out", "h_out", "w_out", "k", "stride", "pad", "groups", "act", "flag")
 
@@ -111,7 +111,7 @@ def op_signatures(arch: Arch) -> list[int]:
 
 
 def init_network(net: nn.Module, arch: Arch, seed: int, scheme: str = "default") -> None:
-    """Initialise every parameterised op of ``net`` (a :func:`spaces.builder.build` network) from its
+    """Initialise every parameterised op of ``net`` (a :func:`zeroshot.spaces.builder.build` network) from its
     canonical seed.  ``default``: PyTorch's defaults (Kaiming-uniform with a=sqrt(5), bias
     U(+-1/sqrt(fan_in)), BN weight 1 and bias 0); ``gaussian``: N(0, 1) weights, zero biases (Zen-NAS)."""
     if scheme not in ("default", "gaussian"):

@@ -21,7 +21,7 @@ so it ranks last in every higher-is-better order.
 
 Example
 -------
->>> from spaces import get_space, to_table
+>>> from zeroshot.spaces import get_space, to_table
 >>> space = get_space("nb201")
 >>> cell = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
 >>> f = topology_features(to_table([space.to_ir(cell)]))      # the 3x3 conv into node 3 reads zeros
@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from estimator.counts import table_counts
-from spaces.ir import ZERO, OpTable
+from zeroshot.estimator.counts import table_counts
+from zeroshot.spaces.ir import ZERO, OpTable
 
 from .._topology import N_FEATURES, topology as _topology_kernel
 from . import register_proxy
@@ -45,7 +45,7 @@ assert len(GRAPH_FEATURES) == N_FEATURES
 def topology_features(table: OpTable) -> dict[str, np.ndarray]:
     """Every topology feature of every architecture of ``table`` (float64 arrays, one value each)."""
     if table.edges is None or len(table.edge_ptr) != len(table.cols["kind"]) + 1:
-        raise ValueError("the op table has no input edges; build it with spaces.to_table(archs)")
+        raise ValueError("the op table has no input edges; build it with zeroshot.spaces.to_table(archs)")
     n = len(table)
     longest = int(np.diff(table.ptr).max(initial=0)) + 1
     out = np.empty((n, N_FEATURES), np.float64)
