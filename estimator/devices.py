@@ -17,14 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from zeroshot.errors import DeviceError
+
 from .kernels import DEFAULT_FUSION, KernelTable, decompose, parse_fusion
 
 PROFILES = Path(__file__).with_name("profiles")
 _KINDS: dict[str, type["Device"]] = {}
-
-
-class DeviceError(ValueError):
-    """A device that cannot be loaded or used; the message says why and how to fix it."""
 
 
 def register_kind(cls: type["Device"]) -> type["Device"]:

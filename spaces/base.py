@@ -12,11 +12,9 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from zeroshot.errors import EncodingError
+
 from .ir import Arch
-
-
-class EncodingError(ValueError):
-    """A malformed or out-of-space architecture encoding; the message says what was expected."""
 
 
 class SearchSpace(ABC):

@@ -39,11 +39,13 @@ from typing import Callable
 
 import numpy as np
 
+from zeroshot.errors import InputError
+
 from .base import SearchSpace
 from .mbv2 import MAX_CHANNELS, Mbv2Space
 
 
-class RewriteError(ValueError):
+class RewriteError(InputError):
     """A rewrite spec that does not apply; the message says what was expected."""
 
 

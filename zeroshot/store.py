@@ -23,13 +23,11 @@ import sqlite3
 import time
 from typing import Iterable, Sequence
 
+from .errors import StoreError
+
 SCHEMA_VERSION = 1
 _COLUMN = re.compile(r"^[a-z_][a-z0-9_]*$")
 _FIXED = ("run_id", "arch", "stage")
-
-
-class StoreError(ValueError):
-    """A database that cannot be used for this run; the message says why."""
 
 
 class ResultStore:
