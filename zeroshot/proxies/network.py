@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from zeroshot.errors import DataError, ParameterError
 from zeroshot.spaces.ir import Arch
 
 from . import get_proxy, list_proxies, register_proxy
@@ -86,15 +87,26 @@ for _name, (_needs, _hib, _desc) in _SPECS.items():
 NETWORK_PROXIES = tuple(_SPECS)
 
 
+def check_batch_size(n: int, param: str = "batch_size") -> None:
+    """The one rule on batches for network proxies: at least 2 images (train-mode batch statistics).
+
+    >>> check_batch_size(1)
+    Traceback (most recent call last):
+    ...
+    zeroshot.errors.ParameterError: batch_size must be at least 2 images (network proxies read batch statistics), got 1
+    """
+    if n < 2:
+        raise ParameterError(param, "at least 2 images (network proxies read batch statistics)", n)
+
+
 def _as_batch(arch: Arch, x, y, seed: int, batch_size: int | None):
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float().contiguous()
     if x.ndim != 4 or tuple(x.shape[1:]) != tuple(arch.input_shape):
-        raise ValueError(f"x must be a float (N, C, H, W) batch with (C, H, W) = {arch.input_shape}, got "
+        raise DataError(f"x must be a float (N, C, H, W) batch with (C, H, W) = {arch.input_shape}, got "
                          f"shape {tuple(x.shape)}; resize or transpose the images to the network's input")
     if batch_size is not None:
         x = x[:batch_size]
-    if x.shape[0] < 2:
-        raise ValueError(f"network proxies need a batch of at least 2 images, got {x.shape[0]}")
+    check_batch_size(x.shape[0], "x")
     classes = arch.ops[arch.outputs[0] - 1].c_out
     if y is None:
         y = torch.randint(classes, (x.shape[0],), generator=torch.Generator().manual_seed(stream_seed(seed, "labels")))
@@ -182,5 +194,5 @@ def suite_cost(arch: Arch, names: Sequence[str], x, y=None, seed: int = 0, repea
     return {"seconds": suite, "fwd_bwd_seconds": unit, "multiple": suite / unit}
 
 
-__all__ = ["compute_network_proxies", "suite_cost", "fwd_bwd_seconds", "NETWORK_PROXIES", "NONFINITE",
+__all__ = ["check_batch_size", "compute_network_proxies", "suite_cost", "fwd_bwd_seconds", "NETWORK_PROXIES", "NONFINITE",
            "LABEL_PROXIES"]
