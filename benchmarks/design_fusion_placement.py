@@ -21,7 +21,7 @@ import torch
 
 from zeroshot.estimator.devices import load_device
 from zeroshot.estimator.estimate import Estimator
-from zeroshot.estimator.measure import measure_archs
+from zeroshot.estimator.timing import measure_archs
 from zeroshot.spaces import get_space
 from zeroshot.spaces.baselines import get_baseline
 from zeroshot.spaces.rewrites import apply_rewrites

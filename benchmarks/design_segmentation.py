@@ -14,13 +14,13 @@ baseline's.  Nothing is trained there.
 
 Multishot part: the search of :mod:`zeroshot.search` (strategy ``prefiltered``: aging evolution whose
 warm-up and children are picked by the zero-shot score, default proxies, the funnel's cheap pre-filter)
-over the toy mbv2 segmentation space (:func:`zeroshot.segmentation.toy_space`: channel multipliers
+over the toy mbv2 segmentation space (:func:`segmentation_task.toy_space`: channel multipliers
 0.35-1, per-stage widths and depths, IBN / fused blocks, kernels, expansions, input = output resolution
 32 / 48 / 64), one search per latency cap of ``--caps`` (every candidate at most that fraction of the
 baseline's latency on ``--device`` at 8x its trained input side: 512 px for the baseline, the zero-shot
 part's deployment scale; caps give the front the epsilon-constraint way), ``--train-budget`` candidates
 trained for real: ``--epochs`` epochs of AdamW (lr 2e-3, batch 32), seed ``--seed``, one CPU thread, on
-the synthetic task of :mod:`zeroshot.segmentation` (800 training canvases of 64x64 made of real CIFAR-10
+the synthetic task of :mod:`segmentation_task` (800 training canvases of 64x64 made of real CIFAR-10
 images pasted on others, 3 labels; mean IoU on 256 canvases from 246 held-out images).  The baseline is
 MobileNetV2 LR-ASPP at 64 px, trained with the same settings under seeds 0 and 1 (its spread is the
 training noise).  The settings of the cap-1.0 run were fixed before it; the 0.7 / 0.5 cap runs
@@ -40,11 +40,11 @@ from zeroshot.estimator.estimate import Estimator
 from zeroshot.spaces import get_space
 from zeroshot.spaces.baselines import get_baseline
 from zeroshot.spaces.mbv2 import MOBILENETV2
-from zeroshot.data import Data
+from zeroshot.batches import Data
 from zeroshot.funnel import pareto_front
 from zeroshot.refine import refine
 from zeroshot.search import ProxyScorer, SearchConfig, print_line, run_search
-from zeroshot.segmentation import CIFAR_FILE, SegmentationEvaluator, cifar_task, toy_space
+from segmentation_task import CIFAR_FILE, SegmentationEvaluator, cifar_task, toy_space
 
 OUT = Path(__file__).parent / "results" / "design_segmentation.md"
 DIMS = ("fusion", "width", "resolution")
@@ -99,7 +99,7 @@ def multishot(args) -> list[str]:
     lines = ["## Multishot part (trained on a synthetic segmentation task)", "",
              f"Task: {len(train_set)} training / {len(test_set)} test canvases of 64x64, 3 labels (background, "
              "vehicle, animal), objects cut from real CIFAR-10 test images with elliptical masks and pasted on "
-             "other CIFAR-10 images (`zeroshot/segmentation.py`); test canvases use 246 held-out images. "
+             "other CIFAR-10 images (`benchmarks/segmentation_task.py`); test canvases use 246 held-out images. "
              f"Training: {args.epochs} epochs, AdamW lr 2e-3, batch 32, CPU, 1 thread.  Score = mean IoU on "
              "the test canvases (logits upsampled to 64x64).", "",
              f"Baseline: MobileNetV2 LR-ASPP at 64 px ({space.to_ir(base).params:,} parameters), "

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from zeroshot.estimator.counts import table_counts
 from zeroshot.estimator.devices import list_devices, load_device
-from zeroshot.estimator.kernels import decompose
+from zeroshot.estimator.kernel_table import decompose
 from zeroshot.estimator.segmented import SegmentedEvaluator, count_metrics, latency_metric
 from zeroshot.spaces import get_space, list_spaces, to_table
 from zeroshot.spaces.builder import build

@@ -24,7 +24,7 @@ import torch
 from common import require_shared
 from zeroshot.spaces import get_space
 from zeroshot.allocator import keep_freed_memory
-from zeroshot.data import load_data
+from zeroshot.batches import load_data
 from zeroshot.proxies.network import NETWORK_PROXIES, suite_cost
 
 OUT = Path(__file__).parent / "results" / "proxies_cost_breakdown.md"

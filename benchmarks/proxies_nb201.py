@@ -6,7 +6,7 @@ Usage: python benchmarks/proxies_nb201.py [--n 1000] [--dev 600] [--seed 0] [--b
 Writes benchmarks/results/proxies_nb201.md.  Needs ../shared/data (nb201/nb201_cifar10.csv and
 images/cifar10_test_846.npz).  Another dataset, with the same code and settings: ``--table`` in the same
 format (``index, test_acc, val_acc`` per official cell index), ``--images`` an NPZ of that dataset's images
-and labels (:mod:`zeroshot.data`), ``--classes`` and ``--image-size`` its classes and image side, e.g.
+and labels (:mod:`zeroshot.batches`), ``--classes`` and ``--image-size`` its classes and image side, e.g.
 ``--classes 100`` for CIFAR-100, ``--classes 120 --image-size 16`` for ImageNet16-120; results and cache
 then go to ``proxies_nb201_<table stem>.md`` / ``..._cache.csv``.
 
@@ -37,7 +37,7 @@ from zeroshot.spaces import get_space
 from zeroshot.spaces.nb201 import official_codes
 from zeroshot.spaces.shared_data import shared_data
 from zeroshot.allocator import keep_freed_memory
-from zeroshot.data import load_data
+from zeroshot.batches import load_data
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.network import compute_network_proxies, suite_cost
 from zeroshot.score import CANDIDATES, DEFAULT_PROXIES, compute_proxies, log_ranks, rank_aggregate

@@ -49,7 +49,7 @@ from proxies_nb201 import RESULTS, correlations, load_cache, split_cells  # noqa
 from zeroshot.spaces import get_space  # noqa: E402
 from zeroshot.spaces.ir import ACT  # noqa: E402
 from zeroshot.spaces.nb201 import official_codes  # noqa: E402
-from zeroshot.data import load_data  # noqa: E402
+from zeroshot.batches import load_data  # noqa: E402
 from zeroshot.funnel import ScreenConfig, proxy_codes  # noqa: E402
 from zeroshot.proxies.network import compute_network_proxies  # noqa: E402
 from zeroshot.proxies.structure import live_ops  # noqa: E402

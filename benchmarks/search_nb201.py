@@ -29,7 +29,7 @@ import torch
 
 from zeroshot.spaces import get_space
 from zeroshot.spaces.shared_data import shared_data
-from zeroshot.data import load_data
+from zeroshot.batches import load_data
 from zeroshot.proxies import get_proxy
 from zeroshot.score import DEFAULT_PROXIES
 from zeroshot.search import OracleEvaluator, ProxyScorer, SearchConfig, run_search

@@ -29,7 +29,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from zeroshot.spaces import get_space
 from zeroshot.spaces.shared_data import shared_data
-from zeroshot.datasets import load_dataset
+from zeroshot.training_sets import load_dataset
 from zeroshot.funnel import ScreenConfig, run_screen
 from zeroshot.score import DEFAULT_PROXIES
 from zeroshot.train import TrainConfig, train

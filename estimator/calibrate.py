@@ -58,7 +58,7 @@ from zeroshot.spaces.ir import OpTable, to_table
 
 from .devices import Device, DeviceError, register_kind
 from .folding import live_kernels
-from .kernels import DEFAULT_FUSION, KERNEL_TYPES, KernelTable, decompose
+from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, KernelTable, decompose
 
 FEATURE_VERSION = 1
 PRIOR_PATH = Path(__file__).with_name("calibration_prior.json")

@@ -1,6 +1,6 @@
 """Devices as data: a JSON file names a device's ``kind`` and its parameters.
 
-Each kind is a class registered with :func:`register_kind`; it turns a :class:`~zeroshot.estimator.kernels.
+Each kind is a class registered with :func:`register_kind`; it turns a :class:`~zeroshot.estimator.kernel_table.
 KernelTable` into per-architecture latency (ms).  Built-in profiles are the JSON files in
 ``estimator/profiles/``; :func:`load_device` takes a built-in name or a path.
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from zeroshot.errors import DeviceError
 
-from .kernels import DEFAULT_FUSION, KernelTable, decompose, parse_fusion
+from .kernel_table import DEFAULT_FUSION, KernelTable, decompose, parse_fusion
 
 PROFILES = Path(__file__).with_name("profiles")
 _KINDS: dict[str, type["Device"]] = {}
@@ -121,4 +121,4 @@ def load_device(name_or_path: str) -> Device:
         raise DeviceError(f"{path}: {e}") from None
 
 
-from . import calibrate, measured, npu  # noqa: E402,F401  (registers the built-in kinds)
+from . import calibrate, measured_device, npu  # noqa: E402,F401  (registers the built-in kinds)

@@ -20,7 +20,7 @@ import numpy as np
 from zeroshot.spaces.ir import OpTable
 
 from ._folding import live_ops as _live_ops_kernel
-from .kernels import KernelTable
+from .kernel_table import KernelTable
 
 
 def live_ops(table: OpTable) -> np.ndarray:

@@ -29,13 +29,13 @@ import numpy as np
 from ._npu import kernel_ms
 from .counts import BYTES_PER_ELEMENT
 from .devices import Device, DeviceError, register_kind
-from .kernels import DEFAULT_FUSION, KERNEL_TYPES, KernelTable
+from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, KernelTable
 
 # The Cython kernel numbers kernel types in this order (ext/_npu.pyx); fail loudly if it ever changes.
 _PYX_TYPES = ("conv", "dwconv", "gconv", "bn", "act", "add", "mul", "pool", "gap", "linear", "zero",
               "upsample", "concat")
 if tuple(KERNEL_TYPES[:len(_PYX_TYPES)]) != _PYX_TYPES:
-    raise ImportError(f"zeroshot.estimator.kernels.KERNEL_TYPES changed order ({KERNEL_TYPES}); "
+    raise ImportError(f"zeroshot.estimator.kernel_table.KERNEL_TYPES changed order ({KERNEL_TYPES}); "
                       f"update ext/_npu.pyx, which expects {_PYX_TYPES}")
 
 #: field -> (type, required, help).  Integers are lane counts; floats are positive rates and sizes.

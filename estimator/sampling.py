@@ -5,7 +5,7 @@ kernel rows with how often each occurs; :meth:`KernelPool.draw` picks distinct c
 proportion to that frequency.  :func:`neighbours` is nn-Meter's refinement step: around a configuration
 a predictor gets wrong it keeps the input size, kernel size and stride and redraws the channels in
 ``[0.5 C, 1.2 C)``.  :func:`kernel_arch` turns a configuration into a one-kernel network; every
-configuration is canonicalised through it and :func:`zeroshot.estimator.kernels.decompose`, so its derived
+configuration is canonicalised through it and :func:`zeroshot.estimator.kernel_table.decompose`, so its derived
 features (MACs, bytes) always match what decomposing a real architecture gives.
 
 Example
@@ -26,7 +26,7 @@ from zeroshot.spaces import ir
 from zeroshot.spaces.base import SearchSpace
 from zeroshot.spaces.ir import Arch, Graph, to_table
 
-from .kernels import DEFAULT_FUSION, KERNEL_FIELDS, KT, decompose
+from .kernel_table import DEFAULT_FUSION, KERNEL_FIELDS, KT, decompose
 
 #: Kernel types whose input and output channels are one number (redrawn together).
 _SAME_CHANNELS = {KT[t] for t in ("dwconv", "bn", "act", "add", "mul", "pool", "gap", "zero", "upsample",
@@ -34,7 +34,7 @@ _SAME_CHANNELS = {KT[t] for t in ("dwconv", "bn", "act", "add", "mul", "pool", "
 
 
 def kernel_rows(kt) -> list[dict]:
-    """The rows of a :class:`~zeroshot.estimator.kernels.KernelTable` as dicts of Python ints."""
+    """The rows of a :class:`~zeroshot.estimator.kernel_table.KernelTable` as dicts of Python ints."""
     cols = [kt.cols[f].tolist() for f in KERNEL_FIELDS]
     return [dict(zip(KERNEL_FIELDS, vals)) for vals in zip(*cols)]
 
@@ -83,7 +83,7 @@ class KernelPool:
 
 
 def kernel_arch(row: dict) -> Arch:
-    """A one-kernel network reproducing a kernel row of :func:`zeroshot.estimator.kernels.decompose` (default
+    """A one-kernel network reproducing a kernel row of :func:`zeroshot.estimator.kernel_table.decompose` (default
     fusion): its head op on an input of the row's shape, then the fused ``bn`` and activation.
 
     ``row`` maps kernel fields (``type``, ``c_in``, ``h_in`` ...) to integers; the activation code is

@@ -28,7 +28,7 @@ from zeroshot.spaces import SearchSpace, ir, to_table
 
 from . import _segments
 from .counts import table_counts
-from .kernels import KERNEL_TYPES, decompose
+from .kernel_table import KERNEL_TYPES, decompose
 
 Metric = tuple[Callable, str]          # (fn(OpTable) -> float/int array, "sum" | "max")
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from zeroshot.estimator.devices import DeviceError, load_device
-from zeroshot.estimator.kernels import KT, decompose
-from zeroshot.estimator.measure import Timing, at_resolution, measure_archs, measure_kernels, pinned_threads, time_calls
+from zeroshot.estimator.kernel_table import KT, decompose
+from zeroshot.estimator.timing import Timing, at_resolution, measure_archs, measure_kernels, pinned_threads, time_calls
 from zeroshot.estimator.estimate import Estimator
-from zeroshot.estimator.kernels import KERNEL_TYPES
-from zeroshot.estimator.measured import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, profile,
+from zeroshot.estimator.kernel_table import KERNEL_TYPES
+from zeroshot.estimator.measured_device import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, profile,
                                 written_mb)
 from zeroshot.estimator.sampling import KernelPool, canonical, kernel_arch, kernel_rows, neighbours
 from zeroshot.spaces import get_space, to_table

@@ -9,7 +9,7 @@ import pytest
 from zeroshot.estimator.counts import BYTES_PER_ELEMENT
 from zeroshot.estimator.devices import DeviceError, device_from_dict, list_devices, load_device
 from zeroshot.estimator.estimate import Estimator
-from zeroshot.estimator.kernels import decompose
+from zeroshot.estimator.kernel_table import decompose
 from zeroshot.estimator.npu import NpuDevice
 from zeroshot.spaces import Graph, get_space, to_table
 from zeroshot.cli import main

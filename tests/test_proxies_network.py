@@ -16,7 +16,7 @@ from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import Graph
 from zeroshot.spaces.nb201 import Nb201Space
 from zeroshot.proxies import get_proxy, list_proxies
-from zeroshot.proxies.kernels import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
+from zeroshot.proxies.compiled import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
 from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies
 from zeroshot.proxies.passes import GRASP_BATCH, SWAP_SAMPLES, Frozen, _gen, grasp_exact, jacob_cov_score, zico_score
 from zeroshot.proxies.structure import init_network, live_ops, thin_arch

@@ -7,9 +7,9 @@ import pytest
 
 from zeroshot.spaces import get_space
 from zeroshot.cli import main
-from zeroshot.data import load_data, synthetic_data, validate
+from zeroshot.batches import load_data, synthetic_data, validate
 from zeroshot.errors import UserError
-from zeroshot.proxies.kernels import NARROW_BITS, count_distinct_rows, pack_signs
+from zeroshot.proxies.compiled import NARROW_BITS, count_distinct_rows, pack_signs
 from zeroshot.score import DEFAULT_PROXIES, compute_proxies, rank_aggregate, score
 
 CELLS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",

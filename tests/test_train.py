@@ -7,8 +7,8 @@ import torch
 
 from zeroshot.spaces import get_space
 from zeroshot.cli import main
-from zeroshot.data import Data
-from zeroshot.datasets import load_dataset, split
+from zeroshot.batches import Data
+from zeroshot.training_sets import load_dataset, split
 from zeroshot.errors import UserError
 from zeroshot.store import ResultStore
 from zeroshot.train import TrainConfig, augment, train

@@ -138,7 +138,7 @@ def network_chunk(archs: list[str]) -> list[dict]:
     shape)."""
     import torch
 
-    from .data import load_data
+    from .batches import load_data
     from .score import DEFAULT_PROXIES, compute_proxies
     cfg, space = _WORKER["cfg"], _WORKER["space"]
     codes = proxy_codes(space, np.array([space.parse(a) for a in archs], dtype=np.int64), cfg.proxy_scale)
@@ -203,7 +203,7 @@ def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backe
                       f"{cfg.batch_size} (at most 2^{cfg.batch_size}) and ranks coarsely", UserWarning, stacklevel=2)
     load_device(cfg.device)                       # fail early on a bad device or data file
     if cfg.data:
-        from .data import load_data
+        from .batches import load_data
         probe = space.build_ir(space.sample_codes(1, np.random.default_rng(0))[0])
         load_data(cfg.data, classes=probe.tensor_shape(probe.outputs[0])[0])
     store = ResultStore(db_path, space=cfg.space, space_options=cfg.space_options)

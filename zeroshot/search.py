@@ -41,7 +41,7 @@ import numpy as np
 from zeroshot.estimator.devices import load_device
 from zeroshot.estimator.segmented import SegmentedEvaluator, count_metrics, latency_metric
 
-from .data import Data
+from .batches import Data
 from .errors import UserError
 from .funnel import ScreenConfig, pareto_front
 from .proxies import get_proxy

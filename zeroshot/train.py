@@ -20,7 +20,7 @@ exactly as an uninterrupted run would.
 Example
 -------
 >>> from zeroshot.spaces import get_space
->>> from zeroshot.data import synthetic_data
+>>> from zeroshot.batches import synthetic_data
 >>> space = get_space("nb201")
 >>> arch = space.to_ir(space.sample(1, seed=0)[0])
 >>> result = train(arch, synthetic_data(32, (3, 32, 32), 10), TrainConfig(epochs=3, max_steps=2), quiet=True)
@@ -44,8 +44,8 @@ from torch.nn import functional as F
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import Arch, arch_to_dict
 
-from .data import Data
-from .datasets import split
+from .batches import Data
+from .training_sets import split
 from .errors import UserError
 from .progress import progress
 
@@ -257,7 +257,7 @@ def train_job(job: dict) -> dict:
     Returns :meth:`TrainResult.metrics`; the data set is loaded once per worker."""
     from zeroshot.spaces import get_space
 
-    from .datasets import load_dataset
+    from .training_sets import load_dataset
     space = get_space(job["space"], **job["space_options"])
     arch = space.to_ir(job["arch"])
     key = (job["data"], arch.input_shape)

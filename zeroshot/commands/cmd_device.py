@@ -56,8 +56,8 @@ def run_profile(args):
     import sys
     from pathlib import Path
 
-    from zeroshot.estimator.measure import torch_device
-    from zeroshot.estimator.measured import profile
+    from zeroshot.estimator.timing import torch_device
+    from zeroshot.estimator.measured_device import profile
     from zeroshot.spaces import list_spaces
     from zeroshot.cli import make_space
 

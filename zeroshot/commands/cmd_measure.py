@@ -1,7 +1,7 @@
 """``zeroshot measure SPACE --archs FILE``: latency of architectures measured with torch on this machine.
 
 Prints CSV ``arch,latency_ms,noise`` (median over interleaved rounds; noise = relative inter-quartile
-range).  Batch 1, one thread and the thread's CPU time by default (see :mod:`zeroshot.estimator.measure`).
+range).  Batch 1, one thread and the thread's CPU time by default (see :mod:`zeroshot.estimator.timing`).
 """
 from zeroshot.cli import add_space_args, read_archs, space_from_args, write_csv
 from zeroshot.errors import UserError
@@ -23,7 +23,7 @@ def register(sub):
 
 
 def run(args):
-    from zeroshot.estimator.measure import at_resolution, measure_archs, pick_clock, torch_device
+    from zeroshot.estimator.timing import at_resolution, measure_archs, pick_clock, torch_device
 
     space = space_from_args(args)
     texts, codes = read_archs(space, args.archs)

@@ -2,12 +2,12 @@
 
 Without ``--proxies`` the default score (:mod:`zeroshot.score`) and the proxies it aggregates; with it,
 the rank aggregate of the listed proxies.  ``--data`` takes an NPZ of images and labels
-(:mod:`zeroshot.data`); without it, proxies that need data see seeded synthetic input.
+(:mod:`zeroshot.batches`); without it, proxies that need data see seeded synthetic input.
 """
 import sys
 
 from zeroshot.cli import add_space_args, read_archs, space_from_args, write_csv
-from zeroshot.data import load_data
+from zeroshot.batches import load_data
 from zeroshot.errors import UserError
 from zeroshot.proxies import get_proxy
 from zeroshot.score import DEFAULT_PROXIES, needs_data, resolve_proxies, score

@@ -68,7 +68,7 @@ def run(args):
                        train=vars(train_config_from_args(args)))
     data = None
     if args.data:
-        from zeroshot.datasets import load_dataset
+        from zeroshot.training_sets import load_dataset
         arch = space.build_ir(space.sample_codes(1, np.random.default_rng(0))[0])
         data = load_dataset(args.data, arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
     if args.oracle:

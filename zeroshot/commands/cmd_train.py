@@ -5,7 +5,7 @@ CUDA when present); in ``zeroshot search`` and ``screen`` it names a hardware co
 Each epoch prints one line and is written to the results database (``--db``, run kind ``train``).
 """
 from zeroshot.cli import add_space_args, space_from_args, space_options
-from zeroshot.datasets import load_dataset
+from zeroshot.training_sets import load_dataset
 from zeroshot.errors import UserError
 from zeroshot.store import ResultStore, StoreError
 from zeroshot.train import DEVICES, OPTIMIZERS, TrainConfig, train

@@ -54,7 +54,7 @@ from torch.nn import functional as F
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import ACT, BN, CONV, GAP, LINEAR, MAXPOOL, Arch
 
-from .kernels import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
+from .compiled import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
 from .structure import init_network, live_ops, thin_arch
 
 LABEL_PROXIES = frozenset({"grad_norm", "snip", "grasp", "fisher", "zico"})

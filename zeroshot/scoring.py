@@ -36,7 +36,7 @@ from scipy.stats import rankdata
 
 from zeroshot.spaces import SearchSpace, to_table
 
-from .data import Data, resize, synthetic_data
+from .batches import Data, resize, synthetic_data
 from .errors import UserError
 from .proxies import get_proxy, list_proxies
 
@@ -102,7 +102,7 @@ def compute_proxies(space: SearchSpace, codes: np.ndarray, names: Sequence[str],
     Topology proxies run on the whole batch at once.  Network proxies run once per isomorphism class
     (:meth:`~zeroshot.spaces.SearchSpace.canonical_codes`) on its representative, all requested ones sharing
     passes, on the first ``batch_size`` (default 64) images of ``data``, or without ``data`` on seeded
-    synthetic input (:func:`zeroshot.data.synthetic_data`).
+    synthetic input (:func:`zeroshot.batches.synthetic_data`).
     """
     codes = np.asarray(codes, dtype=np.int64).reshape(-1, space.code_length)
     out: dict[str, np.ndarray] = {}

@@ -1,5 +1,8 @@
 """A small synthetic segmentation task built from real CIFAR-10 images, and a search evaluator that trains on it.
 
+A benchmark fixture (of ``design_segmentation.py``), not part of the library: import it with ``benchmarks/``
+on ``sys.path`` (a benchmark script's own folder).
+
 No segmentation data set ships with the project, so :func:`pasted_objects` builds one whose per-pixel
 labels are known by construction: each ``size`` x ``size`` canvas has a background (a different CIFAR-10
 image upsampled to the canvas, so smoother than the object) and one object (a CIFAR-10 image rescaled to
@@ -37,8 +40,11 @@ from torch.nn import functional as F
 from zeroshot.spaces.curation import MOBILENETV2_RAW
 from zeroshot.spaces.mbv2 import Mbv2Space
 
-from .data import Data
-from .errors import UserError
+from zeroshot.batches import Data
+from zeroshot.errors import DataError, ParameterError
+
+__all__ = ["CIFAR_FILE", "LABELS", "SegmentationEvaluator", "at_resolution", "cifar_task", "mean_iou",
+           "pasted_objects", "predict", "superclass", "toy_space"]
 
 CIFAR_FILE = "images/cifar10_test_846.npz"
 VEHICLES = (0, 1, 8, 9)            # CIFAR-10 airplane, automobile, ship, truck
@@ -64,7 +70,7 @@ def pasted_objects(images: np.ndarray, classes: np.ndarray, n: int, size: int = 
     docstring); ``x`` float32 (n, 3, size, size) in [0, 1] (8-bit values), ``y`` int64 (n, size, size) in
     0..2."""
     if len(images) < 2:
-        raise UserError(f"pasting objects on backgrounds needs at least 2 images, got {len(images)}")
+        raise ParameterError("images", "at least 2 images (an object and a background)", len(images))
     rng = np.random.default_rng(seed)
     src = images.transpose(0, 3, 1, 2).astype(np.float32)
     canvas = np.empty((n, 3, size, size), np.float32)
@@ -92,7 +98,7 @@ def cifar_task(path, n_train: int = 800, n_test: int = 256, size: int = 64, held
     with np.load(path) as f:
         x, y = f["x"], f["y"].astype(np.int64)
     if len(x) <= held_out + 1:
-        raise UserError(f"{path} has {len(x)} images; the task holds out {held_out} and needs more")
+        raise DataError(f"{path} has {len(x)} images; the task holds out {held_out} and needs more")
     train = pasted_objects(x[:-held_out], y[:-held_out], n_train, size, seed)
     test = pasted_objects(x[-held_out:], y[-held_out:], n_test, size, seed + 1)
     mean = train.x.mean(axis=(0, 2, 3), keepdims=True)

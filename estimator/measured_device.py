@@ -1,7 +1,7 @@
 """The ``measured`` device kind: kernel latencies learned from measurements on a real machine.
 
 nn-Meter's recipe on torch: kernel configurations drawn from the layers of the search spaces
-(:mod:`zeroshot.estimator.sampling`) are timed one by one (:mod:`zeroshot.estimator.measure`), one regressor per kernel
+(:mod:`zeroshot.estimator.sampling`) are timed one by one (:mod:`zeroshot.estimator.timing`), one regressor per kernel
 type learns latency from the kernel's features (:class:`BaselineForest`: a non-negative linear baseline of
 the kernel's work, which extrapolates to larger kernels, times a random forest's correction), a few
 rounds of adaptive sampling measure channel variations of the configurations the regressor gets wrong
@@ -49,7 +49,7 @@ import numpy as np
 from zeroshot.spaces.ir import to_table
 
 from .devices import Device, DeviceError, register_kind
-from .kernels import DEFAULT_FUSION, KERNEL_TYPES, KernelTable, decompose
+from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, KernelTable, decompose
 from .sampling import KernelPool, neighbours, row_key
 
 # torch, scikit-learn and joblib are imported where used: loading an ``npu`` device must not pay for them.
@@ -330,13 +330,13 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     models of each space are measured ``calibration_rounds`` rounds before, between and after the kernel
     passes (their latency is the median over these occasions), so that both see the same mix of machine
     conditions.
-    ``clock``: see :func:`zeroshot.estimator.measure.pick_clock`.  ``log`` (a callable taking a string) receives
+    ``clock``: see :func:`zeroshot.estimator.timing.pick_clock`.  ``log`` (a callable taking a string) receives
     progress lines.  The measurements stay on the result (not saved): kernels as ``samples``, calibration
     models as ``calibration`` (dict of arrays: arch, space, measured_ms, raw_ms, mb).
     """
     import torch
 
-    from .measure import call_overhead_ms, measure_archs, measure_kernels, pick_clock, torch_device
+    from .timing import call_overhead_ms, measure_archs, measure_kernels, pick_clock, torch_device
 
     log = log or (lambda s: None)
     start = time.perf_counter()

@@ -1,13 +1,13 @@
-"""Training sets: an NPZ of images and labels (:mod:`zeroshot.data`) or a folder of class subfolders.
+"""Training sets: an NPZ of images and labels (:mod:`zeroshot.batches`) or a folder of class subfolders.
 
 Image folder layout: ``ROOT/<class name>/<image file>``, class labels in sorted folder-name order.  Images
 are read with Pillow (an optional dependency; without it the error says how to install it), converted to
 RGB (or grey for a 1-channel network), resized to the network's input and normalised like an NPZ
-(:func:`zeroshot.data.validate`).  :func:`split` makes the seeded train / validation split.
+(:func:`zeroshot.batches.validate`).  :func:`split` makes the seeded train / validation split.
 
 Example
 -------
->>> from zeroshot.data import synthetic_data
+>>> from zeroshot.batches import synthetic_data
 >>> d = synthetic_data(10, (3, 8, 8), classes=2, seed=0)
 >>> train, val = split(d, 0.2, seed=0)
 >>> len(train), len(val)
@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from .data import Data, load_data, validate
+from .batches import Data, load_data, validate
 from .errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
