@@ -1,2 +1,43 @@
-"""zeroshot: hardware-aware neural-architecture screening (zero-shot proxies, cost models, funnel)."""
+"""zeroshot: hardware-aware neural-architecture screening on a laptop.
+
+Curated search spaces, zero-shot proxies computed at initialisation, hardware cost estimates for
+accelerators, and a screening funnel that hands only a shortlist on to real training.  Every name below is
+imported on first use, so ``import zeroshot`` stays light.
+
+Example
+-------
+>>> import zeroshot as zs
+>>> "mbv2" in zs.list_spaces() and "mobile-npu-16" in zs.list_devices()
+True
+>>> archs = zs.get_space("mbv2", P=16).sample(2, seed=0)
+>>> t = zs.estimate(archs, space="mbv2", device="mobile-npu-16")
+>>> len(t), "latency_ms" in t.columns
+(2, True)
+"""
+import importlib
+
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_PUBLIC = {
+    "get_space": "zeroshot.spaces", "list_spaces": "zeroshot.spaces",
+    "list_devices": "zeroshot.estimator.devices", "load_device": "zeroshot.estimator.devices",
+    "list_proxies": "zeroshot.proxies", "list_strategies": "zeroshot.strategies",
+    "estimate": "zeroshot.api", "score": "zeroshot.api",
+    "calibrate": "zeroshot.estimator.calibrate", "screen": "zeroshot.funnel", "search": "zeroshot.search",
+    "Table": "zeroshot.table", "Error": "zeroshot.errors",
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zeroshot' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -29,16 +29,16 @@ array([-2.19722458, -0.40546511, -0.40546511])
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from scipy.stats import rankdata
 
-from zeroshot.spaces import SearchSpace, to_table
+from zeroshot.spaces import Arch, SearchSpace, to_table
 
 from .batches import Data, resize, synthetic_data
-from .errors import UserError
-from .proxies import get_proxy, list_proxies
+from .errors import ParameterError
+from .proxies import get_proxy
 
 DEFAULT_PROXIES = ("meco", "swap")
 #: the combinations the default was chosen from (on development cells only, see the module docstring)
@@ -65,18 +65,21 @@ def rank_aggregate(values: dict[str, np.ndarray]) -> np.ndarray:
     return sum(log_ranks(name, v) for name, v in values.items())
 
 
-def resolve_proxies(names: Sequence[str]) -> list[str]:
-    """Validate proxy names (``score`` is not a proxy); one-line :class:`UserError` otherwise."""
+def resolve_proxies(names: Sequence[str] | str) -> list[str]:
+    """Validated proxy names, from a list or a comma-separated string (``score`` is not a proxy).
+
+    >>> resolve_proxies("meco, swap")
+    ['meco', 'swap']
+    """
+    if isinstance(names, str):
+        names = names.split(",")
     names = [n.strip() for n in names if n.strip()]
     if not names:
-        raise UserError("--proxies needs at least one proxy name, for example --proxies naswot,synflow")
+        raise ParameterError("proxies", "at least one proxy name", fix="for example naswot,synflow")
     for n in names:
-        try:
-            get_proxy(n)
-        except KeyError:
-            raise UserError(f"unknown proxy {n!r}; choose from {', '.join(list_proxies())}") from None
+        get_proxy(n)                    # an unknown name raises, listing the choices
     if len(set(names)) != len(names):
-        raise UserError(f"--proxies lists a proxy twice: {','.join(names)}")
+        raise ParameterError("proxies", "distinct proxy names", ",".join(names))
     return names
 
 
@@ -105,36 +108,56 @@ def compute_proxies(space: SearchSpace, codes: np.ndarray, names: Sequence[str],
     synthetic input (:func:`zeroshot.batches.synthetic_data`).
     """
     codes = np.asarray(codes, dtype=np.int64).reshape(-1, space.code_length)
-    out: dict[str, np.ndarray] = {}
-    topo = [n for n in names if get_proxy(n).kind == "topology"]
-    net = [n for n in names if get_proxy(n).kind == "network"]
-    if topo:
-        table = to_table(space.irs(codes))
-        for n in topo:
-            out[n] = np.asarray(get_proxy(n).fn(table), dtype=np.float64)
+    topo, net = split_by_kind(names)
+    out = topology_values(to_table(space.irs(codes)), topo) if topo else {}
     if net:
-        from .proxies.network import compute_network_proxies
-
-        batches: dict = {}
-        canon = space.canonical_codes(codes)
-        unique, inverse = np.unique(canon, axis=0, return_inverse=True)
-        values = np.empty((len(unique), len(net)), dtype=np.float64)
-        rows = range(len(unique))
-        if progress and sys.stderr.isatty():
-            from tqdm import tqdm
-            rows = tqdm(rows, desc="proxies", unit="arch", file=sys.stderr)
-        for i in rows:
-            arch = space.build_ir(unique[i])
-            shape = (arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
-            if shape not in batches:
-                batches[shape] = input_batch(arch, data, batch_size, seed)
-            batch = batches[shape]
-            got = compute_network_proxies(arch, net, batch.x, batch.y, seed=seed,
-                                          batch_size=batch_size or DEFAULT_BATCH)
-            values[i] = [got[n] for n in net]
-        for j, n in enumerate(net):
-            out[n] = values[inverse.reshape(-1), j]
+        unique, inverse = np.unique(space.canonical_codes(codes), axis=0, return_inverse=True)
+        reps = (space.build_ir(u) for u in unique)
+        values = network_values(reps, len(unique), net, data, seed, batch_size, progress)
+        out.update({n: v[inverse.reshape(-1)] for n, v in values.items()})
     return {n: out[n] for n in names}
+
+
+def compute_ir_proxies(archs: Sequence[Arch], names: Sequence[str], data: Data | None = None, seed: int = 0,
+                       batch_size: int | None = None, progress: bool = False) -> dict[str, np.ndarray]:
+    """:func:`compute_proxies` for IR architectures of any origin (each network built and scored once)."""
+    topo, net = split_by_kind(names)
+    out = topology_values(to_table(archs), topo) if topo else {}
+    if net:
+        out.update(network_values(archs, len(archs), net, data, seed, batch_size, progress))
+    return {n: out[n] for n in names}
+
+
+def split_by_kind(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``names`` split into topology proxies and network proxies, order kept."""
+    return ([n for n in names if get_proxy(n).kind == "topology"],
+            [n for n in names if get_proxy(n).kind == "network"])
+
+
+def topology_values(table, names: Sequence[str]) -> dict[str, np.ndarray]:
+    return {n: np.asarray(get_proxy(n).fn(table), dtype=np.float64) for n in names}
+
+
+def network_values(archs: Iterable[Arch], count: int, names: Sequence[str], data: Data | None, seed: int,
+                   batch_size: int | None, progress: bool) -> dict[str, np.ndarray]:
+    """Network proxies ``names`` of each of ``count`` architectures, sharing one input batch per
+    (input shape, classes)."""
+    from .proxies.network import compute_network_proxies
+
+    batches: dict = {}
+    values = np.empty((count, len(names)), dtype=np.float64)
+    if progress and sys.stderr.isatty():
+        from tqdm import tqdm
+        archs = tqdm(archs, total=count, desc="proxies", unit="arch", file=sys.stderr)
+    for i, arch in enumerate(archs):
+        shape = (arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
+        if shape not in batches:
+            batches[shape] = input_batch(arch, data, batch_size, seed)
+        batch = batches[shape]
+        got = compute_network_proxies(arch, names, batch.x, batch.y, seed=seed,
+                                      batch_size=batch_size or DEFAULT_BATCH)
+        values[i] = [got[n] for n in names]
+    return {n: values[:, j] for j, n in enumerate(names)}
 
 
 def score(space: SearchSpace, codes: np.ndarray, data: Data | None = None, seed: int = 0,

@@ -1,0 +1,168 @@
+"""The public Python API: cost and zero-shot scores of architectures, as tables in input order.
+
+Architectures are given as encodings of a space (``space`` names it, or is a
+:class:`~zeroshot.spaces.SearchSpace`), as IR :class:`~zeroshot.spaces.ir.Arch` objects, or a mix (then every
+encoding is lowered to its IR).  A device is a built-in name (:func:`list_devices`), a device ``.json`` file,
+or a device object (for example from ``zeroshot.calibrate``).  The command line's ``estimate`` and ``score``
+are thin layers over :func:`estimate` and :func:`score`: the numbers are the same.
+
+Example
+-------
+>>> import zeroshot as zs
+>>> archs = zs.get_space("nb201").sample(3, seed=0)
+>>> t = zs.estimate(archs, space="nb201", device="mobile-npu-16", precision="int8")
+>>> t.columns
+['arch', 'params', 'macs', 'peak_activation_bytes', 'model_bytes', 'latency_ms']
+>>> bool((t["model_bytes"] == t["params"]).all()) and list(t["arch"]) == archs
+True
+>>> s = zs.score(archs, space="nb201", proxies=["synflow", "naswot"], seed=0)
+>>> s.columns, len(s)
+(['arch', 'score', 'synflow', 'naswot'], 3)
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from zeroshot.estimator.counts import model_bytes, table_counts
+from zeroshot.estimator.devices import Device, load_device
+from zeroshot.estimator.estimate import Estimator
+from zeroshot.spaces import Arch, SearchSpace, get_space, to_table
+
+from .batches import Data, load_data, validate
+from .errors import DataError, ParameterError
+from .proxies.network import check_batch_size
+from .scoring import (DEFAULT_PROXIES, compute_ir_proxies, compute_proxies, rank_aggregate, resolve_proxies,
+                    split_by_kind)
+from .table import Table
+
+__all__ = ["estimate", "resolve_archs", "resolve_device", "resolve_space", "score"]
+
+
+class Archs:
+    """Architectures resolved from what a user passed: their ``names`` (canonical encodings, or
+    ``arch[i]`` for IR objects without one), and either ``codes`` of ``space`` or ``irs``."""
+
+    def __init__(self, names: list[str], space: SearchSpace | None, codes: np.ndarray | None,
+                 irs: list[Arch] | None):
+        self.names, self.space, self.codes, self._irs = names, space, codes, irs
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def irs(self) -> list[Arch]:
+        if self._irs is None:
+            self._irs = self.space.irs(self.codes)
+        return self._irs
+
+
+def resolve_space(space: str | SearchSpace | None, **options) -> SearchSpace | None:
+    """A space from its name (with ``options``) or as given; None stays None."""
+    if space is None or isinstance(space, SearchSpace):
+        if options:
+            raise ParameterError("space_options", "given only with a space name", sorted(options))
+        return space
+    if not isinstance(space, str):
+        raise ParameterError("space", "a space name (see zeroshot.list_spaces()) or a SearchSpace",
+                             type(space).__name__)
+    return get_space(space, **options)
+
+
+def resolve_device(device: str | os.PathLike | Device | None) -> Device | None:
+    """A device from a built-in name or a ``.json`` path; a device object or None as given."""
+    if device is None or isinstance(device, Device):
+        return device
+    if not isinstance(device, (str, os.PathLike)):
+        raise ParameterError("device", "a device name (see zeroshot.list_devices()), a .json path or a device "
+                             "object", type(device).__name__)
+    return load_device(os.fspath(device))
+
+
+def resolve_archs(archs, space: SearchSpace | None) -> Archs:
+    """Encodings and/or IR architectures, one or a sequence, as :class:`Archs` (see the module docstring)."""
+    items = [archs] if isinstance(archs, (str, Arch)) else list(archs)
+    if not items:
+        raise ParameterError("archs", "at least one architecture", "an empty sequence")
+    bad = [type(a).__name__ for a in items if not isinstance(a, (str, Arch))]
+    if bad:
+        raise ParameterError("archs", "encodings (str) or IR Arch objects", bad[0])
+    if any(isinstance(a, str) for a in items) and space is None:
+        raise ParameterError("space", "the space the encodings belong to", None,
+                             fix="pass space='nb201' (or another of zeroshot.list_spaces())")
+    if all(isinstance(a, str) for a in items):
+        texts, codes = space.parse_many(items)
+        if len(texts) != len(items):
+            raise ParameterError("archs", "one encoding per item (no blank or comment items)", len(items))
+        return Archs(texts, space, codes, None)
+    irs = [a if isinstance(a, Arch) else space.to_ir(a) for a in items]
+    names = [a if isinstance(a, str) else a.meta.get("name", f"arch[{i}]") for i, a in enumerate(items)]
+    return Archs(names, None, None, irs)
+
+
+def estimate(archs, space: str | SearchSpace | None = None, device: str | Device | None = None,
+             precision: str = "fp32", **space_options) -> Table:
+    """Exact ``params``, ``macs``, ``peak_activation_bytes`` and ``model_bytes`` (weights at ``precision``:
+    fp32, fp16 or int8) of each architecture, and ``latency_ms`` on ``device`` when given."""
+    resolved = resolve_archs(archs, resolve_space(space, **space_options))
+    dev = resolve_device(device)
+    if resolved.codes is not None:
+        cost = Estimator(resolved.space, dev, precision).evaluate(resolved.codes)
+    else:
+        cost = _estimate_irs(resolved.irs, dev, precision)
+    columns = ["params", "macs", "peak_activation_bytes", "model_bytes"] + (["latency_ms"] if dev else [])
+    return Table({"arch": resolved.names, **{c: cost[c] for c in columns}})
+
+
+def _estimate_irs(irs: Sequence[Arch], device: Device | None, precision: str) -> dict[str, np.ndarray]:
+    table = to_table(irs)
+    cost = table_counts(table, precision)
+    cost["model_bytes"] = model_bytes(cost["params"], precision)
+    if device is not None:
+        cost["latency_ms"] = np.asarray(device.latency_ms(table), dtype=np.float64)
+    return cost
+
+
+def score(archs, space: str | SearchSpace | None = None, data=None, seed: int = 0,
+          proxies: Sequence[str] | str | None = None, batch_size: int | None = None, progress: bool = False,
+          **space_options) -> Table:
+    """The zero-shot score of each architecture (the rank aggregate of ``proxies``, by default the default
+    score's, :data:`zeroshot.scoring.DEFAULT_PROXIES`) and each proxy's value.
+
+    ``data``: an ``.npz`` path with ``x`` and ``y``, an ``(x, y)`` pair of arrays (the rules of
+    :mod:`zeroshot.batches`), or None for seeded synthetic input.  The score ranks within the call: it
+    compares the architectures given together.
+    """
+    names = list(DEFAULT_PROXIES) if proxies is None else resolve_proxies(proxies)
+    if batch_size is not None:
+        check_batch_size(batch_size)
+    resolved = resolve_archs(archs, resolve_space(space, **space_options))
+    batch = _score_data(data, resolved.irs[0], names, batch_size)
+    if resolved.codes is not None:
+        values = compute_proxies(resolved.space, resolved.codes, names, batch, seed, batch_size, progress)
+    else:
+        values = compute_ir_proxies(resolved.irs, names, batch, seed, batch_size, progress)
+    return Table({"arch": resolved.names, "score": rank_aggregate(values), **values})
+
+
+def _score_data(data, arch: Arch, names: Sequence[str], batch_size: int | None) -> Data | None:
+    """``data`` read and checked against the first architecture's input and classes (see :func:`score`)."""
+    if data is None:
+        return None
+    shape, classes = arch.input_shape, arch.tensor_shape(arch.outputs[0])[0]
+    if isinstance(data, Data):
+        batch = data
+    elif isinstance(data, (str, os.PathLike)):
+        batch = load_data(os.fspath(data), shape, classes)
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        batch = validate(np.asarray(data[0]), np.asarray(data[1]), shape, classes, source="data")
+    else:
+        raise ParameterError("data", "an .npz path, an (x, y) pair of arrays or None", type(data).__name__)
+    if split_by_kind(names)[1]:
+        check_batch_size(len(batch), "data")
+    if batch_size is not None and batch_size > len(batch):
+        raise DataError(f"batch_size {batch_size} exceeds the {len(batch)} images of the data; pass a smaller "
+                        "batch_size or more images")
+    return batch
