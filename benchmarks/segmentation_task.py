@@ -143,7 +143,7 @@ class SegmentationEvaluator:
     ones (for example a latency cap at another resolution than the trained one)."""
 
     def __init__(self, space, train: Data, test: Data, config: dict, admit=None):
-        from .train import TrainConfig
+        from zeroshot.train import TrainConfig
         self.space, self.train_data, self.test = space, train, test
         self.config = TrainConfig(**config)
         self.config.validate()
@@ -156,7 +156,7 @@ class SegmentationEvaluator:
         return np.ones(len(archs), dtype=bool) if self.admit is None else np.asarray(self.admit(archs), bool)
 
     def __call__(self, archs: Sequence[str]) -> list[dict]:
-        from .train import train
+        from zeroshot.train import train
         out = []
         for a in archs:
             arch = self.space.to_ir(a)
