@@ -155,8 +155,7 @@ def table_features(table: OpTable, fusion=DEFAULT_FUSION, chunk: int = 2048) -> 
         part = _slice_table(table, start, min(start + chunk, len(table)))
         kt = decompose(part, fusion)
         cols, vals = kernel_slots(kt, live_kernels(part, kt))
-        arch = np.repeat(np.arange(len(part)), np.diff(kt.ptr))
-        rows = np.repeat(arch, cols.shape[1])
+        rows = np.repeat(kt.arch_of, cols.shape[1])
         blocks.append(sparse.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=(len(part), N_COLS)))
     return sparse.vstack(blocks, format="csr") if blocks else sparse.csr_matrix((0, N_COLS))
 
@@ -400,8 +399,7 @@ class CalibratedDevice(Device):
         """Whole-model latency, floored at :attr:`floor_ms` (the linear model may extrapolate below 0)."""
         kt = decompose(table, self.fusion)
         per_kernel = self.kernel_latency_ms(kt, live_kernels(table, kt))
-        arch_of = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))
-        raw = np.bincount(arch_of, weights=per_kernel, minlength=len(kt)) + self.model_overhead_ms
+        raw = kt.sum_per_arch(per_kernel) + self.model_overhead_ms
         return np.maximum(raw, self.floor_ms)
 
     def for_space(self, space_name: str) -> "CalibratedDevice":

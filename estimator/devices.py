@@ -63,9 +63,7 @@ class Device(ABC):
         """Per-architecture latency (ms) of an :class:`~zeroshot.spaces.ir.OpTable`: the sum of its kernels plus
         :attr:`model_overhead_ms`."""
         kt = decompose(table, self.fusion)
-        per_kernel = self.kernel_latency_ms(kt)
-        arch_of = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))    # (reduceat mishandles empty archs)
-        return np.bincount(arch_of, weights=per_kernel, minlength=len(kt)) + self.model_overhead_ms
+        return kt.sum_per_arch(self.kernel_latency_ms(kt)) + self.model_overhead_ms
 
     def for_space(self, space_name: str) -> "Device":
         """The device as it costs architectures of search space ``space_name`` (kinds with per-space

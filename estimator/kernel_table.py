@@ -12,6 +12,8 @@ Example
 >>> kt = decompose(to_table([space.to_ir(space.sample(1)[0])]))
 >>> KERNEL_TYPES[kt.cols["type"][0]]
 'conv'
+>>> kt.sum_per_arch(kt.cols["n_ops"]).tolist() == [len(space.to_ir(space.sample(1)[0]).ops)]
+True
 """
 from __future__ import annotations
 
@@ -47,6 +49,16 @@ class KernelTable:
 
     def __len__(self) -> int:
         return len(self.ptr) - 1
+
+    @property
+    def arch_of(self) -> np.ndarray:
+        """The architecture (index) of every kernel row."""
+        return np.repeat(np.arange(len(self)), np.diff(self.ptr))
+
+    def sum_per_arch(self, per_kernel: np.ndarray) -> np.ndarray:
+        """Per-architecture sums of a value of every kernel row (0 for an architecture without kernels,
+        which ``np.add.reduceat`` would mishandle)."""
+        return np.bincount(self.arch_of, weights=per_kernel, minlength=len(self))
 
 
 def parse_fusion(rules) -> tuple[str, ...]:

@@ -404,9 +404,8 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     result = MeasuredDevice(name, regs, {}, fusion=DEFAULT_FUSION)
     # per-model corrections from whole models measured end to end: one per space and a pooled one
     kt = decompose(to_table(cal), result.fusion)
-    owner = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))
-    raw = np.bincount(owner, weights=result.raw_kernel_ms(kt), minlength=len(kt))
-    mb = np.bincount(owner, weights=written_mb(kt), minlength=len(kt))
+    raw = kt.sum_per_arch(result.raw_kernel_ms(kt))
+    mb = kt.sum_per_arch(written_mb(kt))
     measured = np.array([np.median(ms) for ms in cal_ms])
     of_space = np.array(of_space)
     corrections = {POOLED: fit_correction(raw, mb, measured)}

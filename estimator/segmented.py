@@ -59,8 +59,7 @@ class LatencyMetric:
     def segment_values(self, archs, table) -> dict[str, np.ndarray]:
         kt = decompose(table, self.device.fusion)
         per_kernel = self.device.kernel_latency_ms(kt)
-        owner = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))
-        lat = np.bincount(owner, weights=per_kernel, minlength=len(kt))
+        lat = kt.sum_per_arch(per_kernel)
         entry = np.zeros(len(archs), np.int64)          # 0 none, else index+1 into _FOLLOWERS
         entry_ms = np.zeros(len(archs))
         exit_head = np.full(len(archs), -1, np.int64)   # index into _HEAD_NAMES, -1 none

@@ -121,9 +121,8 @@ def test_written_bytes_and_segmented_estimate_match_whole_architectures():
     codes = space.sample_distinct_codes(6, np.random.default_rng(4))
     table = to_table(space.irs(codes))
     kt = decompose(table)
-    owner = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))
     ops = np.add.reduceat(table.cols["c_out"] * table.cols["h_out"] * table.cols["w_out"], table.ptr[:-1])
-    np.testing.assert_allclose(np.bincount(owner, weights=written_mb(kt)), ops * 4 / 1e6)
+    np.testing.assert_allclose(kt.sum_per_arch(written_mb(kt)), ops * 4 / 1e6)
     # regressors of a made-up machine: log latency from MACs and elements
     x = feature_matrix(kt.cols)
     y = 1e-6 * (x[:, FEATURES.index("macs")] + 50 * x[:, FEATURES.index("out_elems")]) + 1e-3
@@ -133,9 +132,9 @@ def test_written_bytes_and_segmented_estimate_match_whole_architectures():
                                            "mbv2": {"scale": 0.9, "ms_per_mb": 0.0, "intercept_ms": 2.0}})
     whole = dev.for_space("mbv2").latency_ms(table)
     np.testing.assert_allclose(Estimator(space, dev).evaluate(codes)["latency_ms"], whole, rtol=1e-9)
-    np.testing.assert_allclose(whole, 0.9 * np.bincount(owner, weights=dev.raw_kernel_ms(kt)) + 2.0)
+    np.testing.assert_allclose(whole, 0.9 * kt.sum_per_arch(dev.raw_kernel_ms(kt)) + 2.0)
     # used directly, or for a space it was not calibrated on, the device applies the pooled correction
-    pooled = np.bincount(owner, weights=dev.kernel_latency_ms(kt)) + 0.7
+    pooled = kt.sum_per_arch(dev.kernel_latency_ms(kt)) + 0.7
     np.testing.assert_allclose(dev.latency_ms(table), pooled)
     np.testing.assert_allclose(dev.for_space("fbnet").latency_ms(table), pooled)
     assert dev.for_space("mbv2").correction["intercept_ms"] == 2.0 and dev.correction["intercept_ms"] == 0.7
