@@ -34,6 +34,8 @@ from math import prod
 
 import numpy as np
 
+from zeroshot.errors import InputError, ParameterError
+
 BLOCK_TYPES = ("i", "f")        # i: inverted bottleneck (IBN), f: fused IBN; the index is the code value
 
 
@@ -157,7 +159,7 @@ def _positive_ints(name: str, values, odd: bool = False) -> tuple[int, ...]:
     out = tuple(sorted(set(values)))
     if not out or any(int(v) != v or v < 1 or (odd and v % 2 == 0) for v in out):
         kind = "positive odd integers" if odd else "positive integers"
-        raise ValueError(f"raw space {name} must be a non-empty list of {kind}, got {values}")
+        raise InputError(f"raw space {name} must be a non-empty list of {kind}, got {values}")
     return tuple(int(v) for v in out)
 
 
@@ -165,17 +167,17 @@ def curate(raw: RawSpace, parallelism: int = 16) -> Curated:
     """The curated choices of ``raw`` for an accelerator of parallelism factor ``parallelism`` (P)."""
     p = parallelism
     if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
-        raise ValueError(f"parallelism P must be a positive integer (for example 8, 16 or 32), got {p!r}")
+        raise ParameterError("parallelism", "a positive integer (for example 8, 16 or 32)", p)
     unknown = sorted(set(raw.blocks) - set(BLOCK_TYPES))
     if unknown or not raw.blocks:
-        raise ValueError(f"raw space blocks must be among {', '.join(BLOCK_TYPES)}, got {raw.blocks}")
+        raise InputError(f"raw space blocks must be among {', '.join(BLOCK_TYPES)}, got {raw.blocks}")
     if not raw.multipliers or min(raw.multipliers) <= 0:
-        raise ValueError(f"raw space multipliers must be positive, got {raw.multipliers}")
+        raise InputError(f"raw space multipliers must be positive, got {raw.multipliers}")
     if raw.max_options < 1 or raw.min_ratio < 1:
-        raise ValueError(f"max_options must be >= 1 and min_ratio >= 1, got {raw.max_options}, {raw.min_ratio}")
+        raise InputError(f"max_options must be >= 1 and min_ratio >= 1, got {raw.max_options}, {raw.min_ratio}")
     for i, st in enumerate(raw.stages, 1):
         if st.stride not in (1, 2) or not 0 < st.widths[0] <= st.widths[1] or st.base_depth < 1:
-            raise ValueError(f"raw stage {i}: stride must be 1 or 2, widths a range 0 < lo <= hi and base "
+            raise InputError(f"raw stage {i}: stride must be 1 or 2, widths a range 0 < lo <= hi and base "
                              f"depth >= 1, got {st}")
     multipliers = tuple(sorted(set(float(m) for m in raw.multipliers)))
     depths = tuple(_spread(_positive_ints(f"stage {i} depths", st.depths), raw.max_options)

@@ -40,6 +40,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from zeroshot.errors import ParameterError
+
 from . import register_space
 from .base import EncodingError, ProductSpace
 from .ir import Arch, Graph
@@ -76,12 +78,12 @@ class FbnetSpace(ProductSpace):
 
     def __init__(self, config: str = "cifar100", classes: int | None = None):
         if config not in CONFIGS:
-            raise ValueError(f"unknown fbnet config {config!r}; choose from {', '.join(CONFIGS)}")
+            raise ParameterError("config", f"one of {', '.join(CONFIGS)}", config)
         self.config = config
         self.cfg = CONFIGS[config]
         self.classes = self.cfg.classes if classes is None else int(classes)
         if self.classes < 1:
-            raise ValueError(f"classes must be a positive count, got {classes}")
+            raise ParameterError("classes", "a positive count", classes)
         res = self.cfg.resolution
         self.description = (f"FBNet, {LAYERS} layers x {len(OPS)} ops (HW-NAS-Bench blocks), {config} "
                             f"config ({res}x{res} input, {self.classes} classes)")

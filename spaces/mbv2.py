@@ -54,6 +54,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from zeroshot.errors import ParameterError
+
 from . import _mbv2, register_space
 from .base import EncodingError, SearchSpace
 from .curation import BLOCK_TYPES, MOBILENETV2_RAW, Curated, RawSpace, curate
@@ -115,10 +117,10 @@ class Mbv2Space(SearchSpace):
     def __init__(self, parallelism: int = 16, classes: int | None = None, task: str = "classify",
                  raw: RawSpace = MOBILENETV2_RAW):
         if task not in TASKS:
-            raise ValueError(f"unknown task {task!r} for mbv2; choose from {', '.join(TASKS)}")
+            raise ParameterError("task", f"one of {', '.join(TASKS)}", task)
         classes = DEFAULT_CLASSES[task] if classes is None else classes
         if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 1:
-            raise ValueError(f"classes must be a positive integer, got {classes!r}")
+            raise ParameterError("classes", "a positive integer", classes)
         self.curated: Curated = curate(raw, parallelism)
         self.parallelism, self.classes, self.task = int(parallelism), int(classes), task
         cur = self.curated

@@ -19,6 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
+from zeroshot.errors import ParameterError
+
 from . import register_space
 from .base import EncodingError, ProductSpace
 from .ir import Arch, Graph
@@ -36,11 +38,13 @@ class Nb201Space(ProductSpace):
     code_length = 6
 
     def __init__(self, classes: int = 10, channels: int = 16, cells: int = 5, resolution: int = 32):
-        if min(classes, channels, cells, resolution) < 1:
-            raise ValueError("classes, channels, cells and resolution must be positive")
+        for name, value in (("classes", classes), ("channels", channels), ("cells", cells),
+                            ("resolution", resolution)):
+            if value < 1:
+                raise ParameterError(name, "positive", value)
         if resolution % 4:
-            raise ValueError(f"resolution must be a multiple of 4 (two stride-2 reductions), got {resolution}; "
-                             "e.g. 32 (CIFAR) or 16 (ImageNet16-120)")
+            raise ParameterError("resolution", "a multiple of 4 (two stride-2 reductions)", resolution,
+                                 fix="e.g. 32 (CIFAR) or 16 (ImageNet16-120)")
         self.classes, self.channels, self.cells, self.resolution = classes, channels, cells, resolution
         self.cards = np.full(6, len(OPS), dtype=np.int64)
 

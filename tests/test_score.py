@@ -10,7 +10,7 @@ from zeroshot.cli import main
 from zeroshot.batches import load_data, synthetic_data, validate
 from zeroshot.errors import UserError
 from zeroshot.proxies.compiled import NARROW_BITS, count_distinct_rows, pack_signs
-from zeroshot.score import DEFAULT_PROXIES, compute_proxies, rank_aggregate, score
+from zeroshot.scoring import DEFAULT_PROXIES, compute_proxies, rank_aggregate, score
 
 CELLS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
          "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|none~0|none~1|nor_conv_1x1~2|",
@@ -96,7 +96,7 @@ def test_score_topology_proxies(archs, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--proxies", "params,nosuch"], "unknown proxy 'nosuch'; choose from"),
-    (["--proxies", ","], "--proxies needs at least one proxy"),
+    (["--proxies", ","], "--proxies must be at least one proxy name"),
     (["--batch-size", "1"], "--batch-size must be at least 2"),
 ])
 def test_bad_cli_input_is_one_line_exit_2(archs, capsys, extra, message):
@@ -165,7 +165,7 @@ def test_score_cli_image_size_matches_imagenet16_data(tmp_path, capsys):
     assert rc == 2 and out == "" and "(3, 32, 32)" in err and "--image-size" in err
     np.savez(data, x=rng.integers(0, 256, (1, 16, 16, 3), dtype=np.uint8), y=[3])
     rc, out, err = _run(base + ["--image-size", "16"], capsys)
-    assert rc == 2 and out == "" and "holds 1 image" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and out == "" and "--data must be at least 2 images" in err and len(err.strip().splitlines()) == 1
     np.savez(data, x=rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8), y=rng.integers(0, 120, 8))
     rc, out, err = _run(base + ["--image-size", "16"], capsys)
     rows = _csv(out)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import need_shared
+from zeroshot.errors import ParameterError
 from zeroshot.spaces import EncodingError, get_space, list_spaces
 from zeroshot.spaces.builder import build, count_parameters
 from zeroshot.spaces.fbnet import CONFIGS, LAYERS, OPS, FbnetSpace
@@ -25,7 +26,7 @@ def test_registered_with_exact_size_and_description(space):
 
 
 def test_bad_config_and_classes_are_rejected():
-    with pytest.raises(ValueError, match="unknown fbnet config 'cifar10'; choose from cifar100, imagenet"):
+    with pytest.raises(ParameterError, match="config must be one of cifar100, imagenet, got 'cifar10'"):
         FbnetSpace(config="cifar10")
     with pytest.raises(ValueError, match="positive"):
         FbnetSpace(classes=0)

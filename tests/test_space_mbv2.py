@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from zeroshot.errors import ParameterError
 from zeroshot.estimator.counts import analytic_counts
 from zeroshot.spaces import EncodingError, get_space
 from zeroshot.spaces.builder import build, count_parameters
@@ -252,7 +253,7 @@ def test_malformed_encodings_name_the_token(space, bad, words):
 
 
 def test_options_are_validated():
-    with pytest.raises(ValueError, match="unknown task 'pose' for mbv2; choose from classify"):
+    with pytest.raises(ParameterError, match="task must be one of classify, detect, segment, got 'pose'"):
         get_space("mbv2", task="pose")
     with pytest.raises(ValueError, match="parallelism"):
         get_space("mbv2", parallelism=-16)

@@ -32,7 +32,7 @@ from zeroshot.estimator.estimate import Estimator
 from zeroshot.spaces import Arch, SearchSpace, get_space, to_table
 
 from .batches import Data, load_data, validate
-from .errors import DataError, ParameterError
+from .errors import ParameterError
 from .proxies.network import check_batch_size
 from .scoring import (DEFAULT_PROXIES, compute_ir_proxies, compute_proxies, rank_aggregate, resolve_proxies,
                     split_by_kind)
@@ -163,6 +163,5 @@ def _score_data(data, arch: Arch, names: Sequence[str], batch_size: int | None) 
     if split_by_kind(names)[1]:
         check_batch_size(len(batch), "data")
     if batch_size is not None and batch_size > len(batch):
-        raise DataError(f"batch_size {batch_size} exceeds the {len(batch)} images of the data; pass a smaller "
-                        "batch_size or more images")
+        raise ParameterError("batch_size", f"at most the {len(batch)} images of the data", batch_size)
     return batch

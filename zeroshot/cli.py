@@ -1,9 +1,10 @@
-"""The ``zeroshot`` command.  Each subcommand lives in ``zeroshot/commands/cmd_<name>.py`` and exposes
-``register(subparsers)`` adding its parser with ``set_defaults(run=...)``.
+"""The ``zeroshot`` command: a thin layer over the library (:mod:`zeroshot.api` and the modules it names).
 
-Bad input (:class:`~zeroshot.errors.UserError`, malformed encodings, unknown names, missing files) is
-reported as one line on stderr with exit status 2 and no traceback; outputs are written only once
-everything is computed, so nothing is half-written.
+Each subcommand lives in ``zeroshot/commands/cmd_<name>.py`` and exposes ``register(subparsers)``, adding its
+parser with ``set_defaults(run=...)``.  Any :class:`zeroshot.Error` (bad input: a malformed encoding, an
+unknown name, a missing file, a parameter out of range) is printed as one line on stderr, naming the flag
+where the library names the parameter, with exit status 2 and no traceback; anything else is a bug and keeps
+its traceback.  Outputs are written only once everything is computed, so nothing is half-written.
 """
 from __future__ import annotations
 
@@ -11,19 +12,22 @@ import argparse
 import csv
 import importlib
 import io
-import inspect
-import os
 import pkgutil
 import sys
-import tempfile
 import warnings
 from typing import Iterable, Sequence
 
-from zeroshot.spaces import EncodingError, SearchSpace, get_space
+from zeroshot.spaces import SearchSpace, SpaceOptionError, get_space
 
 from . import __version__, commands
 from .allocator import keep_freed_memory
-from .errors import UserError
+from .atomic import write_text_atomically
+from .errors import Error, InputError, ParameterError
+
+#: what ``zeroshot --help`` says first
+DESCRIPTION = ("Hardware-aware neural-architecture screening: sample curated search spaces, estimate each "
+               "candidate's cost on an accelerator, score it at initialisation with zero-shot proxies, and "
+               "shortlist the few worth training.  Start with `zeroshot spaces` and `zeroshot screen mbv2`.")
 
 
 # ------------------------------------------------------------------------------ shared helpers
@@ -53,23 +57,7 @@ def space_options(args: argparse.Namespace) -> dict:
 
 
 def space_from_args(args: argparse.Namespace) -> SearchSpace:
-    return make_space(args.space, **space_options(args))
-
-
-def make_space(name: str, **options) -> SearchSpace:
-    """``get_space`` with user-facing errors for unknown names and options."""
-    try:
-        return get_space(name, **options)
-    except KeyError as e:
-        raise UserError(e.args[0]) from None
-    except TypeError:
-        from zeroshot.spaces import _REGISTRY
-        accepted = [p for p in inspect.signature(_REGISTRY[name].__init__).parameters if p != "self"]
-        bad = ", ".join(SPACE_FLAGS.get(o, o) for o in sorted(set(options) - set(accepted)))
-        takes = ", ".join(SPACE_FLAGS[o] for o in accepted if o in SPACE_FLAGS) or "none of these options"
-        raise UserError(f"space {name!r} does not take {bad}; it takes {takes}") from None
-    except ValueError as e:
-        raise UserError(f"space {name!r}: {e}") from None
+    return get_space(args.space, **space_options(args))
 
 
 def read_lines(path: str) -> list[str]:
@@ -79,14 +67,15 @@ def read_lines(path: str) -> list[str]:
         with open(path) as f:
             return f.read().splitlines()
     except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
+        raise InputError(f"cannot read {path}: {e.strerror}") from None
 
 
 def read_archs(space: SearchSpace, path: str):
-    """Canonical encodings and codes of an architecture file; errors name the line."""
+    """Canonical encodings and codes of an architecture file (blank lines and ``#`` comments skipped);
+    errors name the line."""
     texts, codes = space.parse_many(read_lines(path))
     if not texts:
-        raise UserError(f"{path}: no architectures (expected one {space.name} encoding per line)")
+        raise InputError(f"{path}: no architectures (expected one {space.name} encoding per line)")
     return texts, codes
 
 
@@ -100,18 +89,15 @@ def write_csv(header: Sequence[str], rows: Iterable[Sequence], path: str | None 
 
 
 def write_text(text: str, path: str | None = None) -> None:
+    """``text`` to standard output, or atomically to ``path``."""
     if path is None or path == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".zeroshot-")
+        write_text_atomically(text, path)
     except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror}") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+        raise InputError(f"cannot write {path}: {e.strerror}") from None
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -123,7 +109,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="zeroshot", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="zeroshot", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"zeroshot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -143,14 +129,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _one_line_warning(args.command)
         try:
             return args.run(args) or 0
-        except (UserError, EncodingError) as e:
-            print(f"zeroshot {args.command}: error: {e}", file=sys.stderr)
+        except Error as e:
+            print(f"zeroshot {args.command}: error: {error_line(e)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print(f"zeroshot {args.command}: interrupted", file=sys.stderr)
             return 130
         except BrokenPipeError:
             return 0
+
+
+def error_line(error: Error) -> str:
+    """The message of a library error as the command line says it: parameters named by their flags.
+
+    >>> error_line(ParameterError("batch_size", "at least 2 images", 1))
+    '--batch-size must be at least 2 images, got 1'
+    >>> error_line(ParameterError("resolution", "a multiple of 4", 30))
+    '--image-size must be a multiple of 4, got 30'
+    """
+    if isinstance(error, SpaceOptionError):
+        takes = ", ".join(SPACE_FLAGS[o] for o in error.accepted if o in SPACE_FLAGS) or "none of these options"
+        return f"space {error.space!r} does not take {flag_of(error.param)}; it takes {takes}"
+    if isinstance(error, ParameterError):
+        return error.message_for(flag_of(error.param))
+    return str(error)
+
+
+def flag_of(param: str) -> str:
+    """The flag that sets a library parameter (``--`` and dashes, unless :data:`SPACE_FLAGS` says otherwise)."""
+    return SPACE_FLAGS.get(param, "--" + param.replace("_", "-"))
 
 
 def _one_line_warning(command: str):

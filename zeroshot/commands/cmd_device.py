@@ -59,7 +59,7 @@ def run_profile(args):
     from zeroshot.estimator.timing import torch_device
     from zeroshot.estimator.measured_device import profile
     from zeroshot.spaces import list_spaces
-    from zeroshot.cli import make_space
+    from zeroshot.spaces import get_space
 
     out = Path(args.output)
     if out.suffix != ".json":
@@ -71,7 +71,7 @@ def run_profile(args):
     except (ValueError, RuntimeError) as e:     # torch names a malformed device in a RuntimeError
         raise UserError(f"--device {args.device}: {e}") from None
     names = args.spaces.split(",") if args.spaces else list_spaces()
-    spaces = [make_space(n.strip()) for n in names]
+    spaces = [get_space(n.strip()) for n in names]
     log = (lambda s: print(f"zeroshot device profile: {s}", file=sys.stderr)) if sys.stderr.isatty() else None
     dev = profile(spaces, budget_s=args.budget_s, threads=args.threads, device=args.device, seed=args.seed,
                   name=args.name or out.stem, log=log)

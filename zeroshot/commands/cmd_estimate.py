@@ -1,10 +1,8 @@
 """``zeroshot estimate SPACE --archs FILE [--device NAME_OR_FILE] [--precision P]``: exact params, MACs,
 peak activation and model memory, and latency on a device, as CSV."""
+from zeroshot.api import estimate
+from zeroshot.cli import add_space_args, read_archs, space_from_args, write_text
 from zeroshot.estimator.counts import BYTES_PER_ELEMENT
-from zeroshot.estimator.devices import DeviceError, load_device
-from zeroshot.estimator.estimate import Estimator
-from zeroshot.cli import add_space_args, read_archs, space_from_args, write_csv
-from zeroshot.errors import UserError
 
 
 def register(sub):
@@ -20,19 +18,5 @@ def register(sub):
 
 def run(args):
     space = space_from_args(args)
-    try:
-        device = load_device(args.device) if args.device else None
-    except DeviceError as e:
-        raise UserError(str(e)) from None
-    texts, codes = read_archs(space, args.archs)
-    try:
-        cost = Estimator(space, device, args.precision).evaluate(codes)
-    except DeviceError as e:            # a kernel the device cannot cost (a measured device's unprofiled type)
-        raise UserError(str(e)) from None
-    columns = ["params", "macs", "peak_activation_bytes", "model_bytes"] + (["latency_ms"] if device else [])
-    rows = ([t] + [_cell(cost[c][i]) for c in columns] for i, t in enumerate(texts))
-    write_csv(["arch"] + columns, rows, args.output)
-
-
-def _cell(value):
-    return int(value) if value.dtype.kind == "i" else f"{value:.6g}"
+    texts, _ = read_archs(space, args.archs)
+    write_text(estimate(texts, space=space, device=args.device, precision=args.precision).to_csv(), args.output)

@@ -8,7 +8,7 @@ import json
 import os
 import sqlite3
 
-from ..cli import make_space
+from zeroshot.spaces import get_space
 from ..errors import UserError
 from ..patterns import mine
 from ..store import ResultStore, StoreError
@@ -31,7 +31,7 @@ def run(args):
         meta = dict(sqlite3.connect(args.db).execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as e:
         raise UserError(f"{args.db} is not a zeroshot results file ({e})") from None
-    space = make_space(meta["space"], **json.loads(meta.get("space_options", "{}")))
+    space = get_space(meta["space"], **json.loads(meta.get("space_options", "{}")))
     try:
         store = ResultStore(args.db, space.name, json.loads(meta.get("space_options", "{}")))
         run_id = max(store.runs() or [0]) if args.run_id == "last" else _int(args.run_id)
