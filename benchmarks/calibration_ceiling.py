@@ -7,9 +7,9 @@ its architectures; flexible models are fitted on the 4,000 and scored by Spearma
 - ``one-hot``: ridge on the one-hot (position, choice) codes, i.e. an additive cost table;
 - ``+ pairs``: the same plus one-hot pairs of neighbouring positions (interactions between consecutive
   layers), alpha chosen by leave-one-out on the training rows (``RidgeCV``);
-- ``kernel``: the kernel-feature fit of :func:`zeroshot.estimator.calibrate.fit_source` (NNLS);
+- ``kernel``: the kernel-feature fit of :func:`zeroshot.estimator.calibration_prior.fit_source` (NNLS);
 - ``HGB``: scikit-learn ``HistGradientBoostingRegressor`` on one-hot codes and kernel features;
-- ``span``: the best the source-combination family of :mod:`zeroshot.estimator.calibrate` can do: least squares of
+- ``span``: the best the source-combination family of :mod:`zeroshot.estimator.calibration_fit` can do: least squares of
   the latency on the predictions of the *other* devices' source fits (fitted on all their data), i.e.
   perfectly known combination weights (few-shot calibration estimates them from k measurements);
 - ``+ drift``: the best of these, plus the mean residual of the 10 training rows nearest in file order
@@ -40,7 +40,8 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from calibration_hw import GRID, Held, draws, one_hot, shared_or_exit  # noqa: E402
-from zeroshot.estimator import calibrate as cal  # noqa: E402
+from zeroshot.estimator.calibration_features import arch_features, predict_features  # noqa: E402
+from zeroshot.estimator.calibration_prior import fit_source  # noqa: E402
 
 MODELS = ("one-hot", "+ pairs", "kernel", "HGB")
 DRIFT_ROWS = 10
@@ -71,8 +72,8 @@ def run_device(y, onehot, pairs, features, dense, others, train, test) -> dict:
     preds["one-hot"] = Ridge(alpha=1.0).fit(onehot[train], y[train]).predict(onehot)
     both = np.hstack([onehot, pairs])
     preds["+ pairs"] = RidgeCV(alphas=(1.0, 10.0, 100.0, 1000.0)).fit(both[train], y[train]).predict(both)
-    b, theta = cal.fit_source(features[train], y[train])
-    preds["kernel"] = cal.predict_features(features, b, theta) * y[train].mean()      # fit_source: mean 1
+    b, theta = fit_source(features[train], y[train])
+    preds["kernel"] = predict_features(features, b, theta) * y[train].mean()      # fit_source: mean 1
     hgb = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.1, random_state=0)
     preds["HGB"] = hgb.fit(dense[train], y[train]).predict(dense)
     rho = {m: spearmanr(p[test], y[test]).statistic for m, p in preds.items()}
@@ -95,7 +96,7 @@ def few_shot(features, devices, params, k, seeds) -> dict:
     out = {}
     for t, name in enumerate(names):
         y, prior = devices[name], held.prior({name})
-        clean = cal.predict_features(features, *params[name]) * y.mean()
+        clean = predict_features(features, *params[name]) * y.mean()
         got = np.zeros((seeds, len(GRID) + 2))
         for s, (idx, rest) in enumerate(draws(n, t, k, seeds)):
             preds = [held.predict(prior, idx, y[idx], {}), held.predict(prior, idx, clean[idx], {})]
@@ -128,13 +129,13 @@ def main(argv=None):
              "one-hot: ridge on one-hot choices (additive cost table); + pairs: plus neighbouring-layer "
              "pairs (alpha by leave-one-out); kernel: NNLS on kernel features (`fit_source`); HGB: gradient "
              "boosting on one-hot + kernel features; span: least squares on the predictions of the other "
-             "devices' kernel-feature fits (the source combination of `zeroshot.estimator.calibrate` with its "
+             "devices' kernel-feature fits (the source combination of `zeroshot.estimator.calibration_fit` with its "
              "weights known, not estimated from k samples); + drift: the best model plus the mean residual of the "
              f"{DRIFT_ROWS} training rows nearest in file order (a diagnostic, not a usable predictor); "
              "resid/std: residual std of the best model over the std of latency on the test rows.", ""]
     for space, texts, devices in data:
         t0 = time.time()
-        features = cal.arch_features(space, texts)
+        features = arch_features(space, texts)
         onehot, pairs = one_hot(space, texts), neighbour_pairs(space, texts)
         active = np.flatnonzero(np.asarray(abs(features).sum(0)).ravel() > 0)
         dense = np.hstack([onehot, features[:, active].toarray()])
@@ -144,8 +145,8 @@ def main(argv=None):
                   "| device | " + " | ".join(MODELS) + " | best | + drift | resid/std | span |",
                   "|---" * (len(MODELS) + 5) + "|"]
         rows = {}
-        params = {name: cal.fit_source(features, y) for name, y in devices.items()}
-        fits = {name: cal.predict_features(features, *params[name]) for name in devices}
+        params = {name: fit_source(features, y) for name, y in devices.items()}
+        fits = {name: predict_features(features, *params[name]) for name in devices}
         for name, y in devices.items():
             others = np.column_stack([p for other, p in fits.items() if other != name])
             with threadpool_limits(1):

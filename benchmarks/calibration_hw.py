@@ -3,13 +3,13 @@
 For every device t of ``../shared/data/hw/{nb201,fbnet}_latency.csv`` (nested leave-one-device-out):
 
 1. inner: every other device u plays the unseen device once, with a prior fitted on the devices other
-   than t and u (:func:`zeroshot.estimator.calibrate.fit_source`) and k=10 random measured architectures of u
+   than t and u (:func:`zeroshot.estimator.calibration_prior.fit_source`) and k=10 random measured architectures of u
    (``--inner-seeds`` draws); each setting of :data:`GRID` is scored by Spearman rho on u's other
    architectures, and the setting with the best mean over the u's is chosen for t (t's data unused);
 2. outer: the prior is fitted on the devices other than t; t gives nothing but k random measured
    architectures (k = 10 / 20 / 100, ``--seeds`` draws); with the chosen setting the calibrated model
    predicts every other architecture of t (floored as a calibrated device floors them,
-   :func:`zeroshot.estimator.calibrate.latency_floor`), scored by Spearman rho and the share within +-10%.
+   :func:`zeroshot.estimator.calibrated_device.latency_floor`), scored by Spearman rho and the share within +-10%.
 
 Baseline: ridge regression (alpha 1) on the one-hot operation choices, fitted on the same k samples.
 Ceilings per device: Spearman of a perfect predictor against the measurements (below 1 only through ties,
@@ -34,7 +34,11 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from zeroshot.estimator import calibrate as cal  # noqa: E402
+from zeroshot.estimator.calibrated_device import FLOOR_FRACTION, latency_floor  # noqa: E402
+from zeroshot.estimator.calibration_features import arch_features, predict_features  # noqa: E402
+from zeroshot.estimator.calibration_fit import PRIOR_VARIANCES, ROBUST_Z, calibrate_features  # noqa: E402
+from zeroshot.estimator.calibration_prior import Prior, fit_source  # noqa: E402
+from zeroshot.estimator.latency_csv import shared_datasets  # noqa: E402
 
 HELP_ANCHOR = {"nb201": 0.932, "fbnet": 0.910}
 INNER_K = 10
@@ -58,8 +62,9 @@ def scores(pred, y) -> tuple[float, float]:
 
 
 def shared_or_exit(spaces: str):
-    """:func:`zeroshot.estimator.calibrate.shared_datasets` of comma-separated ``spaces``; exits when none is there."""
-    data = cal.shared_datasets(spaces.split(","))
+    """:func:`zeroshot.estimator.latency_csv.shared_datasets` of comma-separated ``spaces``; exits when none
+    is there."""
+    data = shared_datasets(spaces.split(","))
     if not data:
         raise SystemExit("skipped: ../shared/data/hw/*_latency.csv not found (set ZEROSHOT_SHARED_DATA)")
     return data
@@ -75,22 +80,22 @@ class Held:
     def __init__(self, features, sources, names):
         self.features, self.sources, self.names = features, sources, names
 
-    def prior(self, out: set) -> cal.Prior:
+    def prior(self, out: set) -> Prior:
         keep = [i for i, d in enumerate(self.names) if d not in out]
-        return cal.Prior([self.names[i] for i in keep], np.array([self.sources[i][0] for i in keep]),
+        return Prior([self.names[i] for i in keep], np.array([self.sources[i][0] for i in keep]),
                          np.array([self.sources[i][1] for i in keep]))
 
     def predict(self, prior, idx, y, setting) -> np.ndarray:
-        b, theta = cal.calibrate_features(self.features[idx], y, prior, **setting)
-        return np.maximum(cal.predict_features(self.features, b, theta), cal.latency_floor(y))
+        b, theta = calibrate_features(self.features[idx], y, prior, **setting)
+        return np.maximum(predict_features(self.features, b, theta), latency_floor(y))
 
 
 def run_space(space, texts, devices, ks, seeds, inner_seeds):
     t0 = time.time()
-    features = cal.arch_features(space, texts)
+    features = arch_features(space, texts)
     x_onehot = one_hot(space, texts)
     names = list(devices)
-    held = Held(features, [cal.fit_source(features, devices[d]) for d in names], names)
+    held = Held(features, [fit_source(features, devices[d]) for d in names], names)
     print(f"{space.name}: features and {len(names)} source fits in {time.time() - t0:.0f} s", file=sys.stderr)
     n = len(texts)
     out, chosen = {}, {}
@@ -129,8 +134,8 @@ def ceilings(features, x_onehot, devices) -> dict:
         for f in range(5):
             train, test = fold != f, fold == f
             fits[0, test] = Ridge(alpha=1e-3).fit(x_onehot[train], y[train]).predict(x_onehot[test])
-            b, theta = cal.fit_source(features[train], y[train])
-            fits[1, test] = cal.predict_features(features[test], b, theta) * y[train].mean()   # mean 1 -> ms
+            b, theta = fit_source(features[train], y[train])
+            fits[1, test] = predict_features(features[test], b, theta) * y[train].mean()   # mean 1 -> ms
         rho = [spearmanr(p, y).statistic for p in fits]
         resid = y - fits[int(np.argmax(rho))]
         out[name] = (tie, max(rho), np.corrcoef(resid[:-1], resid[1:])[0, 1])
@@ -170,10 +175,10 @@ def main(argv=None):
              f"by leave-one-out over the other devices only (k={INNER_K}, {args.inner_seeds} draws each, "
              "their priors without the held-out device); its prior comes from the other devices of the same "
              "file; it gives k random measured architectures; scores are on all its other architectures, "
-             f"mean over {args.seeds} draws.  Ours: `zeroshot.estimator.calibrate` (Gaussian prior from the source "
-             f"devices, variances {cal.PRIOR_VARIANCES} except the one chosen, local variance and noise "
-             f"by marginal likelihood, robust_z {cal.ROBUST_Z}, predictions floored at "
-             f"{cal.FLOOR_FRACTION:g} x the fastest measurement); ridge: alpha 1 on one-hot operation "
+             f"mean over {args.seeds} draws.  Ours: `zeroshot.estimator.calibrated_device` (Gaussian prior from "
+             f"the source devices, variances {PRIOR_VARIANCES} except the one chosen, local variance and noise "
+             f"by marginal likelihood, robust_z {ROBUST_Z}, predictions floored at "
+             f"{FLOOR_FRACTION:g} x the fastest measurement); ridge: alpha 1 on one-hot operation "
              "choices, same k samples.  Tie ceiling: "
              "Spearman of a perfect predictor against the measurements (ties of whole-millisecond devices); "
              "noise ceiling: best of ridge on one-hot choices and the kernel-feature fit trained on 80% of "

@@ -119,4 +119,4 @@ def load_device(name_or_path: str) -> Device:
         raise DeviceError(f"{path}: {e}") from None
 
 
-from . import calibrate, measured_device, npu  # noqa: E402,F401  (registers the built-in kinds)
+from . import calibrated_device, measured_device, npu  # noqa: E402,F401  (registers the built-in kinds)

@@ -1,11 +1,17 @@
 """Few-shot calibration: parameter recovery, the ``calibrated`` device kind, folding, and the CLI."""
 import json
+import re
 
 import numpy as np
 import pytest
 from scipy import sparse
 
-from zeroshot.estimator import calibrate as cal
+from zeroshot.errors import ParameterError, UnknownNameError
+from zeroshot.estimator.calibrated_device import FLOOR_FRACTION, MIN_FLOOR_MS, CalibratedDevice, calibrate
+from zeroshot.estimator.calibration_features import (N_COLS, arch_features, column_index, column_name,
+                                                     predict_features)
+from zeroshot.estimator.calibration_fit import ROBUST_Z, calibrate_features
+from zeroshot.estimator.calibration_prior import Prior, fit_source, load_prior
 from zeroshot.estimator.devices import DeviceError, load_device
 from zeroshot.estimator.folding import live_ops
 from zeroshot.spaces import get_space, to_table
@@ -16,56 +22,56 @@ from zeroshot.cli import main
 def nb201():
     space = get_space("nb201")
     archs = space.sample(120, seed=3)
-    return space, archs, cal.arch_features(space, archs)
+    return space, archs, arch_features(space, archs)
 
 
 def test_fit_source_recovers_identifiable_parameters():
     rng = np.random.default_rng(0)
-    cols = np.array([cal.column_index(n) for n in ("all.conv.k3.macs", "all.add.k1.n", "live.pool.k3.mem",
+    cols = np.array([column_index(n) for n in ("all.conv.k3.macs", "all.add.k1.n", "live.pool.k3.mem",
                                                    "all.conv.k1.n.h16")])
     x = rng.random((80, len(cols))) * rng.integers(1, 100, len(cols))
     features = sparse.csr_matrix((x.ravel(), (np.repeat(np.arange(80), len(cols)), np.tile(cols, 80))),
-                                 shape=(80, cal.N_COLS))
-    theta = np.zeros(cal.N_COLS)
+                                 shape=(80, N_COLS))
+    theta = np.zeros(N_COLS)
     theta[cols] = [2e-3, 0.0, 0.5, 7.0]
-    y = 0.3 + cal.predict_features(features, 0.0, theta)
-    b, fitted = cal.fit_source(features, y)           # normalised to mean latency 1
+    y = 0.3 + predict_features(features, 0.0, theta)
+    b, fitted = fit_source(features, y)           # normalised to mean latency 1
     assert np.allclose(fitted * y.mean(), theta, atol=1e-9)
     assert b * y.mean() == pytest.approx(0.3, abs=1e-8)
 
 
 def test_calibration_recovers_a_device_in_the_sources_span(nb201):
     space, archs, features = nb201
-    prior = cal.load_prior().subset("nb201")
+    prior = load_prior().subset("nb201")
     assert len(prior.labels) >= 2
     # a device made from two source devices' parameters (known), at a scale of its own
     b = 3.0 * prior.intercepts[0] + 0.5 * prior.intercepts[1]
     theta = 3.0 * prior.thetas[0] + 0.5 * prior.thetas[1]
-    y = cal.predict_features(features, b, theta) * 7.0
-    intercept, fitted = cal.calibrate_features(features[:10], y[:10], prior)
-    pred = cal.predict_features(features[10:], intercept, fitted)
+    y = predict_features(features, b, theta) * 7.0
+    intercept, fitted = calibrate_features(features[:10], y[:10], prior)
+    pred = predict_features(features[10:], intercept, fitted)
     assert np.median(np.abs(pred / y[10:] - 1)) < 0.02
     assert np.corrcoef(pred, y[10:])[0, 1] > 0.99
 
 
 def test_refinement_leaves_the_span_with_more_samples(nb201):
     space, archs, features = nb201
-    prior = cal.load_prior().subset("nb201")
+    prior = load_prior().subset("nb201")
     # a device where only 3x3 convolutions cost: not a combination of the sources
-    theta = np.zeros(cal.N_COLS)
-    theta[cal.column_index("all.conv.k3.macs")] = 1e-6
-    y = cal.predict_features(features, 0.2, theta)
+    theta = np.zeros(N_COLS)
+    theta[column_index("all.conv.k3.macs")] = 1e-6
+    y = predict_features(features, 0.2, theta)
     err = {}
     for hyper in ({}, {"variances": {"local": 0.0}}):
-        b, fitted = cal.calibrate_features(features[:100], y[:100], prior, **hyper)
-        err[bool(hyper)] = np.mean(np.abs(cal.predict_features(features[100:], b, fitted) / y[100:] - 1))
+        b, fitted = calibrate_features(features[:100], y[:100], prior, **hyper)
+        err[bool(hyper)] = np.mean(np.abs(predict_features(features[100:], b, fitted) / y[100:] - 1))
     assert err[False] < 0.5 * err[True]
     assert err[False] < 0.06
 
 
 def test_device_save_load_predicts_the_same(nb201, tmp_path):
     space, archs, features = nb201
-    device = cal.calibrate(space, archs[:12], np.linspace(5, 9, 12), name="dev")
+    device = calibrate(archs[:12], np.linspace(5, 9, 12), space=space, name="dev")
     path = tmp_path / "dev.json"
     device.save(path)
     loaded = load_device(str(path))
@@ -73,12 +79,12 @@ def test_device_save_load_predicts_the_same(nb201, tmp_path):
     table = to_table([space.to_ir(a) for a in archs])
     assert np.allclose(loaded.latency_ms(table), device.latency_ms(table), rtol=1e-5)
     # the per-kernel path (device) and the feature path (fitting) agree
-    assert np.allclose(device.latency_ms(table), cal.predict_features(features, device.intercept_ms,
+    assert np.allclose(device.latency_ms(table), predict_features(features, device.intercept_ms,
                                                                       device.theta), rtol=1e-9)
 
 
 def test_device_file_errors(tmp_path):
-    good = cal.CalibratedDevice("d", 1.0, np.zeros(cal.N_COLS)).to_dict()
+    good = CalibratedDevice("d", 1.0, np.zeros(N_COLS)).to_dict()
     for change, message in (({"feature_version": 0}, "recalibrate"),
                             ({"theta": {"all.conv.k3.flops": 1.0}}, "unknown value 'flops'"),
                             ({"theta": {"all.conv.k3.macs": float("nan")}}, "finite"),
@@ -93,24 +99,24 @@ def test_device_file_errors(tmp_path):
 
 
 def test_signed_parameters_load_for_a_device_but_not_for_a_prior(tmp_path):
-    theta = np.zeros(cal.N_COLS)
-    theta[cal.column_index("all.conv.k3.macs")] = -1e-6     # a source combination may weigh one negatively
-    theta[cal.column_index("all.conv.k3.n")] = 2.0
+    theta = np.zeros(N_COLS)
+    theta[column_index("all.conv.k3.macs")] = -1e-6     # a source combination may weigh one negatively
+    theta[column_index("all.conv.k3.n")] = 2.0
     path = tmp_path / "signed.json"
-    path.write_text(json.dumps(cal.CalibratedDevice("d", 1.0, theta).to_dict()))
+    path.write_text(json.dumps(CalibratedDevice("d", 1.0, theta).to_dict()))
     assert np.array_equal(load_device(str(path)).theta, theta)
-    prior = cal.Prior(["nb201/x"], np.array([0.1]), theta[None]).to_dict()
+    prior = Prior(["nb201/x"], np.array([0.1]), theta[None]).to_dict()
     with pytest.raises(DeviceError, match="non-negative"):
-        cal.Prior.from_dict(prior)
+        Prior.from_dict(prior)
 
 
 def test_predictions_are_floored_at_a_share_of_the_fastest_measurement(nb201, tmp_path):
     space, archs, features = nb201
     measured = np.linspace(4.0, 9.0, 12)
-    device = cal.calibrate(space, archs[:12], measured, name="dev")
-    assert device.floor_ms == pytest.approx(cal.FLOOR_FRACTION * 4.0)
+    device = calibrate(archs[:12], measured, space=space, name="dev")
+    assert device.floor_ms == pytest.approx(FLOOR_FRACTION * 4.0)
     table = to_table([space.to_ir(a) for a in archs])
-    raw = cal.predict_features(features, device.intercept_ms, device.theta)
+    raw = predict_features(features, device.intercept_ms, device.theta)
     # a device whose negative overhead drives the linear model below zero for some architectures
     device.intercept_ms -= np.median(raw)
     raw = raw - np.median(raw)
@@ -125,33 +131,69 @@ def test_predictions_are_floored_at_a_share_of_the_fastest_measurement(nb201, tm
     d = json.loads(path.read_text())
     del d["floor_ms"]
     path.write_text(json.dumps(d))
-    assert np.all(load_device(str(path)).latency_ms(table) >= cal.MIN_FLOOR_MS)
+    assert np.all(load_device(str(path)).latency_ms(table) >= MIN_FLOOR_MS)
 
 
 def test_unknown_prior_component_is_named(nb201):
     space, archs, features = nb201
-    with pytest.raises(ValueError, match="unknown prior component.*choose from sources"):
-        cal.calibrate_features(features[:10], np.ones(10), cal.load_prior().subset("nb201"),
-                               variances={"sorces": 1.0})
+    with pytest.raises(UnknownNameError, match="unknown prior component 'sorces'; choose from intercept, local, "
+                                               "primitives, scale, sources"):
+        calibrate_features(features[:10], np.ones(10), load_prior().subset("nb201"), variances={"sorces": 1.0})
+
+
+def test_calibrate_takes_encodings_or_ir_and_gives_a_device_for_the_estimator(nb201):
+    from zeroshot.estimator.estimate import Estimator
+    space, archs, features = nb201
+    latency = np.linspace(4.0, 9.0, 12)
+    by_name = calibrate(archs[:12], latency, space="nb201", name="dev")
+    by_ir = calibrate([space.to_ir(a) for a in archs[:12]], latency, space=space, name="dev")
+    assert np.array_equal(by_name.theta, by_ir.theta) and by_name.intercept_ms == by_ir.intercept_ms
+    assert by_name.space == "nb201" and by_name.measurements == 12
+    codes = np.array([space.parse(a) for a in archs[12:40]])
+    got = Estimator(space, by_name).evaluate(codes)["latency_ms"]        # a device object, not a name
+    assert np.allclose(got, by_name.predict(space, archs[12:40]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("change, param, message", [
+    ({"archs": [3] * 12}, "archs", "got 'int'"),
+    ({"n": 2}, "archs", "at least 3 measured architectures"),
+    ({"latency_ms": np.ones(5)}, "latency_ms", "one latency per architecture (12), got 5"),
+    ({"latency_ms": -np.ones(12)}, "latency_ms", "positive finite milliseconds, got -1.0"),
+    ({"space": 201}, "space", "a space name or a SearchSpace"),
+])
+def test_calibrate_names_the_bad_parameter(nb201, change, param, message):
+    space, archs, features = nb201
+    n = change.get("n", 12)
+    kwargs = {"archs": archs[:n], "latency_ms": np.linspace(4.0, 9.0, n), "space": space}
+    kwargs.update((k, v) for k, v in change.items() if k != "n")
+    with pytest.raises(ParameterError, match=re.escape(message)) as info:
+        calibrate(**kwargs)
+    assert info.value.param == param
+
+
+def test_calibrate_refuses_an_unknown_space(nb201):
+    space, archs, features = nb201
+    with pytest.raises(UnknownNameError, match="nb301"):
+        calibrate(archs[:12], np.ones(12), space="nb301")
 
 
 def test_robust_round_discounts_a_corrupted_measurement(nb201):
     space, archs, features = nb201
-    prior = cal.load_prior().subset("nb201")
-    y = cal.predict_features(features, *prior.source(0)) * 5.0
+    prior = load_prior().subset("nb201")
+    y = predict_features(features, *prior.source(0)) * 5.0
     measured = y[:20].copy()
     measured[3] *= 4.0                                     # one measurement taken under heavy load
     err = {}
-    for z in (cal.ROBUST_Z, np.inf):
-        b, theta = cal.calibrate_features(features[:20], measured, prior, robust_z=z)
-        err[z] = np.median(np.abs(cal.predict_features(features[20:], b, theta) / y[20:] - 1))
-    assert err[cal.ROBUST_Z] < 0.5 * err[np.inf]
-    assert err[cal.ROBUST_Z] < 0.08
+    for z in (ROBUST_Z, np.inf):
+        b, theta = calibrate_features(features[:20], measured, prior, robust_z=z)
+        err[z] = np.median(np.abs(predict_features(features[20:], b, theta) / y[20:] - 1))
+    assert err[ROBUST_Z] < 0.5 * err[np.inf]
+    assert err[ROBUST_Z] < 0.08
 
 
 def test_column_names_round_trip():
-    cols = np.random.default_rng(1).choice(cal.N_COLS, 500, replace=False)
-    assert all(cal.column_index(cal.column_name(c)) == c for c in cols)
+    cols = np.random.default_rng(1).choice(N_COLS, 500, replace=False)
+    assert all(column_index(column_name(c)) == c for c in cols)
 
 
 def test_folding_removes_constant_and_dead_ops():

@@ -24,7 +24,7 @@ _PUBLIC = {
     "list_devices": "zeroshot.estimator.devices", "load_device": "zeroshot.estimator.devices",
     "list_proxies": "zeroshot.proxies", "list_strategies": "zeroshot.strategies",
     "estimate": "zeroshot.api", "score": "zeroshot.api",
-    "calibrate": "zeroshot.estimator.calibrate", "screen": "zeroshot.funnel", "search": "zeroshot.search",
+    "calibrate": "zeroshot.estimator.calibrated_device", "screen": "zeroshot.funnel", "search": "zeroshot.searching",
     "Table": "zeroshot.table", "Error": "zeroshot.errors",
 }
 

@@ -10,12 +10,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from zeroshot.estimator.calibrate import calibrate, latency_column, numeric_columns, read_latency_csv
-from zeroshot.estimator.devices import DeviceError
 from zeroshot.cli import add_space_args, space_from_args, write_text
-from zeroshot.errors import UserError
-
-MIN_MEASUREMENTS = 3
+from zeroshot.errors import DataError, ParameterError
+from zeroshot.estimator.calibrated_device import MIN_MEASUREMENTS, calibrate
+from zeroshot.estimator.latency_csv import latency_column, numeric_columns, read_latency_csv
 
 
 def register(sub):
@@ -31,25 +29,13 @@ def register(sub):
 
 def run(args):
     space = space_from_args(args)
-    try:
-        texts, raw = read_latency_csv(args.measurements, space)
-    except OSError as e:
-        raise UserError(f"cannot read {args.measurements}: {e.strerror}") from None
-    except ValueError as e:          # EncodingError (a bad architecture) is a ValueError too
-        raise UserError(str(e)) from None
+    texts, raw = read_latency_csv(args.measurements, space)
     column = _pick_column(raw, args.column, args.measurements)
-    try:
-        latency = latency_column(raw, column, args.measurements)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    latency = latency_column(raw, column, args.measurements)
     if len(texts) < MIN_MEASUREMENTS:
-        raise UserError(f"{args.measurements}: {len(texts)} measured architecture(s); calibration needs at "
+        raise DataError(f"{args.measurements}: {len(texts)} measured architecture(s); calibration needs at "
                         f"least {MIN_MEASUREMENTS} (10 or more recommended)")
-    name = args.name or Path(args.output).stem
-    try:
-        device = calibrate(space, texts, latency, name=name)
-    except DeviceError as e:
-        raise UserError(str(e)) from None
+    device = calibrate(texts, latency, space=space, name=args.name or Path(args.output).stem)
     device.description += f"; column {column!r} of {Path(args.measurements).name}"
     write_text(json.dumps(device.to_dict(), indent=2) + "\n", args.output)
     fit = device.predict(space, texts)
@@ -64,11 +50,12 @@ def _pick_column(raw, column, path) -> str:
     if column is not None:
         if column not in raw:
             what = "is the architecture column" if column == "arch" else "is not a column"
-            raise UserError(f"{path}: {column!r} {what}; latency columns: {', '.join(numeric) or '(none)'}")
+            raise ParameterError("column", f"a latency column of {path}", None,
+                                 f"{column!r} {what}; latency columns: {', '.join(numeric) or '(none)'}")
         return column
     if len(numeric) != 1:
         what = f"{len(numeric)} numeric columns ({', '.join(numeric)})" if numeric else "no numeric column"
-        raise UserError(f"{path}: expected one latency column besides the architecture, found {what}; "
+        raise DataError(f"{path}: expected one latency column besides the architecture, found {what}; "
                         f"choose one with --column NAME")
     return numeric[0]
 

@@ -1,0 +1,182 @@
+"""Few-shot device calibration from whole-model latencies: :func:`calibrate` and the ``calibrated`` device kind.
+
+The flow: measured architectures -> their kernel features (:mod:`zeroshot.estimator.calibration_features`)
+-> the posterior mean of the parameters under a prior made of source devices
+(:mod:`zeroshot.estimator.calibration_fit`, :mod:`zeroshot.estimator.calibration_prior`) -> a
+:class:`CalibratedDevice`, saved as JSON and usable wherever a device is (``--device DEVICE.json`` on the
+command line).  Measurements come as arrays, or from a CSV (:mod:`zeroshot.estimator.latency_csv`).
+
+The parameters may be negative (they fit whole-model latency; a per-kernel share of it is not a latency on
+its own).  So a calibrated device's whole-model predictions are floored at :data:`FLOOR_FRACTION` of its
+fastest calibration measurement (never below :data:`MIN_FLOOR_MS`): a network far faster than every
+measured one is an extrapolation of the linear model, and no network runs in zero or negative time.
+
+Example
+-------
+>>> import numpy as np
+>>> from zeroshot.spaces import get_space
+>>> from zeroshot.estimator.calibration_features import arch_features, predict_features
+>>> from zeroshot.estimator.calibration_prior import load_prior
+>>> space = get_space("nb201")
+>>> archs = space.sample(12, seed=0)
+>>> latency = predict_features(arch_features(space, archs), *load_prior().source(0))
+>>> device = calibrate(archs, latency, space="nb201", name="twin")
+>>> bool(np.allclose(device.predict(space, archs), latency, rtol=0.05))
+True
+>>> calibrate(archs[:2], latency[:2], space="nb201")
+Traceback (most recent call last):
+...
+zeroshot.errors.ParameterError: archs must be at least 3 measured architectures (10 or more recommended), got 2
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from zeroshot.errors import DeviceError, ParameterError
+from zeroshot.spaces import SearchSpace, get_space
+from zeroshot.spaces.ir import Arch, OpTable
+
+from .calibration_features import (FEATURE_VERSION, arch_features, arch_table, check_version, dense_theta,
+                                   kernel_slots, round_param, sparse_theta)
+from .calibration_fit import calibrate_features
+from .calibration_prior import Prior, load_prior
+from .devices import Device, register_kind
+from .folding import live_kernels
+from .kernel_table import DEFAULT_FUSION, KernelTable, decompose
+
+__all__ = ["FLOOR_FRACTION", "MIN_FLOOR_MS", "MIN_MEASUREMENTS", "CalibratedDevice", "calibrate",
+           "latency_floor"]
+
+#: a calibrated device predicts at least this share of its fastest calibration measurement: the fastest
+#: networks of the shared devices run at 0.23-0.75 of their space's mean, so the floor catches predictions
+#: the linear model extrapolates to near or below zero (and NB201 cells whose output is constant, folded
+#: away to ~0.003 ms on pixel3 / raspi4, which stay below every other network, tied)
+FLOOR_FRACTION = 0.1
+#: the floor of a device file without ``floor_ms`` (calibrated before the floor existed)
+MIN_FLOOR_MS = 1e-3
+#: the fewest measured architectures :func:`calibrate` takes (10 or more recommended)
+MIN_MEASUREMENTS = 3
+
+
+@register_kind
+class CalibratedDevice(Device):
+    """A device fitted by :func:`calibrate`: ``intercept_ms`` per network plus ``theta`` per feature;
+    whole-model latencies are at least ``floor_ms`` (and :data:`MIN_FLOOR_MS`)."""
+
+    kind = "calibrated"
+    whole_graph = True          # the ``live`` features need folding over the whole architecture
+
+    def __init__(self, name: str, intercept_ms: float, theta: np.ndarray, fusion=DEFAULT_FUSION,
+                 description: str = "", space: str = "", measurements: int = 0, floor_ms: float = MIN_FLOOR_MS):
+        super().__init__(name, fusion, description)
+        self.intercept_ms = float(intercept_ms)
+        self.theta = np.asarray(theta, float)
+        self.space = space
+        self.measurements = int(measurements)
+        if not np.isfinite(floor_ms):
+            raise ParameterError("floor_ms", "a finite number of ms", floor_ms)
+        self.floor_ms = max(float(floor_ms), MIN_FLOOR_MS)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CalibratedDevice":
+        where = f"calibrated device {d.get('name', '?')!r}"
+        check_version(d, where)
+        for field in ("name", "intercept_ms", "theta"):
+            if field not in d:
+                raise DeviceError(f"{where} has no {field!r}; recalibrate it with `zeroshot calibrate`")
+        theta = dense_theta(d["theta"], where, signed=True)        # its errors name ``where`` already
+        try:
+            return cls(d["name"], float(d["intercept_ms"]), theta,
+                       d.get("fusion", DEFAULT_FUSION), d.get("description", ""), d.get("space", ""),
+                       d.get("measurements", 0), float(d.get("floor_ms", MIN_FLOOR_MS)))
+        except (TypeError, ValueError) as e:          # TypeError: a field of the wrong JSON type (null, list)
+            raise DeviceError(f"{where}: {e}") from None
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "description": self.description,
+                "fusion": list(self.fusion), "feature_version": FEATURE_VERSION, "space": self.space,
+                "measurements": self.measurements, "floor_ms": round_param(self.floor_ms),
+                "intercept_ms": round_param(self.intercept_ms),
+                "theta": sparse_theta(self.theta)}
+
+    def kernel_latency_ms(self, kt: KernelTable, live: np.ndarray | None = None) -> np.ndarray:
+        """Per-kernel latency; ``live`` marks the kernels left after folding (default: all)."""
+        cols, vals = kernel_slots(kt, np.ones(len(kt.cols["type"]), bool) if live is None else live)
+        return (self.theta[cols] * vals).sum(1)
+
+    @property
+    def model_overhead_ms(self) -> float:
+        return self.intercept_ms
+
+    def latency_ms(self, table: OpTable) -> np.ndarray:
+        """Whole-model latency, floored at :attr:`floor_ms` (the linear model may extrapolate below 0)."""
+        kt = decompose(table, self.fusion)
+        per_kernel = self.kernel_latency_ms(kt, live_kernels(table, kt))
+        return np.maximum(kt.sum_per_arch(per_kernel) + self.model_overhead_ms, self.floor_ms)
+
+    def for_space(self, space_name: str) -> "CalibratedDevice":
+        """The device itself; a device calibrated on another space refuses (its parameters were fitted to
+        that space's measurements, with that space's source devices as the prior)."""
+        if self.space and space_name != self.space:
+            raise DeviceError(f"device {self.name!r} was calibrated on {self.space} architectures, not "
+                              f"{space_name}; calibrate one with `zeroshot calibrate {space_name} ...`")
+        return self
+
+    def predict(self, space, archs) -> np.ndarray:
+        """Latency (ms) of architectures of ``space`` given as encodings, codes or IR :class:`Arch` objects."""
+        return self.latency_ms(arch_table(space, archs))
+
+    def summary(self) -> str:
+        return (f"calibrated from {self.measurements} {self.space or 'whole-model'} measurements, "
+                f"{np.count_nonzero(self.theta)} cost parameters")
+
+
+def latency_floor(latency_ms) -> float:
+    """The least whole-model latency a device calibrated on ``latency_ms`` predicts (see
+    :data:`FLOOR_FRACTION`)."""
+    return max(FLOOR_FRACTION * float(np.min(latency_ms)), MIN_FLOOR_MS)
+
+
+def calibrate(archs, latency_ms, space: str | SearchSpace = "nb201", name: str = "calibrated",
+              prior: Prior | str | Path | None = None, **hyper) -> CalibratedDevice:
+    """A :class:`CalibratedDevice` fitted to the measured whole-model latencies of a few architectures.
+
+    ``archs``: the measured architectures of ``space`` (its name, or a
+    :class:`~zeroshot.spaces.SearchSpace`) as encodings (str), code vectors or IR :class:`Arch` objects, at
+    least :data:`MIN_MEASUREMENTS` (10 or more recommended); ``latency_ms``: their latencies, positive
+    milliseconds in the same order.  ``prior``: the source devices (a :class:`Prior` or a prior file;
+    default: the shipped ones).  ``hyper``: keywords of
+    :func:`~zeroshot.estimator.calibration_fit.calibrate_features`.  Raises
+    :class:`~zeroshot.errors.ParameterError` naming the parameter that is wrong.
+    """
+    space = _resolve_space(space)
+    archs = _resolve_archs(archs)
+    prior = (prior if isinstance(prior, Prior) else load_prior() if prior is None else load_prior(prior))
+    prior = prior.subset(space.name)
+    intercept, theta = calibrate_features(arch_features(space, archs), latency_ms, prior, **hyper)
+    n = len(archs)
+    return CalibratedDevice(name, intercept, theta, space=space.name, measurements=n,
+                            floor_ms=latency_floor(latency_ms),
+                            description=f"fitted to {n} whole-model latencies on {space.name} "
+                                        f"(sources: {len(prior.labels)} devices)")
+
+
+def _resolve_space(space) -> SearchSpace:
+    if isinstance(space, SearchSpace):
+        return space
+    if not isinstance(space, str):
+        raise ParameterError("space", "a space name or a SearchSpace", type(space).__name__)
+    return get_space(space)
+
+
+def _resolve_archs(archs) -> list:
+    items = [archs] if isinstance(archs, (str, Arch)) else list(archs)
+    bad = [type(a).__name__ for a in items if not isinstance(a, (str, Arch, np.ndarray))]
+    if bad:
+        raise ParameterError("archs", "encodings (str), code vectors or IR Arch objects", bad[0])
+    if len(items) < MIN_MEASUREMENTS:
+        raise ParameterError("archs", f"at least {MIN_MEASUREMENTS} measured architectures (10 or more "
+                             "recommended)", len(items))
+    return items

@@ -1,0 +1,131 @@
+"""The calibration prior: source devices fitted on whole search spaces, shipped in ``calibration_prior.json``.
+
+A source device is the calibrated model (:mod:`zeroshot.estimator.calibration_features`) fitted by
+non-negative least squares to the latencies one real device measured on many architectures of a space
+(:func:`fit_source`), normalised to a mean latency of 1.  :func:`build_prior` fits every device of the
+shared measurements (:func:`zeroshot.estimator.latency_csv.shared_datasets`) and writes the file; run
+``python -m zeroshot.estimator.calibration_prior`` to rebuild it.
+
+Example
+-------
+>>> prior = load_prior()
+>>> nb201 = prior.subset("nb201")
+>>> all(label.startswith("nb201/") for label in nb201.labels) and len(nb201.labels) >= 2
+True
+>>> intercept, theta = nb201.source(0)
+>>> theta.shape == (N_COLS,) and bool((theta >= 0).all())
+True
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import nnls
+
+from zeroshot.errors import DeviceError
+
+from .calibration_features import (FEATURE_VERSION, N_COLS, arch_features, check_version, dense_theta,
+                                   round_param, sparse_theta)
+from .kernel_table import DEFAULT_FUSION
+
+__all__ = ["PRIOR_PATH", "Prior", "build_prior", "fit_source", "load_prior"]
+
+PRIOR_PATH = Path(__file__).with_name("calibration_prior.json")
+
+
+@dataclass
+class Prior:
+    """Source devices: ``labels[i]`` (space/device), ``intercepts[i]``, rows of ``thetas`` (normalised)."""
+
+    labels: list[str]
+    intercepts: np.ndarray
+    thetas: np.ndarray
+
+    def source(self, i: int) -> tuple[float, np.ndarray]:
+        """``(intercept, theta)`` of source ``i``."""
+        return float(self.intercepts[i]), self.thetas[i]
+
+    def subset(self, space_name: str | None) -> "Prior":
+        """The sources measured on ``space_name``; all of them when there are none."""
+        keep = [i for i, lab in enumerate(self.labels) if lab.split("/")[0] == space_name] or \
+            list(range(len(self.labels)))
+        return Prior([self.labels[i] for i in keep], self.intercepts[keep], self.thetas[keep])
+
+    def to_dict(self) -> dict:
+        return {"feature_version": FEATURE_VERSION, "fusion": list(DEFAULT_FUSION),
+                "sources": [{"label": lab, "intercept": round_param(b), "theta": sparse_theta(th)}
+                            for lab, b, th in zip(self.labels, self.intercepts, self.thetas)]}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "prior") -> "Prior":
+        check_version(d, where)
+        src = d.get("sources") or []
+        if not src:
+            raise DeviceError(f"{where} has no sources")
+        return cls([s["label"] for s in src], np.array([float(s["intercept"]) for s in src]),
+                   np.array([dense_theta(s["theta"], where) for s in src]))
+
+
+def load_prior(path=PRIOR_PATH) -> Prior:
+    """The source devices shipped with zeroshot (or another prior file)."""
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DeviceError(f"cannot read calibration prior {path}: {e}; rebuild it with "
+                          f"`python -m zeroshot.estimator.calibration_prior`") from None
+    return Prior.from_dict(d, str(path))
+
+
+def fit_source(features: sparse.spmatrix, latency_ms: np.ndarray) -> tuple[float, np.ndarray]:
+    """A source device fitted on many architectures by NNLS, normalised to a mean latency of 1:
+    ``(intercept, theta)`` with ``theta`` a dense vector of :data:`N_COLS`."""
+    y = np.asarray(latency_ms, float)
+    y = y / y.mean()
+    active, scale, design = _normalised_design(features)
+    x = nnls(design, y, maxiter=50 * len(active) + 500)[0]
+    theta = np.zeros(N_COLS)
+    theta[active] = x[1:] / scale
+    return float(x[0]), theta
+
+
+def _normalised_design(features: sparse.spmatrix):
+    """The columns some architecture has, their means, and ``[1, features / mean]`` on those columns."""
+    active = np.flatnonzero(np.asarray(abs(features).sum(0)).ravel() > 0)
+    dense = features[:, active].toarray()
+    scale = dense.mean(0)
+    return active, scale, np.column_stack([np.ones(features.shape[0]), dense / scale])
+
+
+def build_prior(datasets, path=PRIOR_PATH) -> Prior:
+    """Fit every source device of ``datasets`` (``(space, archs, {device: latencies})`` triples) and write
+    the prior file."""
+    labels, intercepts, thetas = [], [], []
+    for space, archs, devices in datasets:
+        features = arch_features(space, archs)
+        for device, latency in devices.items():
+            b, th = fit_source(features, latency)
+            labels.append(f"{space.name}/{device}")
+            intercepts.append(b)
+            thetas.append(th)
+    prior = Prior(labels, np.array(intercepts), np.array(thetas))
+    Path(path).write_text(json.dumps(prior.to_dict()) + "\n")
+    return prior
+
+
+def main() -> None:
+    """Rebuild :data:`PRIOR_PATH` from the shared measurements (``../shared/data/hw/*_latency.csv``)."""
+    from .latency_csv import shared_datasets
+
+    data = shared_datasets()
+    if not data:
+        raise SystemExit("../shared/data/hw/*_latency.csv not found (set ZEROSHOT_SHARED_DATA)")
+    built = build_prior(data)
+    print(f"wrote {PRIOR_PATH} with {len(built.labels)} source devices")
+
+
+if __name__ == "__main__":
+    main()
