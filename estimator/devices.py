@@ -1,13 +1,22 @@
 """Devices as data: a JSON file names a device's ``kind`` and its parameters.
 
-Each kind is a class registered with :func:`register_kind`; it turns a :class:`~zeroshot.estimator.kernel_table.
-KernelTable` into per-architecture latency (ms).  Built-in profiles are the JSON files in
-``estimator/profiles/``; :func:`load_device` takes a built-in name or a path.
+Each kind is a class registered with :func:`register_kind` (the built-in kinds, ``npu``, ``calibrated``
+and ``measured``, register when their module is imported on first use); it turns a
+:class:`~zeroshot.estimator.kernel_table.KernelTable` into per-architecture latency (ms).  Built-in profiles
+are the JSON files in ``estimator/profiles/``, registered by name in :data:`DEVICES`; :func:`load_device`
+takes a built-in name, a path or a device.
 
 Example
 -------
->>> sorted(list_devices())[:1] != []
+>>> "mobile-npu-16" in list_devices()
 True
+>>> device = load_device("mobile-npu-16")
+>>> device_from_dict(device.to_dict()).to_dict() == device.to_dict()
+True
+>>> load_device("tpu")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+zeroshot.estimator.devices.UnknownDeviceError: unknown device 'tpu'; choose from edgetpu-like, ... or give a device .json file
 """
 from __future__ import annotations
 
@@ -17,17 +26,36 @@ from pathlib import Path
 
 import numpy as np
 
-from zeroshot.errors import DeviceError
+from zeroshot.errors import DeviceError, UnknownNameError
+from zeroshot.registry import Registry
 
 from .kernel_table import DEFAULT_FUSION, KernelTable, decompose, parse_fusion
 
+__all__ = ["DEVICES", "KINDS", "PROFILES", "Device", "DeviceError", "UnknownDeviceError", "device_from_dict",
+           "list_devices", "load_device", "register_kind"]
+
 PROFILES = Path(__file__).with_name("profiles")
-_KINDS: dict[str, type["Device"]] = {}
+
+
+class UnknownDeviceError(UnknownNameError, DeviceError):
+    """A device or device kind name that is not registered (an :class:`~zeroshot.errors.UnknownNameError`
+    and a :class:`~zeroshot.errors.DeviceError`)."""
+
+
+#: device kinds (classes); the built-in ones register when their module is imported on first use
+KINDS: Registry[type["Device"]] = Registry(
+    "device kind", builtins=("zeroshot.estimator.npu", "zeroshot.estimator.calibrated_device",
+                            "zeroshot.estimator.measured_device"),
+    error=UnknownDeviceError)
+#: named device profiles: the JSON files of :data:`PROFILES`
+DEVICES: Registry[Path] = Registry("device", hint=" or give a device .json file", error=UnknownDeviceError)
+for _profile in PROFILES.glob("*.json"):
+    DEVICES.add(_profile.stem, _profile)
 
 
 def register_kind(cls: type["Device"]) -> type["Device"]:
-    _KINDS[cls.kind] = cls
-    return cls
+    """Class decorator adding a device kind to :data:`KINDS` under ``cls.kind``."""
+    return KINDS.register(cls.kind)(cls)
 
 
 class Device(ABC):
@@ -84,29 +112,25 @@ class Device(ABC):
 
 
 def device_from_dict(d: dict, path=None) -> Device:
-    kind = d.get("kind")
-    if kind not in _KINDS:
-        raise DeviceError(f"device kind {kind!r} is unknown; choose from {', '.join(sorted(_KINDS))}")
-    return _KINDS[kind].from_dict(d) if path is None else _KINDS[kind].from_file(d, path)
+    """The device a parsed JSON object describes, by its ``kind`` (read from file ``path`` when given)."""
+    cls = KINDS.get(d.get("kind"))
+    return cls.from_dict(d) if path is None else cls.from_file(d, path)
 
 
 def list_devices() -> list[str]:
     """Names of the built-in device profiles."""
-    return sorted(p.stem for p in PROFILES.glob("*.json"))
+    return DEVICES.names()
 
 
-def load_device(name_or_path: str) -> Device:
-    """A built-in profile by name, or a device JSON file by path."""
-    path = Path(name_or_path)
-    if not path.suffix == ".json" or not path.exists():
-        builtin = PROFILES / f"{name_or_path}.json"
-        if builtin.exists():
-            path = builtin
-        elif path.suffix == ".json":
-            raise DeviceError(f"device file {name_or_path} does not exist")
-        else:
-            raise DeviceError(f"unknown device {name_or_path!r}; choose from {', '.join(list_devices())} "
-                              f"or give a device .json file")
+def load_device(device) -> Device:
+    """A device: a built-in profile's name, a device JSON file's path, or a :class:`Device` (returned as is)."""
+    if isinstance(device, Device):
+        return device
+    path = Path(device)
+    if path.suffix != ".json":
+        path = DEVICES.get(str(device))
+    elif not path.exists():
+        raise DeviceError(f"device file {device} does not exist")
     try:
         d = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -117,6 +141,3 @@ def load_device(name_or_path: str) -> Device:
         return device_from_dict(d, path)
     except DeviceError as e:
         raise DeviceError(f"{path}: {e}") from None
-
-
-from . import calibrated_device, measured_device, npu  # noqa: E402,F401  (registers the built-in kinds)

@@ -39,43 +39,58 @@ from typing import Callable
 
 import numpy as np
 
-from zeroshot.errors import InputError
+from zeroshot.errors import InputError, UnknownNameError
+from zeroshot.registry import Registry
 
 from .base import SearchSpace
 from .mbv2 import MAX_CHANNELS, Mbv2Space
+
+__all__ = ["REWRITES", "Rewrite", "RewriteError", "UnknownRewriteError", "apply_rewrites", "apply_steps",
+           "describe_rewrites", "list_rewrites", "make_divisible", "parse_spec", "parse_stages", "register_rewrite"]
 
 
 class RewriteError(InputError):
     """A rewrite spec that does not apply; the message says what was expected."""
 
 
+class UnknownRewriteError(UnknownNameError, RewriteError):
+    """A rewrite name that is not registered (an :class:`~zeroshot.errors.UnknownNameError` and a
+    :class:`RewriteError`)."""
+
+
 @dataclass(frozen=True)
 class Rewrite:
+    """A registered rewrite: its function, its parameters and a one-line description."""
     name: str
     fn: Callable                     # fn(space, net, **params) -> list of notes; edits ``net`` in place
     params: dict                     # name -> (parser, default or None when required, help)
     doc: str
 
 
-_REWRITES: dict[str, Rewrite] = {}
+#: every rewrite (the built-in ones are defined below)
+REWRITES: Registry[Rewrite] = Registry("rewrite", error=UnknownRewriteError)
 _ALL = "all"                     # a stage list selecting every stage
 _STAGE_ITEM = re.compile(r"(\d+|last)(-(\d+|last))?", re.ASCII)
 
 
 def register_rewrite(name: str, doc: str, **params):
+    """Decorator registering ``fn(space, net, **params) -> notes`` as rewrite ``name``; each parameter is
+    ``(parser, default or None when required, help)``."""
     def deco(fn):
-        _REWRITES[name] = Rewrite(name, fn, params, doc)
+        REWRITES.add(name, Rewrite(name, fn, params, doc))
         return fn
     return deco
 
 
 def list_rewrites() -> list[str]:
-    return sorted(_REWRITES)
+    """Names of the registered rewrites, sorted."""
+    return REWRITES.names()
 
 
 def describe_rewrites() -> str:
+    """One line per rewrite: its name, parameters and description (the command line's help)."""
     return "\n".join(f"{r.name}:{':'.join(f'{k}=' + v[2] for k, v in r.params.items())}  {r.doc}"
-                     for r in (_REWRITES[n] for n in list_rewrites()))
+                     for _, r in REWRITES.items())
 
 
 def parse_stages(text: str, n_stages: int) -> list[int]:
@@ -130,9 +145,7 @@ def parse_spec(spec: str) -> list[tuple[str, dict]]:
     out = []
     for tok in tokens:
         name, *args = tok.split(":")
-        if name not in _REWRITES:
-            raise RewriteError(f"unknown rewrite {name!r}; choose from {', '.join(list_rewrites())}")
-        rw, params = _REWRITES[name], {}
+        rw, params = REWRITES.get(name), {}
         for arg in args:
             key, eq, value = arg.partition("=")
             if not eq or key not in rw.params:
@@ -168,7 +181,7 @@ def apply_steps(space: SearchSpace, codes: np.ndarray, spec: str) -> list[tuple[
         if params.get("stages", _ALL) != _ALL:
             params = {**params, "stages": parse_stages(params["stages"], space.n_stages)}
         label = f"{name}:" + ":".join(f"{k}={_show(v)}" for k, v in params.items())
-        notes = [f"{label}: {n}" for n in _REWRITES[name].fn(space, net, **params)]
+        notes = [f"{label}: {n}" for n in REWRITES.get(name).fn(space, net, **params)]
         new = space.encode(net["res"], net["stem"], net["head"], net["stages"])
         if np.array_equal(new, codes):
             notes.append(f"{label}: no change")

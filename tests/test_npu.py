@@ -129,7 +129,7 @@ GOOD = load_device("nvdla-small").to_dict()
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"kind": "tpu"}, "device kind 'tpu' is unknown; choose from"),
+    ({"kind": "tpu"}, "unknown device kind 'tpu'; choose from calibrated, measured, npu"),
     ({"lanes": None}, "field 'lanes' .* must be a positive integer, got None"),
     ({"lanes": 0}, "field 'lanes' .* must be a positive integer, got 0"),
     ({"lanes": 8.5}, "must be a positive integer, got 8.5"),

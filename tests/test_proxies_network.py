@@ -18,7 +18,8 @@ from zeroshot.spaces.nb201 import Nb201Space
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.compiled import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
 from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies
-from zeroshot.proxies.passes import GRASP_BATCH, SWAP_SAMPLES, Frozen, _gen, grasp_exact, jacob_cov_score, zico_score
+from zeroshot.proxies.passes import (BATCH_PROXIES, GRASP_BATCH, LABEL_PROXIES, SWAP_SAMPLES, Frozen, _gen, grasp_exact,
+                                     jacob_cov_score, zico_score)
 from zeroshot.proxies.structure import init_network, live_ops, thin_arch
 
 TINY = Nb201Space(channels=4, cells=1, resolution=8)
@@ -310,8 +311,14 @@ def test_linear_regions_bounded_and_seeded():
 
 # ---------------------------------------------------------------- engine properties
 
-def test_registry_lists_all_network_proxies():
-    assert set(NETWORK_PROXIES) <= set(list_proxies("network"))
+def test_registry_lists_exactly_the_network_proxies_the_engine_computes():
+    """The registry's network proxies are those the shared passes compute (every one of them, nothing
+    else), and those it says need labels are the ones the label passes serve."""
+    registered = list_proxies("network")
+    x, y = batch()
+    assert sorted(compute_network_proxies(TINY.to_ir(CELL), registered, x, y)) == registered
+    assert registered == sorted(NETWORK_PROXIES) and BATCH_PROXIES <= set(registered)
+    assert {n for n in registered if get_proxy(n).needs == "labels"} == LABEL_PROXIES
     assert get_proxy("ntk").higher_is_better is False and get_proxy("naswot").higher_is_better is True
     with pytest.raises(KeyError, match="choose from"):
         get_proxy("nswot")

@@ -7,7 +7,7 @@ from zeroshot.spaces.baselines import get_baseline
 from zeroshot.spaces.mbv2 import MOBILENETV2
 from zeroshot.spaces.rewrites import RewriteError, apply_rewrites, parse_stages
 from zeroshot.cli import main
-from zeroshot.errors import UserError
+from zeroshot.errors import InputError
 
 SPACE = get_space("mbv2")
 
@@ -227,5 +227,5 @@ def test_proxy_view_scores_a_dense_network_through_its_backbone():
     b = score_values(space, base[None], ("entropy", "meco"), 64, batch_size=4, cache=cache)
     assert b["meco"][0] == a["meco"][0] + 1.0 and b["entropy"][0] == a["entropy"][0]
     assert a["entropy"][0] == score_values(space, base[None], ("entropy",), None)["entropy"][0]
-    with pytest.raises(UserError, match="input is fixed"):
+    with pytest.raises(InputError, match="input is fixed"):
         proxy_view(get_space("nb201"), 64)          # no resolution in its codes to set

@@ -33,14 +33,19 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Named objects of one ``kind`` (the word used in errors), with built-ins loaded from ``builtins``."""
+    """Named objects of one ``kind`` (the word used in errors), with built-ins loaded from ``builtins``
+    (module paths).  ``hint`` ends the unknown-name message; ``error`` is the :class:`~zeroshot.errors.
+    UnknownNameError` subclass it raises (one that also subclasses the area's own error, so that
+    ``except DeviceError`` keeps catching an unknown device)."""
 
-    def __init__(self, kind: str, builtins: Sequence[str] = (), hint: str = ""):
+    def __init__(self, kind: str, builtins: Sequence[str] = (), hint: str = "",
+                 error: type[UnknownNameError] = UnknownNameError):
         self.kind = kind
-        self._builtins = tuple(builtins)
+        self.builtins = tuple(builtins)
         self._hint = hint
+        self._error = error
         self._items: dict[str, T] = {}
-        self._loaded = not self._builtins
+        self._loaded = not self.builtins
 
     def register(self, name: str | None = None, *, replace: bool = False) -> Callable[[T], T]:
         """Decorator registering its object under ``name`` (default: the object's ``name`` attribute,
@@ -64,7 +69,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except (KeyError, TypeError):
-            raise UnknownNameError(self.kind, name, self._items, self._hint) from None
+            raise self._error(self.kind, name, self._items, self._hint) from None
 
     def names(self) -> list[str]:
         """Registered names, sorted."""
@@ -72,6 +77,7 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
     def items(self) -> list[tuple[str, T]]:
+        """``(name, object)`` pairs, sorted by name."""
         return [(n, self._items[n]) for n in self.names()]
 
     def __contains__(self, name: object) -> bool:
@@ -87,5 +93,9 @@ class Registry(Generic[T]):
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True             # set first: the modules register into this registry
-            for module in self._builtins:
-                importlib.import_module(module)
+            try:
+                for module in self.builtins:
+                    importlib.import_module(module)
+            except BaseException:
+                self._loaded = False        # a later call raises again rather than miss the rest
+                raise

@@ -16,12 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from zeroshot.errors import ParameterError
+from zeroshot.registry import Registry
+
+__all__ = ["KINDS", "NEEDS", "PROXIES", "Proxy", "get_proxy", "list_proxies", "register_proxy"]
+
 NEEDS = ("nothing", "random", "images", "labels")
 KINDS = ("topology", "network")
 
 
 @dataclass(frozen=True)
 class Proxy:
+    """A registered proxy: what it needs, its direction, its kind and its implementation ``fn``."""
     name: str
     needs: str
     higher_is_better: bool
@@ -30,7 +36,8 @@ class Proxy:
     fn: Callable
 
 
-_PROXIES: dict[str, Proxy] = {}
+#: every proxy; the built-in ones register when their module is imported on first use
+PROXIES: Registry[Proxy] = Registry("proxy", builtins=("zeroshot.proxies.topology", "zeroshot.proxies.network"))
 
 
 def register_proxy(name: str, *, needs: str, higher_is_better: bool, kind: str, description: str):
@@ -39,28 +46,23 @@ def register_proxy(name: str, *, needs: str, higher_is_better: bool, kind: str, 
     Topology proxies: ``fn(table: OpTable) -> float64 array`` (one score per architecture).
     Network proxies: see :mod:`zeroshot.proxies.network` for the shared-pass signature.
     """
-    if needs not in NEEDS or kind not in KINDS:
-        raise ValueError(f"proxy {name}: needs must be one of {NEEDS} and kind one of {KINDS}")
+    if needs not in NEEDS:
+        raise ParameterError("needs", f"one of {', '.join(NEEDS)}", needs)
+    if kind not in KINDS:
+        raise ParameterError("kind", f"one of {', '.join(KINDS)}", kind)
 
     def deco(fn):
-        _PROXIES[name] = Proxy(name, needs, higher_is_better, kind, description, fn)
+        PROXIES.add(name, Proxy(name, needs, higher_is_better, kind, description, fn))
         return fn
 
     return deco
 
 
-def _load_builtins() -> None:
-    from . import network, topology  # noqa: F401  (register the built-in proxies)
-
-
 def get_proxy(name: str) -> Proxy:
-    _load_builtins()
-    try:
-        return _PROXIES[name]
-    except KeyError:
-        raise KeyError(f"unknown proxy {name!r}; choose from {', '.join(list_proxies())}") from None
+    """The proxy registered as ``name``; :class:`~zeroshot.errors.UnknownNameError` listing them otherwise."""
+    return PROXIES.get(name)
 
 
 def list_proxies(kind: str | None = None) -> list[str]:
-    _load_builtins()
-    return sorted(n for n, p in _PROXIES.items() if kind is None or p.kind == kind)
+    """Names of the registered proxies (of ``kind``, ``topology`` or ``network``, when given), sorted."""
+    return [n for n, p in PROXIES.items() if kind is None or p.kind == kind]
