@@ -85,6 +85,29 @@ def test_screen_builds_the_space_of_every_space_flag(tmp_path, capsys):
     assert peak["16"] < peak["32"]
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--survivors", "-1"], "zeroshot screen: error: --survivors must be an integer >= 0, got -1"),
+    (["--chunk", "0"], "--chunk must be an integer >= 1, got 0"),
+    (["--proxy-scale", "2"], "--proxy-scale must be in (0, 1], got 2.0"),
+    (["--cheap", "synflow"], "--cheap must be a topology proxy (no network), got 'synflow'"),
+    (["--max-params", "10"], "the tightest is params <= 10, which removed 40 of 40 sampled candidates: "
+                             "relax --max-params"),
+    (["--resume", "x"], "--resume must be a run id or 'last', got 'x'"),
+    (["--resume", "last"], "has no screen run"),
+])
+def test_screen_bad_input_names_the_flag(args, words, tmp_path, capsys):
+    db = str(tmp_path / "s.db")
+    assert main(["screen", "nb201", "-n", "40", "--survivors", "0", "--db", db, *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1 and words in captured.err
+
+
+def test_report_of_a_missing_database_is_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "none.db"), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == f"zeroshot report: error: {tmp_path / 'none.db'} does not exist"
+    assert not (tmp_path / "out").exists()
+
+
 def test_nothing_half_written_on_error(tmp_path):
     target = tmp_path / "out.csv"
     archs = tmp_path / "archs.txt"

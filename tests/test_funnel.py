@@ -1,11 +1,9 @@
 """The screening funnel: determinism across backends, resume after SIGKILL, constraints, store, report."""
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -14,10 +12,13 @@ from zeroshot.spaces import get_space
 from zeroshot.spaces.mbv2 import MOBILENETV2
 from zeroshot.backends import LocalBackend
 from zeroshot.commands.cmd_screen import print_summary
-from zeroshot.errors import UserError
-from zeroshot.funnel import SCORED, ScreenConfig, pareto_front, proxy_codes, run_screen
-from zeroshot.score import DEFAULT_PROXIES
-from zeroshot.store import ResultStore, StoreError
+from zeroshot.constraints import Constraints, InfeasibleError
+from zeroshot.errors import InputError, ParameterError, UnknownNameError
+from zeroshot.funnel import ScreenConfig, ScreenResult, chunk_codes, proxy_codes, run_screen, screen
+from zeroshot.pareto import pareto_front, pareto_stream
+from zeroshot.scoring import DEFAULT_PROXIES
+from zeroshot.store import STAGES, ResultStore, StoreError
+from zeroshot.table import Table
 
 
 def rows_of(db, run_id=1):
@@ -51,6 +52,8 @@ def test_pareto_front_equals_the_definition_with_ties_nan_and_inf():
                 expect.append(i)
                 best = score[i]
         assert pareto_front(score, lat).tolist() == expect
+        walked = [(i, score[i]) for i in np.lexsort((-score, lat))]     # the same walk, streamed
+        assert list(pareto_stream(walked)) == expect
 
 
 @pytest.mark.parametrize("space", ["nb201", "mbv2"])
@@ -70,7 +73,8 @@ def test_network_proxies_are_identical_whatever_the_worker_count(tmp_path):
     b = run_screen(cfg, str(tmp_path / "b.db"), backend=LocalBackend(2), quiet=True)
     assert a["counts"]["scored"] == 3 and a["shortlist"] == b["shortlist"]
     assert rows_of(tmp_path / "a.db") == rows_of(tmp_path / "b.db")
-    scored = [r for r in rows_of(tmp_path / "a.db") if r["stage"] >= SCORED]
+    with ResultStore(str(tmp_path / "a.db"), space="mbv2") as store:
+        scored = store.candidates(a["run_id"], "scored")
     for name in DEFAULT_PROXIES:          # the summary names exactly the proxies that took one value
         values = {r[name] for r in scored}
         assert (name in a["constant_proxies"]) == (len(values) == 1)
@@ -129,11 +133,11 @@ def test_proxy_scale_shrinks_mbv2_inputs_only():
     nb201 = get_space("nb201")
     cells = nb201.sample_codes(5, np.random.default_rng(1))
     assert proxy_codes(nb201, cells, 0.5) is cells
-    with pytest.raises(UserError, match=r"--proxy-scale must be in \(0, 1\], got 1.5"):
-        run_screen(ScreenConfig(space="mbv2", n=10, proxy_scale=1.5), "unused.db", quiet=True)
+    with pytest.raises(ParameterError, match=r"^proxy_scale must be in \(0, 1\], got 1.5$"):
+        run_screen(ScreenConfig(space="mbv2", n=10, proxy_scale=1.5), quiet=True)
     for batch in (0, 1):                 # 0 once fell back to the default batch, 1 failed in a worker
-        with pytest.raises(UserError, match=f"--batch-size must be at least 2 .*, got {batch}"):
-            run_screen(ScreenConfig(space="nb201", n=10, batch_size=batch), "unused.db", quiet=True)
+        with pytest.raises(ParameterError, match=f"^batch_size must be at least 2 .*, got {batch}$"):
+            run_screen(ScreenConfig(space="nb201", n=10, batch_size=batch), quiet=True)
 
 
 def test_constraints_filter_and_impossible_ones_name_the_tightest(tmp_path):
@@ -143,8 +147,11 @@ def test_constraints_filter_and_impossible_ones_name_the_tightest(tmp_path):
     assert all((r["params"] <= 400_000) == (r["stage"] >= 2) for r in rows)
     assert summary["counts"]["passed"] < summary["counts"]["sampled"]
     cfg = ScreenConfig(space="nb201", n=500, survivors=0, max_params=10, max_latency_ms=1e9)
-    with pytest.raises(UserError, match=r"tightest is params <= 10, which removed \d+"):
+    with pytest.raises(InfeasibleError, match=r"tightest is params <= 10, which removed 500 of 500 sampled "
+                                              r"candidates: relax max_params$") as got:
         run_screen(cfg, str(tmp_path / "d.db"), quiet=True)
+    assert got.value.param == "max_params"
+    assert got.value.message_for("--max-params").endswith("relax --max-params")     # what the CLI prints
 
 
 def test_database_of_another_space_or_newer_schema_is_refused(tmp_path):
@@ -160,34 +167,61 @@ def test_database_of_another_space_or_newer_schema_is_refused(tmp_path):
         ResultStore(db, space="nb201")
 
 
-def test_sigkill_mid_run_then_resume_loses_nothing(tmp_path):
+# The screen run by the command line, SIGKILLed by itself inside the transaction of its KILL_AT-th cost chunk:
+# after that chunk's rows are inserted, before they are committed.  No timing is involved.
+KILL_AT = 4
+_KILLED_SCREEN = f"""
+import os, signal, sys
+from zeroshot.cli import main
+from zeroshot.store import ResultStore
+
+write_chunk, transaction, chunks = ResultStore.write_chunk, ResultStore._tx, []
+
+def counted_write_chunk(self, run_id, chunk, rows, stage_marker=None, update=True):
+    if stage_marker == "passed":
+        chunks.append(chunk)
+    return write_chunk(self, run_id, chunk, rows, stage_marker, update)
+
+def killing_tx(self):
+    tx = transaction(self)
+
+    class Killing:
+        def __enter__(self):
+            tx.__enter__()
+
+        def __exit__(self, *exc):
+            if len(chunks) == {KILL_AT}:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return tx.__exit__(*exc)
+    return Killing()
+
+ResultStore.write_chunk, ResultStore._tx = counted_write_chunk, killing_tx
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigkill_mid_chunk_then_resume_loses_nothing(tmp_path):
     db = str(tmp_path / "k.db")
-    args = [sys.executable, "-m", "zeroshot", "screen", "nb201", "-n", "6000", "--chunk", "300",
-            "--survivors", "0", "--top", "3", "--db", db, "--seed", "1", "--workers", "1"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    done = 0
-    while time.time() < deadline and proc.poll() is None:       # kill once a few chunks are in
-        time.sleep(0.2)
-        if os.path.exists(db):
-            try:
-                con = sqlite3.connect(db)
-                done = con.execute("SELECT count(*) FROM chunks WHERE stage = 2").fetchone()[0]
-                con.close()
-            except sqlite3.Error:
-                continue
-            if done >= 3:
-                break
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert 3 <= done < 20, "the run finished before it could be killed; make it longer"
+    args = ["screen", "nb201", "-n", "3000", "--chunk", "300", "--survivors", "0", "--top", "3", "--db", db,
+            "--seed", "1", "--workers", "1"]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_SCREEN, *args], capture_output=True, text=True,
+                            timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    cfg = ScreenConfig(space="nb201", n=3000, chunk=300, survivors=0, top=3, seed=1)
+    space = get_space("nb201")
+    committed = {space.format(c) for i in range(KILL_AT - 1) for c in chunk_codes(cfg, space, i)}
     partial = rows_of(db)
     assert len({r["arch"] for r in partial}) == len(partial)          # no duplicates
+    assert {r["arch"] for r in partial} == committed                   # the chunk in flight left nothing
     assert all(r["params"] is not None and r["latency_ms"] is not None for r in partial)   # no half rows
-    out = subprocess.run(args + ["--resume", "last", "--json"], capture_output=True, text=True, timeout=300)
+    with ResultStore(db, space="nb201") as store:
+        assert store.done_chunks(1, "passed") == set(range(KILL_AT - 1))
+    out = subprocess.run([sys.executable, "-m", "zeroshot", *args, "--resume", "last", "--json"],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     fresh = str(tmp_path / "fresh.db")
-    subprocess.run([a if a != db else fresh for a in args], check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "zeroshot", *[a if a != db else fresh for a in args]], check=True,
+                   capture_output=True, timeout=300)
     assert rows_of(db) == rows_of(fresh)
     assert json.loads(out.stdout)["run_id"] == 1
 
@@ -223,4 +257,153 @@ def test_a_batch_smaller_than_swaps_samples_is_said_once(tmp_path):
     with pytest.warns(UserWarning) as got:
         run_screen(cfg, str(tmp_path / "s.db"), quiet=True)
     said = [w for w in got if "swap reads 16 samples" in str(w.message)]
-    assert len(said) == 1 and "--batch-size 4" in str(said[0].message)
+    assert len(said) == 1 and str(said[0].message).startswith("batch_size=4: ")
+
+
+# ------------------------------------------------------------------ the Python entry point
+def test_screen_in_memory_equals_a_screen_into_a_database(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    options = dict(n=1500, chunk=500, survivors=0, top=4, seed=2, max_params=600_000)
+    r = screen("nb201", **options)
+    assert isinstance(r, ScreenResult) and r.db is None and list(tmp_path.iterdir()) == []    # nothing written
+    db = str(tmp_path / "s.db")
+    summary = run_screen(ScreenConfig(space="nb201", **options), db, quiet=True)
+    assert r.summary["shortlist"] == summary["shortlist"] and r.counts == summary["counts"]
+    assert list(r.counts) == ["sampled", "passed", "survived", "shortlisted"]
+    assert isinstance(r.shortlist, Table) and list(r.shortlist["arch"]) == summary["shortlist"]
+    assert (r.shortlist["params"] <= 600_000).all() and (np.diff(r.shortlist["score"]) <= 0).all()
+    passed = [row for row in rows_of(db) if row["stage"] >= 2]
+    front = pareto_front(np.array([p["cheap"] for p in passed]), np.array([p["latency_ms"] for p in passed]))
+    assert list(r.pareto["arch"]) == [passed[i]["arch"] for i in front]
+    assert np.array_equal(r.pareto["score"], r.pareto["cheap"])
+
+
+@pytest.mark.parametrize("options, param, words", [
+    (dict(n=0), "n", "n must be a positive number of candidates, got 0"),
+    (dict(survivors=-1), "survivors", "survivors must be an integer >= 0, got -1"),
+    (dict(top=0), "top", "top must be an integer >= 1, got 0"),
+    (dict(chunk=0), "chunk", "chunk must be an integer >= 1, got 0"),
+    (dict(proxy_scale=0.0), "proxy_scale", "proxy_scale must be in (0, 1], got 0.0"),
+    (dict(batch_size=1), "batch_size", "batch_size must be at least 2 images"),
+    (dict(max_params="big"), "max_params", "max_params must be a number or None, got 'big'"),
+    (dict(cheap="synflow"), "cheap", "cheap must be a topology proxy (no network), got 'synflow'"),
+    (dict(resume="last"), "db", "db must be the database of the run to resume"),
+])
+def test_screen_names_the_parameter_it_refuses(options, param, words):
+    with pytest.raises(ParameterError) as got:
+        screen("nb201", **{"n": 10, **options})
+    assert got.value.param == param and str(got.value).startswith(words)
+
+
+def test_screen_refuses_unknown_keywords_and_resumes_only_screens(tmp_path):
+    with pytest.raises(TypeError, match="unexpected keyword argument.*survivor;.*takes .*survivors"):
+        screen("nb201", survivor=3)
+    db = str(tmp_path / "r.db")
+    with ResultStore(db, space="nb201") as store:
+        search_run = store.new_run({}, kind="search")
+    for resume, words in ((search_run, f"run {search_run} of {db} is a search run"), ("x", "got 'x'")):
+        with pytest.raises(ParameterError, match=words) as got:
+            screen("nb201", n=10, survivors=0, db=db, resume=resume)
+        assert got.value.param == "resume"
+    first = screen("nb201", n=300, survivors=0, top=2, db=db)
+    again = screen("nb201", n=300, survivors=0, top=2, db=db, resume="last")
+    assert again.run_id == first.run_id and again.summary["shortlist"] == first.summary["shortlist"]
+
+
+# ------------------------------------------------------------------ the store
+def test_store_closes_however_the_block_ends(tmp_path, monkeypatch):
+    db = str(tmp_path / "c.db")
+    with pytest.raises(RuntimeError, match="boom"):
+        with ResultStore(db, space="nb201") as store:
+            run = store.new_run({})
+            raise RuntimeError("boom")
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        store.runs()
+    with ResultStore(db, space="nb201") as store:            # a write that fails leaves nothing behind
+        with pytest.raises(StoreError, match="cannot be a column"):
+            store.write_chunk(run, 0, [("a", "passed", {"score": 1.0}), ("b", "passed", {"zz bad": 2.0})])
+        assert store.count(run) == 0 and store.done_chunks(run, "passed") == set()
+        assert store.write_chunk(run, 0, [("a", "passed", {"score": 1.0})]) == 1     # its column added again
+    closed = []
+    close = ResultStore.close
+    monkeypatch.setattr(ResultStore, "close", lambda self: closed.append(self.path) or close(self))
+    with pytest.raises(InfeasibleError):                        # the funnel's store too
+        run_screen(ScreenConfig(space="nb201", n=50, survivors=0, max_params=1), db, quiet=True)
+    assert closed == [db]
+
+
+def test_stages_belong_to_the_kind_of_run():
+    with ResultStore(":memory:", space="nb201") as store:
+        screen_run, search_run = store.new_run({}, kind="screen"), store.new_run({}, kind="search")
+        store.write_chunk(screen_run, 0, [("a", "passed", {"x": 1.0}), ("b", "sampled", {"x": 0.5})],
+                          stage_marker="passed")
+        store.write_chunk(search_run, 0, [("a", "evaluated", {"x": 2.0})], stage_marker="evaluated")
+        assert store.counts(screen_run) == {"sampled": 2, "passed": 1, "survived": 0, "scored": 0, "shortlisted": 0}
+        assert store.counts(search_run) == {"scored": 1, "evaluated": 1}
+        assert store.done_chunks(screen_run, "passed") == {0} == store.done_chunks(search_run, "evaluated")
+        assert store.done_chunks(screen_run, "scored") == set()
+        with pytest.raises(StoreError, match="a search run has no stage 'passed'; its stages: scored, evaluated"):
+            store.count(search_run, "passed")
+        with pytest.raises(StoreError, match="a screen run has no stage 'evaluated'"):
+            store.write_chunk(screen_run, 1, [("c", "evaluated", {})])
+        with pytest.raises(UnknownNameError, match="unknown run kind 'nope'; choose from screen, search, train"):
+            store.new_run({}, kind="nope")
+        # the number stored is the stage's position in its kind's stages: the layout of earlier databases
+        stored = dict(store.db.execute("SELECT run_id, max(stage) FROM candidates GROUP BY run_id").fetchall())
+        assert stored == {screen_run: STAGES["screen"].index("passed") + 1,
+                          search_run: STAGES["search"].index("evaluated") + 1}
+        assert store.runs("search") == [search_run] and store.last_run("screen") == screen_run
+
+
+def test_store_answers_without_sql_from_callers():
+    with ResultStore(":memory:", space="nb201") as store:
+        run = store.new_run({})
+        store.write_chunk(run, 0, [("a", "passed", {"s": 3.0, "lat": 3.0}), ("b", "passed", {"s": 1.0, "lat": 1.0}),
+                                   ("c", "passed", {"s": 2.0, "lat": 4.0}), ("d", "sampled", {"s": 9.0, "lat": 0.5}),
+                                   ("e", "passed", {"lat": 0.1})])
+        assert [r["arch"] for r in store.top(run, "s", 2, "passed")] == ["a", "c"]
+        assert [r["arch"] for r in store.top(run, "s", 2, descending=False)] == ["b", "c"]
+        assert store.front(run, "s", "lat", "passed") == ["b", "a"]
+        assert store.front(run, "s", "lat") == ["d"]
+        assert sorted(store.stream(run, ["arch", "s"], "passed", has="s")) == [("a", 3.0), ("b", 1.0), ("c", 2.0)]
+        assert store.candidates(run, "passed", columns=["arch"]) == [{"arch": a} for a in "abce"]
+        with pytest.raises(StoreError, match="no metric 'nope'"):
+            store.top(run, "nope", 1)
+
+
+def test_a_database_that_is_missing_or_not_zeroshots_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        ResultStore(str(tmp_path / "missing.db"))
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreError, match="is not a zeroshot results database"):
+        ResultStore(str(junk))
+    with pytest.raises(StoreError, match="has no screen run"):
+        with ResultStore(str(tmp_path / "empty.db"), space="nb201") as store:
+            store.last_run("screen")
+
+
+# ------------------------------------------------------------------ the constraint service
+def test_constraints_count_what_each_removes_and_word_the_tightest():
+    metrics = {"latency_ms": np.array([1.0, 5.0, 5.0, 0.5]), "params": np.array([10, 10, 900, 900]),
+               "peak_activation_bytes": np.array([0, 0, 0, 4096]), "model_bytes": np.zeros(4)}
+    each = Constraints(max_latency_ms=2, max_params=100, max_peak_kb=2)
+    assert each.limits == {"latency_ms": 2.0, "params": 100.0, "peak_activation_bytes": 2048.0}
+    assert each.mask(metrics).tolist() == [True, False, False, False]
+    assert each.removed == {"latency_ms": 2, "params": 2, "peak_activation_bytes": 1} and each.seen == 4
+    first = Constraints(max_latency_ms=2, max_params=100, max_peak_kb=2, exclusive=True)
+    first.mask(metrics)
+    assert first.removed == {"latency_ms": 2, "params": 1, "peak_activation_bytes": 0}      # adds up to 3
+    none = Constraints(max_params=1)
+    none.mask({"params": np.array([5.0, 7.0])})
+    none.mask({"params": np.array([9.0])})
+    err = none.infeasible()
+    assert isinstance(err, InfeasibleError) and isinstance(err, InputError) and err.param == "max_params"
+    assert str(err) == ("no candidate passes the constraints; the tightest is params <= 1, which removed 3 of 3 "
+                        "sampled candidates: relax max_params")
+    assert Constraints(max_params=10).infeasible() is None                 # nothing removed: no such error
+    assert not Constraints() and repr(Constraints(max_peak_kb=2)) == "Constraints(max_peak_kb=2)"
+
+    class SearchLike:                                                    # a config with some of the maxima
+        max_latency_ms, max_params = 3.0, None
+    assert Constraints.from_config(SearchLike()).limits == {"latency_ms": 3.0}

@@ -4,7 +4,7 @@ Stages, each cheaper per candidate than the next:
 
 1. sample (or enumerate) candidates in seeded chunks and de-duplicate;
 2. hardware cost (exact counts, device latency, model bytes) and topology-only proxies for whole chunks
-   (Cython, segment cache); drop what breaks the constraints;
+   (Cython, segment cache); drop what breaks the constraints (:class:`~zeroshot.constraints.Constraints`);
 3. keep the best ``survivors`` by the cheap score plus the Pareto front of (cheap score, latency);
 4. network proxies (torch, shared passes) on the survivors, at ``proxy_scale`` times their input side in
    spaces whose codes carry the input resolution (mbv2 by default 0.75: 120-168 px instead of 160-224 px,
@@ -15,18 +15,23 @@ Stages, each cheaper per candidate than the next:
 
 Chunk ``i`` is a pure function of (config, i), results are consumed in chunk order, and each chunk is
 written to the store in one transaction: results are identical whatever the backend and worker count, and a
-killed run resumes losing at most the chunk in flight.
+killed run resumes losing at most the chunk in flight.  :func:`screen` is the Python entry point (in memory
+unless ``db`` is given); :func:`run_screen` runs a :class:`ScreenConfig` into a results database.
 
 Example
 -------
->>> cfg = ScreenConfig(space="nb201", n=2000, survivors=0, top=5, device="mobile-npu-16")
->>> result = run_screen(cfg, "screen.db")     # doctest: +SKIP
+>>> r = screen("nb201", n=2000, survivors=0, top=3, seed=0)
+>>> r.counts["sampled"] > r.counts["passed"] - 1 and len(r.shortlist) == 3
+True
+>>> bool((r.pareto["latency_ms"][1:] >= r.pareto["latency_ms"][:-1]).all())    # the front, by latency
+True
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -34,17 +39,20 @@ from zeroshot.estimator.devices import load_device
 from zeroshot.estimator.estimate import Estimator
 
 from .allocator import keep_freed_memory
-from .errors import UserError
+from .constraints import Constraints
+from .errors import InputError, ParameterError
+from .pareto import pareto_front
 from .progress import progress
 from .store import ResultStore
+from .table import Table
 
-SAMPLED, PASSED, SURVIVED, SCORED, SHORTLISTED = 1, 2, 3, 4, 5
-STAGE_NAMES = {SAMPLED: "sampled", PASSED: "passed constraints", SURVIVED: "survived cheap screen",
-               SCORED: "network proxies", SHORTLISTED: "shortlisted"}
-
+__all__ = ["ScreenConfig", "ScreenResult", "cheap_metrics", "chunk_codes", "cost_chunks", "n_chunks",
+           "proxy_codes", "run_screen", "screen"]
 
 @dataclass
 class ScreenConfig:
+    """A screen: the parameters of :func:`screen` (see there)."""
+
     space: str
     space_options: dict = field(default_factory=dict)
     n: int | None = 100_000
@@ -66,10 +74,26 @@ class ScreenConfig:
 
     def constraints(self) -> dict[str, float]:
         """Active constraints as metric name -> maximum."""
-        c = {"latency_ms": self.max_latency_ms, "params": self.max_params,
-             "peak_activation_bytes": None if self.max_peak_kb is None else self.max_peak_kb * 1024,
-             "model_bytes": self.max_model_bytes}
-        return {k: float(v) for k, v in c.items() if v is not None}
+        return Constraints.from_config(self).limits
+
+
+@dataclass(repr=False)
+class ScreenResult:
+    """What a screen found: ``shortlist`` (the top rows by the score, best first) and ``pareto`` (the front
+    of score vs latency, by latency) as :class:`~zeroshot.table.Table`; ``counts`` (stage -> candidates
+    reaching it); ``summary`` (what ``zeroshot screen --json`` prints); ``run_id`` in ``db`` (None: in
+    memory)."""
+
+    shortlist: Table
+    pareto: Table
+    counts: dict
+    summary: dict
+    run_id: int
+    db: str | None
+
+    def __repr__(self) -> str:
+        return (f"ScreenResult(run_id={self.run_id}, counts={self.counts}, shortlist={len(self.shortlist)} rows, "
+                f"pareto={len(self.pareto)} rows, db={self.db!r})")
 
 
 # ------------------------------------------------------------------ worker side (pure functions)
@@ -93,7 +117,7 @@ def cheap_metrics(name: str) -> dict:
     from .proxies import get_proxy
     proxy = get_proxy(name)
     if proxy.kind != "topology":
-        raise UserError(f"the cheap score must be a topology proxy; {name!r} needs a network")
+        raise ParameterError("cheap", "a topology proxy (no network)", name, "see zeroshot.list_proxies()")
     reduce = getattr(proxy, "segment_reduce", None) or "sum"
     sign = 1.0 if proxy.higher_is_better else -1.0
     return {"cheap": (lambda table: sign * np.asarray(proxy.fn(table), dtype=np.float64), reduce)}
@@ -139,7 +163,7 @@ def network_chunk(archs: list[str]) -> list[dict]:
     import torch
 
     from .batches import load_data
-    from .score import DEFAULT_PROXIES, compute_proxies
+    from .scoring import DEFAULT_PROXIES, compute_proxies
     cfg, space = _WORKER["cfg"], _WORKER["space"]
     codes = proxy_codes(space, np.array([space.parse(a) for a in archs], dtype=np.int64), cfg.proxy_scale)
     if cfg.data and "data" not in _WORKER:
@@ -173,152 +197,251 @@ def n_chunks(cfg: ScreenConfig, space) -> int:
     return -(-total // cfg.chunk)
 
 
-def pareto_front(score: np.ndarray, latency: np.ndarray) -> np.ndarray:
-    """Indices of points not dominated in (higher score, lower latency), by increasing latency: those
-    scoring strictly more than every point at least as fast (NaN scores never)."""
-    order = np.lexsort((-score, latency))
-    s = np.asarray(score, dtype=np.float64)[order]
-    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(np.where(np.isnan(s), -np.inf, s))[:-1]])
-    return order[s > best_before].astype(np.int64)
+# ------------------------------------------------------------------ entry points
+def screen(space: str, device: str = "mobile-npu-16", n: int | None = 100_000,
+           max_latency_ms: float | None = None, max_params: float | None = None, max_peak_kb: float | None = None,
+           max_model_bytes: float | None = None, survivors: int = 200, top: int = 10, seed: int = 0,
+           db: str | None = None, *, resume: int | str | None = None, backend=None, quiet: bool = False,
+           **options) -> ScreenResult:
+    """Screen ``space`` (a name, :func:`zeroshot.list_spaces`) against ``device``: ``n`` sampled candidates
+    (or the whole space: ``all=True``) through the five stages (module docstring) to a shortlist.
+
+    Constraints: ``max_latency_ms``, ``max_params``, ``max_peak_kb`` (peak activation memory),
+    ``max_model_bytes``.  ``survivors``: candidates given the network proxies (0: stop after the cheap
+    screen, without torch); ``top``: shortlist size.  ``options``: the other :class:`ScreenConfig` fields
+    (``space_options``, ``all``, ``chunk``, ``precision``, ``cheap``, ``data``, ``batch_size``,
+    ``proxy_scale``).  ``db``: a results database to write (and ``resume``: a run id of it, or ``"last"``);
+    None screens in memory.  ``backend``: :func:`zeroshot.backends.get_backend` (default: this process).
+
+    >>> r = screen("nb201", n=500, max_params=400_000, survivors=0, top=2)
+    >>> r.counts["passed"] < r.counts["sampled"] and bool((r.shortlist["params"] <= 400_000).all())
+    True
+    """
+    known = {f.name for f in fields(ScreenConfig)} - {"space"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"screen() got unexpected keyword argument(s) {', '.join(unknown)}; "
+                        f"it takes {', '.join(sorted(known))}")
+    if not isinstance(space, str):
+        raise ParameterError("space", "a space name (zeroshot.list_spaces())", space)
+    if resume is not None and db is None:
+        raise ParameterError("db", "the database of the run to resume", fix="pass db= with resume=")
+    cfg = ScreenConfig(space=space, device=device, n=n, max_latency_ms=max_latency_ms, max_params=max_params,
+                       max_peak_kb=max_peak_kb, max_model_bytes=max_model_bytes, survivors=survivors, top=top,
+                       seed=seed, **options)
+    return _screen(cfg, db, resume, backend, quiet)
 
 
-def run_screen(cfg: ScreenConfig, db_path: str, resume: int | None = None, backend=None,
+def run_screen(cfg: ScreenConfig, db: str = ":memory:", resume: int | str | None = None, backend=None,
                quiet: bool = False) -> dict:
-    """Run (or resume) a screen; returns the summary: stage counts and timings, the shortlist."""
-    from zeroshot.spaces import get_space
+    """Run (or ``resume``: a run id or ``"last"``) the screen ``cfg`` into the results database ``db``;
+    returns the summary (stage counts and timings, the shortlist; ``rows``: its rows)."""
+    return _screen(cfg, db, resume, backend, quiet).summary
 
-    from .backends import LocalBackend
+
+def _screen(cfg: ScreenConfig, db: str | None, resume, backend, quiet: bool) -> ScreenResult:
+    """The flow: validate, open the run, stages 1-2, 3, 4 and 5, summary."""
+    space = validate(cfg)
+    with ResultStore(db or ":memory:", space=cfg.space, space_options=cfg.space_options) as store:
+        run_id, cfg = open_run(store, cfg, resume)
+        run = _Run(cfg, space, store, run_id, backend, quiet)
+        _init_worker(asdict(cfg))
+        timings = {}
+        with _timed(timings, "cost"):
+            constraints = cost_stage(run)
+        check_passed(run, constraints)
+        with _timed(timings, "select"):
+            best, survived = survivor_stage(run)
+        if cfg.survivors:
+            with _timed(timings, "proxies"):
+                network_stage(run, best)
+            shortlist, front, constant = shortlist_stage(run)
+        else:
+            (shortlist, front), constant = cheap_shortlist_stage(run), {}
+        summary = finish(run, timings, constraints, survived, shortlist, constant)
+    return ScreenResult(Table.from_rows(shortlist), Table.from_rows(front), summary["counts"], summary, run_id,
+                        db)
+
+
+# ------------------------------------------------------------------ the flow's steps
+@dataclass
+class _Run:
+    """What the stages of one screen share."""
+
+    cfg: ScreenConfig
+    space: object
+    store: ResultStore
+    run_id: int
+    backend: object = None
+    quiet: bool = False
+
+    def __post_init__(self):
+        if self.backend is None:
+            from .backends import LocalBackend
+            self.backend = LocalBackend(1)
+
+
+@contextlib.contextmanager
+def _timed(timings: dict, name: str):
+    t0 = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - t0
+
+
+def validate(cfg: ScreenConfig):
+    """Check ``cfg`` before anything runs (ParameterError naming the parameter); the space it screens."""
+    from zeroshot.spaces import get_space
     space = get_space(cfg.space, **cfg.space_options)
     if not cfg.all and (cfg.n is None or cfg.n < 1):
-        raise UserError(f"-n must be a positive number of candidates, got {cfg.n}")
-    if cfg.survivors < 0 or cfg.top < 1:
-        raise UserError("--survivors must be >= 0 and --top >= 1")
+        raise ParameterError("n", "a positive number of candidates", cfg.n)
+    for name, least in (("survivors", 0), ("top", 1), ("chunk", 1)):
+        if getattr(cfg, name) < least:
+            raise ParameterError(name, f"an integer >= {least}", getattr(cfg, name))
     if not 0 < cfg.proxy_scale <= 1:
-        raise UserError(f"--proxy-scale must be in (0, 1], got {cfg.proxy_scale}")
-    if cfg.survivors and cfg.batch_size < 2:
-        raise UserError(f"--batch-size must be at least 2 (batch statistics), got {cfg.batch_size}")
-    from .proxies.passes import SWAP_SAMPLES      # (imports torch: not at module level)
-    if cfg.survivors and cfg.batch_size < SWAP_SAMPLES:
-        warnings.warn(f"--batch-size {cfg.batch_size}: swap reads {SWAP_SAMPLES} samples, so it counts patterns over "
-                      f"{cfg.batch_size} (at most 2^{cfg.batch_size}) and ranks coarsely", UserWarning, stacklevel=2)
-    load_device(cfg.device)                       # fail early on a bad device or data file
+        raise ParameterError("proxy_scale", "in (0, 1]", cfg.proxy_scale)
+    Constraints.from_config(cfg)
+    cheap_metrics(cfg.cheap)
+    load_device(cfg.device)
+    if cfg.survivors:
+        _check_network_inputs(cfg, space)
+    return space
+
+
+def _check_network_inputs(cfg: ScreenConfig, space) -> None:
+    """Stage 4's batch and data; warns once when the batch is too small for swap to rank finely."""
+    from .proxies.network import check_batch_size       # (imports torch: not at module level)
+    from .proxies.passes import SWAP_SAMPLES
+    check_batch_size(cfg.batch_size)
+    if cfg.batch_size < SWAP_SAMPLES:
+        warnings.warn(f"batch_size={cfg.batch_size}: swap reads {SWAP_SAMPLES} samples, so it counts patterns "
+                      f"over {cfg.batch_size} (at most 2^{cfg.batch_size}) and ranks coarsely", UserWarning,
+                      stacklevel=5)
     if cfg.data:
         from .batches import load_data
         probe = space.build_ir(space.sample_codes(1, np.random.default_rng(0))[0])
         load_data(cfg.data, classes=probe.tensor_shape(probe.outputs[0])[0])
-    store = ResultStore(db_path, space=cfg.space, space_options=cfg.space_options)
-    if resume is None:
-        run_id = store.new_run(asdict(cfg))
-    else:
-        run_id = resume
-        stored = store.run_config(run_id)
-        if stored != asdict(cfg):
-            cfg = ScreenConfig(**{"proxy_scale": 1.0, **stored})     # runs from before proxy_scale: full size
-    backend = backend or LocalBackend(1)
-    cfg_dict = asdict(cfg)
-    _init_worker(cfg_dict)
-    timings, counts = {}, {}
 
-    # stages 1-2
-    t0 = time.perf_counter()
-    total_chunks = n_chunks(cfg, space)
-    done = store.done_chunks(run_id, PASSED)
-    constraints = cfg.constraints()
-    removed = {k: 0 for k in constraints}
-    todo = [i for i in range(total_chunks) if i not in done]
-    new_rows = 0
-    bar = progress(total=total_chunks, initial=len(done), desc="cost", unit="chunk", disable=quiet)
-    for i, metrics in cost_chunks(cfg, backend, todo):
-        codes = chunk_codes(cfg, space, i)
-        ok = np.ones(len(codes), bool)
-        for name, limit in constraints.items():
-            fails = metrics[name] > limit
-            removed[name] += int(fails.sum())
-            ok &= ~fails
-        rows = [(space.format(c), PASSED if passed else SAMPLED, {k: v[j] for k, v in metrics.items()})
-                for j, (c, passed) in enumerate(zip(codes, ok))]
-        # duplicates (within the chunk or of an earlier chunk) keep their first row
-        new_rows += store.write_chunk(run_id, i, rows, stage_marker=PASSED, update=False)
+
+def open_run(store: ResultStore, cfg: ScreenConfig, resume: int | str | None) -> tuple[int, ScreenConfig]:
+    """A new run of ``cfg``, or the run to ``resume`` (an id or ``"last"``) with its stored config."""
+    if resume is None:
+        return store.new_run(asdict(cfg), kind="screen"), cfg
+    if resume == "last":
+        run_id = store.last_run("screen")
+    elif isinstance(resume, (int, np.integer)) and not isinstance(resume, bool):
+        run_id = int(resume)
+    else:
+        raise ParameterError("resume", "a run id or 'last'", resume)
+    if store.run_kind(run_id) != "screen":
+        raise ParameterError("resume", "the id of a screen run", run_id,
+                             f"run {run_id} of {store.path} is a {store.run_kind(run_id)} run")
+    stored = store.run_config(run_id)
+    if stored != asdict(cfg):
+        cfg = ScreenConfig(**{"proxy_scale": 1.0, **stored})     # runs from before proxy_scale: full size
+    return run_id, cfg
+
+
+def cost_stage(run: _Run) -> Constraints:
+    """Stages 1-2: cost every chunk not in the store yet and store it in one transaction, its candidates
+    ``passed`` when within the constraints (a duplicate keeps its first row); the constraints' counts."""
+    cfg, space, store = run.cfg, run.space, run.store
+    constraints = Constraints.from_config(cfg)
+    total = n_chunks(cfg, space)
+    done = store.done_chunks(run.run_id, "passed")
+    todo = [i for i in range(total) if i not in done]
+    bar = progress(total=total, initial=len(done), desc="cost", unit="chunk", disable=run.quiet)
+    for i, metrics in cost_chunks(cfg, run.backend, todo):
+        ok = constraints.mask(metrics)
+        rows = [(space.format(c), "passed" if passed else "sampled", {k: v[j] for k, v in metrics.items()})
+                for j, (c, passed) in enumerate(zip(chunk_codes(cfg, space, i), ok))]
+        store.write_chunk(run.run_id, i, rows, stage_marker="passed", update=False)
         bar.update(1)
     bar.close()
-    timings["cost"] = time.perf_counter() - t0
-    counts["sampled"] = store.count(run_id, SAMPLED)
-    counts["passed"] = store.count(run_id, PASSED)
-    if counts["passed"] == 0:
-        tight = max(removed, key=removed.get) if removed else None
-        msg = "no candidate passes the constraints"
-        if tight:
-            msg += (f"; the tightest is {tight} <= {constraints[tight]:g}, which removed {removed[tight]:,} of "
-                    f"{sum(len(chunk_codes(cfg, space, i)) for i in todo):,} sampled candidates: relax it")
-        raise UserError(msg)
-
-    # stage 3: streamed from the store (memory does not grow with the number of candidates)
-    t0 = time.perf_counter()
-    best = [a for a, in store.stream(run_id, "arch", "stage >= ?", (PASSED,), "cheap DESC, arch LIMIT "
-                                     f"{int(cfg.survivors or cfg.top)}")]
-    front, top_score = [], -np.inf
-    for a, cheap, _ in store.stream(run_id, "arch, cheap, latency_ms", "stage >= ?", (PASSED,),
-                                    "latency_ms ASC, cheap DESC, arch"):
-        if cheap > top_score:
-            front.append(a)
-            top_score = cheap
-    front_set = set(front)
-    survivors = sorted(set(best) | front_set)
-    store.write_chunk(run_id, -1, [(a, SURVIVED, {"cheap_front": float(a in front_set)}) for a in survivors],
-                      stage_marker=SURVIVED)
-    timings["select"] = time.perf_counter() - t0
-    counts["survived"] = len(survivors)
-
-    # stage 4-5
-    if cfg.survivors:
-        t0 = time.perf_counter()
-        names = sorted(best)
-        scored = store.done_chunks(run_id, SCORED)
-        per = 4
-        batches = [(j, names[s:s + per]) for j, s in enumerate(range(0, len(names), per)) if j not in scored]
-        bar = progress(total=len(names), initial=len(names) - sum(len(b) for _, b in batches),
-                       desc="proxies", unit="arch", disable=quiet)
-        # one thread per task: local workers share the cores (threaded BLAS on a loaded machine mostly spins)
-        for (j, batch), results in zip(batches, backend.map(network_chunk, [b for _, b in batches],
-                                                            init=_init_worker, init_args=(cfg_dict,),
-                                                            resources={"num_cpus": 1})):
-            store.write_chunk(run_id, j, [(a, SCORED, m) for a, m in zip(batch, results)], stage_marker=SCORED)
-            bar.update(len(batch))
-        bar.close()
-        timings["proxies"] = time.perf_counter() - t0
-        counts["scored"] = store.count(run_id, SCORED)
-        shortlist, constant = _shortlist(store, run_id, cfg)
-    else:
-        constant = {}
-        shortlist = [dict(r, score=r["cheap"]) for r in
-                     store.candidates(run_id, "stage >= ?", (SURVIVED,), order="cheap DESC, arch")[: cfg.top]]
-        store.write_chunk(run_id, -2, [(r["arch"], SHORTLISTED, {"top": 1.0}) for r in shortlist],
-                          stage_marker=SHORTLISTED)
-    counts["shortlisted"] = len(shortlist)
-    summary = {"run_id": run_id, "counts": counts, "timings_s": timings, "removed_by": removed,
-               "shortlist": [r["arch"] for r in shortlist], "constant_proxies": constant}
-    store.finish_run(run_id, summary)
-    store.close()
-    summary["rows"] = shortlist
-    return summary
+    return constraints
 
 
-def _shortlist(store: ResultStore, run_id: int, cfg: ScreenConfig) -> tuple[list[dict], dict]:
-    """The top rows by the default score (and the score / latency front, marked in the store), and the
-    default score's proxies that took one value over every scored candidate (name -> value: they do
-    not rank, e.g. swap at its 2^16 cap on large networks)."""
-    from .score import DEFAULT_PROXIES, rank_aggregate
-    rows = store.candidates(run_id, "stage >= ?", (SCORED,), order="arch")
+def check_passed(run: _Run, constraints: Constraints) -> None:
+    """Refuse a screen where no candidate passed: the tightest constraint and what it removed."""
+    if run.store.count(run.run_id, "passed") == 0:
+        raise constraints.infeasible() or InputError("no candidate passes the constraints")
+
+
+def survivor_stage(run: _Run) -> tuple[list[str], list[str]]:
+    """Stage 3, streamed from the store (memory does not grow with the number of candidates): the best
+    ``survivors`` (or ``top``) by the cheap score, and the survivors (those plus the front of cheap score
+    vs latency, marked ``cheap_front``)."""
+    store, run_id = run.store, run.run_id
+    best = [r["arch"] for r in store.top(run_id, "cheap", int(run.cfg.survivors or run.cfg.top),
+                                         min_stage="passed", columns=["arch"])]
+    front = set(store.front(run_id, "cheap", "latency_ms", min_stage="passed"))
+    survivors = sorted(set(best) | front)
+    store.write_chunk(run_id, -1, [(a, "survived", {"cheap_front": float(a in front)}) for a in survivors],
+                      stage_marker="survived")
+    return best, survivors
+
+
+def network_stage(run: _Run, best: list[str]) -> None:
+    """Stage 4: the default score's proxies of the best survivors, in batches of 4 (each one transaction)."""
+    store, run_id = run.store, run.run_id
+    names = sorted(best)
+    scored = store.done_chunks(run_id, "scored")
+    per = 4
+    batches = [(j, names[s:s + per]) for j, s in enumerate(range(0, len(names), per)) if j not in scored]
+    bar = progress(total=len(names), initial=len(names) - sum(len(b) for _, b in batches),
+                   desc="proxies", unit="arch", disable=run.quiet)
+    # one thread per task: local workers share the cores (threaded BLAS on a loaded machine mostly spins)
+    results = run.backend.map(network_chunk, [b for _, b in batches], init=_init_worker,
+                              init_args=(asdict(run.cfg),), resources={"num_cpus": 1})
+    for (j, batch), values in zip(batches, results):
+        store.write_chunk(run_id, j, [(a, "scored", m) for a, m in zip(batch, values)], stage_marker="scored")
+        bar.update(len(batch))
+    bar.close()
+
+
+def shortlist_stage(run: _Run) -> tuple[list[dict], list[dict], dict]:
+    """Stage 5: the top rows by the default score (rank aggregate of its proxies), the front of score vs
+    latency (both marked in the store), and the proxies that took one value over every scored candidate
+    (name -> value: they do not rank, e.g. swap at its 2^16 cap on large networks)."""
+    from .scoring import DEFAULT_PROXIES, rank_aggregate
+    rows = run.store.candidates(run.run_id, "scored")
     values = {n: np.array([r[n] for r in rows], dtype=np.float64) for n in DEFAULT_PROXIES}
     constant = {n: float(v[0]) for n, v in values.items() if len(v) > 1 and (v == v[0]).all()}
     score = rank_aggregate(values)
-    lat = np.array([r["latency_ms"] for r in rows])
-    top = np.lexsort((np.array([r["arch"] for r in rows]), -score))[: cfg.top]
-    front = pareto_front(score, lat)
-    chosen = np.union1d(top, front)
-    store.write_chunk(run_id, -2, [(rows[i]["arch"], SHORTLISTED, {"score": score[i],
-                                    "top": float(i in set(top.tolist()))}) for i in range(len(rows))
-                                   if i in set(chosen.tolist())] +
-                      [(rows[i]["arch"], SCORED, {"score": score[i]}) for i in range(len(rows))
-                       if i not in set(chosen.tolist())], stage_marker=SHORTLISTED)
-    return [dict(rows[i], score=float(score[i])) for i in top], constant
+    top = np.lexsort((np.array([r["arch"] for r in rows]), -score))[: run.cfg.top]
+    front = pareto_front(score, np.array([r["latency_ms"] for r in rows]))
+    top_set, chosen = set(top.tolist()), set(np.union1d(top, front).tolist())
+    run.store.write_chunk(run.run_id, -2, [
+        (rows[i]["arch"], "shortlisted", {"score": score[i], "top": float(i in top_set)})
+        for i in range(len(rows)) if i in chosen] + [
+        (rows[i]["arch"], "scored", {"score": score[i]}) for i in range(len(rows)) if i not in chosen],
+        stage_marker="shortlisted")
+    return ([dict(rows[i], score=float(score[i])) for i in top],
+            [dict(rows[i], score=float(score[i])) for i in front], constant)
+
+
+def cheap_shortlist_stage(run: _Run) -> tuple[list[dict], list[dict]]:
+    """Stage 5 without network proxies (``survivors=0``): the top survivors by the cheap score, and the
+    survivors on the front of cheap score vs latency, by latency (``score`` is the cheap score)."""
+    store, run_id = run.store, run.run_id
+    shortlist = [dict(r, score=r["cheap"]) for r in store.top(run_id, "cheap", run.cfg.top, min_stage="survived")]
+    store.write_chunk(run_id, -2, [(r["arch"], "shortlisted", {"top": 1.0}) for r in shortlist],
+                      stage_marker="shortlisted")
+    survivors = store.candidates(run_id, "survived")
+    front = sorted((r for r in survivors if r["cheap_front"]), key=lambda r: (r["latency_ms"], -r["cheap"]))
+    return shortlist, [dict(r, score=r["cheap"]) for r in front]
+
+
+def finish(run: _Run, timings: dict, constraints: Constraints, survived: list[str], shortlist: list[dict],
+           constant: dict) -> dict:
+    """Record the run's summary in the store; returns it, with the shortlist's ``rows``."""
+    store, run_id = run.store, run.run_id
+    counts = {"sampled": store.count(run_id, "sampled"), "passed": store.count(run_id, "passed"),
+              "survived": len(survived)}
+    if run.cfg.survivors:
+        counts["scored"] = store.count(run_id, "scored")
+    counts["shortlisted"] = len(shortlist)
+    summary = {"run_id": run_id, "counts": counts, "timings_s": timings, "removed_by": dict(constraints.removed),
+               "shortlist": [r["arch"] for r in shortlist], "constant_proxies": constant}
+    store.finish_run(run_id, summary)
+    summary["rows"] = shortlist
+    return summary

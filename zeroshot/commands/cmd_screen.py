@@ -1,14 +1,12 @@
-"""``zeroshot screen SPACE``: the funnel from millions of candidates to a shortlist worth training."""
+"""``zeroshot screen SPACE``: the funnel from millions of candidates to a shortlist worth training (a thin
+layer over :func:`zeroshot.funnel.screen`)."""
 import json
 import sys
 from dataclasses import fields
 
-from zeroshot.estimator.devices import DeviceError
 from zeroshot.backends import get_backend
 from zeroshot.cli import add_space_args, space_from_args, space_options
-from zeroshot.errors import UserError
-from zeroshot.funnel import ScreenConfig, run_screen
-from zeroshot.store import ResultStore, StoreError
+from zeroshot.funnel import ScreenConfig, screen
 
 DEFAULTS = {f.name: f.default for f in fields(ScreenConfig) if not callable(f.default)}
 
@@ -46,44 +44,22 @@ def register(sub):
     p.set_defaults(run=run)
 
 
-def config_from_args(args) -> ScreenConfig:
-    space = space_from_args(args)
-    options = space_options(args)
-    if args.chunk < 1:
-        raise UserError(f"--chunk must be positive, got {args.chunk}")
-    return ScreenConfig(space=space.name, space_options=options, n=None if args.all else args.n, all=args.all,
-                        device=args.device, max_latency_ms=args.max_latency_ms, max_params=args.max_params,
-                        max_peak_kb=args.max_peak_kb, max_model_bytes=args.max_model_bytes,
-                        survivors=args.survivors, top=args.top, seed=args.seed, chunk=args.chunk,
-                        precision=args.precision, cheap=args.cheap, data=args.data, batch_size=args.batch_size,
-                        proxy_scale=args.proxy_scale)
-
-
 def run(args):
-    cfg = config_from_args(args)
-    db = args.db or f"zeroshot-{cfg.space}.db"
-    try:
-        resume = None
-        if args.resume is not None:
-            store = ResultStore(db, space=cfg.space)
-            resume = store.last_run() if args.resume == "last" else _int(args.resume)
-            store.close()
-        summary = run_screen(cfg, db, resume=resume, backend=get_backend(args.backend, args.workers, args.address),
-                             quiet=args.json)
-    except (StoreError, DeviceError, KeyError) as e:
-        raise UserError(e.args[0]) from None
+    space = space_from_args(args).name
+    db = args.db or f"zeroshot-{space}.db"
+    resume = int(args.resume) if args.resume is not None and args.resume.isdigit() else args.resume
+    options = {name: getattr(args, name) for name in ("chunk", "precision", "cheap", "data", "batch_size",
+                                                       "proxy_scale")}
+    result = screen(space, device=args.device, n=None if args.all else args.n, all=args.all,
+                    max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_peak_kb=args.max_peak_kb,
+                    max_model_bytes=args.max_model_bytes, survivors=args.survivors, top=args.top, seed=args.seed,
+                    db=db, space_options=space_options(args), resume=resume, quiet=args.json,
+                    backend=get_backend(args.backend, args.workers, args.address), **options)
     if args.json:
-        json.dump({k: v for k, v in summary.items()}, sys.stdout, indent=2, default=float)
+        json.dump(result.summary, sys.stdout, indent=2, default=float)
         print()
         return
-    print_summary(summary, db)
-
-
-def _int(s):
-    try:
-        return int(s)
-    except ValueError:
-        raise UserError(f"--resume takes a run number or 'last', got {s!r}") from None
+    print_summary(result.summary, db)
 
 
 def print_summary(summary: dict, db: str) -> None:
