@@ -12,7 +12,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from zeroshot.errors import EncodingError
+from zeroshot.errors import EncodingError, ParameterError
 
 from .ir import Arch
 
@@ -93,9 +93,10 @@ class SearchSpace(ABC):
 
     def sample_distinct_codes(self, n: int, rng: np.random.Generator) -> np.ndarray:
         if n < 0:
-            raise ValueError(f"cannot sample a negative number of architectures ({n})")
+            raise ParameterError("n", "a non-negative count", n)
         if n > self.size:
-            raise ValueError(f"space {self.name!r} has only {self.size} architectures; asked for {n} distinct")
+            raise ParameterError("n", f"at most the {self.size} architectures of space {self.name!r} (only "
+                                 f"{self.size} distinct ones exist)", n)
         out = np.empty((0, self.code_length), dtype=np.int64)
         while len(out) < n:
             more = np.concatenate([out, self.sample_codes(max(2 * (n - len(out)), 16), rng)])

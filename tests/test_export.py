@@ -40,7 +40,7 @@ def test_torch_export_reloads_same_function(tmp_path):
 
 
 def test_onnx_export(tmp_path):
-    onnx = pytest.importorskip("onnx", reason="onnx is an optional extra: pip install 'zeroshot[onnx]'")
+    onnx = pytest.importorskip("onnx", reason="onnx is an optional extra: pip install 'zeroshot-nas[onnx]'")
     space = get_space("nb201")
     path = tmp_path / "net.onnx"
     export(space, space.sample(1)[0], "onnx", str(path))

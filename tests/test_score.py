@@ -8,7 +8,7 @@ import pytest
 from zeroshot.spaces import get_space
 from zeroshot.cli import main
 from zeroshot.batches import load_data, synthetic_data, validate
-from zeroshot.errors import UserError
+from zeroshot.errors import Error
 from zeroshot.proxies.compiled import NARROW_BITS, count_distinct_rows, pack_signs
 from zeroshot.scoring import DEFAULT_PROXIES, compute_proxies, rank_aggregate, score
 
@@ -66,7 +66,7 @@ def test_uint8_images_are_standardised_per_channel():
     (np.full((4, 3, 16, 16), np.nan, np.float32), np.zeros(4, int), 10, "NaN"),
 ])
 def test_bad_data_is_refused_with_a_fix(x, y, classes, message):
-    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(Error, match=message.replace("(", r"\(").replace(")", r"\)")):
         validate(x, y, shape=(3, 16, 16), classes=classes)
 
 
@@ -76,7 +76,7 @@ def test_load_npz_and_synthetic_are_deterministic(tmp_path):
     d = load_data(str(path), (3, 4, 4), 2)
     assert not d.synthetic and d.y.tolist() == [0, 1]
     np.savez(tmp_path / "nox.npz", y=np.array([0, 1]))
-    with pytest.raises(UserError, match="missing x"):
+    with pytest.raises(Error, match="missing x"):
         load_data(str(tmp_path / "nox.npz"))
     a, b = synthetic_data(3, (3, 4, 4), 5, seed=7), synthetic_data(3, (3, 4, 4), 5, seed=7)
     assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y) and a.synthetic

@@ -156,8 +156,11 @@ def error_line(error: Error) -> str:
 
 
 def flag_of(param: str) -> str:
-    """The flag that sets a library parameter (``--`` and dashes, unless :data:`SPACE_FLAGS` says otherwise)."""
-    return SPACE_FLAGS.get(param, "--" + param.replace("_", "-"))
+    """The flag that sets a library parameter (``-n`` for one letter, else ``--`` and dashes, unless
+    :data:`SPACE_FLAGS` says otherwise)."""
+    if param in SPACE_FLAGS:
+        return SPACE_FLAGS[param]
+    return "-" + param if len(param) == 1 else "--" + param.replace("_", "-")
 
 
 def _one_line_warning(command: str):

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-__all__ = ["DataError", "DeviceError", "EncodingError", "Error", "InputError", "ParameterError",
-           "StoreError", "UnknownNameError"]
+__all__ = ["DataError", "DeviceError", "EncodingError", "Error", "InputError", "MissingExtraError",
+           "ParameterError", "StoreError", "UnknownNameError"]
 
 
 class Error(Exception):
@@ -55,6 +55,19 @@ class UnknownNameError(Error, KeyError):
 
     def __str__(self) -> str:             # KeyError would print the message's repr
         return self.args[0]
+
+
+class MissingExtraError(Error, ImportError):
+    """An optional dependency that is not installed: names the package and the install line.
+
+    >>> str(MissingExtraError("onnx", "export to ONNX"))
+    "export to ONNX needs the optional package onnx: pip install 'zeroshot-nas[onnx]' (or pip install onnx)"
+    """
+
+    def __init__(self, package: str, what: str, extra: str | None = None):
+        self.package = package
+        super().__init__(f"{what} needs the optional package {package}: pip install "
+                         f"'zeroshot-nas[{extra or package}]' (or pip install {package})")
 
 
 class EncodingError(InputError):

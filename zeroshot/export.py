@@ -24,7 +24,7 @@ from zeroshot.spaces import SearchSpace
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import arch_from_dict, arch_to_dict
 
-from .errors import UserError
+from .errors import MissingExtraError, ParameterError
 
 FORMATS = ("torch", "onnx", "json")
 TORCH_FORMAT = "zeroshot-torch-1"
@@ -33,7 +33,7 @@ TORCH_FORMAT = "zeroshot-torch-1"
 def export(space: SearchSpace, arch: str, fmt: str, path: str, seed: int = 0) -> None:
     """Write ``arch`` (an encoding of ``space``) to ``path`` in ``fmt``."""
     if fmt not in FORMATS:
-        raise UserError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+        raise ParameterError("format", f"one of {', '.join(FORMATS)}", fmt)
     ir = space.to_ir(arch)
     spec = {"space": space.name, "arch": space.format(space.parse(arch)), "ir": arch_to_dict(ir)}
     if fmt == "json":
@@ -49,7 +49,7 @@ def export(space: SearchSpace, arch: str, fmt: str, path: str, seed: int = 0) ->
     try:
         import onnx  # noqa: F401
     except ImportError:
-        raise UserError("--format onnx needs the optional onnx extra: pip install 'zeroshot[onnx]'") from None
+        raise MissingExtraError("onnx", "export to ONNX") from None
     c, h, w = ir.input_shape
     torch.onnx.export(net, (torch.zeros(1, c, h, w),), path, dynamo=False, input_names=["input"])
 

@@ -25,7 +25,7 @@ import numpy as np
 from zeroshot.spaces import SearchSpace
 from zeroshot.spaces.rewrites import _ranges
 
-from .errors import UserError
+from .errors import InputError
 
 SUPPORT, LIFT = 0.8, 0.2
 
@@ -33,7 +33,7 @@ SUPPORT, LIFT = 0.8, 0.2
 def features(space: SearchSpace, archs: Sequence[str]) -> dict[str, np.ndarray]:
     """Boolean / numeric features per architecture (rows) of an mbv2-style space."""
     if not hasattr(space, "decode"):
-        raise UserError(f"pattern mining reads stages of blocks (mbv2); {space.name!r} has none")
+        raise InputError(f"pattern mining reads stages of blocks (mbv2); {space.name!r} has none")
     rows = [space.decode(space.parse(a)) for a in archs]
     n = space.n_stages
     f = {"fused_all": np.array([[all(b[0] == 1 for b in st) for st in r[3]] for r in rows]).reshape(-1, n),

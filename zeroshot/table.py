@@ -29,7 +29,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .atomic import write_text_atomically
-from .errors import InputError, UnknownNameError
+from .errors import InputError, MissingExtraError, UnknownNameError
 
 __all__ = ["Table"]
 
@@ -92,7 +92,7 @@ class Table:
         try:
             import pandas as pd
         except ImportError:
-            raise ImportError("Table.to_pandas needs pandas, an optional extra: pip install pandas") from None
+            raise MissingExtraError("pandas", "Table.to_pandas") from None
         return pd.DataFrame({name: col for name, col in self._cols.items()})
 
     def __repr__(self) -> str:

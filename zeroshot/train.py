@@ -46,7 +46,7 @@ from zeroshot.spaces.ir import Arch, arch_to_dict
 
 from .batches import Data
 from .training_sets import split
-from .errors import UserError
+from .errors import InputError, ParameterError
 from .progress import progress
 
 #: optimiser name -> (base learning rate at batch 256, default weight decay)
@@ -72,17 +72,17 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+            raise ParameterError("optimizer", f"one of {', '.join(OPTIMIZERS)}", self.optimizer)
         if self.device not in DEVICES:
-            raise UserError(f"--device for training is one of {', '.join(DEVICES)}, got {self.device!r}")
+            raise ParameterError("device", f"one of {', '.join(DEVICES)} for training", self.device)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
-                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ParameterError(name, "at least 1", getattr(self, name))
         for name in ("patience", "max_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise UserError(f"{name} must be at least 1 (or unset), got {getattr(self, name)}")
+                raise ParameterError(name, "at least 1 (or unset)", getattr(self, name))
         if self.lr is not None and not self.lr > 0:
-            raise UserError(f"the learning rate must be positive, got {self.lr}")
+            raise ParameterError("lr", "positive", self.lr)
 
     @property
     def peak_lr(self) -> float:
@@ -113,9 +113,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here; use --device cpu")
+        raise ParameterError("device", "a device this machine has", "cuda", fix="no CUDA device is available here; use cpu")
     if name not in DEVICES:
-        raise UserError(f"--device for training is one of {', '.join(DEVICES)}, got {name!r}")
+        raise ParameterError("device", f"one of {', '.join(DEVICES)} for training", name)
     return torch.device(name)
 
 
@@ -168,7 +168,7 @@ def train(arch: Arch, data: Data, cfg: TrainConfig, checkpoint: str | None = Non
     """Train ``arch`` on ``data`` (see the module docstring); ``on_epoch(record)`` after each epoch."""
     cfg.validate()
     if arch.task not in ("classify", "segment") or len(arch.outputs) != 1:
-        raise UserError(f"training supports classification and segmentation networks with one output; this "
+        raise InputError(f"training supports classification and segmentation networks with one output; this "
                         f"one is a {arch.task} network with {len(arch.outputs)} outputs")
     dev = resolve_device(cfg.device)
     t0 = time.perf_counter()
@@ -188,8 +188,8 @@ def train(arch: Arch, data: Data, cfg: TrainConfig, checkpoint: str | None = Non
     if checkpoint and os.path.exists(checkpoint):
         saved = torch.load(checkpoint, map_location=dev, weights_only=False)
         if saved.get("fingerprint") != key:
-            raise UserError(f"checkpoint {checkpoint} was written for another architecture, data or settings; "
-                            f"delete it or pass another --checkpoint")
+            raise ParameterError("checkpoint", "a checkpoint of this architecture, data and settings", checkpoint,
+                                 fix="it was written for others: delete it or pass another checkpoint")
         net.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])

@@ -5,7 +5,7 @@ Example: ``zeroshot baseline mbv2 mobilenetv2 --task detect``; ``zeroshot baseli
 from zeroshot.spaces.baselines import get_baseline, list_baselines
 
 from ..cli import space_from_args
-from ..errors import UserError
+from ..errors import InputError
 
 
 def register(sub):
@@ -20,13 +20,10 @@ def run(args):
     if args.name is None:
         names = list_baselines(args.space)
         if not names:
-            raise UserError(f"space {args.space!r} has no baselines")
+            raise InputError(f"space {args.space!r} has no baselines")
         print("\n".join(names))
         return 0
-    try:
-        text = get_baseline(args.space, args.name, args.task)
-    except KeyError as e:
-        raise UserError(e.args[0]) from None
+    text = get_baseline(args.space, args.name, args.task)
     space = space_from_args(args)              # validates space and task
     print(space.format(space.parse(text)))
     return 0

@@ -9,9 +9,9 @@ import os
 import sqlite3
 
 from zeroshot.spaces import get_space
-from ..errors import UserError
+from ..errors import InputError, StoreError
 from ..patterns import mine
-from ..store import ResultStore, StoreError
+from ..store import ResultStore
 
 
 def register(sub):
@@ -26,23 +26,20 @@ def register(sub):
 
 def run(args):
     if not os.path.exists(args.db):
-        raise UserError(f"no results file {args.db}; run `zeroshot screen` or `zeroshot search` with --db first")
+        raise InputError(f"no results file {args.db}; run `zeroshot screen` or `zeroshot search` with --db first")
     try:
         meta = dict(sqlite3.connect(args.db).execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as e:
-        raise UserError(f"{args.db} is not a zeroshot results file ({e})") from None
+        raise StoreError(f"{args.db} is not a zeroshot results file ({e})") from None
     space = get_space(meta["space"], **json.loads(meta.get("space_options", "{}")))
-    try:
-        store = ResultStore(args.db, space.name, json.loads(meta.get("space_options", "{}")))
-        run_id = max(store.runs() or [0]) if args.run_id == "last" else _int(args.run_id)
-        if run_id not in store.runs():
-            raise UserError(f"{args.db} has no run {args.run_id}; runs: {store.runs() or 'none'}")
-        best = [r["arch"] for r in store.top(run_id, args.by, args.top, descending=not args.ascending)]
-        everyone = [r[0] for r in store.stream(run_id, "arch", f'"{args.by}" IS NOT NULL')]
-    except (StoreError, ValueError) as e:
-        raise UserError(str(e)) from None
+    store = ResultStore(args.db, space.name, json.loads(meta.get("space_options", "{}")))
+    run_id = max(store.runs() or [0]) if args.run_id == "last" else _int(args.run_id)
+    if run_id not in store.runs():
+        raise StoreError(f"{args.db} has no run {args.run_id}; runs: {store.runs() or 'none'}")
+    best = [r["arch"] for r in store.top(run_id, args.by, args.top, descending=not args.ascending)]
+    everyone = [r[0] for r in store.stream(run_id, "arch", f'"{args.by}" IS NOT NULL')]
     if len(everyone) < 2 * max(args.top, 1):
-        raise UserError(f"run {run_id} has {len(everyone)} candidates with {args.by}; patterns need at least twice "
+        raise InputError(f"run {run_id} has {len(everyone)} candidates with {args.by}; patterns need at least twice "
                         f"--top ({args.top}); lower --top")
     rules = mine(space, best, everyone)
     print(f"run {run_id}: best {len(best)} by {args.by} ({'lower' if args.ascending else 'higher'} is better) "
@@ -57,5 +54,5 @@ def run(args):
 
 def _int(text: str) -> int:
     if not text.isdigit():
-        raise UserError(f"--run must be a run id (a number) or last, got {text!r}")
+        raise InputError(f"--run must be a run id (a number) or last, got {text!r}")
     return int(text)

@@ -12,14 +12,13 @@ import argparse
 
 import numpy as np
 
-from zeroshot.estimator.devices import DeviceError, load_device
+from zeroshot.estimator.devices import load_device
 from zeroshot.estimator.estimate import Estimator
 from zeroshot.spaces.baselines import get_baseline, list_baselines
 from zeroshot.spaces.rewrites import RewriteError, apply_steps, describe_rewrites
 
 from ..cli import add_space_args, space_from_args
-from ..errors import UserError
-from ..score import DEFAULT_PROXIES, compute_proxies, rank_aggregate, resolve_proxies
+from ..scoring import DEFAULT_PROXIES, compute_proxies, rank_aggregate, resolve_proxies
 
 #: Instant topology-only score components: complexity (live MACs) and DeepMAD expressivity (entropy).
 TOPOLOGY_SCORE = ("live_macs", "entropy")
@@ -54,14 +53,11 @@ def run(args):
     try:
         steps = apply_steps(space, codes, args.apply)
     except RewriteError as e:
-        raise UserError(f"--apply {args.apply!r}: {e}") from None
+        raise RewriteError(f"--apply {args.apply!r}: {e}") from None
     if args.quiet:
         print(space.format(steps[-1][1]))
         return 0
-    try:
-        device = load_device(args.device) if args.device else None
-    except DeviceError as e:
-        raise UserError(str(e)) from None
+    device = load_device(args.device) if args.device else None
     names = DEFAULT_PROXIES if args.proxies == "default" else resolve_proxies(args.proxies.split(","))
     print(format_report(space, steps, device, names))
     return 0

@@ -1,6 +1,6 @@
 """``zeroshot sample SPACE -n N --seed S`` / ``--all``: distinct architectures, one encoding per line."""
 from zeroshot.cli import add_space_args, space_from_args, write_text
-from zeroshot.errors import UserError
+from zeroshot.errors import InputError
 
 
 def register(sub):
@@ -20,12 +20,7 @@ def run(args):
         try:
             lines = list(space.enumerate())
         except NotImplementedError as e:
-            raise UserError(f"{e}; use -n N to sample") from None
+            raise InputError(f"{e}; use -n N to sample") from None
     else:
-        if args.n < 0:
-            raise UserError(f"-n must be a non-negative count, got {args.n}")
-        try:
-            lines = space.sample(args.n, seed=args.seed)
-        except ValueError as e:
-            raise UserError(str(e)) from None
+        lines = space.sample(args.n, seed=args.seed)
     write_text("".join(line + "\n" for line in lines), args.output)

@@ -6,8 +6,7 @@ Each epoch prints one line and is written to the results database (``--db``, run
 """
 from zeroshot.cli import add_space_args, space_from_args, space_options
 from zeroshot.training_sets import load_dataset
-from zeroshot.errors import UserError
-from zeroshot.store import ResultStore, StoreError
+from zeroshot.store import ResultStore
 from zeroshot.train import DEVICES, OPTIMIZERS, TrainConfig, train
 
 DEFAULTS = TrainConfig()
@@ -60,10 +59,7 @@ def run(args):
     data = load_dataset(args.data, arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
     db = args.db or f"zeroshot-{space.name}.db"
     options = space_options(args)
-    try:
-        store = ResultStore(db, space=space.name, space_options=options)
-    except StoreError as e:
-        raise UserError(e.args[0]) from None
+    store = ResultStore(db, space=space.name, space_options=options)
     run_id = store.new_run({"arch": arch_text, "data": args.data, **vars(cfg)}, kind="train")
 
     def on_epoch(rec):
