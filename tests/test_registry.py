@@ -155,7 +155,7 @@ def test_the_graph_sees_the_package():
 
 def test_the_package_has_its_registries():
     kinds = {registry.kind for _, registry in REGISTRIES.values()}
-    assert {"space", "device", "device kind", "proxy", "rewrite", "baseline"} <= kinds
+    assert {"space", "device", "device kind", "proxy", "rewrite", "baseline", "strategy"} <= kinds
 
 
 @pytest.mark.parametrize("where", sorted(REGISTRIES))
