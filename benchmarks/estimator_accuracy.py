@@ -38,7 +38,8 @@ from zeroshot.estimator.devices import load_device
 from zeroshot.estimator.estimate import Estimator
 from zeroshot.estimator.kernel_table import KT, decompose
 from zeroshot.estimator.timing import measure_archs
-from zeroshot.estimator.measured_device import POOLED, calibration_archs_of, profile, written_mb
+from zeroshot.estimator.measured_device import POOLED, written_mb
+from zeroshot.estimator.profiling import calibration_archs_of, profile
 from zeroshot.spaces import get_space, list_spaces, to_table
 
 EVAL_SEED_OFFSET = 1000          # the profile samples with seeds seed and seed + 1

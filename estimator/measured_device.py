@@ -1,21 +1,22 @@
 """The ``measured`` device kind: kernel latencies learned from measurements on a real machine.
 
 nn-Meter's recipe on torch: kernel configurations drawn from the layers of the search spaces
-(:mod:`zeroshot.estimator.sampling`) are timed one by one (:mod:`zeroshot.estimator.timing`), one regressor per kernel
-type learns latency from the kernel's features (:class:`BaselineForest`: a non-negative linear baseline of
-the kernel's work, which extrapolates to larger kernels, times a random forest's correction), a few
-rounds of adaptive sampling measure channel variations of the configurations the regressor gets wrong
+(:mod:`zeroshot.estimator.sampling`) are timed one by one (:mod:`zeroshot.estimator.timing`), one regressor per
+kernel type learns latency from the kernel's features (:class:`BaselineForest`: a non-negative linear
+baseline of the kernel's work, which extrapolates to larger kernels, times a random forest's correction), a
+few rounds of adaptive sampling measure channel variations of the configurations the regressor gets wrong
 (out-of-bag error over 10% and over twice their own measurement noise), and a model's latency is the sum
 of its kernels' predictions.  Whole models also pay costs no single kernel shows (a kernel timed alone
 finds its input and weights in cache and reuses its output buffer); a correction ``scale * prediction +
 ms_per_mb * MB its ops write`` per kernel plus ``intercept_ms`` per model
-(:attr:`~zeroshot.estimator.devices.Device.model_overhead_ms`) is fitted by non-negative least squares of relative
-error on end-to-end measured calibration models, once per profiled space (the models of each space pay
-these costs differently; on this machine's CPU, on a quiet machine, the pooled correction puts 84 % of
+(:attr:`~zeroshot.estimator.devices.Device.model_overhead_ms`) is fitted by non-negative least squares of
+relative error on end-to-end measured calibration models, once per profiled space (the models of each space
+pay these costs differently; on this machine's CPU, on a quiet machine, the pooled correction puts 84 % of
 mbv2 networks within +-10 %, mbv2's own 95 %: benchmarks/results/estimator_accuracy.md) and once pooled
 over all spaces, for other spaces (:meth:`MeasuredDevice.for_space`).  The calibration models are
 measured on several occasions spread over the profile, so that they see the same mix of machine load as
-the kernels.
+the kernels.  This module holds the device and its regressors; :mod:`zeroshot.estimator.profiling`
+measures a machine into one (:func:`~zeroshot.estimator.profiling.profile`, ``zeroshot device profile``).
 
 A device is a JSON file naming a model file beside it (joblib, with the scikit-learn version that wrote
 it and its SHA-256); loading it under another scikit-learn version, or with a changed model file, fails
@@ -24,11 +25,16 @@ only device files you trust.)
 
 Example
 -------
->>> from zeroshot.spaces import get_space
->>> from zeroshot.spaces.ir import to_table
+>>> from zeroshot.spaces import get_space, to_table
+>>> from zeroshot.estimator.kernel_table import KERNEL_TYPES, decompose
 >>> space = get_space("nb201", channels=4, cells=1, resolution=8)
->>> dev = profile([space], budget_s=3, archs_per_space=4, calibration_archs=3, refine_rounds=1)
->>> float(dev.latency_ms(to_table([space.to_ir(space.sample(1)[0])]))[0]) > 0
+>>> table = to_table([space.to_ir(a) for a in space.sample(4, seed=0)])
+>>> kt = decompose(table)
+>>> x, types = feature_matrix(kt.cols), kt.cols["type"]
+>>> y_ms = 1e-6 * x[:, FEATURES.index("macs")] + 1e-3           # the kernels of a made-up machine
+>>> regs = {KERNEL_TYPES[t]: fit_regressor(x[types == t], y_ms[types == t]) for t in set(types.tolist())}
+>>> dev = MeasuredDevice("toy", regs, {POOLED: {"intercept_ms": 0.5}})
+>>> bool((dev.latency_ms(table) > 0.5).all())
 True
 """
 from __future__ import annotations
@@ -36,23 +42,18 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import platform
-import sys
-import time
 from importlib.metadata import version
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from zeroshot.spaces.ir import to_table
-
 from .devices import Device, DeviceError, register_kind
-from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, KernelTable, decompose
-from .sampling import KernelPool, neighbours, row_key
+from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, KernelTable
 
-# torch, scikit-learn and joblib are imported where used: loading an ``npu`` device must not pay for them.
+# scikit-learn and joblib are imported where used: loading an ``npu`` device must not pay for them.
+
+__all__ = ["FEATURES", "POOLED", "RETRAIN", "BaselineForest", "MeasuredDevice", "feature_matrix", "fit_regressor",
+           "sklearn_version", "written_mb"]
 
 #: Kernel features the regressors read, in column order.
 FEATURES = ("h_in", "w_in", "c_in", "c_out", "k", "stride", "groups", "macs", "in_elems", "out_elems",
@@ -61,10 +62,12 @@ RETRAIN = "retrain with `zeroshot device profile -o FILE`"
 
 
 def sklearn_version() -> str:
+    """The installed scikit-learn's version (a device file records the one that trained it)."""
     return version("scikit-learn")
 
 
 def feature_matrix(cols: dict, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """The :data:`FEATURES` of kernel rows ``rows`` of kernel columns ``cols``, as a float matrix."""
     return np.stack([np.asarray(cols[f])[rows] for f in FEATURES], axis=1).astype(np.float64)
 
 
@@ -260,179 +263,3 @@ def written_mb(kt: KernelTable) -> np.ndarray:
 
 def _sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-# ---------------------------------------------------------------------- profiling
-class Samples:
-    """Measured kernel configurations: per configuration the median latency of each measuring pass."""
-
-    def __init__(self):
-        self.rows: dict[tuple, dict] = {}
-        self.passes: dict[tuple, list] = {}
-        self.noise: dict[tuple, list] = {}
-
-    def add(self, rows, timings):
-        for r, t in zip(rows, timings):
-            key = row_key(r)
-            self.rows[key] = r
-            self.passes.setdefault(key, []).append(max(t.median_ms, 1e-5))
-            self.noise.setdefault(key, []).append(t.noise)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def table(self):
-        """Keys, feature columns, kernel types and latency (median over passes) as arrays."""
-        keys = list(self.rows)
-        cols = {f: np.array([self.rows[k][f] for k in keys]) for f in FEATURES + ("type",)}
-        ms = np.array([np.median(self.passes[k]) for k in keys])
-        return keys, cols, ms
-
-
-def fit_all(samples: Samples, seed: int = 0) -> tuple[dict, np.ndarray]:
-    """Regressors per kernel type and each configuration's out-of-bag relative error (NaN where none)."""
-    keys, cols, ms = samples.table()
-    regs, errors = {}, np.full(len(keys), np.nan)
-    for t in np.unique(cols["type"]):
-        idx = np.flatnonzero(cols["type"] == t)
-        reg = regs[KERNEL_TYPES[t]] = fit_regressor(feature_matrix(cols, idx), ms[idx], seed)
-        if getattr(reg, "oob_prediction_", None) is not None:
-            errors[idx] = np.abs(np.exp(reg.oob_prediction_) - ms[idx]) / ms[idx]
-    return regs, errors
-
-
-def fit_correction(raw_sum_ms: np.ndarray, mb: np.ndarray, measured_ms: np.ndarray) -> dict:
-    """Non-negative ``scale, ms_per_mb, intercept_ms`` minimising squared relative error."""
-    from scipy.optimize import nnls
-
-    a = np.stack([raw_sum_ms, mb, np.ones_like(mb)], axis=1) / measured_ms[:, None]
-    coef, _ = nnls(a, np.ones_like(measured_ms))
-    if coef[0] == 0:      # degenerate calibration (too few or too noisy models): plain sum
-        coef = np.array([1.0, 0.0, 0.0])
-    return {"scale": float(coef[0]), "ms_per_mb": float(coef[1]), "intercept_ms": float(coef[2])}
-
-
-def calibration_archs_of(space, n: int, seed: int = 0) -> list[str]:
-    """The ``n`` calibration architectures of ``space`` that :func:`profile` measures with ``seed``."""
-    return space.sample(min(n, space.size), seed=seed + 1)
-
-
-def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, device: str = "auto",
-            seed: int = 0, archs_per_space: int = 500, calibration_archs: int = 40, refine_rounds: int = 3,
-            max_passes: int = 5, neighbours_per_miss: int = 2, calibration_rounds: int = 3, clock: str = "auto",
-            name: str = "local",
-            log=None) -> MeasuredDevice:
-    """Measure this machine and fit a :class:`MeasuredDevice` within about ``budget_s`` seconds.
-
-    Budget shares: the kernels of ``archs_per_space`` random architectures of each space, most frequent
-    first, then up to ``max_passes`` passes re-measuring them (their latency is the median over passes),
-    65 %; adaptive refinement up to 90 % (it often needs less).  The ``calibration_archs`` calibration
-    models of each space are measured ``calibration_rounds`` rounds before, between and after the kernel
-    passes (their latency is the median over these occasions), so that both see the same mix of machine
-    conditions.
-    ``clock``: see :func:`zeroshot.estimator.timing.pick_clock`.  ``log`` (a callable taking a string) receives
-    progress lines.  The measurements stay on the result (not saved): kernels as ``samples``, calibration
-    models as ``calibration`` (dict of arrays: arch, space, measured_ms, raw_ms, mb).
-    """
-    import torch
-
-    from .timing import call_overhead_ms, measure_archs, measure_kernels, pick_clock, torch_device
-
-    log = log or (lambda s: None)
-    start = time.perf_counter()
-    spent = lambda: time.perf_counter() - start  # noqa: E731
-    rng = np.random.default_rng(seed)
-    dev = str(torch_device(device))
-    clock = pick_clock(clock, torch.device(dev), threads)
-    pool = KernelPool.from_spaces(spaces, archs_per_space, seed)
-    overhead = call_overhead_ms(threads, dev, clock=clock)
-    log(f"{len(pool)} distinct kernels in {archs_per_space} architectures of each of "
-        f"{', '.join(s.name for s in spaces)}; executor call overhead {overhead * 1e3:.1f} us")
-    samples = Samples()
-
-    def measure(rows, until_s):
-        for i in range(0, len(rows), 32):
-            if spent() > until_s and len(samples):
-                return False
-            batch = rows[i:i + 32]
-            samples.add(batch, measure_kernels(batch, threads, dev, overhead_ms=overhead, seed=seed + i,
-                                               clock=clock))
-        return True
-
-    # calibration models, measured a few rounds on every occasion (before, between and after the kernel
-    # passes) so that they see the same mix of machine conditions as the kernels
-    texts, of_space, cal = [], [], []
-    for space in spaces:
-        picked = calibration_archs_of(space, calibration_archs, seed)
-        texts += picked
-        of_space += [space.name] * len(picked)
-        cal += [space.to_ir(t) for t in picked]
-    cal_ms: list[list[float]] = [[] for _ in cal]
-
-    def calibrate_once():
-        timings = measure_archs(cal, threads, device=dev, rounds=calibration_rounds, seed=seed + len(cal_ms[0]),
-                                clock=clock, chunk=max(1, calibration_archs))
-        for ms, t in zip(cal_ms, timings):
-            ms.append(t.median_ms)
-
-    calibrate_once()
-    order = pool.draw(len(pool), rng)
-    firsts = {r["type"]: i for i, r in reversed(list(enumerate(order)))}    # one of each type up front
-    order = [order[i] for i in firsts.values()] + [r for i, r in enumerate(order) if i not in firsts.values()]
-    for p in range(max_passes):
-        if not measure(order, 0.65 * budget_s):
-            break
-        calibrate_once()
-        log(f"pass {p + 1}: {len(samples)} kernels and {len(cal)} calibration models measured in {spent():.0f} s")
-    regs, errors = fit_all(samples, seed)
-    for r in range(refine_rounds):
-        keys = list(samples.rows)
-        # a miss: out-of-bag error over 10 % and over twice the configuration's own measurement noise
-        noise = np.array([np.median(samples.noise[k]) for k in keys])
-        miss = np.nan_to_num(errors) > np.maximum(0.10, 2 * noise)
-        worst = np.argsort(-np.where(miss, errors, -1.0))[:int(miss.sum())]
-        new = {row_key(n): n for i in worst for n in neighbours(samples.rows[keys[i]], neighbours_per_miss, rng)}
-        new = [n for k, n in new.items() if k not in samples.rows]
-        log(f"refinement {r + 1}: {len(worst)} kernels over 10% out-of-bag error (and twice their noise), "
-            f"{len(new)} neighbours")
-        if not new:
-            break
-        measure(new, (0.65 + 0.25 * (r + 1) / refine_rounds) * budget_s)
-        regs, errors = fit_all(samples, seed)
-    calibrate_once()
-    log(f"calibration models measured on {len(cal_ms[0])} occasions; {spent():.0f} s")
-    result = MeasuredDevice(name, regs, {}, fusion=DEFAULT_FUSION)
-    # per-model corrections from whole models measured end to end: one per space and a pooled one
-    kt = decompose(to_table(cal), result.fusion)
-    raw = kt.sum_per_arch(result.raw_kernel_ms(kt))
-    mb = kt.sum_per_arch(written_mb(kt))
-    measured = np.array([np.median(ms) for ms in cal_ms])
-    of_space = np.array(of_space)
-    corrections = {POOLED: fit_correction(raw, mb, measured)}
-    for sp in dict.fromkeys(of_space):
-        m = of_space == sp
-        corrections[sp] = fit_correction(raw[m], mb[m], measured[m])
-    result.corrections = corrections
-    pred = np.array([result.for_space(sp).apply_correction(r, b) for sp, r, b in zip(of_space, raw, mb)])
-    err = np.abs(pred - measured) / measured
-    within = float(np.mean(err <= 0.10))
-    within_space = {sp: float(np.mean(err[of_space == sp] <= 0.10)) for sp in dict.fromkeys(of_space)}
-    oob = errors[np.isfinite(errors)]
-    noise = [n for ns in samples.noise.values() for n in ns]
-    result.info = {
-        "machine": platform.processor() or platform.machine(), "platform": platform.platform(),
-        "torch": torch.__version__, "python": sys.version.split()[0], "torch_device": dev,
-        "threads": threads, "clock": clock, "cpus": os.cpu_count(), "spaces": [s.name for s in spaces],
-        "kernels_measured": len(samples), "call_overhead_ms": overhead,
-        "kernel_noise_median": float(np.median(noise)) if noise else None,
-        "kernel_oob_within_10pct": float(np.mean(oob <= 0.10)) if len(oob) else None,
-        "calibration_models": len(measured), "calibration_occasions": len(cal_ms[0]),
-        "calibration_within_10pct": within,
-        "calibration_within_10pct_per_space": within_space,
-        "profile_seconds": round(spent(), 1), "seed": seed,
-    }
-    result.samples = samples
-    result.calibration = {"arch": np.array(texts), "space": of_space, "measured_ms": measured, "raw_ms": raw,
-                          "mb": mb}
-    log(f"done in {spent():.0f} s: {len(samples)} kernels, calibration models within 10%: {within:.0%}")
-    return result

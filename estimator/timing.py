@@ -34,11 +34,15 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from zeroshot.errors import ParameterError, UnknownNameError
 from zeroshot.spaces import ir
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import Arch, Graph
 
 from .sampling import kernel_arch
+
+__all__ = ["CLOCKS", "Timing", "at_resolution", "call_overhead_ms", "measure_archs", "measure_kernels",
+           "pick_clock", "pinned_threads", "time_calls", "torch_device"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Timing:
 
     @classmethod
     def of(cls, samples_ms) -> "Timing":
+        """The timing of a list of samples (ms)."""
         q1, med, q3 = np.percentile(np.asarray(samples_ms, float), [25, 50, 75])
         return cls(float(med), float(q1), float(q3), len(samples_ms))
 
@@ -65,9 +70,12 @@ def torch_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else the CPU; otherwise the named torch device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:                  # torch's word for a malformed device string
+        raise ParameterError("device", "a torch device: auto, cpu, cuda or cuda:N", name) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for but CUDA is not available here; use cpu or auto")
+        raise ParameterError("device", "cpu or auto on this machine (CUDA is not available here)", name)
     return dev
 
 
@@ -77,7 +85,7 @@ def pinned_threads(threads: int | None):
     before = torch.get_num_threads()
     if threads is not None:
         if threads < 1:
-            raise ValueError(f"threads must be a positive count, got {threads}")
+            raise ParameterError("threads", "a positive count", threads)
         torch.set_num_threads(threads)
     try:
         yield
@@ -93,10 +101,10 @@ def pick_clock(clock: str, dev: torch.device, threads: int | None) -> str:
     if clock == "auto":
         return "thread" if dev.type == "cpu" and threads == 1 else "wall"
     if clock not in CLOCKS:
-        raise ValueError(f"unknown clock {clock!r}; choose from auto, {', '.join(CLOCKS)}")
+        raise UnknownNameError("clock", clock, ["auto", *CLOCKS])
     if clock == "thread" and (dev.type != "cpu" or threads != 1):
-        raise ValueError("the thread clock measures one CPU thread only; use --threads 1 on the CPU or the "
-                         "wall clock")
+        raise ParameterError("clock", "wall or auto unless it times one CPU thread (the thread clock measures "
+                             "one thread's CPU time)", clock)
     return clock
 
 
@@ -114,7 +122,7 @@ def time_calls(calls: Sequence[Callable[[], object]], rounds: int = 15, warmup: 
     ``clock`` names an entry of :data:`CLOCKS`.
     """
     if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
+        raise ParameterError("rounds", "at least 1", rounds)
     sync = sync or (lambda: None)
     clock = CLOCKS[clock]
     numbers = []
@@ -204,32 +212,42 @@ def measure_kernels(rows: Sequence[dict], threads: int | None = 1, device: str =
 def at_resolution(arch: Arch, resolution: int) -> Arch:
     """``arch`` replayed on a ``resolution`` x ``resolution`` input (every shape inferred again).
 
-    Raises ``ValueError`` when an op does not fit the new size (for example adds of unequal shapes).
+    Raises :class:`~zeroshot.errors.ParameterError` (``resolution``) when an op does not fit the new size
+    (for example adds of unequal shapes, or an op left without output pixels).
     """
     if resolution < 1:
-        raise ValueError(f"resolution must be a positive number of pixels, got {resolution}")
+        raise ParameterError("resolution", "a positive number of pixels", resolution)
     g = Graph(arch.input_shape[0], resolution, resolution)
     for op in arch.ops:
-        x = op.inputs
-        if op.kind == ir.CONV:
-            g.conv(x[0], op.c_out, op.k, op.stride, op.groups, bool(op.flag), op.pad)
-        elif op.kind in (ir.AVGPOOL, ir.MAXPOOL):
-            g.pool(x[0], op.k, op.stride, op.pad, bool(op.flag), "avg" if op.kind == ir.AVGPOOL else "max")
-        elif op.kind == ir.LINEAR:
-            g.linear(x[0], op.c_out, bool(op.flag))
-        elif op.kind in (ir.ADD, ir.CONCAT):
-            (g.add if op.kind == ir.ADD else g.concat)(x)
-        elif op.kind == ir.MUL:
-            g.mul(*x)
-        elif op.kind == ir.ACT:
-            g.act(x[0], op.act)
-        elif op.kind == ir.UPSAMPLE:
-            g.upsample(x[0], op.flag)
-        elif op.kind == ir.SHUFFLE:
-            g.shuffle(x[0], op.groups)
-        else:
-            {ir.BN: g.bn, ir.GAP: g.gap, ir.ZERO: g.zero}[op.kind](x[0])
+        try:
+            _replay(g, op)
+        except ValueError as e:           # the graph refuses shapes that do not fit together
+            raise ParameterError("resolution", f"a size every op fits (op {len(g.ops)}: {e})", resolution) from None
         out = g.ops[-1]
         if min(out.h_out, out.w_out) < 1:
-            raise ValueError(f"op {len(g.ops) - 1} ({out.name}) has no output pixels at resolution {resolution}")
+            raise ParameterError("resolution", f"a size every op fits (op {len(g.ops) - 1} ({out.name}) has no "
+                                 f"output pixels)", resolution)
     return g.finish(*arch.outputs, task=arch.task, **arch.meta)
+
+
+def _replay(g: Graph, op) -> None:
+    """Add ``op`` (of another graph) to ``g``, its shapes inferred from its inputs in ``g``."""
+    x = op.inputs
+    if op.kind == ir.CONV:
+        g.conv(x[0], op.c_out, op.k, op.stride, op.groups, bool(op.flag), op.pad)
+    elif op.kind in (ir.AVGPOOL, ir.MAXPOOL):
+        g.pool(x[0], op.k, op.stride, op.pad, bool(op.flag), "avg" if op.kind == ir.AVGPOOL else "max")
+    elif op.kind == ir.LINEAR:
+        g.linear(x[0], op.c_out, bool(op.flag))
+    elif op.kind in (ir.ADD, ir.CONCAT):
+        (g.add if op.kind == ir.ADD else g.concat)(x)
+    elif op.kind == ir.MUL:
+        g.mul(*x)
+    elif op.kind == ir.ACT:
+        g.act(x[0], op.act)
+    elif op.kind == ir.UPSAMPLE:
+        g.upsample(x[0], op.flag)
+    elif op.kind == ir.SHUFFLE:
+        g.shuffle(x[0], op.groups)
+    else:
+        {ir.BN: g.bn, ir.GAP: g.gap, ir.ZERO: g.zero}[op.kind](x[0])

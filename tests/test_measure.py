@@ -7,11 +7,14 @@ import torch
 
 from zeroshot.estimator.devices import DeviceError, load_device
 from zeroshot.estimator.kernel_table import KT, decompose
-from zeroshot.estimator.timing import Timing, at_resolution, measure_archs, measure_kernels, pinned_threads, time_calls
 from zeroshot.estimator.estimate import Estimator
 from zeroshot.estimator.kernel_table import KERNEL_TYPES
-from zeroshot.estimator.measured_device import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, profile,
-                                written_mb)
+from zeroshot.estimator.measured_device import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor,
+                                                written_mb)
+from zeroshot.estimator.profiling import profile
+from zeroshot.estimator.timing import (Timing, at_resolution, measure_archs, measure_kernels, pick_clock,
+                                       pinned_threads, time_calls, torch_device)
+from zeroshot.errors import ParameterError
 from zeroshot.estimator.sampling import KernelPool, canonical, kernel_arch, kernel_rows, neighbours
 from zeroshot.spaces import get_space, to_table
 from zeroshot.cli import main
@@ -33,9 +36,19 @@ def test_time_calls_orders_work_and_pins_threads():
                                   min_sample_ms=0.2, clock="thread")
     assert torch.get_num_threads() == before
     assert large.median_ms > 4 * small.median_ms > 0
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ParameterError, match="threads must be a positive count, got 0"):
         with pinned_threads(0):
             pass
+
+
+def test_torch_device_and_clock_errors_name_the_parameter():
+    assert torch_device("cpu").type == "cpu"
+    with pytest.raises(ParameterError, match="device must be a torch device") as info:
+        torch_device("tpu-ish")
+    assert info.value.param == "device"
+    with pytest.raises(ParameterError, match="clock must be wall or auto unless") as info:
+        pick_clock("thread", torch.device("cpu"), threads=2)
+    assert info.value.param == "clock" and pick_clock("auto", torch.device("cpu"), 1) == "thread"
 
 
 def test_every_sample_follows_untimed_warm_calls():
@@ -77,8 +90,9 @@ def test_at_resolution_replays_the_architecture():
     small = at_resolution(arch, 96)
     assert small.input_shape == (3, 96, 96) and small.params == arch.params and small.macs < arch.macs
     nb = get_space("nb201")
-    with pytest.raises(ValueError, match="no output pixels"):     # its 2x2 pools need 2 pixels
+    with pytest.raises(ParameterError, match="no output pixels") as info:     # its 2x2 pools need 2 pixels
         at_resolution(nb.to_ir(nb.sample(1)[0]), 2)
+    assert info.value.param == "resolution"
 
 
 def test_measure_archs_and_kernels_tiny():
@@ -207,8 +221,17 @@ def test_cli_measure_and_profile_errors(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "arch,latency_ms,noise" and len(lines) == 3
     assert float(lines[1].split(",")[1]) > 0
-    assert main(["measure", "nb201", "--archs", str(archs), "--threads", "0"]) == 2
-    assert main(["measure", "nb201", "--archs", str(archs), "--threads", "2", "--clock", "thread"]) == 2
+    capsys.readouterr()
+    for argv, message in ((["--threads", "0"], "--threads must be a positive count, got 0"),
+                          (["--threads", "2", "--clock", "thread"], "--clock must be wall or auto"),
+                          (["--resolution", "2"], "--resolution must be a size every op fits"),
+                          (["--device", "tpu-ish"], "--device must be a torch device")):
+        assert main(["measure", "nb201", "--archs", str(archs)] + argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
     assert main(["device", "profile", "-o", str(tmp_path / "x.txt")]) == 2
+    assert "--output must be a .json file" in capsys.readouterr().err
+    assert main(["device", "profile", "-o", str(tmp_path / "x.json"), "--budget-s", "0"]) == 2
+    assert "--budget-s must be" in capsys.readouterr().err
     assert main(["device", "profile", "-o", str(tmp_path / "x.json"), "--spaces", "nope"]) == 2
     assert "unknown space 'nope'" in capsys.readouterr().err

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserError
+from .errors import DataError, ParameterError
+
+__all__ = ["Data", "load_data", "resize", "synthetic_data", "validate"]
 
 
 @dataclass(frozen=True)
@@ -49,18 +51,18 @@ def load_data(path: str, shape: tuple[int, int, int] | None = None, classes: int
     """Load and validate an NPZ batch (see the module docstring).
 
     ``shape`` (C, H, W) is the network input the images must match; ``classes`` the number of outputs
-    every label must fit.  Raises :class:`~zeroshot.errors.UserError` saying what was expected and how to
-    fix it.
+    every label must fit.  Raises :class:`~zeroshot.errors.DataError` (or, for ``classes``,
+    :class:`~zeroshot.errors.ParameterError`) saying what was expected and how to fix it.
     """
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("x", "y") if k not in f.files]
             if missing:
-                raise UserError(f"{path}: expected arrays 'x' and 'y' in the NPZ, missing {', '.join(missing)}"
+                raise DataError(f"{path}: expected arrays 'x' and 'y' in the NPZ, missing {', '.join(missing)}"
                                 f" (found {', '.join(f.files) or 'none'})")
             x, y = f["x"], f["y"]
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot read {path} as an NPZ file with 'x' and 'y': {e}") from None
+        raise DataError(f"cannot read {path} as an NPZ file with 'x' and 'y': {e}") from None
     return validate(x, y, shape, classes, source=path)
 
 
@@ -68,7 +70,7 @@ def validate(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int] | None = 
              classes: int | None = None, source: str = "data") -> Data:
     """Check and normalise raw arrays into a :class:`Data` (the rules of :func:`load_data`)."""
     if x.ndim != 4:
-        raise UserError(f"{source}: x must be (N, H, W, C) uint8 or (N, C, H, W) float, got shape {x.shape}")
+        raise DataError(f"{source}: x must be (N, H, W, C) uint8 or (N, C, H, W) float, got shape {x.shape}")
     layout = "(N, H, W, C) uint8" if x.dtype == np.uint8 else "(N, C, H, W) float"
     if x.dtype == np.uint8:
         x = x.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
@@ -77,27 +79,26 @@ def validate(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int] | None = 
         x = (x - mean) / np.where(std > 0, std, 1.0)
     elif np.issubdtype(x.dtype, np.floating):
         if not np.isfinite(x).all():
-            raise UserError(f"{source}: x holds NaN or infinite values; clean the data")
+            raise DataError(f"{source}: x holds NaN or infinite values; clean the data")
     else:
-        raise UserError(f"{source}: x must be uint8 (N, H, W, C) images or float (N, C, H, W), "
+        raise DataError(f"{source}: x must be uint8 (N, H, W, C) images or float (N, C, H, W), "
                         f"got dtype {x.dtype}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
-        raise UserError(f"{source}: the network takes inputs of shape (C, H, W) = {tuple(shape)}, the data "
+        raise DataError(f"{source}: the network takes inputs of shape (C, H, W) = {tuple(shape)}, the data "
                         f"gives {tuple(x.shape[1:])} (after reading it as {layout}); resize the images, or "
-                        f"build the space for that input (command line: --image-size or --config, where the "
-                        f"space takes them)")
+                        f"build the space for that input (its resolution option, where the space takes one)")
     y = np.asarray(y)
     if y.shape != (len(x),):
-        raise UserError(f"{source}: y must be one label per image, shape ({len(x)},), got {y.shape}")
+        raise DataError(f"{source}: y must be one label per image, shape ({len(x)},), got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
-        raise UserError(f"{source}: y must hold integer class labels, got dtype {y.dtype}")
+        raise DataError(f"{source}: y must hold integer class labels, got dtype {y.dtype}")
     y = y.astype(np.int64)
     if len(y) and y.min() < 0:
-        raise UserError(f"{source}: labels must be >= 0, got {int(y.min())}")
+        raise DataError(f"{source}: labels must be >= 0, got {int(y.min())}")
     if classes is not None and len(y) and y.max() >= classes:
-        raise UserError(f"{source}: labels go up to {int(y.max())} but the network has {classes} classes; "
-                        f"pass --classes {int(y.max()) + 1} (or more)")
+        raise ParameterError("classes", f"at least {int(y.max()) + 1} (the labels of {source} go up to "
+                             f"{int(y.max())})", classes)
     return Data(x, y)
 
 

@@ -20,7 +20,9 @@ import os
 import numpy as np
 
 from .batches import Data, load_data, validate
-from .errors import UserError
+from .errors import DataError, ParameterError
+
+__all__ = ["IMAGE_SUFFIXES", "load_dataset", "load_image_folder", "split"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
@@ -30,23 +32,24 @@ def load_dataset(path: str, shape: tuple[int, int, int], classes: int | None = N
     if os.path.isdir(path):
         return load_image_folder(path, shape, classes)
     if not os.path.exists(path):
-        raise UserError(f"--data {path}: no such file or folder (expected an NPZ with x and y, or a folder "
-                        f"of class subfolders of images)")
+        raise ParameterError("data", "an NPZ with x and y, or a folder of class subfolders of images", path,
+                             "there is no such file or folder")
     return load_data(path, shape, classes)
 
 
 def load_image_folder(root: str, shape: tuple[int, int, int], classes: int | None = None) -> Data:
+    """The images of ``ROOT/<class name>/`` (see the module docstring) resized to ``shape`` (C, H, W)."""
     try:
         from PIL import Image
     except ImportError:
-        raise UserError(f"reading the image folder {root} needs Pillow (pip install pillow); or convert it "
+        raise DataError(f"reading the image folder {root} needs Pillow (pip install pillow); or convert it "
                         f"to an NPZ with arrays x (N, H, W, C uint8) and y (N,)") from None
     c, h, w = shape
     if c not in (1, 3):
-        raise UserError(f"image folders hold grey or RGB images; the network takes {c} channels: use an NPZ")
+        raise DataError(f"image folders hold grey or RGB images; the network takes {c} channels: use an NPZ")
     names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     if not names:
-        raise UserError(f"{root}: expected one subfolder of images per class, found none")
+        raise DataError(f"{root}: expected one subfolder of images per class, found none")
     xs, ys = [], []
     for label, name in enumerate(names):
         folder = os.path.join(root, name)
@@ -58,10 +61,10 @@ def load_image_folder(root: str, shape: tuple[int, int, int], classes: int | Non
                     im = im.convert("RGB" if c == 3 else "L").resize((w, h), Image.BILINEAR)
                     xs.append(np.asarray(im, dtype=np.uint8).reshape(h, w, c))
             except OSError as e:
-                raise UserError(f"cannot read image {os.path.join(folder, f)}: {e}") from None
+                raise DataError(f"cannot read image {os.path.join(folder, f)}: {e}") from None
             ys.append(label)
     if not xs:
-        raise UserError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class subfolders")
+        raise DataError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class subfolders")
     return validate(np.stack(xs), np.array(ys, dtype=np.int64), shape, classes, source=root)
 
 
@@ -69,10 +72,10 @@ def split(data: Data, val_fraction: float, seed: int) -> tuple[Data, Data]:
     """Seeded random split into (train, validation); the validation part has at least one sample."""
     n = len(data)
     if not 0.0 < val_fraction < 1.0:
-        raise UserError(f"the validation fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+        raise ParameterError("val_fraction", "between 0 and 1 (exclusive)", val_fraction)
     n_val = max(1, int(round(n * val_fraction)))
     if n - n_val < 1:
-        raise UserError(f"{n} samples are too few for a train / validation split; give more data")
+        raise DataError(f"{n} samples are too few for a train / validation split; give more data")
     order = np.random.default_rng(seed).permutation(n)
     tr, va = order[n_val:], order[:n_val]
     return Data(data.x[tr], data.y[tr], data.synthetic), Data(data.x[va], data.y[va], data.synthetic)

@@ -6,15 +6,8 @@ more function pair and one more entry.
 """
 import json
 
-from zeroshot.estimator.devices import DeviceError, list_devices, load_device
-from zeroshot.errors import UserError
-
-
-def _load(name: str):
-    try:
-        return load_device(name)
-    except DeviceError as e:
-        raise UserError(str(e)) from None
+from zeroshot.estimator.devices import list_devices, load_device
+from zeroshot.errors import InputError, ParameterError
 
 
 def add_list(sub):
@@ -22,7 +15,7 @@ def add_list(sub):
 
 
 def run_list(args):
-    devices = [_load(name) for name in list_devices()]
+    devices = [load_device(name) for name in list_devices()]
     width = max(len(d.name) for d in devices)
     print(f"{'name':{width}}  {'kind':8} summary")
     for d in devices:
@@ -36,7 +29,7 @@ def add_show(sub):
 
 
 def run_show(args):
-    print(json.dumps(_load(args.name).to_dict(), indent=2))
+    print(json.dumps(load_device(args.name).to_dict(), indent=2))
 
 
 def add_profile(sub):
@@ -57,19 +50,18 @@ def run_profile(args):
     from pathlib import Path
 
     from zeroshot.estimator.timing import torch_device
-    from zeroshot.estimator.measured_device import profile
+    from zeroshot.estimator.profiling import profile
     from zeroshot.spaces import list_spaces
     from zeroshot.spaces import get_space
 
     out = Path(args.output)
     if out.suffix != ".json":
-        raise UserError(f"-o must name a .json file, got {args.output}")
-    if args.threads < 1 or args.budget_s <= 0:
-        raise UserError(f"--threads must be >= 1 and --budget-s > 0, got {args.threads} and {args.budget_s}")
-    try:
-        torch_device(args.device)
-    except (ValueError, RuntimeError) as e:     # torch names a malformed device in a RuntimeError
-        raise UserError(f"--device {args.device}: {e}") from None
+        raise ParameterError("output", "a .json file name", args.output)
+    if args.threads < 1:
+        raise ParameterError("threads", "at least 1", args.threads)
+    if args.budget_s <= 0:
+        raise ParameterError("budget_s", "a positive number of seconds", args.budget_s)
+    torch_device(args.device)                   # checked before measuring
     names = args.spaces.split(",") if args.spaces else list_spaces()
     spaces = [get_space(n.strip()) for n in names]
     log = (lambda s: print(f"zeroshot device profile: {s}", file=sys.stderr)) if sys.stderr.isatty() else None
@@ -78,7 +70,7 @@ def run_profile(args):
     try:
         dev.save(out)
     except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror}") from None
+        raise InputError(f"cannot write {out}: {e.strerror}") from None
     i = dev.info
     print(f"zeroshot device profile: wrote {out} and {out.with_suffix('.joblib').name}: {i['kernels_measured']} "
           f"kernels in {i['profile_seconds']:.0f} s; calibration models within 10% (own space's correction): "

@@ -4,7 +4,7 @@ Prints CSV ``arch,latency_ms,noise`` (median over interleaved rounds; noise = re
 range).  Batch 1, one thread and the thread's CPU time by default (see :mod:`zeroshot.estimator.timing`).
 """
 from zeroshot.cli import add_space_args, read_archs, space_from_args, write_csv
-from zeroshot.errors import UserError
+from zeroshot.errors import InputError, ParameterError
 
 
 def register(sub):
@@ -29,17 +29,14 @@ def run(args):
     texts, codes = read_archs(space, args.archs)
     for name in ("threads", "batch", "rounds"):
         if getattr(args, name) < 1:
-            raise UserError(f"--{name} must be a positive count, got {getattr(args, name)}")
-    try:
-        pick_clock(args.clock, torch_device(args.device), args.threads)
-    except (ValueError, RuntimeError) as e:     # torch names a malformed device in a RuntimeError
-        raise UserError(f"--device {args.device} / --clock {args.clock}: {e}") from None
+            raise ParameterError(name, "a positive count", getattr(args, name))
+    pick_clock(args.clock, torch_device(args.device), args.threads)          # checked before measuring
     archs = space.irs(codes)
     if args.resolution is not None:
         try:
             archs = [at_resolution(a, args.resolution) for a in archs]
-        except ValueError as e:
-            raise UserError(f"--resolution {args.resolution}: {e}") from None
+        except ParameterError as e:      # this command's --resolution (elsewhere the flag is --image-size)
+            raise InputError(e.message_for("--resolution")) from None
     timings = measure_archs(archs, threads=args.threads, batch=args.batch, device=args.device,
                             rounds=args.rounds, seed=args.seed, clock=args.clock)
     write_csv(["arch", "latency_ms", "noise"],
