@@ -14,6 +14,7 @@ from zeroshot.backends import LocalBackend
 from zeroshot.commands.cmd_screen import print_summary
 from zeroshot.constraints import Constraints, InfeasibleError
 from zeroshot.errors import InputError, ParameterError, UnknownNameError
+from zeroshot.estimator.devices import load_device
 from zeroshot.funnel import ScreenConfig, ScreenResult, chunk_codes, proxy_codes, run_screen, screen
 from zeroshot.pareto import pareto_front, pareto_stream
 from zeroshot.scoring import DEFAULT_PROXIES
@@ -276,6 +277,9 @@ def test_screen_in_memory_equals_a_screen_into_a_database(tmp_path, monkeypatch)
     front = pareto_front(np.array([p["cheap"] for p in passed]), np.array([p["latency_ms"] for p in passed]))
     assert list(r.pareto["arch"]) == [passed[i]["arch"] for i in front]
     assert np.array_equal(r.pareto["score"], r.pareto["cheap"])
+    device = load_device("mobile-npu-16")                  # a device object screens as its name does
+    same = screen("nb201", device=device, **options)
+    assert same.summary["shortlist"] == r.summary["shortlist"] and same.counts == r.counts
 
 
 @pytest.mark.parametrize("options, param, words", [
@@ -285,6 +289,7 @@ def test_screen_in_memory_equals_a_screen_into_a_database(tmp_path, monkeypatch)
     (dict(chunk=0), "chunk", "chunk must be an integer >= 1, got 0"),
     (dict(proxy_scale=0.0), "proxy_scale", "proxy_scale must be in (0, 1], got 0.0"),
     (dict(batch_size=1), "batch_size", "batch_size must be at least 2 images"),
+    (dict(precision="fp8"), "precision", "precision must be one of fp32, fp16, int8, got 'fp8'"),
     (dict(max_params="big"), "max_params", "max_params must be a number or None, got 'big'"),
     (dict(cheap="synflow"), "cheap", "cheap must be a topology proxy (no network), got 'synflow'"),
     (dict(resume="last"), "db", "db must be the database of the run to resume"),

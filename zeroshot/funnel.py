@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from zeroshot.estimator.devices import load_device
+from zeroshot.estimator.counts import BYTES_PER_ELEMENT
+from zeroshot.estimator.devices import Device, device_from_dict, load_device
 from zeroshot.estimator.estimate import Estimator
 
 from .allocator import keep_freed_memory
@@ -57,7 +58,7 @@ class ScreenConfig:
     space_options: dict = field(default_factory=dict)
     n: int | None = 100_000
     all: bool = False
-    device: str = "mobile-npu-16"
+    device: str | dict = "mobile-npu-16"    # a name, a device JSON file, or a device's to_dict() (JSON, picklable)
     max_latency_ms: float | None = None
     max_params: float | None = None
     max_peak_kb: float | None = None
@@ -108,8 +109,13 @@ def _init_worker(cfg_dict: dict) -> None:
     keep_freed_memory()             # spawned workers do not inherit the command line's setting
     cfg = ScreenConfig(**cfg_dict)
     space = get_space(cfg.space, **cfg.space_options)
-    estimator = Estimator(space, load_device(cfg.device), cfg.precision, extra=cheap_metrics(cfg.cheap))
+    estimator = Estimator(space, screen_device(cfg.device), cfg.precision, extra=cheap_metrics(cfg.cheap))
     _WORKER.update(key=key, cfg=cfg, space=space, estimator=estimator)
+
+
+def screen_device(device: str | dict) -> Device:
+    """The device of :attr:`ScreenConfig.device`: a name or JSON file (:func:`load_device`), or a description."""
+    return device_from_dict(device) if isinstance(device, dict) else load_device(device)
 
 
 def cheap_metrics(name: str) -> dict:
@@ -198,13 +204,14 @@ def n_chunks(cfg: ScreenConfig, space) -> int:
 
 
 # ------------------------------------------------------------------ entry points
-def screen(space: str, device: str = "mobile-npu-16", n: int | None = 100_000,
+def screen(space: str, device: str | Device = "mobile-npu-16", n: int | None = 100_000,
            max_latency_ms: float | None = None, max_params: float | None = None, max_peak_kb: float | None = None,
            max_model_bytes: float | None = None, survivors: int = 200, top: int = 10, seed: int = 0,
            db: str | None = None, *, resume: int | str | None = None, backend=None, quiet: bool = False,
            **options) -> ScreenResult:
-    """Screen ``space`` (a name, :func:`zeroshot.list_spaces`) against ``device``: ``n`` sampled candidates
-    (or the whole space: ``all=True``) through the five stages (module docstring) to a shortlist.
+    """Screen ``space`` (a name, :func:`zeroshot.list_spaces`) against ``device`` (a name, a device JSON file
+    or a device object): ``n`` sampled candidates (or the whole space: ``all=True``) through the five stages
+    (module docstring) to a shortlist.
 
     Constraints: ``max_latency_ms``, ``max_params``, ``max_peak_kb`` (peak activation memory),
     ``max_model_bytes``.  ``survivors``: candidates given the network proxies (0: stop after the cheap
@@ -226,6 +233,8 @@ def screen(space: str, device: str = "mobile-npu-16", n: int | None = 100_000,
         raise ParameterError("space", "a space name (zeroshot.list_spaces())", space)
     if resume is not None and db is None:
         raise ParameterError("db", "the database of the run to resume", fix="pass db= with resume=")
+    if isinstance(device, Device):
+        device = device.to_dict()               # what the store records and the workers rebuild
     cfg = ScreenConfig(space=space, device=device, n=n, max_latency_ms=max_latency_ms, max_params=max_params,
                        max_peak_kb=max_peak_kb, max_model_bytes=max_model_bytes, survivors=survivors, top=top,
                        seed=seed, **options)
@@ -299,9 +308,11 @@ def validate(cfg: ScreenConfig):
             raise ParameterError(name, f"an integer >= {least}", getattr(cfg, name))
     if not 0 < cfg.proxy_scale <= 1:
         raise ParameterError("proxy_scale", "in (0, 1]", cfg.proxy_scale)
+    if cfg.precision not in BYTES_PER_ELEMENT:
+        raise ParameterError("precision", f"one of {', '.join(BYTES_PER_ELEMENT)}", cfg.precision)
     Constraints.from_config(cfg)
     cheap_metrics(cfg.cheap)
-    load_device(cfg.device)
+    screen_device(cfg.device)
     if cfg.survivors:
         _check_network_inputs(cfg, space)
     return space

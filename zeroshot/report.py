@@ -78,6 +78,11 @@ def _read_run(db: str, run_id: int | None) -> dict:
     return run
 
 
+def _device_name(cfg: dict) -> str:
+    """The device of a screen's config: its name, or the name in its description (a device object's)."""
+    return str(cfg["device"]["name"] if isinstance(cfg["device"], dict) else cfg["device"])
+
+
 def _plotted(rows: list[dict], max_points: int) -> list[dict]:
     """At most ``max_points`` rows and the front and shortlist: a seeded subsample keeps the plot readable."""
     if len(rows) <= max_points:
@@ -99,7 +104,7 @@ def _plot_pareto(plt, path: Path, rows: list[dict], run: dict) -> None:
     ax.plot(lat[front], s[front], "-o", ms=3, c="tab:blue", label="Pareto front")
     ax.scatter(lat[top], s[top], s=40, facecolors="none", edgecolors="tab:red", linewidths=1.5,
                label=f"shortlist top {int(top.sum())}")
-    ax.set_xlabel(f"latency on {run['config']['device']} (ms)")
+    ax.set_xlabel(f"latency on {_device_name(run['config'])} (ms)")
     ax.set_ylabel("default score (rank aggregate)" if run["scored"] else f"cheap score ({run['config']['cheap']})")
     ax.set_title(f"{run['space']}: run {run['run_id']}")
     ax.legend(loc="lower right", fontsize=8)
@@ -131,7 +136,7 @@ def _page(db: str, run: dict, shortlist: list[dict]) -> str:
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>zeroshot {space} run {run_id}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:2px 8px;text-align:left}}
 </style></head><body><h1>Screen of {space}, run {run_id}</h1>
-<p>Device <b>{html.escape(str(cfg['device']))}</b>, seed {cfg['seed']}, database <code>{html.escape(db)}</code>.
+<p>Device <b>{html.escape(_device_name(cfg))}</b>, seed {cfg['seed']}, database <code>{html.escape(db)}</code>.
 {html.escape(timings)}</p>
 <h2>Funnel</h2><img src="funnel.png" alt="funnel counts"><table>{funnel}</table>
 <h2>Score vs latency</h2><img src="pareto.png" alt="Pareto plot">
