@@ -12,6 +12,8 @@ Example
 >>> out = analytic_counts(space.irs(space.sample_distinct_codes(4, __import__("numpy").random.default_rng(0))))
 >>> sorted(out)
 ['macs', 'params', 'peak_activation_bytes']
+>>> model_bytes(out["params"], "int8").tolist() == out["params"].tolist()
+True
 """
 from __future__ import annotations
 
@@ -19,19 +21,27 @@ from typing import Sequence
 
 import numpy as np
 
+from zeroshot.errors import ParameterError
 from zeroshot.spaces.ir import Arch, OpTable, to_table
 
 from ._counts import counts as _counts_kernel
 
+__all__ = ["BYTES_PER_ELEMENT", "analytic_counts", "bytes_per_element", "model_bytes", "table_counts"]
+
 BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+def bytes_per_element(precision: str) -> int:
+    """Bytes of one element at ``precision`` (fp32, fp16 or int8); :class:`~zeroshot.errors.ParameterError`
+    for another."""
+    if precision not in BYTES_PER_ELEMENT:
+        raise ParameterError("precision", f"one of {', '.join(BYTES_PER_ELEMENT)}", precision)
+    return BYTES_PER_ELEMENT[precision]
 
 
 def table_counts(table: OpTable, precision: str = "fp32") -> dict[str, np.ndarray]:
     """Counts of every architecture in an :class:`~zeroshot.spaces.ir.OpTable` (int64 arrays)."""
-    try:
-        nbytes = BYTES_PER_ELEMENT[precision]
-    except KeyError:
-        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(BYTES_PER_ELEMENT)}") from None
+    nbytes = bytes_per_element(precision)
     n = len(table)
     params = np.empty(n, np.int64)
     macs = np.empty(n, np.int64)
@@ -52,7 +62,4 @@ def analytic_counts(archs: Sequence[Arch], precision: str = "fp32") -> dict[str,
 
 def model_bytes(params: np.ndarray, precision: str = "fp32") -> np.ndarray:
     """Size of the weights at a precision (fp32 / fp16 / int8)."""
-    try:
-        return np.asarray(params, dtype=np.int64) * BYTES_PER_ELEMENT[precision]
-    except KeyError:
-        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(BYTES_PER_ELEMENT)}") from None
+    return np.asarray(params, dtype=np.int64) * bytes_per_element(precision)

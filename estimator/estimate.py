@@ -23,19 +23,24 @@ import numpy as np
 
 from zeroshot.spaces import SearchSpace
 
-from .counts import model_bytes
-from .devices import Device
+from .counts import bytes_per_element, model_bytes
+from .devices import Device, load_device
 from .segmented import SegmentedEvaluator, count_metrics, latency_metric
+
+__all__ = ["Estimator"]
 
 
 class Estimator:
     """``params``, ``macs``, ``peak_activation_bytes`` and ``model_bytes`` (params stored at ``precision``:
-    fp32, fp16 or int8) per architecture, and ``latency_ms`` on ``device`` when given (the device computes at
-    its own element type; ``precision`` sizes memory only).  ``extra`` adds segment metrics."""
+    fp32, fp16 or int8) per architecture, and ``latency_ms`` on ``device`` when given (a device object, or
+    a built-in name or device file as :func:`~zeroshot.estimator.devices.load_device` takes; the device
+    computes at its own element type, ``precision`` sizes memory only).  ``extra`` adds segment metrics."""
 
-    def __init__(self, space: SearchSpace, device: Device | None = None, precision: str = "fp32",
+    def __init__(self, space: SearchSpace, device: Device | str | None = None, precision: str = "fp32",
                  extra: dict | None = None):
-        model_bytes(np.zeros(1, np.int64), precision)          # validates the precision
+        bytes_per_element(precision)                          # validates the precision
+        if device is not None and not isinstance(device, Device):
+            device = load_device(device)
         metrics = count_metrics(precision)
         if device is not None:
             metrics["latency_ms"] = latency_metric(device.for_space(space.name))
@@ -44,6 +49,7 @@ class Estimator:
         self.evaluator = SegmentedEvaluator(space, metrics)
 
     def evaluate(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns of every code row of ``codes`` (arrays in row order)."""
         out = self.evaluator.evaluate(codes)
         out["model_bytes"] = model_bytes(out["params"], self.precision)
         return out

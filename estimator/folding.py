@@ -22,6 +22,8 @@ from zeroshot.spaces.ir import OpTable
 from ._folding import live_ops as _live_ops_kernel
 from .kernel_table import KernelTable
 
+__all__ = ["live_kernels", "live_ops"]
+
 
 def live_ops(table: OpTable) -> np.ndarray:
     """Boolean mask of the op rows of ``table`` that remain after folding and dead-op elimination."""

@@ -24,6 +24,9 @@ import numpy as np
 from zeroshot.spaces import ir
 from zeroshot.spaces.ir import OpTable
 
+__all__ = ["DEFAULT_FUSION", "KERNEL_FIELDS", "KERNEL_TYPES", "KT", "KernelTable", "decompose",
+           "parse_fusion"]
+
 KERNEL_TYPES = ("conv", "dwconv", "gconv", "bn", "act", "add", "mul", "pool", "gap", "linear", "zero",
                 "upsample", "concat", "shuffle")
 KT = {name: i for i, name in enumerate(KERNEL_TYPES)}

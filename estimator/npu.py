@@ -31,6 +31,8 @@ from .counts import BYTES_PER_ELEMENT
 from .devices import Device, DeviceError, register_kind
 from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, KernelTable
 
+__all__ = ["FIELDS", "NpuDevice"]
+
 # The Cython kernel numbers kernel types in this order (ext/_npu.pyx); fail loudly if it ever changes.
 _PYX_TYPES = ("conv", "dwconv", "gconv", "bn", "act", "add", "mul", "pool", "gap", "linear", "zero",
               "upsample", "concat")

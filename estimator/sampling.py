@@ -28,6 +28,8 @@ from zeroshot.spaces.ir import Arch, Graph, to_table
 
 from .kernel_table import DEFAULT_FUSION, KERNEL_FIELDS, KT, decompose
 
+__all__ = ["KernelPool", "canonical", "kernel_arch", "kernel_rows", "neighbours", "row_key"]
+
 #: Kernel types whose input and output channels are one number (redrawn together).
 _SAME_CHANNELS = {KT[t] for t in ("dwconv", "bn", "act", "add", "mul", "pool", "gap", "zero", "upsample",
                                   "concat", "shuffle")}

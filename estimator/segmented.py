@@ -30,6 +30,8 @@ from . import _segments
 from .counts import table_counts
 from .kernel_table import KERNEL_TYPES, decompose
 
+__all__ = ["LatencyMetric", "Metric", "SegmentedEvaluator", "count_metrics", "latency_metric"]
+
 Metric = tuple[Callable, str]          # (fn(OpTable) -> float/int array, "sum" | "max")
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from zeroshot.errors import ParameterError
 from zeroshot.estimator.counts import analytic_counts
 from zeroshot.spaces import get_space
 from zeroshot.spaces.builder import build, count_parameters
@@ -97,8 +98,9 @@ def test_dense_heads_have_no_segment_chain():
 
 
 def test_unknown_task_is_refused():
-    with pytest.raises(ValueError, match="choose from classify, detect, segment"):
+    with pytest.raises(ParameterError, match="task must be one of classify, detect, segment, got 'pose'") as info:
         get_space("mbv2", task="pose")
+    assert info.value.param == "task"
 
 
 @pytest.mark.parametrize("task", ["detect", "segment"])

@@ -19,6 +19,8 @@ from .._binary import count_distinct_narrow, count_distinct_sorted, hamming_gram
 from .._binary import pack_signs as _pack_signs, row_hashes
 from .._linalg import cholesky_logdet_inplace, eigvalsh_inplace, sum_log_abs
 
+__all__ = ["NARROW_BITS", "count_distinct_rows", "eigvalsh", "hamming_gram", "logdet", "pack_signs"]
+
 NARROW_BITS = 26        # one-word codes below 2**26 are counted with a bitmap (8 MiB at most)
 
 
