@@ -109,11 +109,11 @@ def _init_worker(cfg_dict: dict) -> None:
     keep_freed_memory()             # spawned workers do not inherit the command line's setting
     cfg = ScreenConfig(**cfg_dict)
     space = get_space(cfg.space, **cfg.space_options)
-    estimator = Estimator(space, screen_device(cfg.device), cfg.precision, extra=cheap_metrics(cfg.cheap))
+    estimator = Estimator(space, _device(cfg.device), cfg.precision, extra=cheap_metrics(cfg.cheap))
     _WORKER.update(key=key, cfg=cfg, space=space, estimator=estimator)
 
 
-def screen_device(device: str | dict) -> Device:
+def _device(device: str | dict) -> Device:
     """The device of :attr:`ScreenConfig.device`: a name or JSON file (:func:`load_device`), or a description."""
     return device_from_dict(device) if isinstance(device, dict) else load_device(device)
 
@@ -164,7 +164,7 @@ def proxy_codes(space, codes: np.ndarray, scale: float) -> np.ndarray:
 
 def network_chunk(archs: list[str]) -> list[dict]:
     """Stage 4 (worker side): the default score's proxies of a few architectures, each at its own input
-    resolution times ``proxy_scale`` (the ``--data`` images resized, or seeded synthetic input of that
+    resolution times ``proxy_scale`` (the ``data`` images resized, or seeded synthetic input of that
     shape)."""
     import torch
 
@@ -178,7 +178,7 @@ def network_chunk(archs: list[str]) -> list[dict]:
     torch.set_num_threads(1)        # as in the workers: conv sums differ in the last bits with the threads
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "swap reads", UserWarning)      # said once by run_screen
+            warnings.filterwarnings("ignore", "swap reads", UserWarning)      # said once by validate
             values = compute_proxies(space, codes, DEFAULT_PROXIES, _WORKER.get("data"), cfg.seed,
                                      cfg.batch_size)
     finally:
@@ -254,7 +254,6 @@ def _screen(cfg: ScreenConfig, db: str | None, resume, backend, quiet: bool) -> 
     with ResultStore(db or ":memory:", space=cfg.space, space_options=cfg.space_options) as store:
         run_id, cfg = open_run(store, cfg, resume)
         run = _Run(cfg, space, store, run_id, backend, quiet)
-        _init_worker(asdict(cfg))
         timings = {}
         with _timed(timings, "cost"):
             constraints = cost_stage(run)
@@ -312,7 +311,7 @@ def validate(cfg: ScreenConfig):
         raise ParameterError("precision", f"one of {', '.join(BYTES_PER_ELEMENT)}", cfg.precision)
     Constraints.from_config(cfg)
     cheap_metrics(cfg.cheap)
-    screen_device(cfg.device)
+    _device(cfg.device)
     if cfg.survivors:
         _check_network_inputs(cfg, space)
     return space
