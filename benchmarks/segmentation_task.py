@@ -12,8 +12,8 @@ pixels outside 0 (background).  Three labels keep the task learnable in a few CP
 for both a shape (where is the object) and a content decision (what is it).  It is a proxy task: it
 measures how well a network learns dense labels from little data at low resolution, not Pascal VOC mIoU.
 
-:class:`SegmentationEvaluator` is an evaluator for :func:`zeroshot.search.run_search`: each architecture is
-trained (:func:`zeroshot.train.train`, no augmentation) on canvases resampled to its input resolution
+:class:`SegmentationEvaluator` is an evaluator for :func:`zeroshot.searching.run_search`: each architecture
+is trained (:func:`zeroshot.train.train`, no augmentation) on canvases resampled to its input resolution
 (images bilinear, labels nearest), and scored on held-out canvases made from other images, its logits
 upsampled to the canvas size: ``accuracy`` is the mean IoU over the three labels in percent, with the
 pixel accuracy beside it.
