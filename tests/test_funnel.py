@@ -361,7 +361,7 @@ def test_stages_belong_to_the_kind_of_run():
 
 
 def test_store_answers_without_sql_from_callers():
-    with ResultStore(":memory:", space="nb201") as store:
+    with ResultStore(":memory:") as store:                    # in memory, for any space
         run = store.new_run({})
         store.write_chunk(run, 0, [("a", "passed", {"s": 3.0, "lat": 3.0}), ("b", "passed", {"s": 1.0, "lat": 1.0}),
                                    ("c", "passed", {"s": 2.0, "lat": 4.0}), ("d", "sampled", {"s": 9.0, "lat": 0.5}),

@@ -56,8 +56,8 @@ Stage = Union[str, int, None]
 class ResultStore:
     """The results database at ``path`` (created if missing) for ``space`` with ``space_options``.
 
-    ``space=None`` opens an existing database whatever its space (:attr:`space` then says which);
-    ``space_options=None`` accepts any options."""
+    ``space=None`` opens an existing database whatever its space (:attr:`space` then says which), or a
+    new in-memory one for any space; ``space_options=None`` accepts any options."""
 
     def __init__(self, path: str = ":memory:", space: str | None = None, space_options: dict | None = None):
         self.path = path
@@ -94,7 +94,7 @@ class ResultStore:
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         if not meta:
-            if space is None:
+            if space is None and self.path != ":memory:":
                 raise StoreError(f"{self.path} is not a zeroshot results database")
             self.db.executemany("INSERT INTO meta VALUES (?, ?)", [
                 ("schema_version", str(SCHEMA_VERSION)), ("space", space),
