@@ -16,7 +16,7 @@ True
 >>> load_device("tpu")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-zeroshot.estimator.devices.UnknownDeviceError: unknown device 'tpu'; choose from edgetpu-like, ... or give a device .json file
+zeroshot.estimator.devices.UnknownDeviceError: unknown device 'tpu'; choose from ... or give a device .json file
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ space, proxy, device, rewrite or baseline is tested without touching this file),
 graph (no cycle at module level: built-ins register through the registries' lazy ``builtins``)."""
 import ast
 import importlib
+import inspect
 import json
 import math
 import warnings
@@ -17,8 +18,8 @@ from zeroshot.estimator.devices import Device, DeviceError, device_from_dict, li
 from zeroshot.proxies import KINDS, NEEDS, get_proxy, list_proxies
 from zeroshot.registry import Registry
 from zeroshot.scoring import log_ranks
-from zeroshot.spaces import (SPACES, SpaceOptionError, get_space, list_space_options, list_spaces, register_space,
-                             to_table)
+from zeroshot.spaces import (OPTION_ALIASES, SPACES, SpaceOptionError, get_space, list_space_options, list_spaces,
+                             register_space, to_table)
 from zeroshot.spaces.baselines import BASELINES, get_baseline, list_baselines
 from zeroshot.spaces.nb201 import Nb201Space
 from zeroshot.spaces.rewrites import REWRITES, RewriteError, apply_steps, list_rewrites
@@ -261,6 +262,17 @@ def test_space_mutation_and_crossover_give_members(space):
 
 
 @pytest.mark.parametrize("name", list_spaces())
+def test_space_takes_the_options_it_lists(name):
+    """Each listed option, given its default, builds the default space; each alias names a listed option."""
+    params = inspect.signature(SPACES.get(name).__init__).parameters
+    default = get_space(name).sample(3, seed=0)
+    for option in list_space_options(name):
+        assert get_space(name, **{option: params[option].default}).sample(3, seed=0) == default
+    assert set(OPTION_ALIASES.get(name, {}).values()) <= set(list_space_options(name))
+    assert set(OPTION_ALIASES) <= set(list_spaces())
+
+
+@pytest.mark.parametrize("name", list_spaces())
 def test_space_refuses_an_option_it_does_not_take(name):
     with pytest.raises(SpaceOptionError) as err:
         get_space(name, colour="red")
@@ -284,7 +296,7 @@ def test_a_type_error_inside_a_space_stays_a_bug(monkeypatch):
         name = "broken"
 
         def __init__(self, classes: int = 10):
-            super().__init__(classes=classes, cells="five")          # a bug: TypeError inside
+            super().__init__(classes=classes, colour="red")          # a bug: TypeError inside
 
     monkeypatch.setitem(SPACES._items, "broken", Broken)
     with pytest.raises(TypeError) as err:
