@@ -268,7 +268,7 @@ def test_cli_parallelism_reaches_curation(tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert len(set(lines)) == 20 and all(c % 32 == 0 for line in lines for c in channels(line))
     assert main(["sample", "mbv2", "-n", "3", "--task", "pose"]) == 2
-    assert "choose from classify, detect, segment" in capsys.readouterr().err
+    assert "--task must be one of classify, detect, segment, got 'pose'" in capsys.readouterr().err
 
 
 def test_readme_demo_pipe_and_spaces_listing(capsys):

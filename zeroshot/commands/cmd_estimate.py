@@ -3,6 +3,7 @@ peak activation and model memory, and latency on a device, as CSV."""
 from zeroshot.api import estimate
 from zeroshot.cli import add_space_args, read_archs, space_from_args, write_text
 from zeroshot.estimator.counts import BYTES_PER_ELEMENT
+from zeroshot.estimator.devices import load_device
 
 
 def register(sub):
@@ -18,5 +19,6 @@ def register(sub):
 
 def run(args):
     space = space_from_args(args)
+    device = load_device(args.device) if args.device else None     # before reading the architectures
     texts, _ = read_archs(space, args.archs)
-    write_text(estimate(texts, space=space, device=args.device, precision=args.precision).to_csv(), args.output)
+    write_text(estimate(texts, space=space, device=device, precision=args.precision).to_csv(), args.output)

@@ -4,11 +4,10 @@ candidates of a screen or search share, each with the rewrite that applies it (s
 Example: ``zeroshot patterns zeroshot-mbv2.db --by score --top 20``, then
 ``zeroshot rewrite mbv2 mobilenetv2 --apply <the specs>``.
 """
-import json
 import os
-import sqlite3
 
 from zeroshot.spaces import get_space
+
 from ..errors import InputError, StoreError
 from ..patterns import mine
 from ..store import ResultStore
@@ -27,17 +26,13 @@ def register(sub):
 def run(args):
     if not os.path.exists(args.db):
         raise InputError(f"no results file {args.db}; run `zeroshot screen` or `zeroshot search` with --db first")
-    try:
-        meta = dict(sqlite3.connect(args.db).execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.DatabaseError as e:
-        raise StoreError(f"{args.db} is not a zeroshot results file ({e})") from None
-    space = get_space(meta["space"], **json.loads(meta.get("space_options", "{}")))
-    store = ResultStore(args.db, space.name, json.loads(meta.get("space_options", "{}")))
-    run_id = max(store.runs() or [0]) if args.run_id == "last" else _int(args.run_id)
-    if run_id not in store.runs():
-        raise StoreError(f"{args.db} has no run {args.run_id}; runs: {store.runs() or 'none'}")
-    best = [r["arch"] for r in store.top(run_id, args.by, args.top, descending=not args.ascending)]
-    everyone = [r[0] for r in store.stream(run_id, "arch", f'"{args.by}" IS NOT NULL')]
+    with ResultStore(args.db) as store:
+        space = get_space(store.space, **store.space_options)
+        run_id = max(store.runs() or [0]) if args.run_id == "last" else _int(args.run_id)
+        if run_id not in store.runs():
+            raise StoreError(f"{args.db} has no run {args.run_id}; runs: {store.runs() or 'none'}")
+        best = [r["arch"] for r in store.top(run_id, args.by, args.top, descending=not args.ascending)]
+        everyone = [r[0] for r in store.stream(run_id, ("arch",), has=args.by)]
     if len(everyone) < 2 * max(args.top, 1):
         raise InputError(f"run {run_id} has {len(everyone)} candidates with {args.by}; patterns need at least twice "
                         f"--top ({args.top}); lower --top")
