@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from zeroshot.estimator.counts import BYTES_PER_ELEMENT
+from zeroshot.estimator.counts import bytes_per_element
 from zeroshot.estimator.devices import Device, device_from_dict, load_device
 from zeroshot.estimator.estimate import Estimator
 
@@ -307,8 +307,7 @@ def validate(cfg: ScreenConfig):
             raise ParameterError(name, f"an integer >= {least}", getattr(cfg, name))
     if not 0 < cfg.proxy_scale <= 1:
         raise ParameterError("proxy_scale", "in (0, 1]", cfg.proxy_scale)
-    if cfg.precision not in BYTES_PER_ELEMENT:
-        raise ParameterError("precision", f"one of {', '.join(BYTES_PER_ELEMENT)}", cfg.precision)
+    bytes_per_element(cfg.precision)
     Constraints.from_config(cfg)
     cheap_metrics(cfg.cheap)
     _device(cfg.device)
