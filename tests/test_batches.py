@@ -26,9 +26,17 @@ def test_bad_files_and_arrays_are_data_errors(tmp_path):
     (tmp_path / "junk.npz").write_text("not a zip")
     with pytest.raises(DataError, match="cannot read"):
         load_data(str(tmp_path / "junk.npz"))
-    with pytest.raises(DataError, match=r"the network takes inputs of shape \(C, H, W\) = \(3, 8, 8\)") as info:
-        validate(np.zeros((2, 4, 4, 3), np.uint8), np.zeros(2, int), shape=(3, 8, 8))
+    with pytest.raises(DataError, match=r"the network takes inputs of shape \(C, H, W\) = \(1, 8, 8\)") as info:
+        validate(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(2, int), shape=(1, 8, 8))
     assert "--" not in str(info.value)          # a library message names no command-line flag
+
+
+def test_square_images_of_another_size_name_the_resolution():
+    with pytest.raises(ParameterError, match=r"resolution must be 4 to take the images of data.*got 8; the network "
+                                             r"takes inputs of shape \(C, H, W\) = \(3, 8, 8\)") as info:
+        validate(np.zeros((2, 4, 4, 3), np.uint8), np.zeros(2, int), shape=(3, 8, 8))
+    assert "--" not in str(info.value)
+    assert error_line(info.value).startswith("--image-size must be 4")
 
 
 def test_missing_data_and_bad_split_name_their_parameters(tmp_path):

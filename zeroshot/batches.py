@@ -69,6 +69,14 @@ def load_data(path: str, shape: tuple[int, int, int] | None = None, classes: int
 def validate(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int] | None = None,
              classes: int | None = None, source: str = "data") -> Data:
     """Check and normalise raw arrays into a :class:`Data` (the rules of :func:`load_data`)."""
+    x, layout = _normalised_images(x, source)
+    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        _refuse_shape(tuple(x.shape[1:]), tuple(shape), layout, source)
+    return Data(x, _checked_labels(y, len(x), classes, source))
+
+
+def _normalised_images(x: np.ndarray, source: str) -> tuple[np.ndarray, str]:
+    """Images as normalised float32 (N, C, H, W), and the layout they were read as."""
     if x.ndim != 4:
         raise DataError(f"{source}: x must be (N, H, W, C) uint8 or (N, C, H, W) float, got shape {x.shape}")
     layout = "(N, H, W, C) uint8" if x.dtype == np.uint8 else "(N, C, H, W) float"
@@ -83,14 +91,25 @@ def validate(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int] | None = 
     else:
         raise DataError(f"{source}: x must be uint8 (N, H, W, C) images or float (N, C, H, W), "
                         f"got dtype {x.dtype}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
-        raise DataError(f"{source}: the network takes inputs of shape (C, H, W) = {tuple(shape)}, the data "
-                        f"gives {tuple(x.shape[1:])} (after reading it as {layout}); resize the images, or "
-                        f"build the space for that input (its resolution option, where the space takes one)")
+    return np.ascontiguousarray(x, dtype=np.float32), layout
+
+
+def _refuse_shape(data: tuple, network: tuple, layout: str, source: str) -> None:
+    """Images that do not fit the network: square images of its channels name the space's ``resolution``
+    (:class:`ParameterError`), anything else is a :class:`DataError`."""
+    shapes = (f"the network takes inputs of shape (C, H, W) = {network}, the data gives {data} (after reading "
+              f"it as {layout})")
+    if data[0] == network[0] and data[1] == data[2] and network[1] == network[2]:
+        raise ParameterError("resolution", f"{data[1]} to take the images of {source}, where the space has that "
+                             f"option", network[1], f"{shapes}; otherwise resize the images")
+    raise DataError(f"{source}: {shapes}; resize the images, or build the space for that input")
+
+
+def _checked_labels(y, n: int, classes: int | None, source: str) -> np.ndarray:
+    """One integer label >= 0 per image, each below ``classes`` (when given), as int64."""
     y = np.asarray(y)
-    if y.shape != (len(x),):
-        raise DataError(f"{source}: y must be one label per image, shape ({len(x)},), got {y.shape}")
+    if y.shape != (n,):
+        raise DataError(f"{source}: y must be one label per image, shape ({n},), got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{source}: y must hold integer class labels, got dtype {y.dtype}")
     y = y.astype(np.int64)
@@ -99,7 +118,7 @@ def validate(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int] | None = 
     if classes is not None and len(y) and y.max() >= classes:
         raise ParameterError("classes", f"at least {int(y.max()) + 1} (the labels of {source} go up to "
                              f"{int(y.max())})", classes)
-    return Data(x, y)
+    return y
 
 
 def resize(data: Data, size: tuple[int, int]) -> Data:
