@@ -12,7 +12,7 @@ and the input (and so output) resolution, ``--budget`` candidates, latency from 
 the Pareto front of (topology score, latency) and the fastest candidate whose score is at or above the
 baseline's.  Nothing is trained there.
 
-Multishot part: the search of :mod:`zeroshot.search` (strategy ``prefiltered``: aging evolution whose
+Multishot part: the search of :mod:`zeroshot.searching` (strategy ``prefiltered``: aging evolution whose
 warm-up and children are picked by the zero-shot score, default proxies, the funnel's cheap pre-filter)
 over the toy mbv2 segmentation space (:func:`segmentation_task.toy_space`: channel multipliers
 0.35-1, per-stage widths and depths, IBN / fused blocks, kernels, expansions, input = output resolution
@@ -41,9 +41,10 @@ from zeroshot.spaces import get_space
 from zeroshot.spaces.baselines import get_baseline
 from zeroshot.spaces.mbv2 import MOBILENETV2
 from zeroshot.batches import Data
-from zeroshot.funnel import pareto_front
+from zeroshot.pareto import pareto_front
 from zeroshot.refine import refine
-from zeroshot.search import ProxyScorer, SearchConfig, print_line, run_search
+from zeroshot.prefilter import ProxyScorer
+from zeroshot.searching import SearchConfig, print_line, run_search
 from segmentation_task import CIFAR_FILE, SegmentationEvaluator, cifar_task, toy_space
 
 OUT = Path(__file__).parent / "results" / "design_segmentation.md"

@@ -31,8 +31,10 @@ from zeroshot.spaces import get_space
 from zeroshot.spaces.shared_data import shared_data
 from zeroshot.batches import load_data
 from zeroshot.proxies import get_proxy
-from zeroshot.score import DEFAULT_PROXIES
-from zeroshot.search import OracleEvaluator, ProxyScorer, SearchConfig, run_search
+from zeroshot.evaluators import OracleEvaluator
+from zeroshot.prefilter import ProxyScorer
+from zeroshot.scoring import DEFAULT_PROXIES
+from zeroshot.searching import SearchConfig, run_search
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = RESULTS / "search_nb201_proxies.csv"

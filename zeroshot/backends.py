@@ -18,7 +18,9 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
-from .errors import UserError
+from .errors import MissingExtraError, UnknownNameError
+
+__all__ = ["BACKENDS", "LocalBackend", "RayBackend", "get_backend"]
 
 BACKENDS = ("local", "ray")
 
@@ -83,7 +85,7 @@ class RayBackend:
         try:
             import ray
         except ImportError:
-            raise UserError("--backend ray needs the optional ray extra: pip install 'zeroshot[ray]'") from None
+            raise MissingExtraError("ray", "the ray backend") from None
         self.ray = ray
         if not ray.is_initialized():
             kwargs = {"address": address} if address else {"num_cpus": workers or os.cpu_count()}
@@ -105,8 +107,9 @@ class RayBackend:
 
 
 def get_backend(name: str, workers: int | None = None, address: str | None = None):
+    """The backend ``name`` (one of :data:`BACKENDS`) with ``workers`` (and a Ray cluster ``address``)."""
     if name == "local":
         return LocalBackend(workers)
     if name == "ray":
         return RayBackend(workers, address)
-    raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    raise UnknownNameError("backend", name, BACKENDS)

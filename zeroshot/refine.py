@@ -15,7 +15,7 @@ Depth here is the number of blocks (EfficientNet's depth coefficient); TF-slim's
 ``depth_multiplier`` scales channels instead (the ``width`` rewrite).
 
 A candidate is acceptable when its score is at or above the baseline's, the score being the rank
-aggregate (:func:`zeroshot.score.rank_aggregate`) of ``proxies`` over the pair (baseline, candidate)
+aggregate (:func:`zeroshot.scoring.rank_aggregate`) of ``proxies`` over the pair (baseline, candidate)
 (with no ``proxies`` every candidate is: the latency floor of the dimensions on the device); the
 search minimises latency on the device among acceptable candidates with regularized evolution (population
 50, tournaments of 10, one mutation per child, children costed 50 at a time, ``budget`` candidates in
@@ -52,10 +52,11 @@ from zeroshot.estimator.estimate import Estimator
 from zeroshot.spaces import SearchSpace
 from zeroshot.spaces.rewrites import make_divisible
 
-from .errors import UserError
-from .funnel import pareto_front
+from .errors import InputError, ParameterError
+from .evolution import aging_evolution
+from .pareto import pareto_front
 from .proxies import get_proxy
-from .score import compute_proxies, rank_aggregate
+from .scoring import compute_proxies, rank_aggregate
 
 DIMENSIONS = ("fusion", "depth-multiplier", "width", "resolution")
 DEPTH_MULTIPLIERS = (0.25, 0.5, 0.75, 1.0)
@@ -64,13 +65,8 @@ RESOLUTION_SCALES = (0.75, 0.875, 1.0)        # of the baseline's input side, ro
 TOPOLOGY_SCORE = ("live_macs", "entropy")
 POPULATION, TOURNAMENT, BATCH = 50, 10, 50
 
-
-def parse_dimensions(text: str) -> tuple[str, ...]:
-    dims = {d.strip() for d in text.split(",") if d.strip()}
-    if not dims or not dims <= set(DIMENSIONS):
-        raise UserError(f"--search {text!r}: expected one or more of {', '.join(DIMENSIONS)} "
-                        "(comma-separated), like --search fusion,depth-multiplier")
-    return tuple(d for d in DIMENSIONS if d in dims)
+__all__ = ["DEPTH_MULTIPLIERS", "DIMENSIONS", "RESOLUTION_SCALES", "TOPOLOGY_SCORE", "WIDTH_MULTIPLIERS", "Refiner",
+           "proxy_view", "refine", "score_values"]
 
 
 class Refiner:
@@ -80,8 +76,10 @@ class Refiner:
 
     def __init__(self, space: SearchSpace, base: np.ndarray, dims: Sequence[str]):
         if not hasattr(space, "decode"):
-            raise UserError(f"refining works on spaces of stages of IBN / fused blocks (mbv2); {space.name!r} "
-                            "is not one")
+            raise InputError(f"refining works on spaces of stages of IBN / fused blocks (mbv2); {space.name!r} "
+                             "is not one")
+        if isinstance(dims, str) or not dims or not set(dims) <= set(DIMENSIONS):
+            raise ParameterError("dims", f"one or more of {', '.join(DIMENSIONS)}", dims)
         self.space, self.dims = space, tuple(dims)
         self.res, self.stem, self.head, self.stages = space.decode(base)
         self.n_blocks, n = sum(map(len, self.stages)), len(self.stages)
@@ -122,12 +120,12 @@ def proxy_view(space: SearchSpace, resolution: int | None = None):
     """``(view space, codes -> view codes)``: what network proxies see of a candidate (module docstring)."""
     view = space
     if resolution is not None and getattr(space, "resolution_column", None) is None:
-        raise UserError(f"a proxy resolution needs a space whose encodings hold the input side (mbv2); "
-                        f"{space.name}'s input is fixed: leave it out")
+        raise ParameterError("proxy_resolution", f"None for {space.name}, whose input is fixed (only spaces "
+                             f"whose encodings hold the input side take one, like mbv2)", resolution)
     if getattr(space, "task", "classify") != "classify":
         view = type(space)(space.parallelism, task="classify")
         if view.code_length != space.code_length:
-            raise UserError(f"no classification backbone of {space!r} with the same encoding")
+            raise InputError(f"no classification backbone of {space!r} with the same encoding")
 
     def codes_of(codes: np.ndarray) -> np.ndarray:
         codes = np.array(codes, dtype=np.int64, copy=True)
@@ -169,46 +167,62 @@ def refine(space: SearchSpace, base: np.ndarray, dims: Sequence[str], device: De
     Pareto front of (score ranked over every candidate evaluated and the baseline, latency).
     ``proxy_resolution``, ``batch_size`` (network proxies' batch, default 64) and ``cache``: see the module
     docstring."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise ParameterError("budget", "at least 1", budget)
+    if proxy_resolution is not None and not 32 <= proxy_resolution <= 4096:
+        raise ParameterError("proxy_resolution", "32..4096 pixels", proxy_resolution, fix="try 128")
     rng = np.random.default_rng(seed)
     ref = Refiner(space, base, dims)
-    est = Estimator(space, device)
-    base_cost = {k: v[0] for k, v in est.evaluate(base[None]).items()}
-    base_proxies = score_values(space, base[None], proxies, proxy_resolution, batch_size, cache)
-    seen: dict[bytes, tuple[float, bool, dict]] = {}
+    judge = _Judge(space, ref, Estimator(space, device), base, proxies, proxy_resolution, batch_size, cache)
+    spent = [0]
 
-    def evaluate(genomes):
-        codes = ref.codes(genomes)
+    def evaluate(genomes: list) -> list:
+        spent[0] += len(genomes)
+        genomes = np.stack(genomes)
+        return list(zip(genomes, judge(genomes)))
+
+    aging_evolution(np.concatenate([ref.base_genome[None], ref.random(POPULATION - 1, rng)]), evaluate,
+                    fitness=lambda members: [-latency for _, latency in members],
+                    propose=lambda parent, _: ref.mutate(parent[0], rng), rng=rng, size=POPULATION,
+                    sample=TOURNAMENT, generation=lambda: min(BATCH, budget - spent[0]))
+    return judge.result()
+
+
+class _Judge:
+    """Cost and acceptability of refinements of ``base``, each distinct architecture once; called with
+    genomes, their fitness to minimise: the latency of an acceptable one, infinity otherwise."""
+
+    def __init__(self, space: SearchSpace, ref: Refiner, est: Estimator, base: np.ndarray, proxies: Sequence[str],
+                 proxy_resolution: int | None, batch_size: int | None, cache: dict | None):
+        self.space, self.ref, self.est, self.proxies = space, ref, est, tuple(proxies)
+        self.score_args = (proxy_resolution, batch_size, cache)
+        self.base_cost = {k: v[0] for k, v in est.evaluate(base[None]).items()}
+        self.base_proxies = score_values(space, base[None], proxies, *self.score_args)
+        self.seen: dict[bytes, tuple[float, bool, dict]] = {}    # codes -> (latency, acceptable, metrics)
+
+    def __call__(self, genomes: np.ndarray) -> np.ndarray:
+        codes = self.ref.codes(genomes)
         keys = [c.tobytes() for c in codes]
-        new = [i for i, k in enumerate(keys) if k not in seen]
+        new = [i for i, k in enumerate(keys) if k not in self.seen]
         if new:
-            cost = est.evaluate(codes[new])
-            values = score_values(space, codes[new], proxies, proxy_resolution, batch_size, cache)
+            cost = self.est.evaluate(codes[new])
+            values = score_values(self.space, codes[new], self.proxies, *self.score_args)
             for j, i in enumerate(new):
-                s = rank_aggregate({p: np.array([base_proxies[p][0], values[p][j]]) for p in proxies}) \
-                    if proxies else np.zeros(2)
-                seen[keys[i]] = (float(cost["latency_ms"][j]), bool(s[1] >= s[0]),
-                                 {k: v[j] for k, v in cost.items()} | {"arch": space.format(codes[i])}
-                                 | {p: values[p][j] for p in proxies})
-        return np.array([seen[k][0] if seen[k][1] else np.inf for k in keys])
+                s = rank_aggregate({p: np.array([self.base_proxies[p][0], values[p][j]]) for p in self.proxies}) \
+                    if self.proxies else np.zeros(2)
+                self.seen[keys[i]] = (float(cost["latency_ms"][j]), bool(s[1] >= s[0]),
+                                      {k: v[j] for k, v in cost.items()} | {"arch": self.space.format(codes[i])}
+                                      | {p: values[p][j] for p in self.proxies})
+        return np.array([self.seen[k][0] if self.seen[k][1] else np.inf for k in keys])
 
-    population = np.concatenate([ref.base_genome[None], ref.random(POPULATION - 1, rng)])
-    fitness = evaluate(population)
-    spent = len(population)
-    while spent < budget:
-        children = []
-        for _ in range(min(BATCH, budget - spent)):
-            pick = rng.choice(len(population), TOURNAMENT, replace=False)
-            children.append(ref.mutate(population[pick[np.argmin(fitness[pick])]], rng))
-        children = np.stack(children)
-        population = np.concatenate([population[len(children):], children])       # the oldest die
-        fitness = np.concatenate([fitness[len(children):], evaluate(children)])
-        spent += len(children)
-    ok = {k: v for k, v in seen.items() if v[1]}
-    best = min(ok.values(), key=lambda v: v[0])[2]
-    front = _front([v[2] for v in seen.values()], {**base_cost, **{p: base_proxies[p][0] for p in proxies}},
-                   proxies) if proxies else []
-    return {**best, "score_ok": True, "baseline": base_cost, "evaluated": len(seen), "acceptable": len(ok),
-            "front": front}
+    def result(self) -> dict:
+        """What :func:`refine` returns, from everything judged."""
+        ok = {k: v for k, v in self.seen.items() if v[1]}
+        best = min(ok.values(), key=lambda v: v[0])[2]
+        base = {**self.base_cost, **{p: self.base_proxies[p][0] for p in self.proxies}}
+        front = _front([v[2] for v in self.seen.values()], base, self.proxies) if self.proxies else []
+        return {**best, "score_ok": True, "baseline": self.base_cost, "evaluated": len(self.seen),
+                "acceptable": len(ok), "front": front}
 
 
 def _front(rows: list[dict], base: dict, proxies: Sequence[str]) -> list[dict]:
@@ -217,5 +231,5 @@ def _front(rows: list[dict], base: dict, proxies: Sequence[str]) -> list[dict]:
     everyone = rows + [base | {"arch": "baseline"}]
     score = rank_aggregate({p: np.array([r[p] for r in everyone]) for p in proxies})
     lat = np.array([r["latency_ms"] for r in everyone])
-    keep = sorted(pareto_front(score, lat), key=lambda i: lat[i])
-    return [everyone[i] | {"score": float(score[i]), "at_least_baseline": bool(score[i] >= score[-1])} for i in keep]
+    return [everyone[i] | {"score": float(score[i]), "at_least_baseline": bool(score[i] >= score[-1])}
+            for i in pareto_front(score, lat)]

@@ -1,9 +1,10 @@
-"""Search strategies: a registry of functions ``strategy(ctx: SearchContext)`` spending ``ctx.remaining``.
+"""Search strategies: functions ``strategy(study)`` that propose candidates to a
+:class:`~zeroshot.study.Study` until its budget (``study.remaining``) is spent.
 
 * ``random``: fresh feasible random candidates, ``parallel`` per step.
-* ``evolution``: regularized (aging) evolution (Real et al., 2019) with NATS-Bench's settings: a
-  population of ``population`` = 10, tournaments of ``sample`` = 3 by accuracy (latency breaks ties), one
-  mutation (the space's ``mutate_codes``) per child, the oldest member dies.
+* ``evolution``: regularized (aging) evolution (Real et al., 2019; :mod:`zeroshot.evolution`) with
+  NATS-Bench's settings: a population of ``population`` = 10, tournaments of ``sample`` = 3 by accuracy
+  (latency breaks ties), one mutation (the space's ``mutate_codes``) per child, the oldest member dies.
 * ``prefiltered``: the same evolution where zero-shot scores decide what is trained (Abdelfattah et al.,
   ICLR 2021: zero-cost warm-up and move proposal).  Warm-up: ``pool`` = 1,000 random feasible candidates,
   the ``population`` best by score are trained.  Each generation's parent proposes ``children`` = 24
@@ -13,115 +14,107 @@
   best-scored candidate seen is evaluated once at the end, for the report.  It proposes exactly what
   ``prefiltered`` proposes for the same budget.
 
-The pre-filter's own two stages follow the funnel (:meth:`~zeroshot.search.SearchContext.prefilter`):
-the funnel's cheap topology proxy (``cheap``, the screen's default) ranks a batch, and only
+The pre-filter's own two stages follow the funnel (:meth:`~zeroshot.prefilter.Prefilter.best`): the
+funnel's cheap topology proxy (``cheap``, the screen's default) ranks a batch, and only
 ``network_per_kept`` = 4 candidates per one kept pay for the score's network proxies (40 of the warm-up's
-1,000, 4 of a generation's 24), which bounds the proxy cost at a few forward passes per training.  Settings were chosen on these principles before any benchmark
-ran; none was tuned on an oracle's accuracies.
+1,000, 4 of a generation's 24), which bounds the proxy cost at a few forward passes per training.
+Settings were chosen on these principles before any benchmark ran; none was tuned on an oracle's
+accuracies.  :func:`register_strategy` adds a strategy of one's own.
 
 Example
 -------
 >>> list_strategies()
 ['evolution', 'prefiltered', 'random', 'zeroshot']
+>>> describe("random")
+'random feasible candidates, each trained'
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import Callable
 
 import numpy as np
 
-from .errors import UserError
+from .evolution import aging_evolution
+from .registry import Registry
 
-_STRATEGIES: dict[str, tuple[Callable, str]] = {}
+__all__ = ["STRATEGIES", "describe", "get_strategy", "list_strategies", "register_strategy"]
+
+STRATEGIES: Registry[Callable] = Registry("strategy")
 
 
-def register_strategy(name: str, description: str):
-    def deco(fn):
-        _STRATEGIES[name] = (fn, description)
-        return fn
+def register_strategy(name: str, description: str) -> Callable[[Callable], Callable]:
+    """Decorator registering ``fn(study)`` as the strategy ``name``, described in one line."""
+    def deco(fn: Callable) -> Callable:
+        fn.description = description
+        return STRATEGIES.register(name)(fn)
     return deco
 
 
 def get_strategy(name: str) -> Callable:
-    try:
-        return _STRATEGIES[name][0]
-    except KeyError:
-        raise UserError(f"unknown strategy {name!r}; choose from {', '.join(list_strategies())}") from None
+    """The strategy registered as ``name`` (:class:`~zeroshot.errors.UnknownNameError` listing them)."""
+    return STRATEGIES.get(name)
 
 
 def list_strategies() -> list[str]:
-    return sorted(_STRATEGIES)
+    return STRATEGIES.names()
 
 
 def describe(name: str) -> str:
-    return _STRATEGIES[name][1]
+    return get_strategy(name).description
 
 
 @register_strategy("random", "random feasible candidates, each trained")
-def random_search(ctx) -> None:
-    while ctx.remaining > 0:
-        batch = ctx.sample(min(ctx.cfg.parallel, ctx.remaining))
+def random_search(study) -> None:
+    while study.remaining > 0:
+        batch = study.sample(min(study.cfg.parallel, study.remaining))
         if not len(batch):
             return
-        ctx.evaluate(batch)
+        study.evaluate(batch)
 
 
 @register_strategy("evolution", "regularized (aging) evolution, every child trained")
-def evolution(ctx) -> None:
-    _aging_evolution(ctx, prefilter=False)
+def evolution(study) -> None:
+    def propose(parent, siblings):
+        return _first(study.mutants(parent[0], 1, _keys(study, siblings)))
+    _evolve_trained(study, study.sample(min(study.cfg.population, study.remaining)), propose)
 
 
 @register_strategy("prefiltered", "aging evolution; zero-shot scores pick the warm-up and the child to train")
-def prefiltered(ctx) -> None:
-    _aging_evolution(ctx, prefilter=True)
+def prefiltered(study) -> None:
+    cfg, best = study.cfg, study.prefilter.best
+
+    def propose(parent, siblings):
+        return _first(best(study.mutants(parent[0], cfg.children, _keys(study, siblings)), 1))
+    _evolve_trained(study, best(study.sample(cfg.pool), min(cfg.population, study.remaining)), propose)
 
 
-def _fitness(rec: dict) -> tuple:
-    return rec["accuracy"], -rec["latency_ms"]
-
-
-def _tournament(ctx, fitness: list) -> int:
-    """Index of the fittest of ``sample`` members drawn without replacement."""
-    idx = ctx.rng.choice(len(fitness), size=min(ctx.cfg.sample, len(fitness)), replace=False)
-    return int(max(idx, key=lambda i: fitness[i]))
-
-
-def _aging_evolution(ctx, prefilter: bool) -> None:
-    cfg = ctx.cfg
-    n0 = min(cfg.population, ctx.remaining)
-    init = ctx.prefilter(ctx.sample(cfg.pool), n0) if prefilter else ctx.sample(n0)
-    population = deque(zip(init, ctx.evaluate(init)), maxlen=cfg.population)
-    while ctx.remaining > 0 and population:
-        fitness = [_fitness(r) for _, r in population]
-        children, exclude = [], set()
-        for _ in range(min(cfg.parallel, ctx.remaining)):
-            parent = population[_tournament(ctx, fitness)][0]
-            if prefilter:
-                child = ctx.prefilter(ctx.mutants(parent, cfg.children, exclude), 1)
-            else:
-                child = ctx.mutants(parent, 1, exclude)
-            if len(child):
-                children.append(child[0])
-                exclude.update(ctx.canonical(child))
-        if not children:
-            return
-        children = np.array(children)
-        population.extend(zip(children, ctx.evaluate(children)))
+def _evolve_trained(study, initial: np.ndarray, propose: Callable) -> None:
+    """Aging evolution whose members are (codes, evaluation record) pairs, the fittest the most accurate
+    (then the fastest), ``parallel`` children per generation while budget remains."""
+    cfg = study.cfg
+    aging_evolution(initial, evaluate=lambda codes: list(zip(codes, study.evaluate(np.array(codes)))),
+                    fitness=lambda members: [(r["accuracy"], -r["latency_ms"]) for _, r in members],
+                    propose=propose, rng=study.rng, size=cfg.population, sample=cfg.sample,
+                    generation=lambda: max(0, min(cfg.parallel, study.remaining)))
 
 
 @register_strategy("zeroshot", "aging evolution on the zero-shot score alone; only the final pick is evaluated")
-def zeroshot(ctx) -> None:
-    cfg = ctx.cfg
-    population = deque(ctx.prefilter(ctx.sample(cfg.pool), cfg.population), maxlen=cfg.population)
-    for _ in range(max(cfg.budget - cfg.population, 0)):
-        if not population:
-            break
-        scores = ctx.scores(np.array(population))
-        parent = population[_tournament(ctx, scores.tolist())]
-        child = ctx.prefilter(ctx.mutants(parent, cfg.children, set(ctx.book_keys)), 1)
-        population.extend(child)
-    if not ctx.book_keys:
-        return
-    codes = np.array(ctx.book_codes)
-    ctx.evaluate(codes[int(np.argmax(ctx.scores(codes)))][None])
+def zeroshot(study) -> None:
+    cfg, pre = study.cfg, study.prefilter
+    generations = iter(range(max(cfg.budget - cfg.population, 0)))
+    aging_evolution(pre.best(study.sample(cfg.pool), cfg.population), evaluate=list,
+                    fitness=lambda members: pre.scores(np.array(members)).tolist(),
+                    propose=lambda parent, _: _first(pre.best(study.mutants(parent, cfg.children, set(pre.keys)), 1)),
+                    rng=study.rng, size=cfg.population, sample=cfg.sample,
+                    generation=lambda: 0 if next(generations, None) is None else 1)
+    if pre.keys:
+        codes = np.array(pre.codes)
+        study.evaluate(codes[int(np.argmax(pre.scores(codes)))][None])
+
+
+def _first(codes: np.ndarray):
+    return codes[0] if len(codes) else None
+
+
+def _keys(study, codes: list) -> set[str]:
+    return set(study.canonical(np.array(codes))) if codes else set()

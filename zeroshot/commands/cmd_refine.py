@@ -5,12 +5,12 @@ and last a line ``best <encoding>``.
 
 Example: ``zeroshot refine mbv2 mobilenetv2 --task detect --search fusion,depth-multiplier``
 """
-from zeroshot.estimator.devices import DeviceError, load_device
+from zeroshot.estimator.devices import load_device
 
 from ..cli import add_space_args, space_from_args
-from ..errors import UserError
-from ..refine import DIMENSIONS, TOPOLOGY_SCORE, parse_dimensions, refine
-from ..score import resolve_proxies
+from ..errors import InputError
+from ..refine import DIMENSIONS, TOPOLOGY_SCORE, refine
+from ..scoring import resolve_proxies
 from .cmd_rewrite import resolve_arch
 
 
@@ -33,14 +33,7 @@ def register(sub):
 def run(args):
     space = space_from_args(args)
     dims = parse_dimensions(args.search)
-    if args.budget < 1:
-        raise UserError(f"--budget must be at least 1, got {args.budget}")
-    try:
-        device = load_device(args.device)
-    except DeviceError as e:
-        raise UserError(str(e)) from None
-    if args.proxy_resolution is not None and not 32 <= args.proxy_resolution <= 4096:
-        raise UserError(f"--proxy-resolution must be 32..4096 pixels, got {args.proxy_resolution}; try 128")
+    device = load_device(args.device)
     base = resolve_arch(space, args.arch)
     r = refine(space, base, dims, device, args.budget, args.seed, resolve_proxies(args.proxies.split(",")),
                args.proxy_resolution)
@@ -52,3 +45,12 @@ def run(args):
         print(f"{k:>22}: {fmt.format(b[k])} -> {fmt.format(r[k])} ({100 * (r[k] / b[k] - 1):+.1f}%)")
     print(f"best {r['arch']}")
     return 0
+
+
+def parse_dimensions(text: str) -> tuple[str, ...]:
+    """The dimensions of ``--search`` (comma-separated), in :data:`~zeroshot.refine.DIMENSIONS` order."""
+    dims = {d.strip() for d in text.split(",") if d.strip()}
+    if not dims or not dims <= set(DIMENSIONS):
+        raise InputError(f"--search {text!r}: expected one or more of {', '.join(DIMENSIONS)} "
+                         "(comma-separated), like --search fusion,depth-multiplier")
+    return tuple(d for d in DIMENSIONS if d in dims)

@@ -5,21 +5,17 @@ Prints one line per evaluation (the trajectory), the Pareto front of (accuracy, 
 looked up (benchmarking searchers); without, each candidate is trained for real on ``--data`` and its
 validation accuracy is used.  ``--device`` names the hardware cost profile of the latency constraint
 (as in ``screen``); the torch device of real training is ``--train-device``.  ``--backend ray`` runs the
-trainings as Ray tasks, one GPU each where the cluster has GPUs.
+trainings as Ray tasks, one GPU each where the cluster has GPUs.  A thin layer over
+:func:`zeroshot.searching.search`.
 """
 import sys
 from dataclasses import fields
 
-import numpy as np
-
-from zeroshot.estimator.devices import DeviceError
 from zeroshot.backends import get_backend
-from zeroshot.cli import add_space_args, space_from_args, space_options
+from zeroshot.cli import add_space_args, space_options
 from zeroshot.commands.cmd_train import add_train_args, train_config_from_args
-from zeroshot.errors import UserError
-from zeroshot.score import resolve_proxies
-from zeroshot.search import OracleEvaluator, SearchConfig, TrainingEvaluator, print_line, run_search
-from zeroshot.store import StoreError
+from zeroshot.errors import ParameterError
+from zeroshot.searching import SearchConfig, print_line, search
 from zeroshot.strategies import list_strategies
 
 DEFAULTS = {f.name: f.default for f in fields(SearchConfig) if not callable(f.default)}
@@ -55,34 +51,21 @@ def register(sub):
 
 
 def run(args):
-    space = space_from_args(args)
-    options = space_options(args)
-    proxies = tuple(resolve_proxies(args.proxies.split(","))) if args.proxies else DEFAULTS["proxies"]
-    workers = args.workers or 1
-    cfg = SearchConfig(space=space.name, strategy=args.strategy, budget=args.budget, space_options=options,
-                       seed=args.seed, device=args.device, max_latency_ms=args.max_latency_ms,
-                       max_params=args.max_params, proxies=proxies, data=args.data, batch_size=args.batch_size,
-                       population=args.population, sample=args.sample, children=args.children, pool=args.pool,
-                       cheap=args.cheap,
-                       parallel=workers, oracle=args.oracle, column=args.column,
-                       train=vars(train_config_from_args(args)))
-    data = None
-    if args.data:
-        from zeroshot.training_sets import load_dataset
-        arch = space.build_ir(space.sample_codes(1, np.random.default_rng(0))[0])
-        data = load_dataset(args.data, arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
-    if args.oracle:
-        evaluator = OracleEvaluator(args.oracle, args.column, space)
-    else:
-        evaluator = TrainingEvaluator(cfg, get_backend(args.backend, workers, args.address))
-    try:
-        result = run_search(cfg, evaluator, db=args.db, data=data, log=print_line)
-    except (StoreError, DeviceError, KeyError) as e:
-        raise UserError(e.args[0]) from None
-    if data is None and result["scored"]:
+    workers = args.workers or 1                 # unset or 0: one at a time
+    if workers < 1:
+        raise ParameterError("workers", "at least 1", workers)
+    backend = None if args.oracle else get_backend(args.backend, workers, args.address)
+    settings = {name: getattr(args, name) for name in ("max_latency_ms", "max_params", "cheap", "batch_size",
+                                                      "population", "sample", "children", "pool")}
+    if args.proxies:
+        settings["proxies"] = args.proxies.split(",")
+    result = search(args.space, strategy=args.strategy, budget=args.budget, oracle=args.oracle, column=args.column,
+                    data=args.data, seed=args.seed, device=args.device, db=args.db, space_options=space_options(args),
+                    train=vars(train_config_from_args(args)), backend=backend, log=print_line, parallel=workers,
+                    **settings)
+    if args.data is None and result.scored:
         print("note: no --data; proxies that need images saw seeded synthetic input", file=sys.stderr)
-    print(f"front ({len(result['front'])} of {result['evaluations']} evaluated, accuracy vs latency on {args.device}):")
-    for r in result["front"]:
+    print(f"front ({len(result.front)} of {result.evaluations} evaluated, accuracy vs latency on {args.device}):")
+    for r in result.front:
         print(f"  {r['accuracy']:7.3f}  {r['latency_ms']:9.4f} ms  {r['arch']}")
-    b = result["best"]
-    print(f"best {b['arch']} accuracy {b['accuracy']:.3f} latency_ms {b['latency_ms']:.4f}")
+    print(f"best {result.arch} accuracy {result.accuracy:.3f} latency_ms {result.latency_ms:.4f}")

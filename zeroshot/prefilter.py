@@ -1,0 +1,118 @@
+"""The zero-shot pre-filter of a search: proxy values of candidates, and the best few of a batch by score.
+
+:class:`ProxyScorer` computes (and caches) proxy values; :class:`Prefilter` keeps the book of every
+candidate scored in a search and ranks candidates among all of them: a candidate's score is the rank
+aggregate (:func:`zeroshot.scoring.rank_aggregate`) of the proxies over every candidate scored so far, so
+it may change as the search scores more.  :meth:`Prefilter.best` is the funnel in small: the funnel's cheap
+topology proxy ranks a batch, only the best ``network_per_kept`` per candidate kept pay for the score's
+network proxies, and the score decides.
+
+Example
+-------
+>>> from zeroshot.spaces import get_space
+>>> space = get_space("nb201")
+>>> codes = space.sample_codes(20, np.random.default_rng(0))
+>>> pre = Prefilter(space, ProxyScorer(space, ("live_macs", "entropy"), None), cheap="entropy")
+>>> best = pre.best(codes, 3)
+>>> len(best), len(pre.keys), bool(pre.scores(best)[0] == pre.scores(codes).max())
+(3, 20, True)
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .batches import Data
+from .proxies import get_proxy
+from .scoring import compute_proxies, rank_aggregate
+
+__all__ = ["Prefilter", "ProxyScorer"]
+
+
+class ProxyScorer:
+    """Proxy values of architectures: topology proxies cached per encoding in memory, network proxies
+    computed once per isomorphism class and cached in ``cache`` (canonical encoding -> {proxy: value});
+    pass a dict loaded from a file to reuse values across runs (the benchmark does).  ``names`` are the
+    proxies :meth:`values` gives by default; any registered proxy can be asked for."""
+
+    def __init__(self, space, names: Sequence[str], data: Data | None, seed: int = 0, batch_size: int = 64,
+                 cache: dict | None = None):
+        self.space, self.names, self.data, self.seed, self.batch_size = space, tuple(names), data, seed, batch_size
+        self.cache = {} if cache is None else cache
+        self._topology_cache: dict[str, dict] = {}
+
+    def values(self, codes: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """``{proxy: values}`` of ``names`` (default: :attr:`names`) for ``codes``, one value per row."""
+        names = list(self.names if names is None else names)
+        out = {}
+        for kind, cache in (("topology", self._topology_cache), ("network", self.cache)):
+            wanted = [n for n in names if get_proxy(n).kind == kind]
+            if not wanted:
+                continue
+            rows = codes if kind == "topology" else self.space.canonical_codes(codes)
+            keys = [self.space.format(c) for c in rows]
+            todo = sorted({k for k in keys if not all(n in cache.get(k, {}) for n in wanted)})
+            if todo:
+                new = compute_proxies(self.space, np.array([self.space.parse(k) for k in todo]), wanted,
+                                      self.data, self.seed, self.batch_size)
+                for i, k in enumerate(todo):
+                    cache.setdefault(k, {}).update({n: float(new[n][i]) for n in wanted})
+            out.update({n: np.array([cache[k][n] for k in keys], dtype=np.float64) for n in wanted})
+        return {n: out[n] for n in names}
+
+    def needs_network(self) -> bool:
+        return any(get_proxy(n).kind == "network" for n in self.names)
+
+
+class Prefilter:
+    """The book of candidates scored in one search (module docstring).  ``cheap``: the topology proxy that
+    picks which candidates pay for network proxies (None: all do); ``on_scored(codes, values)`` is told of
+    each batch of newly scored candidates (the search records them)."""
+
+    def __init__(self, space, scorer: ProxyScorer, cheap: str | None = None, network_per_kept: int = 4,
+                 on_scored: Callable[[np.ndarray, dict], None] | None = None):
+        self.space, self.scorer, self.cheap, self.network_per_kept = space, scorer, cheap, network_per_kept
+        self.on_scored = on_scored
+        self.keys: list[str] = []                  # every scored candidate (canonical encoding), in order
+        self.codes: list[np.ndarray] = []          # the first code vector seen of each
+        self._index: dict[str, int] = {}
+        self._values: dict[str, list] = {n: [] for n in scorer.names}
+
+    def canonical(self, codes: np.ndarray) -> list[str]:
+        return [self.space.format(c) for c in self.space.canonical_codes(codes)]
+
+    def scores(self, codes: np.ndarray) -> np.ndarray:
+        """Rank-aggregated score of candidates among every candidate scored so far (higher is better)."""
+        positions = self._book(codes)
+        total = rank_aggregate({n: np.array(v) for n, v in self._values.items()})
+        return total[positions]
+
+    def best(self, codes: np.ndarray, keep: int) -> np.ndarray:
+        """The ``keep`` best of ``codes`` by the score, best first.  When the score needs a network, only
+        the best ``network_per_kept`` x ``keep`` by the ``cheap`` proxy pay for it."""
+        if not len(codes):
+            return codes
+        n_net = self.network_per_kept * keep
+        if self.cheap and self.scorer.needs_network() and n_net < len(codes):
+            cheap = rank_aggregate(self.scorer.values(codes, [self.cheap]))
+            codes = codes[np.argsort(-cheap, kind="stable")[:n_net]]
+        s = self.scores(codes)
+        return codes[np.argsort(-s, kind="stable")[:keep]]
+
+    def _book(self, codes: np.ndarray) -> list[int]:
+        """Add candidates to the book (every proxy of the score); their positions in it."""
+        keys = self.canonical(codes)
+        new = sorted({k: i for i, k in enumerate(keys) if k not in self._index}.items(), key=lambda t: t[1])
+        if new:
+            rows = codes[[i for _, i in new]]
+            values = self.scorer.values(rows)
+            for j, (k, i) in enumerate(new):
+                self._index[k] = len(self.keys)
+                self.keys.append(k)
+                self.codes.append(codes[i])
+                for n in self._values:
+                    self._values[n].append(values[n][j])
+            if self.on_scored is not None:
+                self.on_scored(rows, values)
+        return [self._index[k] for k in keys]
