@@ -310,3 +310,18 @@ def test_search_from_python_names_its_parameters(oracle_csv):
         search("nb201", oracle=oracle_csv, column="acc", populaton=3)
     with pytest.raises(ParameterError, match="space_options"):
         search(get_space("nb201"), oracle=oracle_csv, column="acc", space_options={"classes": 3})
+
+
+# ------------------------------------------------------------------ refine's parameters
+def test_refine_names_its_parameters(capsys):
+    from zeroshot.refine import refine
+    from zeroshot.spaces.baselines import get_baseline
+    mbv2 = get_space("mbv2")
+    base, dev = mbv2.parse(get_baseline("mbv2", "mobilenetv2")), load_device("mobile-npu-16")
+    for kw, param in (({"budget": 0}, "budget"), ({"proxy_resolution": 10}, "proxy_resolution"),
+                      ({"dims": ("channels",)}, "dims"), ({"dims": "fusion"}, "dims")):
+        with pytest.raises(ParameterError) as e:
+            refine(mbv2, base, **{"dims": ("fusion",), "device": dev, **kw})
+        assert e.value.param == param
+    assert main(["refine", "mbv2", "mobilenetv2", "--search", "fusion", "--proxy-resolution", "10"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--proxy-resolution must be 32..4096 pixels, got 10; try 128")

@@ -122,9 +122,9 @@ class SearchResult:
     @classmethod
     def from_run(cls, run: dict) -> "SearchResult":
         """The result of :func:`run_search`'s dict."""
-        return cls(best=run["best"], trajectory=Table.from_rows(run["trajectory"]), front=Table.from_rows(run["front"]),
-                   evaluations=run["evaluations"], scored=run["scored"], removed_by=run["removed_by"],
-                   run_id=run.get("run_id"))
+        return cls(best=run["best"], trajectory=Table.from_rows(run["trajectory"]),
+                   front=Table.from_rows(run["front"]), evaluations=run["evaluations"], scored=run["scored"],
+                   removed_by=run["removed_by"], run_id=run.get("run_id"))
 
 
 def search(space, strategy: str = "prefiltered", budget: int = 50, oracle: str | None = None,

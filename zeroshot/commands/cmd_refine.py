@@ -15,7 +15,8 @@ from .cmd_rewrite import resolve_arch
 
 
 def register(sub):
-    p = sub.add_parser("refine", help="search per-block fusion, per-stage depth / width multipliers, resolution of a baseline")
+    p = sub.add_parser("refine", help="search per-block fusion, per-stage depth / width multipliers, resolution "
+                                      "of a baseline")
     add_space_args(p)
     p.add_argument("arch", help="an encoding (quoted) or a baseline name, like mobilenetv2")
     p.add_argument("--search", required=True, metavar="DIMS", help=f"one or more of {', '.join(DIMENSIONS)}")
