@@ -1,9 +1,11 @@
 """Search spaces: the IR, a registry of named spaces, and the torch builder.
 
 The built-in spaces (``fbnet``, ``mbv2``, ``nb201``) register themselves when the registry is first read;
-:func:`register_space` adds another.  :func:`get_space` builds a space with its options as keywords,
-checked against what the space takes (:data:`OPTION_ALIASES` lists the short names some options also go
-by, such as ``P`` for mbv2's ``parallelism``).
+:func:`register_space` adds another: a :class:`SearchSpace` subclass, which :func:`get_space` builds with
+its options as keywords, checked against what the space takes (:data:`OPTION_ALIASES` lists the short
+names some options also go by, such as ``P`` for mbv2's ``parallelism``), or a space object (a declared
+:class:`~zeroshot.spaces.macro.MacroSpace`), which :func:`get_space` returns as it is (it takes no options).
+Registering from user code lasts for the Python process (and the worker processes it forks).
 
 Example
 -------
@@ -55,9 +57,23 @@ class SpaceOptionError(ParameterError):
         return f"space {self.space!r} does not take {name}; it takes {', '.join(takes) or 'no options'}"
 
 
-def register_space(cls: type[SearchSpace]) -> type[SearchSpace]:
-    """Class decorator adding a space to the registry under ``cls.name``."""
-    return SPACES.register(cls.name)(cls)
+def register_space(space, name: str | None = None, *, replace: bool = False):
+    """Add a space to the registry and return it: a :class:`SearchSpace` subclass (a class decorator; under
+    ``cls.name``) or a space object (under ``name``, default its ``name``, which becomes its ``name``).
+    A taken name raises ``ValueError`` unless ``replace``.
+
+    >>> from zeroshot.spaces.macro import MacroSpace, Stage, ibn
+    >>> mine = register_space(MacroSpace([Stage(1, 16, (1, 2), (ibn(3, 6),))], resolutions=32), name="mine",
+    ...                       replace=True)
+    >>> get_space("mine") is mine, mine.name, list_space_options("mine")
+    (True, 'mine', [])
+    """
+    if not isinstance(space, SearchSpace):
+        return SPACES.register(name or space.name, replace=replace)(space)
+    name = name or space.name
+    SPACES.add(name, space, replace=replace)
+    space.name = name
+    return space
 
 
 def list_spaces() -> list[str]:
@@ -71,28 +87,29 @@ def list_space_options(name: str) -> list[str]:
     >>> list_space_options("mbv2")
     ['parallelism', 'classes', 'task', 'raw']
     """
-    init = SPACES.get(name).__init__
-    if init is SearchSpace.__init__:        # the base constructor only refuses options
+    entry = SPACES.get(name)
+    if isinstance(entry, SearchSpace) or entry.__init__ is SearchSpace.__init__:   # built, or refuses options
         return []
+    init = entry.__init__
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return [p.name for p in list(inspect.signature(init).parameters.values())[1:] if p.kind in kinds]
 
 
 def get_space(name: str, **options) -> SearchSpace:
     """The space registered as ``name``, built with ``options`` (for example ``classes=100``, or ``P=16``
-    for mbv2's ``parallelism``).
+    for mbv2's ``parallelism``); a space registered as an object is returned as it is.
 
     An unknown name raises :class:`~zeroshot.errors.UnknownNameError` listing the spaces; an option the
     space does not take raises :class:`SpaceOptionError` listing those it takes; the space's constructor
     checks the values.
     """
-    cls = SPACES.get(name)
+    entry = SPACES.get(name)
     options = _unaliased(name, options)
     accepted = list_space_options(name)
     for option in options:
         if option not in accepted:
             raise SpaceOptionError(name, option, accepted)
-    return cls(**options)
+    return entry if isinstance(entry, SearchSpace) else entry(**options)
 
 
 def _unaliased(name: str, options: dict) -> dict:

@@ -1,0 +1,472 @@
+"""Declare your own MobileNet-style macro space as data: no :class:`~zeroshot.spaces.SearchSpace` subclass.
+
+A :class:`MacroSpace` is a chain of :class:`Stage` s between a stem and a head.  A stage has a stride (on
+its first block), width options, depth options and the :class:`Block` choices of each of its slots
+(``first``: other choices for its first slot).  Blocks:
+
+- :func:`ibn` ``i<k>e<e>``: 1x1 expand conv to ``c_in * e`` + BN + act (dropped when ``e = 1``), KxK
+  depthwise conv (the stride) + BN + act, 1x1 project conv + BN;
+- :func:`fused` ``f<k>e<e>``: KxK conv to ``c_in * e`` (the stride) + BN + act, 1x1 project conv + BN; with
+  ``e = 1`` one KxK conv to ``c_out`` + BN + act;
+- either with squeeze-excite (``se=True``, token suffix ``se``) before the projection: global pool, 1x1
+  conv (bias) to ``make_divisible(hidden / 4, 8)`` + ReLU, 1x1 conv (bias) back + sigmoid, times the input;
+  residual add when the stride is 1 and ``c_in == c_out``;
+- :func:`skip` ``skip``: the identity, or where the shape changes a 1x1 conv (the stride) + BN (+ the
+  space's ``skip_act``);
+- :func:`custom` ``<name>``: your factory ``build(graph, x, c_out, stride) -> tensor`` adding IR ops to a
+  :class:`~zeroshot.spaces.ir.Graph`.
+
+:func:`choices` makes the product of kinds x kernels x expansions x squeeze-excite.  Widths (stages, stem,
+head) are snapped to multiples of ``parallelism`` (P) with :func:`~zeroshot.spaces.curation.make_divisible`
+(``parallelism=1`` keeps them as declared).  Network: input ``3 x r x r`` (``r`` among ``resolutions``),
+stem 3x3 conv (``stem_stride``) + BN + act, the stages, head 1x1 conv + BN + act (``head=None``: none),
+global average pool, linear (bias) to ``classes``.  No conv has a bias outside squeeze-excite.
+
+Encoding (one canonical line): ``r<resolution> | <stage 1> | ... | <stage S>``, a stage being ``c<width>``
+then one token per block, for example ``r224 | c16 i3e1 | c24 i3e6 f5e3se | c32 i5e6 skip skip``.
+Codes (int64): ``[resolution]`` then per stage ``[width, depth, one choice index per slot]`` (-1 past the
+depth); the resolution column may hold any input side (the funnel scores at a scaled input).
+
+A ``skip`` in a slot other than a stage's first computes nothing: :meth:`MacroSpace.canonical_codes` moves
+such blocks to the end of their stage and shortens it to the smallest depth option that holds the rest
+(one representative per network).  The space is enumerable up to 10**8 architectures.
+
+Example
+-------
+>>> space = MacroSpace([Stage(1, 16, 1, (ibn(3, 1),)),
+...                     Stage(2, (24, 40), (1, 2), choices(("ibn", "fused"), (3, 5), (3, 6)) + (skip(),))],
+...                    resolutions=(160, 224), name="tiny")
+>>> space.stages[1].widths                  # snapped to multiples of P=16
+(32, 48)
+>>> space.size                              # 2 resolutions x 2 widths x (9 + 9 * 9) stage-2 blocks
+360
+>>> arch = space.sample(1, seed=0)[0]
+>>> arch
+'r224 | c16 i3e1 | c48 i5e3'
+>>> space.to_ir(arch).params
+1351384
+>>> space.parse("r224 | c16 i3e1 | c32 i7e6")
+Traceback (most recent call last):
+...
+zeroshot.errors.EncodingError: stage 2 block 1: 'i7e6' is not a choice there; choose from i3e3, i3e6, i5e3, i5e6, f3e3, f3e6, f5e3, f5e6, skip
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from zeroshot.errors import InputError, ParameterError
+
+from . import register_space
+from .base import EncodingError, SearchSpace
+from .curation import make_divisible
+from .ir import ACTIVATIONS, Arch, Graph
+
+__all__ = ["Block", "MacroSpace", "Stage", "choices", "custom", "fused", "ibn", "skip"]
+
+MAX_RESOLUTION = 4096
+MAX_ENUMERATION = 10**8
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+_BUILTIN_TOKEN_RE = re.compile(r"(skip|[if][0-9]+e[0-9]+(se)?)", re.ASCII)
+
+
+# ---------------------------------------------------------------------------------------------- blocks
+@dataclass(frozen=True)
+class Block:
+    """One block choice: ``kind`` ibn / fused / skip / custom, its kernel ``k``, expansion ``e``,
+    squeeze-excite ``se``; a custom block's ``name`` (its token) and ``factory``."""
+
+    kind: str
+    k: int = 0
+    e: int = 0
+    se: bool = False
+    name: str = ""
+    factory: Callable | None = None
+
+    @property
+    def token(self) -> str:
+        """The block's word in encodings."""
+        if self.kind in ("ibn", "fused"):
+            return f"{self.kind[0]}{self.k}e{self.e}{'se' if self.se else ''}"
+        return self.name or self.kind
+
+    def build(self, g: Graph, x: int, c_out: int, stride: int, act: str, skip_act: str | None) -> int:
+        """Add the block's ops to ``g`` after tensor ``x``; the tensor it outputs."""
+        if self.kind == "skip":
+            return _shortcut(g, x, c_out, stride, skip_act)
+        if self.kind == "custom":
+            return _custom(self, g, x, c_out, stride)
+        c_in = g.shape(x)[0]
+        hidden = c_in * self.e
+        if self.kind == "ibn":
+            h = x if self.e == 1 else _conv_bn(g, x, hidden, 1, 1, act)
+            h = _conv_bn(g, h, hidden, self.k, stride, act, groups=hidden)
+        elif self.e == 1:
+            h, hidden = _conv_bn(g, x, c_out, self.k, stride, act), 0
+        else:
+            h = _conv_bn(g, x, hidden, self.k, stride, act)
+        if self.se:
+            h = _squeeze_excite(g, h)
+        y = _conv_bn(g, h, c_out, 1, 1, None) if hidden else h
+        return g.add([x, y]) if stride == 1 and c_in == c_out else y
+
+
+def ibn(k: int = 3, e: int = 6, se: bool = False) -> Block:
+    """An inverted bottleneck (MBConv) with kernel ``k``, expansion ``e``, squeeze-excite ``se``."""
+    return _ibn_kind("ibn", k, e, se)
+
+
+def fused(k: int = 3, e: int = 6, se: bool = False) -> Block:
+    """A fused inverted bottleneck (the expansion folded into a full KxK conv)."""
+    return _ibn_kind("fused", k, e, se)
+
+
+def skip() -> Block:
+    """The identity (a 1x1 conv + BN where the stride or width changes)."""
+    return Block("skip")
+
+
+def custom(name: str, build: Callable[[Graph, int, int, int], int]) -> Block:
+    """Your own block: ``build(graph, x, c_out, stride)`` adds its ops after tensor ``x`` and returns the
+    tensor it outputs (``c_out`` channels); ``name`` is its token in encodings (a word that is not a
+    built-in token)."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or _BUILTIN_TOKEN_RE.fullmatch(name):
+        raise ParameterError("name", "a word (letters, digits, _) other than a built-in token like skip or "
+                             "i3e6", name)
+    if not callable(build):
+        raise ParameterError("build", "a callable build(graph, x, c_out, stride) -> tensor",
+                             type(build).__name__)
+    return Block("custom", name=name, factory=build)
+
+
+def choices(kinds: Sequence[str] = ("ibn",), kernels: Sequence[int] = (3,), expansions: Sequence[int] = (6,),
+            se: Sequence[bool] = (False,)) -> tuple[Block, ...]:
+    """Every IBN / fused block of ``kinds`` x ``kernels`` x ``expansions`` x squeeze-excite ``se``.
+
+    >>> [b.token for b in choices(("ibn", "fused"), (3,), (1, 6), (False, True))]
+    ['i3e1', 'i3e1se', 'i3e6', 'i3e6se', 'f3e1', 'f3e1se', 'f3e6', 'f3e6se']
+    """
+    builders = {"ibn": ibn, "fused": fused}
+    bad = [k for k in kinds if k not in builders]
+    if bad or not kinds:
+        raise ParameterError("kinds", "a non-empty sequence of 'ibn' / 'fused'", list(kinds))
+    return tuple(builders[kind](k, e, s) for kind in kinds for k in kernels for e in expansions for s in se)
+
+
+def _ibn_kind(kind: str, k, e, se) -> Block:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k % 2 == 0:
+        raise ParameterError("k", "a positive odd kernel size", k)
+    if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1:
+        raise ParameterError("e", "a positive integer expansion", e)
+    return Block(kind, int(k), int(e), bool(se))
+
+
+def _conv_bn(g: Graph, x: int, c_out: int, k: int, stride: int, act: str | None, groups: int = 1) -> int:
+    t = g.bn(g.conv(x, c_out, k, stride=stride, groups=groups))
+    return g.act(t, act) if act else t
+
+
+def _shortcut(g: Graph, x: int, c_out: int, stride: int, act: str | None) -> int:
+    if stride == 1 and g.shape(x)[0] == c_out:
+        return x
+    return _conv_bn(g, x, c_out, 1, stride, act)
+
+
+def _squeeze_excite(g: Graph, x: int) -> int:
+    c = g.shape(x)[0]
+    s = g.act(g.conv(g.gap(x), make_divisible(c / 4, 8), 1, bias=True), "relu")
+    return g.mul(x, g.act(g.conv(s, c, 1, bias=True), "sigmoid"))
+
+
+def _custom(block: Block, g: Graph, x: int, c_out: int, stride: int) -> int:
+    out = block.factory(g, x, c_out, stride)
+    if not isinstance(out, (int, np.integer)) or not 0 <= out <= len(g.ops) or g.shape(out)[0] != c_out:
+        raise InputError(f"custom block {block.name!r} must return the id of a tensor of its graph with "
+                         f"c_out={c_out} channels, got {out!r}")
+    return int(out)
+
+
+# ---------------------------------------------------------------------------------------------- stages
+@dataclass(frozen=True)
+class Stage:
+    """A stage: ``stride`` of its first block, ``widths`` and ``depths`` (an int or options), the block
+    ``blocks`` of every slot, and ``first`` those of its first slot (default: ``blocks``)."""
+
+    stride: int
+    widths: int | tuple[int, ...]
+    depths: int | tuple[int, ...]
+    blocks: tuple[Block, ...]
+    first: tuple[Block, ...] | None = None
+
+    @property
+    def slots(self) -> int:
+        return max(_options(self.depths))
+
+    def choices_at(self, slot: int) -> tuple[Block, ...]:
+        """The block choices of slot ``slot`` (0: the first)."""
+        return tuple(self.first or self.blocks) if slot == 0 else tuple(self.blocks)
+
+
+def _options(value) -> tuple[int, ...]:
+    values = (value,) if isinstance(value, (int, np.integer)) else tuple(value)
+    return tuple(sorted({int(v) for v in values}))
+
+
+def _checked_stage(i: int, st: Stage, p: int) -> Stage:
+    """``st`` validated, with sorted depths and widths snapped to multiples of ``p``."""
+    if not isinstance(st, Stage):
+        raise ParameterError("stages", "a sequence of Stage", type(st).__name__)
+    widths, depths = _options(st.widths), _options(st.depths)
+    if st.stride not in (1, 2, 3, 4):
+        raise ParameterError("stride", f"1..4 (stage {i})", st.stride)
+    if not widths or min(widths) < 1 or not depths or min(depths) < 1:
+        raise ParameterError("stages", f"stages with positive widths and depths (stage {i})",
+                             (st.widths, st.depths))
+    for slot in (0, 1) if max(depths) > 1 else (0,):
+        blocks = st.choices_at(slot)
+        if not blocks or not all(isinstance(b, Block) for b in blocks):
+            raise ParameterError("blocks", f"a non-empty tuple of Block (stage {i})", blocks)
+        tokens = [b.token for b in blocks]
+        if len(set(tokens)) != len(tokens):
+            raise ParameterError("blocks", f"distinct block choices (stage {i})", tokens)
+    snapped = tuple(sorted({make_divisible(w, p) for w in widths}))
+    return Stage(st.stride, snapped, depths, tuple(st.blocks), tuple(st.first) if st.first else None)
+
+
+# ---------------------------------------------------------------------------------------------- space
+class MacroSpace(SearchSpace):
+    """A MobileNet-style space declared as data (see the module docstring).
+
+    ``stages``: the :class:`Stage` s; ``resolutions``: input sides; ``stem`` / ``head``: their widths
+    (``head=None``: no head conv); ``stem_stride``; ``classes``; ``act``: the activation (relu, relu6,
+    hswish); ``skip_act``: the activation after a shape-changing skip's 1x1 conv (None: none);
+    ``parallelism``: P, the multiple widths snap to; ``name``: the name it reports (and is registered
+    under by :meth:`register`)."""
+
+    resolution_column = 0          # the code column holding the input side (what a proxy scale changes)
+
+    def __init__(self, stages: Sequence[Stage], resolutions: int | Sequence[int] = 224, stem: int = 32,
+                 head: int | None = 1280, stem_stride: int = 2, classes: int = 1000, act: str = "relu6",
+                 skip_act: str | None = None, parallelism: int = 16, name: str = "macro",
+                 description: str | None = None):
+        p = parallelism
+        if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
+            raise ParameterError("parallelism", "a positive integer (1: widths as declared)", p)
+        for param, value in (("act", act), ("skip_act", skip_act)):
+            if value is not None and value not in ACTIVATIONS:
+                raise ParameterError(param, f"one of {', '.join(ACTIVATIONS)}", value)
+        if not stages:
+            raise ParameterError("stages", "at least one Stage", stages)
+        self.resolutions = _options(resolutions)
+        if not self.resolutions or not 1 <= min(self.resolutions) <= max(self.resolutions) <= MAX_RESOLUTION:
+            raise ParameterError("resolutions", f"input sides in 1..{MAX_RESOLUTION}", resolutions)
+        if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 1:
+            raise ParameterError("classes", "a positive integer", classes)
+        self.stages = tuple(_checked_stage(i, st, p) for i, st in enumerate(stages, 1))
+        self.parallelism, self.classes, self.act, self.skip_act = int(p), int(classes), act, skip_act
+        self.stem, self.stem_stride = make_divisible(stem, p), int(stem_stride)
+        self.head = None if head is None else make_divisible(head, p)
+        self.name = name
+        self.description = description or (f"declared MobileNet-style space: {len(self.stages)} stages, widths "
+                                           f"multiples of P={self.parallelism}, resolution "
+                                           f"{'/'.join(map(str, self.resolutions))}, {self.classes} classes")
+        self._offsets = np.cumsum([1] + [2 + st.slots for st in self.stages[:-1]])    # each stage's width column
+        self.code_length = 1 + sum(2 + st.slots for st in self.stages)
+        self._tokens = [[{b.token: i for i, b in enumerate(st.choices_at(j))} for j in range(min(st.slots, 2))]
+                        for st in self.stages]
+
+    def register(self, name: str | None = None, replace: bool = False) -> "MacroSpace":
+        """Register this space by ``name`` (default: its own) for :func:`~zeroshot.spaces.get_space`, the
+        API and the screening funnel, in this Python process; returns the space."""
+        return register_space(self, name=name, replace=replace)
+
+    def __repr__(self) -> str:
+        return f"MacroSpace(name={self.name!r}, stages={len(self.stages)}, size={self.size})"
+
+    @property
+    def size(self) -> int:
+        out = len(self.resolutions)
+        for st in self.stages:
+            first, rest = len(st.choices_at(0)), len(st.choices_at(1))
+            out *= len(st.widths) * sum(first * rest ** (d - 1) for d in st.depths)
+        return out
+
+    # ------------------------------------------------------------------ text <-> codes
+    def parse(self, text: str) -> np.ndarray:
+        fields = text.split("|")
+        if len(fields) != len(self.stages) + 1:
+            raise EncodingError(f"expected {len(self.stages) + 1} fields separated by '|' ('r<resolution>', then "
+                                f"{len(self.stages)} stages 'c<width> <block> ...'), got {len(fields)} in "
+                                f"{text[:80]!r}")
+        out = [self._resolution_of(fields[0])]
+        for s, field in enumerate(fields[1:]):
+            out += self._parse_stage(s, field.split())
+        return np.array(out, dtype=np.int64)
+
+    def _resolution_of(self, field: str) -> int:
+        allowed = ", ".join(f"r{r}" for r in self.resolutions)
+        m = re.fullmatch(r"r([0-9]+)", field.strip(), re.ASCII)
+        if m is None or int(m[1]) not in self.resolutions:
+            raise EncodingError(f"bad resolution {field.strip()!r}: choose from {allowed}")
+        return int(m[1])
+
+    def _parse_stage(self, s: int, tokens: list[str]) -> list[int]:
+        st = self.stages[s]
+        widths = ", ".join(f"c{w}" for w in st.widths)
+        m = re.fullmatch(r"c([0-9]+)", tokens[0], re.ASCII) if tokens else None
+        if m is None or int(m[1]) not in st.widths:
+            raise EncodingError(f"stage {s + 1} must start with its width, one of {widths}; got "
+                                f"{' '.join(tokens)[:40]!r}")
+        blocks = tokens[1:]
+        if len(blocks) not in st.depths:
+            raise EncodingError(f"stage {s + 1} has {len(blocks)} blocks; its depth is one of "
+                                f"{', '.join(map(str, st.depths))}")
+        out = [int(m[1]), len(blocks)]
+        for j, token in enumerate(blocks):
+            index = self._tokens[s][min(j, 1)].get(token)
+            if index is None:
+                raise EncodingError(f"stage {s + 1} block {j + 1}: {token!r} is not a choice there; choose from "
+                                    f"{', '.join(self._tokens[s][min(j, 1)])}")
+            out.append(index)
+        return out + [-1] * (st.slots - len(blocks))
+
+    def format(self, codes) -> str:
+        res, stages = self.decode(codes)
+        body = " | ".join(" ".join([f"c{w}"] + [st.choices_at(j)[i].token for j, i in enumerate(idx)])
+                          for st, (w, idx) in zip(self.stages, stages))
+        return f"r{res} | {body}"
+
+    def decode(self, codes) -> tuple[int, list[tuple[int, list[int]]]]:
+        """``(resolution, [(width, block choice indices), ...])`` of a code vector; :class:`EncodingError`
+        for codes outside the space."""
+        v = np.asarray(codes).tolist()
+        if len(v) != self.code_length:
+            raise EncodingError(f"{self.name} codes have {self.code_length} integers, got {len(v)}")
+        if not 1 <= v[0] <= MAX_RESOLUTION:
+            raise EncodingError(f"codes: resolution must be in 1..{MAX_RESOLUTION}, got {v[0]}")
+        stages = []
+        for s, (st, o) in enumerate(zip(self.stages, self._offsets)):
+            width, depth, slots = v[o], v[o + 1], v[o + 2:o + 2 + st.slots]
+            ok = width in st.widths and depth in st.depths and all(x == -1 for x in slots[depth:]) and \
+                all(0 <= x < len(st.choices_at(j)) for j, x in enumerate(slots[:depth]))
+            if not ok:
+                raise EncodingError(f"codes: stage {s + 1} {[width, depth, *slots]} is not [width, depth, a "
+                                    "choice index per slot up to the depth, then -1]")
+            stages.append((width, slots[:depth]))
+        return v[0], stages
+
+    # ------------------------------------------------------------------ IR
+    def build_ir(self, codes) -> Arch:
+        res, stages = self.decode(codes)
+        g = Graph(3, res, res)
+        t = _conv_bn(g, 0, self.stem, 3, self.stem_stride, self.act)
+        for st, (width, idx) in zip(self.stages, stages):
+            for j, i in enumerate(idx):
+                t = st.choices_at(j)[i].build(g, t, width, st.stride if j == 0 else 1, self.act, self.skip_act)
+        if self.head is not None:
+            t = _conv_bn(g, t, self.head, 1, 1, self.act)
+        return g.finish(g.classifier(t, self.classes), space=self.name)
+
+    # ------------------------------------------------------------------ sampling, mutation, crossover
+    def sample_codes(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` members: a resolution, per stage a width and a depth, per slot a block, uniformly."""
+        out = np.full((n, self.code_length), -1, np.int64)
+        out[:, 0] = rng.choice(self.resolutions, n)
+        for st, o in zip(self.stages, self._offsets):
+            out[:, o] = rng.choice(st.widths, n)
+            depth = rng.choice(st.depths, n)
+            out[:, o + 1] = depth
+            for j in range(st.slots):
+                pick = rng.integers(0, len(st.choices_at(j)), n)
+                out[:, o + 2 + j] = np.where(j < depth, pick, -1)
+        return out
+
+    def mutate_codes(self, codes, rng: np.random.Generator) -> np.ndarray:
+        """Change one choice: the resolution, a stage's width or depth (new slots drawn at random), or one
+        block."""
+        out = np.array(codes, dtype=np.int64)
+        self.decode(out)
+        genes = [(0, self.resolutions)] if len(self.resolutions) > 1 else []
+        for st, o in zip(self.stages, self._offsets):
+            genes += [(o, st.widths)] if len(st.widths) > 1 else []
+            genes += [(o + 1, st.depths)] if len(st.depths) > 1 else []
+            genes += [(o + 2 + j, range(len(st.choices_at(j)))) for j in range(out[o + 1])
+                      if len(st.choices_at(j)) > 1]
+        if not genes:
+            raise InputError(f"space {self.name!r} has a single architecture; nothing to mutate into")
+        column, options = genes[int(rng.integers(len(genes)))]
+        rest = [x for x in options if x != out[column]]
+        out[column] = rest[int(rng.integers(len(rest)))]
+        for st, o in zip(self.stages, self._offsets):
+            if column == o + 1:
+                self._fill_slots(out, st, o, rng)
+        return out
+
+    def _fill_slots(self, codes: np.ndarray, st: Stage, o: int, rng: np.random.Generator) -> None:
+        """Slots of a stage past its depth set to -1, empty slots within it drawn at random."""
+        for j in range(st.slots):
+            slot = o + 2 + j
+            if j >= codes[o + 1]:
+                codes[slot] = -1
+            elif codes[slot] == -1:
+                codes[slot] = int(rng.integers(len(st.choices_at(j))))
+
+    def crossover_codes(self, a, b, rng: np.random.Generator) -> np.ndarray:
+        """The resolution, each stage's width and depth, and each block from ``a`` or ``b`` (blocks past the
+        shorter parent's depth from the parent the depth came from)."""
+        a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+        out = np.where(rng.random(self.code_length) < 0.5, a, b)
+        for st, o in zip(self.stages, self._offsets):
+            deep = (a, b)[int(rng.integers(2))]
+            out[o + 1] = deep[o + 1]
+            for j in range(st.slots):
+                slot = o + 2 + j
+                if j >= min(a[o + 1], b[o + 1]):
+                    out[slot] = deep[slot]
+        return out
+
+    # ------------------------------------------------------------------ redundancy, enumeration
+    def canonical_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Per row, non-first ``skip`` blocks moved to the end of their stage and the stage shortened to the
+        smallest depth option holding the other blocks (those skips compute nothing)."""
+        out = np.array(codes, dtype=np.int64).reshape(-1, self.code_length)
+        for s, (st, o) in enumerate(zip(self.stages, self._offsets)):
+            identity = self._tokens[s][1].get("skip") if st.slots > 1 else None
+            if identity is None:
+                continue
+            for row in out:
+                kept = [x for x in row[o + 3:o + 2 + row[o + 1]] if x != identity]
+                depth = min(d for d in st.depths if d >= 1 + len(kept))
+                row[o + 1] = depth
+                row[o + 3:o + 2 + st.slots] = kept + [identity] * (depth - 1 - len(kept)) + \
+                    [-1] * (st.slots - depth)
+        return out
+
+    def enumerate_codes(self, chunk: int = 65536) -> Iterator[np.ndarray]:
+        if self.size > MAX_ENUMERATION:
+            return super().enumerate_codes(chunk)
+        return self._enumerate(chunk)
+
+    def _enumerate(self, chunk: int) -> Iterator[np.ndarray]:
+        parts = [np.array(self.resolutions, np.int64)[:, None]] + [_stage_rows(st) for st in self.stages]
+        cards = np.array([len(p) for p in parts], np.int64)
+        weights = np.append(np.cumprod(cards[::-1])[::-1][1:], 1)
+        for start in range(0, self.size, chunk):
+            idx = np.arange(start, min(start + chunk, self.size), dtype=np.int64)
+            digits = (idx[:, None] // weights[None, :]) % cards[None, :]
+            yield np.hstack([p[digits[:, i]] for i, p in enumerate(parts)])
+
+
+def _stage_rows(st: Stage) -> np.ndarray:
+    """Every ``[width, depth, slot choices..., -1...]`` of a stage, one per row (the first slot varying
+    slowest after the width and the depth)."""
+    rows = []
+    for w in st.widths:
+        for d in st.depths:
+            for blocks in itertools.product(*(range(len(st.choices_at(j))) for j in range(d))):
+                rows.append([w, d, *blocks] + [-1] * (st.slots - d))
+    return np.array(rows, np.int64)
