@@ -32,7 +32,7 @@ from zeroshot.estimator.devices import load_device
 from zeroshot.spaces import get_space
 from zeroshot.spaces.baselines import get_baseline
 from zeroshot.refine import TOPOLOGY_SCORE, proxy_view, refine, score_values
-from zeroshot.score import DEFAULT_PROXIES, compute_proxies
+from zeroshot.scoring import DEFAULT_PROXIES, compute_proxies
 
 OUT = Path(__file__).parent / "results" / "design_detection_latency.md"
 VARIANTS = (("V1", ("depth-multiplier",)), ("V2", ("fusion",)), ("V3", ("fusion", "depth-multiplier")))

@@ -33,7 +33,7 @@ from zeroshot.spaces import get_space
 from zeroshot.spaces.baselines import get_baseline
 from zeroshot.spaces.rewrites import apply_rewrites
 from zeroshot.commands.cmd_rewrite import TOPOLOGY_SCORE
-from zeroshot.score import compute_proxies, rank_aggregate
+from zeroshot.scoring import compute_proxies, rank_aggregate
 
 OUT = Path(__file__).parent / "results" / "design_memory_budget.md"
 SPECS = [",".join(p for p in parts if p) for parts in itertools.product(

@@ -32,7 +32,8 @@ import torch
 from zeroshot.spaces import get_space
 from zeroshot.spaces.builder import build, count_parameters
 from zeroshot.backends import LocalBackend
-from zeroshot.funnel import ScreenConfig, cost_chunks, n_chunks, pareto_front, proxy_codes, run_screen
+from zeroshot.funnel import ScreenConfig, cost_chunks, n_chunks, proxy_codes, run_screen
+from zeroshot.pareto import pareto_front
 
 CHECK_SEED = 1234                                    # the scale check's screen: no reported figure uses it
 CHECK_SETTINGS = ((1.0, 0), (1.0, 1), (0.75, 0), (0.5, 0))      # (proxy scale, seed); the first is the reference
@@ -164,7 +165,7 @@ def memory_only(args):
 
 def _proxies_at(task):
     """Stage 4's proxy values of ``codes`` at ``scale`` (as the funnel computes them) and CPU seconds."""
-    from zeroshot.score import DEFAULT_PROXIES, compute_proxies
+    from zeroshot.scoring import DEFAULT_PROXIES, compute_proxies
     space_name, codes, scale, seed = task
     torch.set_num_threads(1)
     space = get_space(space_name)
@@ -176,7 +177,7 @@ def _proxies_at(task):
 def scale_check(args):
     from scipy.stats import kendalltau, spearmanr
 
-    from zeroshot.score import DEFAULT_PROXIES, rank_aggregate
+    from zeroshot.scoring import DEFAULT_PROXIES, rank_aggregate
     space = get_space(args.space)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = ScreenConfig(space=args.space, n=20_000, survivors=0, top=args.check_archs, seed=CHECK_SEED)

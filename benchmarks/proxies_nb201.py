@@ -40,7 +40,7 @@ from zeroshot.allocator import keep_freed_memory
 from zeroshot.batches import load_data
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.network import compute_network_proxies, suite_cost
-from zeroshot.score import CANDIDATES, DEFAULT_PROXIES, compute_proxies, log_ranks, rank_aggregate
+from zeroshot.scoring import CANDIDATES, DEFAULT_PROXIES, compute_proxies, log_ranks, rank_aggregate
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = RESULTS / "proxies_nb201_cache.csv"
@@ -134,7 +134,7 @@ def few_shot(features_train, acc_train, features_test):
 
 
 def rank_features(values, names):
-    """:func:`zeroshot.score.log_ranks` of each proxy over all cells, one column per proxy."""
+    """:func:`zeroshot.scoring.log_ranks` of each proxy over all cells, one column per proxy."""
     return np.stack([log_ranks(n, values[n]) for n in names], axis=1)
 
 
@@ -297,7 +297,7 @@ def main():
         "",
         "## How the default was chosen",
         "",
-        "Sum of log-ranks of each pre-listed candidate set (`zeroshot.score.CANDIDATES`); the default is "
+        "Sum of log-ranks of each pre-listed candidate set (`zeroshot.scoring.CANDIDATES`); the default is "
         "the best of the development column.  The reported column is shown for transparency only.",
         "",
         "| candidate | Spearman (dev, val) | Spearman (reported, test) |",

@@ -53,7 +53,7 @@ from zeroshot.batches import load_data  # noqa: E402
 from zeroshot.funnel import ScreenConfig, proxy_codes  # noqa: E402
 from zeroshot.proxies.network import compute_network_proxies  # noqa: E402
 from zeroshot.proxies.structure import live_ops  # noqa: E402
-from zeroshot.score import input_batch, rank_aggregate  # noqa: E402
+from zeroshot.scoring import input_batch, rank_aggregate  # noqa: E402
 
 SAMPLES = (16, 32, 64)
 WITHIN = 0.005          # decision rule: dev Spearman of meco + swap within this of the best
@@ -233,7 +233,7 @@ def main(argv=None) -> None:
         f"The {args.dev} development cells of benchmarks/proxies_nb201.py ({nb['classes']} isomorphism classes; "
         f"the reported cells are not scored here), the first {args.batch_size} real test images, seed "
         f"{args.seed}; the same batch for every count (swap reads its first `samples` images).  meco+swap: "
-        "zeroshot.score.rank_aggregate.  Units per cell: "
+        "zeroshot.scoring.rank_aggregate.  Units per cell: "
         f"{nb['units'][0]:,} to {nb['units'][1]:,}.",
         "",
         "| samples | swap Spearman | swap Kendall | meco + swap Spearman | meco + swap Kendall | at 2^samples "
@@ -250,7 +250,7 @@ def main(argv=None) -> None:
         f"{nb['cache_match'][1]} classes.",
         "",
         f"## mbv2 ({args.mbv2} networks, `sample(seed={args.seed})`)", "",
-        f"Synthetic batch as the funnel's stage 4 without `--data` (`zeroshot.score.input_batch`: seeded Gaussian "
+        f"Synthetic batch as the funnel's stage 4 without `--data` (`zeroshot.scoring.input_batch`: seeded Gaussian "
         "images), batch = samples (the smallest batch that gives that many), seed "
         f"{args.seed}.  Own resolution and {STAGE4_SCALE}x (`zeroshot.funnel.proxy_codes`, as stage 4).  "
         "swap / units: median over networks of the fraction of units with a pattern of their own.  CPU s: "

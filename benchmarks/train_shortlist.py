@@ -31,7 +31,7 @@ from zeroshot.spaces import get_space
 from zeroshot.spaces.shared_data import shared_data
 from zeroshot.training_sets import load_dataset
 from zeroshot.funnel import ScreenConfig, run_screen
-from zeroshot.score import DEFAULT_PROXIES
+from zeroshot.scoring import DEFAULT_PROXIES
 from zeroshot.train import TrainConfig, train
 
 RESULTS = Path(__file__).parent / "results"
