@@ -63,10 +63,10 @@ def register_space(space, name: str | None = None, *, replace: bool = False):
     A taken name raises ``ValueError`` unless ``replace``.
 
     >>> from zeroshot.spaces.macro import MacroSpace, Stage, ibn
-    >>> mine = register_space(MacroSpace([Stage(1, 16, (1, 2), (ibn(3, 6),))], resolutions=32), name="mine",
-    ...                       replace=True)
-    >>> get_space("mine") is mine, mine.name, list_space_options("mine")
-    (True, 'mine', [])
+    >>> mine = register_space(MacroSpace([Stage(1, 16, (1, 2), (ibn(3, 6),))], resolutions=32),
+    ...                       name="my-space", replace=True)
+    >>> get_space("my-space") is mine, mine.name, list_space_options("my-space")
+    (True, 'my-space', [])
     """
     if not isinstance(space, SearchSpace):
         return SPACES.register(name or space.name, replace=replace)(space)
