@@ -124,7 +124,7 @@ def test_image_folder(tmp_path):
     (tmp_path / "dog" / "notes.txt").write_text("not an image")
     d = load_dataset(str(tmp_path), (3, 8, 8), 2)
     assert d.x.shape == (6, 3, 8, 8) and d.y.tolist() == [0, 0, 0, 1, 1, 1]
-    with pytest.raises(Error, match="--classes 2"):
+    with pytest.raises(Error, match="classes must be at least 2"):
         load_dataset(str(tmp_path), (3, 8, 8), 1)
 
 
