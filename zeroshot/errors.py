@@ -84,7 +84,3 @@ class DataError(InputError):
 
 class StoreError(InputError):
     """A results database that cannot be used for this run (another space, a newer schema, no such run)."""
-
-
-# TEMPORARY while the library's raises are converted to the typed errors above; removed before landing.
-UserError = InputError
