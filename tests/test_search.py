@@ -302,7 +302,7 @@ def test_search_from_python_trains_on_an_array_pair():
 def test_search_from_python_names_its_parameters(oracle_csv):
     for kw, param in (({"budget": 0}, "budget"), ({"population": 2, "sample": 3}, "sample"),
                       ({"cheap": "synflow"}, "cheap"), ({"data": 3}, "data"),
-                      ({"max_latency_ms": 1e-9}, "max_latency_ms")):
+                      ({"max_latency_ms": 1e-9}, "max_latency_ms"), ({"max_params": "1e6"}, "max_params")):
         with pytest.raises(ParameterError) as e:
             search("nb201", strategy="random", oracle=oracle_csv, column="acc", proxies=TOPOLOGY, **kw)
         assert e.value.param == param and "--" not in str(e.value)

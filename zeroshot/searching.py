@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from .batches import Data, validate
+from .constraints import Constraints
 from .errors import ParameterError
 from .evaluators import OracleEvaluator, TrainingEvaluator
 from .funnel import ScreenConfig
@@ -84,6 +85,7 @@ class SearchConfig:
                                            f"from it", self.sample)
         if self.cheap and get_proxy(self.cheap).kind != "topology":
             raise ParameterError("cheap", "a topology proxy (one that needs no network)", self.cheap)
+        Constraints.from_config(self)                   # checks the maxima
 
     def as_dict(self) -> dict:
         """The settings as JSON-ready values (a device object by its name)."""
