@@ -36,6 +36,8 @@ import numpy as np
 
 from zeroshot.errors import InputError, ParameterError
 
+__all__ = ["BLOCK_TYPES", "Curated", "MOBILENETV2_RAW", "RawSpace", "RawStage", "curate", "make_divisible"]
+
 BLOCK_TYPES = ("i", "f")        # i: inverted bottleneck (IBN), f: fused IBN; the index is the code value
 
 

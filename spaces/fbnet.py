@@ -46,6 +46,8 @@ from . import register_space
 from .base import EncodingError, ProductSpace
 from .ir import Arch, Graph
 
+__all__ = ["CONFIGS", "DEPTHS", "FbnetConfig", "FbnetSpace", "LAYERS", "OPS", "STEM_CHANNELS", "WIDTHS"]
+
 OPS = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
 _OP_INDEX = {op: i for i, op in enumerate(OPS)}
 # (kernel, expansion, groups) of each IBN operation; ``skip`` has none.

@@ -61,6 +61,9 @@ from .base import EncodingError, SearchSpace
 from .curation import BLOCK_TYPES, MOBILENETV2_RAW, Curated, RawSpace, curate
 from .ir import Arch, Graph
 
+__all__ = ["DEFAULT_CLASSES", "FIELDS", "HEADER", "LRASPP_CHANNELS", "MOBILENETV2", "Mbv2Space", "SSD_ANCHORS",
+           "SSD_EXTRAS", "TASKS"]
+
 #: MobileNetV2 1.0 at 224x224: IBN k3 everywhere, expansions 1 then 6, channels not aligned to 16.
 MOBILENETV2 = ("r224 s32 | i3e1c16 | i3e6c24 i3e6c24 | i3e6c32 i3e6c32 i3e6c32 | "
                "i3e6c64 i3e6c64 i3e6c64 i3e6c64 | i3e6c96 i3e6c96 i3e6c96 | i3e6c160 i3e6c160 i3e6c160 | "

@@ -26,6 +26,8 @@ from .base import EncodingError, ProductSpace
 from .ir import Arch, Graph
 from .shared_data import shared_data
 
+__all__ = ["EDGES", "Nb201Space", "OPS", "iso_key", "official_codes"]
+
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))   # (target node, source node), string order
 _OP_INDEX = {op: i for i, op in enumerate(OPS)}

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+__all__ = ["shared_data"]
+
 
 def shared_data(relative: str) -> Path | None:
     """Path of ``relative`` inside the shared data folder, or ``None`` if it cannot be found."""

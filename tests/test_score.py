@@ -5,12 +5,13 @@ import io
 import numpy as np
 import pytest
 
+import zeroshot as zs
 from zeroshot.spaces import get_space
 from zeroshot.cli import main
 from zeroshot.batches import load_data, synthetic_data, validate
 from zeroshot.errors import Error
 from zeroshot.proxies.compiled import NARROW_BITS, count_distinct_rows, pack_signs
-from zeroshot.scoring import DEFAULT_PROXIES, compute_proxies, rank_aggregate, score
+from zeroshot.scoring import DEFAULT_PROXIES, compute_proxies, rank_aggregate
 
 CELLS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
          "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|none~0|none~1|nor_conv_1x1~2|",
@@ -174,12 +175,10 @@ def test_score_cli_image_size_matches_imagenet16_data(tmp_path, capsys):
 
 def test_score_is_deterministic_for_a_seed():
     space = get_space("nb201", channels=4, cells=1)
-    codes = space.sample_distinct_codes(4, np.random.default_rng(1))
-    a, va = score(space, codes, seed=5, batch_size=8)
-    b, vb = score(space, codes, seed=5, batch_size=8)
-    _, vc = score(space, codes, seed=6, batch_size=8)
-    assert np.array_equal(a, b) and all(np.array_equal(va[n], vb[n]) for n in va)
-    assert not np.array_equal(va["meco"], vc["meco"])
+    archs = space.sample(4, seed=1)
+    a, b, c = (zs.score(archs, space=space, seed=seed, batch_size=8) for seed in (5, 5, 6))
+    assert all(np.array_equal(a[n], b[n]) for n in a.columns if n != "arch")
+    assert not np.array_equal(a["meco"], c["meco"])
 
 
 @pytest.mark.parametrize("samples", [1, 16, NARROW_BITS, NARROW_BITS + 1, 64, 65])

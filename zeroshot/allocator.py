@@ -20,6 +20,8 @@ import ctypes
 import ctypes.util
 import platform
 
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed_memory"]
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # mallopt parameters (glibc's malloc.h)
 MMAP_THRESHOLD = 32 << 20      # blocks above this come from mmap (glibc's own ceiling for its dynamic threshold)
 TRIM_THRESHOLD = 1 << 30       # free memory at the top of the heap kept before trimming

@@ -24,6 +24,9 @@ from .allocator import keep_freed_memory
 from .atomic import write_text_atomically
 from .errors import Error, InputError, ParameterError
 
+__all__ = ["DESCRIPTION", "SPACE_FLAGS", "add_space_args", "build_parser", "error_line", "flag_of", "main",
+           "read_archs", "read_lines", "space_from_args", "space_options", "write_csv", "write_text"]
+
 #: what ``zeroshot --help`` says first
 DESCRIPTION = ("Hardware-aware neural-architecture screening: sample curated search spaces, estimate each "
                "candidate's cost on an accelerator, score it at initialisation with zero-shot proxies, and "

@@ -26,6 +26,8 @@ from zeroshot.spaces.ir import arch_from_dict, arch_to_dict
 
 from .errors import MissingExtraError, ParameterError
 
+__all__ = ["FORMATS", "TORCH_FORMAT", "export", "load_torch"]
+
 FORMATS = ("torch", "onnx", "json")
 TORCH_FORMAT = "zeroshot-torch-1"
 

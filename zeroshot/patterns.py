@@ -27,6 +27,8 @@ from zeroshot.spaces.rewrites import _ranges
 
 from .errors import InputError
 
+__all__ = ["features", "mine"]
+
 SUPPORT, LIFT = 0.8, 0.2
 
 

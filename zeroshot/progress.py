@@ -3,6 +3,8 @@ import sys
 
 from tqdm import tqdm
 
+__all__ = ["progress"]
+
 
 def progress(disable: bool = False, **kw):
     """A tqdm bar on stderr, shown only when stderr is a terminal and not ``disable``."""

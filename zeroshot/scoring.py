@@ -40,6 +40,10 @@ from .batches import Data, resize, synthetic_data
 from .errors import ParameterError
 from .proxies import get_proxy
 
+__all__ = ["CANDIDATES", "DEFAULT_BATCH", "DEFAULT_PROXIES", "compute_ir_proxies", "compute_proxies",
+           "input_batch", "log_ranks", "needs_data", "network_values", "rank_aggregate", "resolve_proxies",
+           "split_by_kind", "topology_values"]
+
 DEFAULT_PROXIES = ("meco", "swap")
 #: the combinations the default was chosen from (on development cells only, see the module docstring)
 CANDIDATES = (("meco", "swap"), ("meco", "swap", "linear_regions"), ("meco", "swap", "naswot"),
@@ -158,11 +162,3 @@ def network_values(archs: Iterable[Arch], count: int, names: Sequence[str], data
                                       batch_size=batch_size or DEFAULT_BATCH)
         values[i] = [got[n] for n in names]
     return {n: values[:, j] for j, n in enumerate(names)}
-
-
-def score(space: SearchSpace, codes: np.ndarray, data: Data | None = None, seed: int = 0,
-          batch_size: int | None = None, proxies: Sequence[str] = DEFAULT_PROXIES, progress: bool = False
-          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The rank-aggregated score of every architecture and the proxy values it came from."""
-    values = compute_proxies(space, codes, proxies, data, seed, batch_size, progress)
-    return rank_aggregate(values), values

@@ -49,6 +49,9 @@ from .training_sets import split
 from .errors import InputError, ParameterError
 from .progress import progress
 
+__all__ = ["DEVICES", "EVAL_BATCH", "OPTIMIZERS", "TrainConfig", "TrainResult", "augment", "evaluate",
+           "resolve_device", "train", "train_job"]
+
 #: optimiser name -> (base learning rate at batch 256, default weight decay)
 OPTIMIZERS = {"sgd": (0.1, 5e-4), "adamw": (2e-3, 0.05)}
 DEVICES = ("cpu", "cuda", "auto")

@@ -57,6 +57,10 @@ from zeroshot.spaces.ir import ACT, BN, CONV, GAP, LINEAR, MAXPOOL, Arch
 from .compiled import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
 from .structure import init_network, live_ops, thin_arch
 
+__all__ = ["BATCH_PROXIES", "FD_STEP", "Frozen", "GRASP_BATCH", "JACOB_K", "LABEL_PROXIES", "LR_DIVISOR",
+           "LR_SAMPLES", "SHIFT_PIXELS", "SWAP_SAMPLES", "ZEN_BATCH", "ZEN_EPS", "batch_pass", "grasp_exact",
+           "jacob_cov_score", "linear_regions", "meco", "network", "stream_seed", "synflow", "zen", "zico_score"]
+
 LABEL_PROXIES = frozenset({"grad_norm", "snip", "grasp", "fisher", "zico"})
 BATCH_PROXIES = LABEL_PROXIES | {"naswot", "swap", "jacob_cov", "ntk"}
 SWAP_SAMPLES = 16

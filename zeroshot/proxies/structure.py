@@ -31,6 +31,8 @@ from torch import nn
 
 from zeroshot.spaces.ir import ADD, CONCAT, CONV, MUL, ZERO, Arch, Graph
 
+__all__ = ["init_network", "live_ops", "op_signatures", "thin_arch"]
+
 _ATTRS = ("kind", "c_in", "c_out", "h_out", "w_out", "k", "stride", "pad", "groups", "act", "flag")
 
 

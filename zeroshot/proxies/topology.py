@@ -38,6 +38,8 @@ from zeroshot.spaces.ir import ZERO, OpTable
 from .._topology import N_FEATURES, topology as _topology_kernel
 from . import register_proxy
 
+__all__ = ["GRAPH_FEATURES", "topology_features"]
+
 GRAPH_FEATURES = ("entropy", "paths", "depth", "shortest", "merges", "convs")   # kernel column order
 assert len(GRAPH_FEATURES) == N_FEATURES
 
