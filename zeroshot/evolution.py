@@ -50,12 +50,12 @@ def aging_evolution(initial: Sequence, evaluate: Callable[[list], list], fitness
                     generation: Callable[[], int]) -> deque:
     """Evolve ``initial`` individuals; the final population (oldest first).
 
-    ``evaluate(individuals)`` gives their members (one per individual, in order; fewer stops none);
-    ``fitness(members)`` one comparable value per member, higher fitter (asked once per generation, so
-    it may change as the run goes); ``propose(parent member, siblings)`` a child individual, or None when
-    it has none (``siblings``: the children already proposed this generation); ``generation()`` how many
-    children the next generation has, 0 to stop.  The evolution also stops when a generation proposes
-    nothing or the population is empty."""
+    ``evaluate(individuals)`` gives their members (one per individual evaluated, in order: a search's
+    budget may cut the list short); ``fitness(members)`` one comparable value per member, higher fitter
+    (asked once per generation, so it may change as the run goes); ``propose(parent member, siblings)`` a
+    child individual, or None when it has none (``siblings``: the children already proposed this
+    generation); ``generation()`` how many children the next generation has, 0 to stop.  The evolution
+    also stops when a generation proposes nothing or the population is empty."""
     population = deque(evaluate(list(initial)), maxlen=size)
     while population and (n := generation()) > 0:
         fit = fitness(list(population))
