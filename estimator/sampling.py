@@ -42,6 +42,7 @@ def kernel_rows(kt) -> list[dict]:
 
 
 def row_key(row: dict) -> tuple:
+    """The identity of a kernel row: its :data:`KERNEL_FIELDS` as a tuple of ints."""
     return tuple(int(row[f]) for f in KERNEL_FIELDS)
 
 

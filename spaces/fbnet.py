@@ -75,6 +75,8 @@ CONFIGS = {
 
 @register_space
 class FbnetSpace(ProductSpace):
+    """The FBNet space of HW-NAS-Bench (see the module docstring); ``config`` cifar100 or imagenet."""
+
     name = "fbnet"
     code_length = LAYERS
 

@@ -114,6 +114,8 @@ def _header_value(token: str, letter: str, what: str, limit: int, example: int) 
 
 @register_space
 class Mbv2Space(SearchSpace):
+    """The curated accelerator-aware MobileNetV2 space (see the module docstring for the encoding)."""
+
     name = "mbv2"
     resolution_column = 0           # the code column holding the input side (what a proxy scale changes)
 

@@ -35,6 +35,8 @@ _OP_INDEX = {op: i for i, op in enumerate(OPS)}
 
 @register_space
 class Nb201Space(ProductSpace):
+    """NAS-Bench-201 cells in the standard network skeleton (see the module docstring)."""
+
     name = "nb201"
     description = "NAS-Bench-201 cells (C=16, N=5, 32x32 input), the published skeleton"
     code_length = 6

@@ -60,10 +60,12 @@ def space_options(args: argparse.Namespace) -> dict:
 
 
 def space_from_args(args: argparse.Namespace) -> SearchSpace:
+    """The space a command names, built with the space options given as flags."""
     return get_space(args.space, **space_options(args))
 
 
 def read_lines(path: str) -> list[str]:
+    """Lines of a file, or of standard input for ``-``; a file that cannot be read is an InputError."""
     if path == "-":
         return sys.stdin.read().splitlines()
     try:
@@ -112,6 +114,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``zeroshot`` parser with every subcommand of :mod:`zeroshot.commands` registered."""
     parser = _Parser(prog="zeroshot", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"zeroshot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -122,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: the process's); the exit status (2: bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):

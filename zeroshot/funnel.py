@@ -199,6 +199,7 @@ def cost_chunks(cfg: ScreenConfig, backend, todo: list[int]):
 
 
 def n_chunks(cfg: ScreenConfig, space) -> int:
+    """How many chunks the run's candidates make."""
     total = space.size if cfg.all else cfg.n
     return -(-total // cfg.chunk)
 

@@ -88,6 +88,7 @@ def resolve_proxies(names: Sequence[str] | str) -> list[str]:
 
 
 def needs_data(names: Sequence[str]) -> bool:
+    """Whether any proxy of ``names`` reads images or labels."""
     return any(get_proxy(n).needs in ("images", "labels") for n in names)
 
 
@@ -139,6 +140,7 @@ def split_by_kind(names: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def topology_values(table, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Topology proxies ``names`` of every architecture of an op table, float64 arrays."""
     return {n: np.asarray(get_proxy(n).fn(table), dtype=np.float64) for n in names}
 
 

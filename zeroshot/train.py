@@ -113,6 +113,7 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device of a training ``device`` setting (``auto``: cuda when present, else cpu)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
