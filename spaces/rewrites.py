@@ -17,6 +17,11 @@ takes numbers, ranges and ``last`` (``1-3``, ``2,4``, ``5-last``).  Rewrites:
 - ``width:m=X``: the stem's and every block's width times ``X`` (make_divisible by 8, as MobileNetV2's
   width multiplier), the head's only when ``X > 1`` (MobileNetV2 keeps 1280 below 1).
 
+The width and depth rules are those of the IR moves (:mod:`zeroshot.spaces.moves`), which make the same
+changes on any network's graph: an mbv2 network's IR after a move equals the IR of the rewrite's encoding
+(``fuse`` on expanded blocks, ``snap`` while no block gains a residual, ``width`` with the head kept below 1,
+``depth``); ``make_divisible`` here is the curation's.
+
 Every rewrite reports what it changed and which constraint of the space moved its result (a depth
 clipped to the space's block slots, a width clipped to the channel limit); :func:`apply_rewrites` adds
 when the result leaves the curated set.  Bad specs raise :class:`RewriteError` (a ``ValueError``).
@@ -32,7 +37,6 @@ Example
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -44,6 +48,7 @@ from zeroshot.registry import Registry
 
 from .base import SearchSpace
 from .mbv2 import MAX_CHANNELS, Mbv2Space
+from .moves import make_divisible, scale_width, scaled_depth, snap_width
 
 __all__ = ["REWRITES", "Rewrite", "RewriteError", "UnknownRewriteError", "apply_rewrites", "apply_steps",
            "describe_rewrites", "list_rewrites", "make_divisible", "parse_spec", "parse_stages", "register_rewrite"]
@@ -231,12 +236,6 @@ register_rewrite("dw2conv", "depthwise -> standard convs (here: the fused block,
                  stages=(_stages_param, _ALL, "all|1-3"))(_fuse)
 
 
-def make_divisible(v: float, p: int) -> int:
-    """Nearest multiple of ``p``, at least ``p``, one step more when rounding lost over 10%."""
-    new = max(p, int(v + p / 2) // p * p)
-    return new + p if new < 0.9 * v else new
-
-
 def _scale_widths(net, fn, scale_head=True) -> list[str]:
     """Apply ``fn(width)`` to the stem, every block (and the head); notes: the widths that moved, clips."""
     notes = []
@@ -259,13 +258,13 @@ def _scale_widths(net, fn, scale_head=True) -> list[str]:
 
 @register_rewrite("snap", "every width to a multiple of P (make_divisible)", P=(_lanes, None, "16 (power of 2)"))
 def _snap(space, net, P):
-    return _scale_widths(net, lambda v: min(make_divisible(v, P), MAX_CHANNELS // P * P))
+    return _scale_widths(net, lambda v: min(snap_width(v, P), MAX_CHANNELS // P * P))
 
 
 @register_rewrite("width", "stem and block widths times m (make_divisible 8; the head only when m > 1)",
                   m=(_positive_float, None, "0.75"))
 def _width(space, net, m):
-    return _scale_widths(net, lambda v: make_divisible(v * m, 8), scale_head=m > 1)
+    return _scale_widths(net, lambda v: scale_width(v, m), scale_head=m > 1)
 
 
 @register_rewrite("depth", "stage depths times m (ceil, at least 1)", m=(_positive_float, None, "0.75"))
@@ -273,7 +272,7 @@ def _depth(space, net, m):
     notes, changed = [], []
     for s, blocks in enumerate(net["stages"]):
         d = len(blocks)
-        want = max(1, math.ceil(d * m - 1e-9))
+        want = scaled_depth(d, m)
         new = min(want, space.curated.slots[s])
         if new < want:
             notes.append(f"stage {s + 1} would have {want} blocks; clipped to {new}, the most this space "

@@ -23,7 +23,7 @@ _PUBLIC = {
     "get_space": "zeroshot.spaces", "list_spaces": "zeroshot.spaces",
     "list_devices": "zeroshot.estimator.devices", "load_device": "zeroshot.estimator.devices",
     "list_proxies": "zeroshot.proxies", "list_strategies": "zeroshot.strategies",
-    "estimate": "zeroshot.api", "score": "zeroshot.api",
+    "estimate": "zeroshot.api", "score": "zeroshot.api", "advise": "zeroshot.advice",
     "calibrate": "zeroshot.estimator.calibrated_device", "screen": "zeroshot.funnel", "search": "zeroshot.searching",
     "Table": "zeroshot.table", "Error": "zeroshot.errors",
 }

@@ -42,7 +42,6 @@ True
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -50,7 +49,7 @@ import numpy as np
 from zeroshot.estimator.devices import Device
 from zeroshot.estimator.estimate import Estimator
 from zeroshot.spaces import SearchSpace
-from zeroshot.spaces.rewrites import make_divisible
+from zeroshot.spaces.moves import scale_width, scaled_depth
 
 from .errors import InputError, ParameterError
 from .evolution import aging_evolution
@@ -107,9 +106,9 @@ class Refiner:
             depth, width = g[self.n_blocks:self.n_blocks + n], g[self.n_blocks + n:self.n_blocks + 2 * n]
             stages = []
             for s, blocks in enumerate(self.stages):
-                d = max(1, math.ceil(len(blocks) * DEPTH_MULTIPLIERS[depth[s]] - 1e-9))
+                d = scaled_depth(len(blocks), DEPTH_MULTIPLIERS[depth[s]])
                 m = WIDTH_MULTIPLIERS[width[s]]
-                stages.append([(int(g[first[s] + j]), b[1], b[2], b[3] if m == 1 else make_divisible(b[3] * m, 8))
+                stages.append([(int(g[first[s] + j]), b[1], b[2], b[3] if m == 1 else scale_width(b[3], m))
                                for j, b in enumerate(blocks[:d])])
             res = max(32, round(self.res * RESOLUTION_SCALES[g[-1]] / 32) * 32)
             out.append(self.space.encode(res, self.stem, self.head, stages))
