@@ -45,10 +45,10 @@ Example
 'r224 | c16 i3e1 | c48 i5e3'
 >>> space.to_ir(arch).params
 1351384
->>> space.parse("r224 | c16 i3e1 | c32 i7e6")
+>>> space.parse("r224 | c16 i3e1 | c32 i7e6")            # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-zeroshot.errors.EncodingError: stage 2 block 1: 'i7e6' is not a choice there; choose from i3e3, i3e6, i5e3, i5e6, f3e3, f3e6, f5e3, f5e6, skip
+zeroshot.errors.EncodingError: stage 2 block 1: 'i7e6' is not a choice there; choose from i3e3, i3e6, ..., skip
 """
 from __future__ import annotations
 
@@ -158,11 +158,16 @@ def choices(kinds: Sequence[str] = ("ibn",), kernels: Sequence[int] = (3,), expa
 
 
 def _ibn_kind(kind: str, k, e, se) -> Block:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k % 2 == 0:
+    if _positive_int("k", k, "a positive odd kernel size") % 2 == 0:
         raise ParameterError("k", "a positive odd kernel size", k)
-    if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1:
-        raise ParameterError("e", "a positive integer expansion", e)
-    return Block(kind, int(k), int(e), bool(se))
+    return Block(kind, int(k), _positive_int("e", e, "a positive integer expansion"), bool(se))
+
+
+def _positive_int(param: str, value, expected: str = "a positive integer") -> int:
+    """``value`` as an int; :class:`ParameterError` naming ``param`` unless it is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ParameterError(param, expected, value)
+    return int(value)
 
 
 def _conv_bn(g: Graph, x: int, c_out: int, k: int, stride: int, act: str | None, groups: int = 1) -> int:
@@ -204,35 +209,35 @@ class Stage:
 
     @property
     def slots(self) -> int:
-        return max(_options(self.depths))
+        return max(_options("depths", self.depths))
 
     def choices_at(self, slot: int) -> tuple[Block, ...]:
         """The block choices of slot ``slot`` (0: the first)."""
         return tuple(self.first or self.blocks) if slot == 0 else tuple(self.blocks)
 
 
-def _options(value) -> tuple[int, ...]:
-    values = (value,) if isinstance(value, (int, np.integer)) else tuple(value)
-    return tuple(sorted({int(v) for v in values}))
+def _options(param: str, value) -> tuple[int, ...]:
+    """The sorted distinct positive integers of ``value`` (one, or a sequence); ParameterError otherwise."""
+    values = (value,) if isinstance(value, (int, np.integer)) else value
+    expected = "a positive integer or a non-empty sequence of them"
+    if not isinstance(values, (tuple, list, range)) or not values:
+        raise ParameterError(param, expected, value)
+    return tuple(sorted({_positive_int(param, v, expected) for v in values}))
 
 
 def _checked_stage(i: int, st: Stage, p: int) -> Stage:
     """``st`` validated, with sorted depths and widths snapped to multiples of ``p``."""
     if not isinstance(st, Stage):
         raise ParameterError("stages", "a sequence of Stage", type(st).__name__)
-    widths, depths = _options(st.widths), _options(st.depths)
+    widths, depths = _options(f"stage {i} widths", st.widths), _options(f"stage {i} depths", st.depths)
     if st.stride not in (1, 2, 3, 4):
-        raise ParameterError("stride", f"1..4 (stage {i})", st.stride)
-    if not widths or min(widths) < 1 or not depths or min(depths) < 1:
-        raise ParameterError("stages", f"stages with positive widths and depths (stage {i})",
-                             (st.widths, st.depths))
-    for slot in (0, 1) if max(depths) > 1 else (0,):
-        blocks = st.choices_at(slot)
-        if not blocks or not all(isinstance(b, Block) for b in blocks):
-            raise ParameterError("blocks", f"a non-empty tuple of Block (stage {i})", blocks)
+        raise ParameterError(f"stage {i} stride", "1..4", st.stride)
+    for param, blocks in ((f"stage {i} blocks", st.blocks), (f"stage {i} first", st.first or st.blocks)):
+        if not isinstance(blocks, (tuple, list)) or not blocks or not all(isinstance(b, Block) for b in blocks):
+            raise ParameterError(param, "a non-empty tuple of Block (ibn, fused, skip, custom)", blocks)
         tokens = [b.token for b in blocks]
         if len(set(tokens)) != len(tokens):
-            raise ParameterError("blocks", f"distinct block choices (stage {i})", tokens)
+            raise ParameterError(param, "distinct block choices", tokens)
     snapped = tuple(sorted({make_divisible(w, p) for w in widths}))
     return Stage(st.stride, snapped, depths, tuple(st.blocks), tuple(st.first) if st.first else None)
 
@@ -242,8 +247,8 @@ class MacroSpace(SearchSpace):
     """A MobileNet-style space declared as data (see the module docstring).
 
     ``stages``: the :class:`Stage` s; ``resolutions``: input sides; ``stem`` / ``head``: their widths
-    (``head=None``: no head conv); ``stem_stride``; ``classes``; ``act``: the activation (relu, relu6,
-    hswish); ``skip_act``: the activation after a shape-changing skip's 1x1 conv (None: none);
+    (``head=None``: no head conv); ``stem_stride``; ``classes``; ``act``: the activation (one of the IR's,
+    :data:`~zeroshot.spaces.ir.ACTIVATIONS`); ``skip_act``: the activation after a shape-changing skip's 1x1 conv (None: none);
     ``parallelism``: P, the multiple widths snap to; ``name``: the name it reports (and is registered
     under by :meth:`register`)."""
 
@@ -253,23 +258,21 @@ class MacroSpace(SearchSpace):
                  head: int | None = 1280, stem_stride: int = 2, classes: int = 1000, act: str = "relu6",
                  skip_act: str | None = None, parallelism: int = 16, name: str = "macro",
                  description: str | None = None):
-        p = parallelism
-        if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
-            raise ParameterError("parallelism", "a positive integer (1: widths as declared)", p)
+        p = _positive_int("parallelism", parallelism, "a positive integer (1: widths as declared)")
         for param, value in (("act", act), ("skip_act", skip_act)):
             if value is not None and value not in ACTIVATIONS:
                 raise ParameterError(param, f"one of {', '.join(ACTIVATIONS)}", value)
         if not stages:
             raise ParameterError("stages", "at least one Stage", stages)
-        self.resolutions = _options(resolutions)
-        if not self.resolutions or not 1 <= min(self.resolutions) <= max(self.resolutions) <= MAX_RESOLUTION:
+        self.resolutions = _options("resolutions", resolutions)
+        if max(self.resolutions) > MAX_RESOLUTION:
             raise ParameterError("resolutions", f"input sides in 1..{MAX_RESOLUTION}", resolutions)
-        if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 1:
-            raise ParameterError("classes", "a positive integer", classes)
         self.stages = tuple(_checked_stage(i, st, p) for i, st in enumerate(stages, 1))
-        self.parallelism, self.classes, self.act, self.skip_act = int(p), int(classes), act, skip_act
-        self.stem, self.stem_stride = make_divisible(stem, p), int(stem_stride)
-        self.head = None if head is None else make_divisible(head, p)
+        self.parallelism, self.act, self.skip_act = p, act, skip_act
+        self.classes = _positive_int("classes", classes)
+        self.stem = make_divisible(_positive_int("stem", stem), p)
+        self.stem_stride = _positive_int("stem_stride", stem_stride)
+        self.head = None if head is None else make_divisible(_positive_int("head", head), p)
         self.name = name
         self.description = description or (f"declared MobileNet-style space: {len(self.stages)} stages, widths "
                                            f"multiples of P={self.parallelism}, resolution "

@@ -72,7 +72,7 @@ def test_size_counts_every_choice(space, every):
     assert len(np.unique(every, axis=0)) == len(every)
 
 
-@pytest.mark.parametrize("kw, param", [({"act": "gelu"}, "act"), ({"skip_act": "tanh"}, "skip_act"),
+@pytest.mark.parametrize("kw, param", [({"act": "swishy"}, "act"), ({"skip_act": "nope"}, "skip_act"),
                                        ({"parallelism": 0}, "parallelism"), ({"classes": 0}, "classes"),
                                        ({"resolutions": ()}, "resolutions")])
 def test_bad_options_name_their_parameter(kw, param):
@@ -82,10 +82,14 @@ def test_bad_options_name_their_parameter(kw, param):
 
 
 def test_bad_stages_and_blocks_are_refused():
-    with pytest.raises(ParameterError, match="distinct block choices"):
+    with pytest.raises(ParameterError, match="stage 1 blocks must be distinct block choices"):
         MacroSpace([Stage(1, 16, 1, (ibn(3, 6), ibn(3, 6)))])
-    with pytest.raises(ParameterError, match="stride must be 1..4"):
+    with pytest.raises(ParameterError, match="stage 1 stride must be 1..4"):
         MacroSpace([Stage(5, 16, 1, (ibn(),))])
+    with pytest.raises(ParameterError, match="stage 1 blocks must be a non-empty tuple of Block"):
+        MacroSpace([Stage(1, 16, 1, ibn())])
+    with pytest.raises(ParameterError, match="stage 2 depths must be a positive integer or a non-empty sequence"):
+        MacroSpace([Stage(1, 16, 1, (ibn(),)), Stage(1, 16, (0, 1), (ibn(),))])
     with pytest.raises(ParameterError, match="stages must be a sequence of Stage"):
         MacroSpace([(1, 16, 1)])
     with pytest.raises(ParameterError, match="k must be a positive odd kernel size"):
