@@ -44,7 +44,7 @@ from .calibration_fit import calibrate_features
 from .calibration_prior import Prior, load_prior
 from .devices import Device, register_kind
 from .folding import live_kernels
-from .kernel_table import DEFAULT_FUSION, KernelTable, decompose
+from .kernel_table import DEFAULT_FUSION, KernelTable
 
 __all__ = ["FLOOR_FRACTION", "MIN_FLOOR_MS", "MIN_MEASUREMENTS", "CalibratedDevice", "calibrate",
            "latency_floor"]
@@ -66,6 +66,7 @@ class CalibratedDevice(Device):
     whole-model latencies are at least ``floor_ms`` (and :data:`MIN_FLOOR_MS`)."""
 
     kind = "calibrated"
+    kernel_bound = "fitted"     # a kernel's share of a linear fit to whole-model latencies (may be negative)
     whole_graph = True          # the ``live`` features need folding over the whole architecture
 
     def __init__(self, name: str, intercept_ms: float, theta: np.ndarray, fusion=DEFAULT_FUSION,
@@ -110,11 +111,21 @@ class CalibratedDevice(Device):
     def model_overhead_ms(self) -> float:
         return self.intercept_ms
 
+    def graph_kernel_ms(self, table: OpTable, kt: KernelTable) -> np.ndarray:
+        """Per-kernel latency with the kernels folded away in ``table``'s graphs marked dead."""
+        return self.kernel_latency_ms(kt, live_kernels(table, kt))
+
     def latency_ms(self, table: OpTable) -> np.ndarray:
         """Whole-model latency, floored at :attr:`floor_ms` (the linear model may extrapolate below 0)."""
-        kt = decompose(table, self.fusion)
-        per_kernel = self.kernel_latency_ms(kt, live_kernels(table, kt))
-        return np.maximum(kt.sum_per_arch(per_kernel) + self.model_overhead_ms, self.floor_ms)
+        return np.maximum(super().latency_ms(table), self.floor_ms)
+
+    def model_terms_ms(self, kernels_ms: float) -> dict[str, float]:
+        """The intercept (``overhead``) and, where the floor lifts the prediction, the lift (``floor``)."""
+        terms = super().model_terms_ms(kernels_ms)
+        unfloored = kernels_ms + self.model_overhead_ms
+        if unfloored < self.floor_ms:
+            terms["floor"] = self.floor_ms - unfloored
+        return terms
 
     def for_space(self, space_name: str) -> "CalibratedDevice":
         """The device itself; a device calibrated on another space refuses (its parameters were fitted to

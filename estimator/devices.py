@@ -87,11 +87,32 @@ class Device(ABC):
     #: costed whole rather than as a sum of separately lowered segments.
     whole_graph: bool = False
 
+    #: What bounds a kernel, as :meth:`kernel_costs` reports it, on a kind without a finer account.
+    kernel_bound: str = "predicted"
+
     def latency_ms(self, table) -> np.ndarray:
         """Per-architecture latency (ms) of an :class:`~zeroshot.spaces.ir.OpTable`: the sum of its kernels plus
         :attr:`model_overhead_ms`."""
         kt = decompose(table, self.fusion)
-        return kt.sum_per_arch(self.kernel_latency_ms(kt)) + self.model_overhead_ms
+        return kt.sum_per_arch(self.graph_kernel_ms(table, kt)) + self.model_overhead_ms
+
+    def graph_kernel_ms(self, table, kt: KernelTable) -> np.ndarray:
+        """Latency (ms) of every kernel of ``kt`` within the graphs of ``table`` it was decomposed from (what
+        :meth:`latency_ms` sums; kinds whose kernel costs depend on the whole graph override this)."""
+        return self.kernel_latency_ms(kt)
+
+    def kernel_costs(self, table, kt: KernelTable) -> dict[str, np.ndarray]:
+        """Per kernel of ``kt`` (decomposed from ``table``): ``latency_ms`` (as :meth:`graph_kernel_ms`),
+        ``bound`` (what limits it, text: :attr:`kernel_bound` unless the kind models it) and
+        ``lane_utilisation`` (useful channel lanes / lanes occupied; NaN on devices without lanes)."""
+        ms = self.graph_kernel_ms(table, kt)
+        return {"latency_ms": ms, "bound": np.full(len(ms), self.kernel_bound, object),
+                "lane_utilisation": np.full(len(ms), np.nan)}
+
+    def model_terms_ms(self, kernels_ms: float) -> dict[str, float]:
+        """What one architecture whose kernels sum to ``kernels_ms`` pays beyond them (label -> ms); with
+        the kernels they add up to :meth:`latency_ms`.  By default the :attr:`model_overhead_ms`, if any."""
+        return {"overhead": self.model_overhead_ms} if self.model_overhead_ms else {}
 
     def for_space(self, space_name: str) -> "Device":
         """The device as it costs architectures of search space ``space_name`` (kinds with per-space

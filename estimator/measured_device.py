@@ -131,6 +131,7 @@ class MeasuredDevice(Device):
     """
 
     kind = "measured"
+    kernel_bound = "measured"       # a regressor of timed kernels: no finer account of what limits it
 
     def __init__(self, name: str, regressors: dict, corrections: dict, info: dict | None = None,
                  fusion=DEFAULT_FUSION, description: str = "", space: str = POOLED):

@@ -8,6 +8,8 @@ conv runs group by group, each padded to the lanes.  A kernel's time is ``max(cy
 SRAM bandwidth, DRAM bytes / DRAM bandwidth) + overhead``; weights stream from DRAM, and activations go
 through DRAM too when the kernel's live set (input + output + weights) exceeds the SRAM.  Fused ops
 (``fusion`` rules) cost nothing beyond their kernel's head; ``zero`` kernels are folded away.
+:meth:`NpuDevice.kernel_costs` also says which term bounds each kernel (:data:`BOUNDS`) and how many of
+the lanes its padding occupies carry real channels (:mod:`zeroshot.estimator.breakdown` shows both).
 
 Example
 -------
@@ -31,7 +33,11 @@ from .counts import BYTES_PER_ELEMENT
 from .devices import Device, DeviceError, register_kind
 from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, KernelTable
 
-__all__ = ["FIELDS", "NpuDevice"]
+__all__ = ["BOUNDS", "FIELDS", "NpuDevice"]
+
+#: What bounds a kernel, by the codes of ext/_npu.pyx: the largest of its compute, SRAM and DRAM times, or its
+#: fixed overhead when that is larger still; ``folded`` for ``zero`` kernels, which cost nothing.
+BOUNDS = ("compute", "sram", "dram", "overhead", "folded")
 
 # The Cython kernel numbers kernel types in this order (ext/_npu.pyx); fail loudly if it ever changes.
 _PYX_TYPES = ("conv", "dwconv", "gconv", "bn", "act", "add", "mul", "pool", "gap", "linear", "zero",
@@ -110,14 +116,26 @@ class NpuDevice(Device):
                 f"{self.dtype}")
 
     def kernel_latency_ms(self, kt: KernelTable) -> np.ndarray:
+        return self._kernel_ms(kt)[0]
+
+    def kernel_costs(self, table, kt: KernelTable) -> dict[str, np.ndarray]:
+        """Per kernel: ``latency_ms``, ``bound`` (the term of the model that wins, one of :data:`BOUNDS`) and
+        ``lane_utilisation`` (useful channel lanes / lanes the padding to P occupies)."""
+        ms, bound, lanes = self._kernel_ms(kt, detail=True)
+        return {"latency_ms": ms, "bound": np.asarray(BOUNDS, object)[bound], "lane_utilisation": lanes}
+
+    def _kernel_ms(self, kt: KernelTable, detail: bool = False):
+        """The Cython model over ``kt``: latency (ms), and with ``detail`` bound codes and lane utilisation."""
         c = kt.cols
-        out = np.empty(len(c["type"]), np.float64)
+        n = len(c["type"])
+        out = np.empty(n, np.float64)
+        bound, lanes = (np.empty(n, np.int64), np.empty(n, np.float64)) if detail else (None, None)
         kernel_ms(c["type"], c["c_in"], c["c_out"], c["h_in"], c["w_in"], c["h_out"], c["w_out"], c["k"],
                   c["groups"], c["in_elems"], c["out_elems"], c["weight_elems"],
                   self.lanes, self.kernel_lanes, self.pixel_lanes, self.tap_lanes,
                   self.clock_mhz * 1e6, self.sram_kib * 1024.0, self.sram_gbps * 1e9, self.dram_gbps * 1e9,
-                  self.overhead_us * 1e-6, BYTES_PER_ELEMENT[self.dtype], out)
-        return out
+                  self.overhead_us * 1e-6, BYTES_PER_ELEMENT[self.dtype], out, bound, lanes)
+        return out, bound, lanes
 
 
 def _checked(name: str, field: str, value):

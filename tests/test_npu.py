@@ -239,3 +239,14 @@ def test_keyword_construction_is_validated_too():
     with pytest.raises(DeviceError, match="'pixel_lanes' .* must be a positive integer, got 0"):
         NpuDevice("x", lanes=8, clock_mhz=500, sram_kib=128, sram_gbps=8, dram_gbps=4, overhead_us=5,
                   pixel_lanes=0)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_bounds_and_lanes_leave_the_latency_unchanged(name):
+    dev = load_device(name)
+    table = to_table(nb201_archs(20) + [ibn_block(24, 6, 28, f) for f in (False, True)] + [conv_net(17)])
+    kt = decompose(table, dev.fusion)
+    costs = dev.kernel_costs(table, kt)
+    np.testing.assert_array_equal(costs["latency_ms"], dev.kernel_latency_ms(kt))
+    np.testing.assert_array_equal(kt.sum_per_arch(costs["latency_ms"]), dev.latency_ms(table))
+    assert len(costs["bound"]) == len(costs["lane_utilisation"]) == len(kt.cols["type"])
