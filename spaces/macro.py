@@ -29,7 +29,9 @@ depth); the resolution column may hold any input side (the funnel scores at a sc
 
 A ``skip`` in a slot other than a stage's first computes nothing: :meth:`MacroSpace.canonical_codes` moves
 such blocks to the end of their stage and shortens it to the smallest depth option that holds the rest
-(one representative per network).  The space is enumerable up to 10**8 architectures.
+(one representative per network).  The space is enumerable up to 10**8 architectures.  Batch costing splits
+networks into segments (stem, blocks, head: :meth:`MacroSpace.segment_keys`) unless a block is custom or has
+squeeze-excite (then networks are costed whole).
 
 Example
 -------
@@ -281,6 +283,10 @@ class MacroSpace(SearchSpace):
         self.code_length = 1 + sum(2 + st.slots for st in self.stages)
         self._tokens = [[{b.token: i for i, b in enumerate(st.choices_at(j))} for j in range(min(st.slots, 2))]
                         for st in self.stages]
+        blocks = [b for st in self.stages for b in st.choices_at(0) + st.choices_at(1)]
+        self._segmented = all(b.kind != "custom" and not b.se for b in blocks) and len(self.stages) <= 64 and \
+            all(len(st.widths) <= 256 and max(len(st.choices_at(0)), len(st.choices_at(1))) <= 1024
+                for st in self.stages)
 
     def register(self, name: str | None = None, replace: bool = False) -> "MacroSpace":
         """Register this space by ``name`` (default: its own) for :func:`~zeroshot.spaces.get_space`, the
@@ -366,13 +372,73 @@ class MacroSpace(SearchSpace):
     def build_ir(self, codes) -> Arch:
         res, stages = self.decode(codes)
         g = Graph(3, res, res)
-        t = _conv_bn(g, 0, self.stem, 3, self.stem_stride, self.act)
+        t = self._stem(g)
         for st, (width, idx) in zip(self.stages, stages):
             for j, i in enumerate(idx):
                 t = st.choices_at(j)[i].build(g, t, width, st.stride if j == 0 else 1, self.act, self.skip_act)
+        return g.finish(self._head(g, t), space=self.name)
+
+    def _stem(self, g: Graph) -> int:
+        return _conv_bn(g, 0, self.stem, 3, self.stem_stride, self.act)
+
+    def _head(self, g: Graph, t: int) -> int:
         if self.head is not None:
             t = _conv_bn(g, t, self.head, 1, 1, self.act)
-        return g.finish(g.classifier(t, self.classes), space=self.name)
+        return g.classifier(t, self.classes)
+
+    # Segments: the stem, each present block, the head.  A key packs the kind at bit 61, the input side in
+    # bits 0-12 and for a block: width index (8 bits from 13), input width index (8, from 21: the previous
+    # stage's for a first slot, the stem's 0 for stage 1), choice (10, from 29), first slot (1, bit 39),
+    # stage (6, from 40).  Spaces with custom blocks (their shapes are the factory's), squeeze-excite (its
+    # gate multiplies two functions of the input: the cheap score's entropy is not additive over segments) or
+    # more choices than that are evaluated whole.
+    _STEM, _BLOCK, _HEAD = 0, 1, 2
+
+    def segment_keys(self, codes: np.ndarray) -> np.ndarray:
+        if not self._segmented:
+            raise NotImplementedError(f"space {self.name!r} has custom or squeeze-excite blocks, or too many "
+                                      "choices to split into segments")
+        codes = np.asarray(codes, dtype=np.int64).reshape(-1, self.code_length)
+        res = codes[:, 0]
+        keys = [(self._STEM << 61) | res]
+        before = np.zeros(len(codes), np.int64)                       # the previous stage's width index
+        for s, (st, o) in enumerate(zip(self.stages, self._offsets)):
+            width = np.searchsorted(st.widths, codes[:, o])
+            for j in range(st.slots):
+                choice = codes[:, o + 2 + j]
+                key = (self._BLOCK << 61) | (s << 40) | (int(j == 0) << 39) | (choice << 29) | \
+                    ((before if j == 0 else width) << 21) | (width << 13) | res
+                keys.append(np.where(choice >= 0, key, -1))
+            before = width
+        keys.append((self._HEAD << 61) | (before << 13) | res)
+        return np.stack(keys, axis=1)
+
+    def segment_ir(self, key: int) -> Arch:
+        key = int(key)
+        kind, res = key >> 61, key & 0x1FFF
+        if kind == self._STEM:
+            g = Graph(3, res, res)
+            return g.finish(self._stem(g), space=self.name)
+        sides = self._sides(res)
+        width = (key >> 13) & 0xFF
+        if kind == self._HEAD:
+            g = Graph(self.stages[-1].widths[width], sides[-1], sides[-1])
+            return g.finish(self._head(g, 0), space=self.name)
+        s, first, choice, before = (key >> 40) & 0x3F, (key >> 39) & 1, (key >> 29) & 0x3FF, (key >> 21) & 0xFF
+        st = self.stages[s]
+        c_in = (self.stages[s - 1].widths[before] if s else self.stem) if first else st.widths[width]
+        side = sides[s] if first else sides[s + 1]
+        g = Graph(c_in, side, side)
+        block = st.choices_at(0 if first else 1)[choice]
+        return g.finish(block.build(g, 0, st.widths[width], st.stride if first else 1, self.act, self.skip_act),
+                        space=self.name)
+
+    def _sides(self, res: int) -> list[int]:
+        """The input side of each stage, then of the head (odd kernels, padding k // 2)."""
+        out = [(res - 1) // self.stem_stride + 1]
+        for st in self.stages:
+            out.append((out[-1] - 1) // st.stride + 1)
+        return out
 
     # ------------------------------------------------------------------ sampling, mutation, crossover
     def sample_codes(self, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -14,7 +14,11 @@ from conftest import need_shared
 from zeroshot.cli import main
 from zeroshot.errors import InputError, ParameterError
 from zeroshot.estimator.counts import analytic_counts
-from zeroshot.spaces import SPACES, EncodingError, SpaceOptionError, get_space
+from zeroshot.estimator.devices import load_device
+from zeroshot.estimator.segmented import SegmentedEvaluator, count_metrics, latency_metric
+from zeroshot.funnel import cheap_metrics
+from zeroshot.proxies import get_proxy
+from zeroshot.spaces import SPACES, EncodingError, SpaceOptionError, get_space, to_table
 from zeroshot.spaces.builder import build, count_parameters
 from zeroshot.spaces.ir import CONV, MUL
 from zeroshot.spaces.macro import MacroSpace, Stage, choices, custom, fused, ibn, skip
@@ -31,12 +35,12 @@ def double_conv(g, x, c_out, stride):
     return g.act(g.bn(g.conv(t, c_out, 3)), "relu")
 
 
-def small_space(**kw) -> MacroSpace:
+def small_space(first=(ibn(3, 6), custom("dconv", double_conv)), **kw) -> MacroSpace:
     """Every kind of choice: resolutions, widths, depths, first-slot choices, IBN / fused / SE / skip /
     custom blocks."""
     blocks = (ibn(3, 3), fused(3, 1), ibn(5, 6, se=True), skip())
     return MacroSpace([Stage(1, 16, 1, (ibn(3, 1),)),
-                       Stage(2, (24, 40), (1, 2, 3), blocks, first=(ibn(3, 6), custom("dconv", double_conv))),
+                       Stage(2, (24, 40), (1, 2, 3), blocks, first=first),
                        Stage(2, 64, (1, 2), (fused(3, 4, se=True), skip()))],
                       **{"resolutions": (64, 96), "stem": 16, "head": 256, "classes": 10, **kw})
 
@@ -213,6 +217,37 @@ def test_a_custom_block_that_breaks_its_contract_is_named():
         sp.to_ir(sp.sample(1)[0])
 
 
+def segmented_space() -> MacroSpace:
+    blocks = (ibn(3, 3), fused(3, 1), fused(5, 6), skip())
+    return MacroSpace([Stage(1, 16, 1, (ibn(3, 1),)), Stage(2, (24, 40), (1, 2, 3), blocks, first=(ibn(3, 6), skip())),
+                       Stage(2, 64, (1, 2), blocks)], resolutions=(64, 96), stem=16, head=256, classes=10,
+                      skip_act="relu")
+
+
+@pytest.mark.parametrize("declared", [segmented_space, nasbench_macro], ids=["small", "nasbench-macro"])
+def test_segments_give_the_whole_networks_counts_latency_and_cheap_score(declared):
+    space = declared()
+    codes = space.sample_distinct_codes(300, np.random.default_rng(0))
+    codes[::3, 0] = 47                                # a proxy-scaled input side (not a declared one)
+    table = to_table(space.irs(codes))
+    got = SegmentedEvaluator(space, {**count_metrics(), **cheap_metrics("entropy")}).evaluate(codes)
+    for name, want in analytic_counts(space.irs(codes)).items():
+        assert np.array_equal(got[name], want), name
+    assert np.allclose(got["cheap"], get_proxy("entropy").fn(table), rtol=1e-9)
+    device = load_device("mobile-npu-16")
+    seg = SegmentedEvaluator(space, {"latency_ms": latency_metric(device)}).evaluate(codes)["latency_ms"]
+    assert np.allclose(seg, device.latency_ms(table), rtol=1e-9)
+
+
+@pytest.mark.parametrize("first", [(ibn(3, 6), custom("dconv", double_conv)), (ibn(3, 6), ibn(3, 6, se=True))],
+                         ids=["custom", "squeeze-excite"])
+def test_custom_and_squeeze_excite_blocks_are_evaluated_whole(first):
+    space = small_space(first=first)
+    with pytest.raises(NotImplementedError, match="custom or squeeze-excite blocks"):
+        space.segment_keys(space.sample_codes(2, np.random.default_rng(0)))
+    assert not SegmentedEvaluator(space, count_metrics()).segmented
+
+
 # ---------------------------------------------------------------- NAS-Bench-Macro
 def test_nasbench_macro_size_and_canonical_networks():
     space = nasbench_macro()
@@ -261,7 +296,7 @@ def test_estimate_and_score_take_a_declared_space(registry, one_torch_thread):
 
 
 def test_screen_runs_a_declared_space_whole(registry, one_torch_thread):
-    """No segment keys: the funnel evaluates each network whole; sampled and enumerated."""
+    """Sampled and enumerated (the space has a custom block: no segments, each network evaluated whole)."""
     space = small_space().register("mine")
     r = zs.screen("mine", device="mobile-npu-16", n=300, survivors=4, top=3, seed=0, quiet=True)
     assert len(r.shortlist) == 3 and 0 < r.counts["sampled"] <= 300 and r.counts["scored"] == 4
