@@ -116,64 +116,85 @@ def _is_pointwise(op: Op) -> bool:
 
 @dataclass(frozen=True)
 class Block:
-    """A depthwise block: op indices of its optional ``expand`` (conv, BN, act), its ``dw`` (conv, BN, act)
-    and ``project`` (conv, BN) triples / pairs, its residual ``add`` (or None); ``input`` is the tensor it
-    reads and ``output`` the tensor it writes."""
+    """A depthwise block, as op indices: its optional ``expand`` (conv, [BN], act), its ``dw`` (conv, [BN],
+    act), its squeeze-excite gate ``se`` (GAP ... MUL, or empty), its ``project`` (conv, [BN]) and residual
+    ``add`` (or None); ``input`` is the tensor it reads and ``output`` the tensor it writes."""
 
-    expand: tuple[int, int, int] | None
-    dw: tuple[int, int, int]
-    project: tuple[int, int]
+    expand: tuple[int, ...] | None
+    dw: tuple[int, ...]
+    se: tuple[int, ...]
+    project: tuple[int, ...]
     add: int | None
     input: int
     output: int
 
     @property
     def ops(self) -> tuple[int, ...]:
-        """Every op of the block, in order."""
-        return (*(self.expand or ()), *self.dw, *self.project, *(() if self.add is None else (self.add,)))
+        """Every op of the block."""
+        return (*(self.expand or ()), *self.dw, *self.se, *self.project, *(() if self.add is None else (self.add,)))
 
 
 def find_blocks(arch: Arch) -> list[Block]:
-    """Every depthwise block of ``arch`` (module docstring), in execution order; each op of a block is
-    the only reader of the one before it."""
+    """Every depthwise block of ``arch`` (module docstring; BNs optional, a squeeze-excite gate allowed
+    between the depthwise conv and the projection), in execution order; every tensor inside a block is
+    read only inside it."""
     readers = _readers(arch)
     out = []
     for d, op in enumerate(arch.ops):
-        if not is_depthwise(op):
+        dw = _conv_unit(arch, readers, d, act=True) if is_depthwise(op) else None
+        if dw is None:
             continue
-        chain = _chain(arch, readers, d, (BN, ACT, CONV, BN))
-        if chain is None or not _is_pointwise(arch.ops[chain[2]]):
+        se = _squeeze_excite(arch, readers, dw[-1])
+        p = _next(arch, readers, se[-1] if se else dw[-1], CONV)
+        if p is None or not _is_pointwise(arch.ops[p]):
             continue
+        project = _conv_unit(arch, readers, p, act=False)
         expand = _expansion(arch, readers, op.inputs[0])
         x = op.inputs[0] if expand is None else arch.ops[expand[0]].inputs[0]
-        add = _residual(arch, readers, chain[3], x)
-        out.append(Block(expand, (d, *chain[:2]), tuple(chain[2:]), add, x, 1 + (chain[3] if add is None else add)))
+        add = _residual(arch, readers, project[-1], x)
+        out.append(Block(expand, dw, se, project, add, x, 1 + (project[-1] if add is None else add)))
     return out
 
 
-def _chain(arch: Arch, readers, i: int, kinds: Sequence[int]) -> list[int] | None:
-    """The ops following op ``i`` one by one (each the only reader of the last) with ``kinds``, or None."""
-    out = []
-    for kind in kinds:
-        i = _next(arch, readers, i, kind)
-        if i is None:
-            return None
-        out.append(i)
-    return out
+def _conv_unit(arch: Arch, readers, conv: int, act: bool) -> tuple[int, ...] | None:
+    """``(conv, [BN], [act])``: op ``conv``, the BN reading it alone if any, then (when ``act``) the
+    activation that must follow; None when it does not."""
+    ops = (conv,) + tuple(i for i in [_next(arch, readers, conv, BN)] if i is not None)
+    if not act:
+        return ops
+    a = _next(arch, readers, ops[-1], ACT)
+    return None if a is None else ops + (a,)
 
 
-def _expansion(arch: Arch, readers, t: int) -> tuple[int, int, int] | None:
-    """``(conv, BN, act)`` of a 1x1 expansion writing tensor ``t`` for its depthwise conv alone, or None."""
+def _squeeze_excite(arch: Arch, readers, a: int) -> tuple[int, ...]:
+    """The ops of a squeeze-excite gate on op ``a``'s output (a GAP, the chain it feeds, the MUL of the
+    output by that gate), or ``()`` when op ``a``'s output is not gated."""
+    r = readers[a + 1]
+    kinds = sorted((arch.ops[i].kind, i) for i in r if i >= 0)
+    if len(r) != 2 or [k for k, _ in kinds] != sorted((GAP, MUL)):
+        return ()
+    gap, mul = (i for _, i in sorted(kinds, key=lambda x: x[0] != GAP))
+    gate = [t for t in arch.ops[mul].inputs if t != a + 1]
+    chain, t = [], gate[0] if len(gate) == 1 else gap + 1
+    while t - 1 > gap and len(readers[t]) == 1 and len(arch.ops[t - 1].inputs) == 1:
+        chain.append(t - 1)
+        t = arch.ops[t - 1].inputs[0]
+    return (gap, *reversed(chain), mul) if t == gap + 1 and len(readers[t]) == 1 and chain else ()
+
+
+def _expansion(arch: Arch, readers, t: int) -> tuple[int, ...] | None:
+    """``(conv, [BN], act)`` of a 1x1 expansion writing tensor ``t`` for its depthwise conv alone, or None."""
     if t == 0 or len(readers[t]) != 1 or arch.ops[t - 1].kind != ACT:
         return None
-    act = t - 1
-    bn = arch.ops[act].inputs[0] - 1
-    if bn < 0 or arch.ops[bn].kind != BN or len(readers[bn + 1]) != 1:
-        return None
-    conv = arch.ops[bn].inputs[0] - 1
-    if conv < 0 or not _is_pointwise(arch.ops[conv]) or len(readers[conv + 1]) != 1:
-        return None
-    return conv, bn, act
+    ops = [t - 1]
+    while len(ops) < 3:
+        i = arch.ops[ops[-1]].inputs[0] - 1
+        if i < 0 or len(readers[i + 1]) != 1 or arch.ops[i].kind not in (BN, CONV) or len(arch.ops[i].inputs) != 1:
+            return None
+        ops.append(i)
+        if arch.ops[i].kind == CONV:
+            return tuple(reversed(ops)) if _is_pointwise(arch.ops[i]) else None
+    return None
 
 
 def _residual(arch: Arch, readers, last: int, x: int) -> int | None:
@@ -226,6 +247,8 @@ def _replay(arch: Arch, drop: Iterable[int] = (), alias: dict[int, int] | None =
 def _reshaped(op: Op, inputs: tuple[int, ...], shapes: list[tuple[int, int, int]], c_out: int | None) -> Op:
     """``op`` reading ``inputs`` of ``shapes``, writing ``c_out`` channels when given (a conv or linear)."""
     c_in, h_in, w_in = shapes[0]
+    if op.kind in (ADD, MUL) and len({s[0] for s in shapes}) > 1:
+        raise MoveError(f"op {op.name} would read {[s[0] for s in shapes]} channels: its inputs were resized apart")
     kw = dict(inputs=inputs, c_in=c_in, h_in=h_in, w_in=w_in)
     if op.kind == CONV and is_depthwise(op):
         return dataclasses.replace(op, c_out=c_in, groups=c_in, **kw)
@@ -282,9 +305,9 @@ def resize(arch: Arch, rule: Callable[[int], int], groups: Sequence[ChannelGroup
              and arch.ops[b.dw[0]].c_in % arch.tensor_shape(b.input)[0] == 0}
     widths = {i: rule(g.channels) for g in groups if not set(g.ops) & set(ratio) for i in g.ops}
     first = set_channels(arch, widths)
-    for i in (i for g in groups for i in g.ops if i in ratio):
-        block, e = ratio[i]
-        widths[i] = first.tensor_shape(block.input)[0] * e
+    for g in groups:
+        for block, e in [ratio[i] for i in g.ops if i in ratio][:1]:
+            widths.update(dict.fromkeys(g.ops, first.tensor_shape(block.input)[0] * e))
     return set_channels(arch, widths)
 
 
@@ -367,8 +390,8 @@ def op_label(arch: Arch, i: int) -> str:
 
 def block_label(arch: Arch, b: Block) -> str:
     """A block's shape: ``k3 e6 24->32 s2 @56x56`` (kernel, expansion, in -> out channels, stride, input
-    size) and ``+res`` for a residual block."""
+    size), ``+se`` with a squeeze-excite gate and ``+res`` for a residual block."""
     dw, c_in = arch.ops[b.dw[0]], arch.tensor_shape(b.input)
     e = dw.c_in / c_in[0] if b.expand is not None else 1
     return (f"k{dw.k} e{e:.3g} {c_in[0]}->{arch.ops[b.project[0]].c_out} s{dw.stride} @{c_in[1]}x{c_in[2]}"
-            + (" +res" if b.add is not None else ""))
+            + (" +se" if b.se else "") + (" +res" if b.add is not None else ""))

@@ -1,0 +1,75 @@
+"""``zeroshot advise SPACE ARCH --device D [--apply N [-o FILE]] [--max-params N] [--max-peak-kb KB]``.
+
+Lists the design moves for the network (snap widths to the device's lanes, fuse inverted bottlenecks,
+depthwise -> standard convs, a depth multiplier; width multipliers and the activation peak under a memory
+budget), each with its estimated latency on the device, ranked by latency gained, then every block's own
+fusion estimate and the channel counts that waste lanes.  ``--apply N`` makes move N of the list and
+prints its before / after report; ``-o FILE`` writes the new network (``.pt``: a torch file that
+:func:`zeroshot.export.load_torch` loads; another name: the IR as JSON).  ARCH is an encoding or a
+baseline name (``zeroshot baseline SPACE``).
+
+Example: ``zeroshot advise mbv2 mobilenetv2 --task detect --device mobile-npu-16 --apply 1``
+"""
+import json
+
+import torch
+
+from zeroshot.advice import Advice, advise
+from zeroshot.errors import InputError, ParameterError
+from zeroshot.export import TORCH_FORMAT
+from zeroshot.spaces.ir import Arch, arch_to_dict
+
+from ..cli import add_space_args, space_from_args, write_text
+from .cmd_rewrite import resolve_arch
+
+
+def register(sub):
+    p = sub.add_parser("advise", help="the design moves that would pay on a device, ranked by latency gained",
+                       description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1])
+    add_space_args(p)
+    p.add_argument("arch", help="an encoding (quoted) or a baseline name, like mobilenetv2")
+    p.add_argument("--device", required=True, metavar="NAME_OR_FILE",
+                   help="device to estimate latency on (see `zeroshot device list`)")
+    p.add_argument("--apply", type=int, metavar="N", help="make move N of the list and report before / after")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="with --apply: write the new network (.pt: torch file with weights; else IR JSON)")
+    p.add_argument("--max-params", type=int, metavar="N", help="parameter budget")
+    p.add_argument("--max-peak-kb", type=float, metavar="KB", help="peak activation memory budget (KiB, fp32)")
+    p.set_defaults(run=run)
+
+
+def network(args) -> Arch:
+    """The network the command advises on: the space's encoding or baseline, as IR."""
+    space = space_from_args(args)
+    return space.to_ir(resolve_arch(space, args.arch))
+
+
+def run(args):
+    if args.output and args.apply is None:
+        raise ParameterError("output", "given with --apply N (the network a move makes)", args.output)
+    advice = advise(network(args), device=args.device, max_params=args.max_params, max_peak_kb=args.max_peak_kb)
+    print(advice)
+    if args.apply is not None:
+        apply(advice, args.apply, args.output)
+    return 0
+
+
+def apply(advice: Advice, n: int, output: str | None) -> None:
+    """Make move ``n`` (1-based, as listed), print its report and write it to ``output`` when given."""
+    if not 1 <= n <= len(advice):
+        raise ParameterError("apply", f"a move number 1..{len(advice)} of the list above" if len(advice)
+                             else "a move number, but no move applies to this network", n)
+    done = advice.apply(n - 1)
+    print(done)
+    if output is None:
+        return
+    ir = arch_to_dict(done.arch)
+    if output.endswith(".pt"):
+        try:
+            torch.save({"format": TORCH_FORMAT, "space": None, "arch": done.move.title, "ir": ir,
+                        "state_dict": done.module.state_dict()}, output)
+        except OSError as e:
+            raise InputError(f"cannot write {output}: {e.strerror}") from None
+    else:
+        write_text(json.dumps(ir, indent=1) + "\n", output)
+    print(f"wrote {output}")
