@@ -36,6 +36,8 @@ Example
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from zeroshot.errors import ParameterError
@@ -57,18 +59,24 @@ _WINDOWED = ("conv", "dwconv", "gconv", "pool")        # kernel types with a ker
 def breakdown(arch: Arch, device: Device | str, precision: str = "fp32") -> Table:
     """One row per kernel of ``arch`` on ``device`` (a device object, a built-in name or a device file),
     then one per whole-model term (see the module docstring); ``bytes_moved`` counts elements at
-    ``precision`` (fp32, fp16 or int8), while an ``npu`` device computes at its own element type."""
+    ``precision`` (fp32, fp16 or int8), while an ``npu`` device computes at its own element type.  The rows
+    add up to ``device.latency_ms`` (a ``measured`` device used directly applies its pooled correction: pass
+    ``device.for_space(name)`` for a space's own, as the :class:`~zeroshot.estimator.estimate.Estimator`
+    does)."""
     if not isinstance(arch, Arch):
         raise ParameterError("arch", "an IR Arch (space.to_ir(encoding) or zeroshot.from_torch(module) gives one)",
                              type(arch).__name__)
+    if not isinstance(device, (Device, str, os.PathLike)):
+        raise ParameterError("device", "a device name (see list_devices()), a .json path or a device object",
+                             type(device).__name__)
     nbytes = bytes_per_element(precision)
-    device = load_device(device)
+    device = load_device(os.fspath(device) if isinstance(device, os.PathLike) else device)
     table = to_table([arch])
     kt = decompose(table, device.fusion)
     costs = device.kernel_costs(table, kt)
     columns = _kernel_columns(kt, costs, nbytes)
     for label, ms in device.model_terms_ms(float(kt.sum_per_arch(costs["latency_ms"])[0])).items():
-        for name, value in zip(COLUMNS[:-1], (None, "", label, "", ms, 0, 0, np.nan, label)):
+        for name, value in _model_row(label, ms).items():
             columns[name].append(value)
     latency = np.asarray(columns["latency_ms"], np.float64)
     total = latency.sum()
@@ -93,6 +101,12 @@ def _kernel_columns(kt: KernelTable, costs: dict, nbytes: int) -> dict[str, list
         "lane_utilisation": costs["lane_utilisation"].tolist(),
         "bound": list(costs["bound"]),
     }
+
+
+def _model_row(label: str, ms: float) -> dict:
+    """The row of a whole-model term: no kernel, ops, shape, MACs, bytes or lanes; ``label`` as type and bound."""
+    return {"kernel": None, "ops": "", "type": label, "shape": "", "latency_ms": ms, "macs": 0, "bytes_moved": 0,
+            "lane_utilisation": np.nan, "bound": label}
 
 
 def _op_spans(op_kernel: np.ndarray, n_kernels: int) -> list[str]:

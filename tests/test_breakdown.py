@@ -177,6 +177,7 @@ def test_an_architecture_without_ops_has_no_rows():
     (dict(arch="|nor_conv_3x3~0|", device="mobile-npu-16"), ParameterError, "arch must be an IR Arch"),
     (dict(device="mobile-npu-16", precision="int4"), ParameterError, "precision must be one of fp32"),
     (dict(device="tpu"), UnknownDeviceError, "unknown device 'tpu'; choose from"),
+    (dict(device=None), ParameterError, "device must be a device name .*, got 'NoneType'"),
 ])
 def test_bad_inputs_are_named(kwargs, error, message):
     kwargs.setdefault("arch", conv_net(8, 8))
