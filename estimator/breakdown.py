@@ -14,7 +14,7 @@ term of the model that wins: ``compute``, ``sram``, ``dram``, or ``overhead`` wh
 overhead exceeds all three (``folded`` for ``zero`` kernels, which cost nothing).  Devices without lanes give
 NaN; a ``measured`` device's kernels are ``measured`` (regressors of timed kernels), a ``calibrated``
 device's ``fitted`` (a share of a linear fit to whole-model latencies, which may be negative).  What a whole
-model pays beyond its kernels comes last, one row each: ``overhead`` (a measured device's per-model
+model pays beyond its kernels comes last, one row each (``kernel`` None): ``overhead`` (a measured device's per-model
 intercept, a calibrated device's intercept) and, for a calibrated device whose floor lifts the prediction,
 ``floor``.  The rows add up to ``device.latency_ms`` of the architecture.
 
