@@ -16,6 +16,8 @@ from zeroshot.errors import EncodingError, ParameterError
 
 from .ir import Arch
 
+__all__ = ["EncodingError", "ProductSpace", "SearchSpace"]
+
 
 class SearchSpace(ABC):
     """Base class of search spaces.  Subclasses set ``name``, ``description`` and ``code_length``."""
