@@ -49,8 +49,8 @@ def table_counts(table: OpTable, precision: str = "fp32") -> dict[str, np.ndarra
     longest = int(np.diff(table.ptr).max(initial=0))
     scratch = np.empty(longest + 1, np.int64)
     c = table.cols
-    _counts_kernel(table.ptr, c["kind"], c["c_in"], c["c_out"], c["h_out"], c["w_out"], c["k"],
-                   c["groups"], c["flag"], c["last_use"], table.in_size, table.in_last,
+    _counts_kernel(table.ptr, c["kind"], c["c_in"], c["c_out"], c["h_in"], c["w_in"], c["h_out"],
+                   c["w_out"], c["k"], c["kw"], c["groups"], c["flag"], c["last_use"], table.in_size, table.in_last,
                    params, macs, peak, scratch)
     return {"params": params, "macs": macs, "peak_activation_bytes": peak * nbytes}
 

@@ -34,7 +34,7 @@ KT = {name: i for i, name in enumerate(KERNEL_TYPES)}
 #: Fusion pairs (kernel head kind, follower op kind) most accelerators and runtimes fuse.
 DEFAULT_FUSION = ("conv+bn", "conv+act", "bn+act", "add+act", "linear+act")
 _FUSABLE_FOLLOWERS = {"bn": ir.BN, "act": ir.ACT}
-_HEADS = {"conv": (ir.CONV,), "bn": (ir.BN,), "add": (ir.ADD,), "linear": (ir.LINEAR,),
+_HEADS = {"conv": (ir.CONV, ir.DECONV), "bn": (ir.BN,), "add": (ir.ADD,), "linear": (ir.LINEAR,),
           "pool": (ir.AVGPOOL, ir.MAXPOOL), "mul": (ir.MUL,)}
 
 KERNEL_FIELDS = ("type", "c_in", "c_out", "h_in", "w_in", "h_out", "w_out", "k", "stride", "groups",
@@ -118,9 +118,12 @@ def decompose(table: OpTable, fusion=DEFAULT_FUSION) -> KernelTable:
     g, k = c["groups"][rows], c["k"][rows]
     hin, win, hout, wout = c["h_in"][rows], c["w_in"][rows], c["h_out"][rows], c["w_out"][rows]
     is_conv = kind[rows] == ir.CONV
+    is_deconv = kind[rows] == ir.DECONV
     is_lin = kind[rows] == ir.LINEAR
-    weight = np.where(is_conv, cout * (cin // np.maximum(g, 1)) * k * k, 0) + np.where(is_lin, cin * cout, 0)
-    macs = np.where(is_conv, weight * hout * wout, 0) + np.where(is_lin, cin * cout, 0)
+    weight = (np.where(is_conv | is_deconv, cout * (cin // np.maximum(g, 1)) * k * c["kw"][rows], 0)
+              + np.where(is_lin, cin * cout, 0))
+    macs = (np.where(is_conv, weight * hout * wout, 0) + np.where(is_deconv, weight * hin * win, 0)
+            + np.where(is_lin, cin * cout, 0))
     n_in = np.where(np.isin(kind[rows], (ir.ADD, ir.MUL)), 2, 1)
     cols = {
         "type": ktype, "c_in": cin, "c_out": cout, "h_in": hin, "w_in": win, "h_out": hout, "w_out": wout,
@@ -135,9 +138,11 @@ def decompose(table: OpTable, fusion=DEFAULT_FUSION) -> KernelTable:
 
 
 def _kernel_type(c, rows) -> np.ndarray:
+    """Kernel type of every head row: a transposed conv is a conv kernel (its MACs, its weights), the
+    activations beyond relu / relu6 / hswish / sigmoid are ``act`` kernels."""
     kind = c["kind"][rows]
     t = np.full(len(rows), KT["zero"], np.int64)
-    conv = kind == ir.CONV
+    conv = (kind == ir.CONV) | (kind == ir.DECONV)
     dw = conv & (c["groups"][rows] == c["c_in"][rows]) & (c["groups"][rows] > 1)
     t[conv] = KT["gconv"]
     t[conv & (c["groups"][rows] == 1)] = KT["conv"]

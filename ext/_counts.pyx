@@ -2,7 +2,8 @@
 """Exact parameter, MAC and peak-activation counts of a batch of architectures (op-table rows).
 
 Built as ``zeroshot.estimator._counts``; the Python wrapper is :func:`zeroshot.estimator.counts.analytic_counts`.
-Kinds follow ``zeroshot.spaces.ir``: 0 conv, 1 bn, 7 linear carry parameters; conv and linear carry MACs.
+Kinds follow ``zeroshot.spaces.ir``: 0 conv, 1 bn, 7 linear, 13 deconv carry parameters and (but bn) MACs:
+a conv ``weights`` per output position, a deconv (transposed conv) ``weights`` per input position.
 """
 from libc.stdint cimport int64_t
 
@@ -10,11 +11,13 @@ cdef enum:
     CONV = 0
     BN = 1
     LINEAR = 7
+    DECONV = 13
 
 
 def counts(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1] c_in,
-           const int64_t[::1] c_out, const int64_t[::1] h_out, const int64_t[::1] w_out,
-           const int64_t[::1] k, const int64_t[::1] groups, const int64_t[::1] flag,
+           const int64_t[::1] c_out, const int64_t[::1] h_in, const int64_t[::1] w_in,
+           const int64_t[::1] h_out, const int64_t[::1] w_out, const int64_t[::1] k,
+           const int64_t[::1] kw, const int64_t[::1] groups, const int64_t[::1] flag,
            const int64_t[::1] last_use, const int64_t[::1] in_size, const int64_t[::1] in_last,
            int64_t[::1] params, int64_t[::1] macs, int64_t[::1] peak, int64_t[::1] live):
     """Fill ``params``, ``macs`` and ``peak`` (elements, batch 1) for every architecture.
@@ -24,7 +27,7 @@ def counts(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1] c
     no in-place reuse.  ``live`` is scratch of at least the largest op count + 1.
     """
     cdef Py_ssize_t a, r, i, n_ops, base, n_arch = ptr.shape[0] - 1
-    cdef int64_t p, m, cur, best, size, kk
+    cdef int64_t p, m, cur, best, size, kk, wt
     with nogil:
         for a in range(n_arch):
             base = ptr[a]
@@ -41,11 +44,12 @@ def counts(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1] c
                 r = base + i
                 kk = kind[r]
                 size = c_out[r] * h_out[r] * w_out[r]
-                if kk == CONV:
-                    p += c_out[r] * (c_in[r] // groups[r]) * k[r] * k[r] + (c_out[r] if flag[r] else 0)
-                    m += c_out[r] * (c_in[r] // groups[r]) * k[r] * k[r] * h_out[r] * w_out[r]
+                if kk == CONV or kk == DECONV:
+                    wt = c_out[r] * (c_in[r] // groups[r]) * k[r] * kw[r]
+                    p += wt + (c_out[r] if flag[r] else 0)
+                    m += wt * (h_out[r] * w_out[r] if kk == CONV else h_in[r] * w_in[r])
                 elif kk == BN:
-                    p += 2 * c_out[r]
+                    p += 0 if flag[r] else 2 * c_out[r]
                 elif kk == LINEAR:
                     p += c_in[r] * c_out[r] + (c_out[r] if flag[r] else 0)
                     m += c_in[r] * c_out[r]

@@ -18,8 +18,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .ir import (ACT, ADD, AVGPOOL, BN, CONCAT, CONV, GAP, LINEAR, MAXPOOL, MUL, SHUFFLE, UPSAMPLE, ZERO,
-                 Arch, Op)
+from .ir import (ACT, ADD, AVGPOOL, BN, CONCAT, CONV, DECONV, GAP, LINEAR, MAXPOOL, MUL, SHUFFLE, UPSAMPLE,
+                 ZERO, Arch, Op)
+
+__all__ = ["AvgPool", "GraphNet", "HSwish", "build", "count_parameters"]
 
 
 class HSwish(nn.Module):
@@ -27,7 +29,8 @@ class HSwish(nn.Module):
         return x * F.relu6(x + 3.0) / 6.0
 
 
-_ACT_MODULES = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": HSwish, "sigmoid": nn.Sigmoid}
+_ACT_MODULES = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": HSwish, "sigmoid": nn.Sigmoid,
+                "hsigmoid": nn.Hardsigmoid, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
 class AvgPool(nn.Module):
@@ -57,11 +60,49 @@ class AvgPool(nn.Module):
         return s / self._divisor(x, ones)
 
 
+def _padded(op: Op, layer: nn.Module, value: float = 0.0) -> nn.Module:
+    """``layer`` (built without padding) behind the asymmetric padding of ``op``."""
+    t, b, l, r = op.padding
+    return nn.Sequential(nn.ConstantPad2d((l, r, t, b), value), layer)
+
+
+def _symmetric(op: Op) -> bool:
+    t, b, l, r = op.padding
+    return t == b and l == r
+
+
+def _window_module(op: Op) -> nn.Module:
+    """Conv or pool of any geometry (non-square kernel or stride, dilation, asymmetric padding)."""
+    t, _, l, _ = op.padding if _symmetric(op) else (0,) * 4
+    geometry = dict(kernel_size=op.kernel, stride=op.strides, padding=(t, l), dilation=op.dilation)
+    if op.kind == CONV:
+        layer = nn.Conv2d(op.c_in, op.c_out, groups=op.groups, bias=bool(op.flag), **geometry)
+    elif op.kind == MAXPOOL:
+        layer = nn.MaxPool2d(**geometry)
+    else:
+        geometry.pop("dilation")
+        layer = nn.AvgPool2d(count_include_pad=bool(op.flag), **geometry)
+    return layer if _symmetric(op) else _padded(op, layer, float("-inf") if op.kind == MAXPOOL else 0.0)
+
+
+def _deconv(op: Op) -> nn.ConvTranspose2d:
+    """The transposed conv of ``op``, its output padding recovered from the output size."""
+    (kh, kw), (sh, sw), (t, _, l, _) = op.kernel, op.strides, op.padding
+    extra = (op.h_out - ((op.h_in - 1) * sh - 2 * t + op.dilation * (kh - 1) + 1),
+             op.w_out - ((op.w_in - 1) * sw - 2 * l + op.dilation * (kw - 1) + 1))
+    return nn.ConvTranspose2d(op.c_in, op.c_out, op.kernel, op.strides, (t, l), extra, op.groups,
+                              bool(op.flag), op.dilation)
+
+
 def _module(op: Op) -> nn.Module | None:
+    if op.kind in (CONV, AVGPOOL, MAXPOOL) and (op.kw or op.stride_w or op.pads or op.dilation != 1):
+        return _window_module(op)
     if op.kind == CONV:
         return nn.Conv2d(op.c_in, op.c_out, op.k, op.stride, op.pad, groups=op.groups, bias=bool(op.flag))
+    if op.kind == DECONV:
+        return _deconv(op)
     if op.kind == BN:
-        return nn.BatchNorm2d(op.c_out)
+        return nn.BatchNorm2d(op.c_out, affine=not op.flag)
     if op.kind == ACT:
         return _ACT_MODULES[op.act]()
     if op.kind == LINEAR:
@@ -98,7 +139,7 @@ class GraphNet(nn.Module):
             tap(0, x)
         for op, layer, dead in zip(self.arch.ops, self.layers, self._dead):
             k = op.kind
-            if k in (CONV, BN, ACT, AVGPOOL, MAXPOOL):
+            if k in (CONV, BN, ACT, AVGPOOL, MAXPOOL, DECONV):
                 y = layer(ts[op.inputs[0]])
             elif k == ADD:
                 y = ts[op.inputs[0]]
@@ -112,6 +153,8 @@ class GraphNet(nn.Module):
                 y = layer(ts[op.inputs[0]].flatten(1))[:, :, None, None]
             elif k == ZERO:
                 y = ts[op.inputs[0]] * 0.0
+            elif k == UPSAMPLE and op.mode == "nearest":
+                y = F.interpolate(ts[op.inputs[0]], size=(op.h_out, op.w_out), mode="nearest")
             elif k == UPSAMPLE:
                 y = F.interpolate(ts[op.inputs[0]], size=(op.h_out, op.w_out), mode="bilinear",
                                   align_corners=False)

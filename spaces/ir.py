@@ -15,17 +15,18 @@ Example
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 
 # Op kinds.  The integer values are part of the op-table contract shared with the Cython kernels
 # (ext/*.pyx): never renumber, only append.
-CONV, BN, ACT, ADD, MUL, AVGPOOL, GAP, LINEAR, ZERO, UPSAMPLE, CONCAT, MAXPOOL, SHUFFLE = range(13)
+CONV, BN, ACT, ADD, MUL, AVGPOOL, GAP, LINEAR, ZERO, UPSAMPLE, CONCAT, MAXPOOL, SHUFFLE, DECONV = range(14)
 KIND_NAMES = ("conv", "bn", "act", "add", "mul", "avgpool", "gap", "linear", "zero", "upsample",
-              "concat", "maxpool", "shuffle")
-ACTIVATIONS = ("relu", "relu6", "hswish", "sigmoid")
+              "concat", "maxpool", "shuffle", "deconv")
+ACTIVATIONS = ("relu", "relu6", "hswish", "sigmoid", "hsigmoid", "silu", "gelu", "tanh")
+UPSAMPLE_MODES = ("bilinear", "nearest")
 TASKS = ("classify", "detect", "segment")
 
 
@@ -34,9 +35,16 @@ class Op:
     """One operation with its shapes.
 
     ``k``/``stride``/``pad`` describe convolutions and pools; ``groups`` convolutions and channel
-    shuffles; ``act`` names the activation of an ``act`` op; ``flag`` is op specific (conv: has bias;
-    avgpool: count_include_pad; upsample: scale factor).  Input and output tensors are ``(c, h, w)``;
-    ``gap`` and ``linear`` output ``(c, 1, 1)``.
+    shuffles; ``act`` names the activation of an ``act`` op; ``flag`` is op specific (conv and deconv:
+    has bias; bn: no affine parameters; avgpool: count_include_pad; upsample: scale factor).  Input and
+    output tensors are ``(c, h, w)``; ``gap`` and ``linear`` output ``(c, 1, 1)``; a ``linear`` reading a
+    ``(c, h, w)`` tensor flattens it (``c_in = c * h * w``).
+
+    Geometry beyond square and symmetric: ``kw`` / ``stride_w`` are the kernel width and width stride
+    when they differ from ``k`` / ``stride`` (0: the same); ``pads`` is ``(top, bottom, left, right)`` when
+    the padding is not ``pad`` on every side; ``dilation`` spreads the taps of convolutions and max pools;
+    ``mode`` is an upsample's interpolation (``""``: bilinear).  A ``deconv`` is a transposed convolution:
+    its ``pads`` and output size follow ``torch.nn.ConvTranspose2d``.
     """
 
     kind: int
@@ -53,30 +61,60 @@ class Op:
     groups: int = 1
     act: str = ""
     flag: int = 0
+    kw: int = 0
+    stride_w: int = 0
+    pads: tuple[int, ...] = ()
+    dilation: int = 1
+    mode: str = ""
 
     @property
     def name(self) -> str:
         return KIND_NAMES[self.kind]
 
     @property
+    def kernel(self) -> tuple[int, int]:
+        """Kernel (height, width)."""
+        return self.k, self.kw or self.k
+
+    @property
+    def strides(self) -> tuple[int, int]:
+        """Stride (height, width)."""
+        return self.stride, self.stride_w or self.stride
+
+    @property
+    def padding(self) -> tuple[int, int, int, int]:
+        """Padding (top, bottom, left, right)."""
+        return self.pads or (self.pad,) * 4
+
+    @property
+    def weights(self) -> int:
+        """Weight elements of a convolution, transposed convolution or linear layer (no bias)."""
+        if self.kind in (CONV, DECONV):
+            kh, kw = self.kernel
+            return self.c_out * (self.c_in // self.groups) * kh * kw
+        return self.c_in * self.c_out if self.kind == LINEAR else 0
+
+    @property
     def params(self) -> int:
-        """Exact number of learnable parameters (BN: weight and bias)."""
-        if self.kind == CONV:
-            return self.c_out * (self.c_in // self.groups) * self.k * self.k + (self.c_out if self.flag else 0)
+        """Exact number of learnable parameters (BN: weight and bias unless ``flag``)."""
+        if self.kind in (CONV, DECONV, LINEAR):
+            return self.weights + (self.c_out if self.flag else 0)
         if self.kind == BN:
-            return 2 * self.c_out
-        if self.kind == LINEAR:
-            return self.c_in * self.c_out + (self.c_out if self.flag else 0)
+            return 0 if self.flag else 2 * self.c_out
         return 0
 
     @property
     def macs(self) -> int:
-        """Multiply-accumulates of convolutions and linear layers (BN, activations, adds, pools: 0)."""
+        """Multiply-accumulates of convolutions and linear layers (BN, activations, adds, pools: 0).
+
+        A convolution makes ``weights`` MACs per output position (dilation spreads the taps, it adds
+        none); a transposed convolution ``weights`` per *input* position (each input element is scattered
+        through the whole kernel, outputs cropped by its padding included)."""
         if self.kind == CONV:
-            return self.c_out * (self.c_in // self.groups) * self.k * self.k * self.h_out * self.w_out
-        if self.kind == LINEAR:
-            return self.c_in * self.c_out
-        return 0
+            return self.weights * self.h_out * self.w_out
+        if self.kind == DECONV:
+            return self.weights * self.h_in * self.w_in
+        return self.weights
 
 
 @dataclass(frozen=True)
@@ -104,8 +142,19 @@ class Arch:
         return op.c_out, op.h_out, op.w_out
 
 
-def _conv_out(size: int, k: int, stride: int, pad: int) -> int:
-    return (size + 2 * pad - k) // stride + 1
+def _conv_out(size: int, k: int, stride: int, pad: int, pad_end: int | None = None, dilation: int = 1) -> int:
+    return (size + pad + (pad if pad_end is None else pad_end) - dilation * (k - 1) - 1) // stride + 1
+
+
+def _geometry(k: int, stride: int, pad: int | None, kw: int, stride_w: int, pads: Sequence[int]) -> dict:
+    """The geometry fields of a windowed op (square / symmetric stored the short way)."""
+    if pad is None and not pads:
+        pad, pw = k // 2, (kw or k) // 2
+        pads = (pad, pad, pw, pw)
+    pads = tuple(int(p) for p in pads) or (pad,) * 4
+    return dict(k=int(k), stride=int(stride), pad=pads[0], kw=0 if kw in (0, k) else int(kw),
+                stride_w=0 if stride_w in (0, stride) else int(stride_w),
+                pads=() if len(set(pads)) == 1 else pads)
 
 
 class Graph:
@@ -128,22 +177,49 @@ class Graph:
         self.ops.append(Op(**kw))
         return len(self.ops)
 
-    def conv(self, x: int, c_out: int, k: int = 1, stride: int = 1, groups: int = 1, bias: bool = False,
-             pad: int | None = None) -> int:
+    def _window(self, kind: int, x: int, c_out: int, dilation: int, **geometry) -> int:
+        """A conv or pool of ``geometry`` (see :func:`_geometry`) on ``x``, its output shape inferred."""
         c, h, w = self.shape(x)
+        op = Op(kind=kind, inputs=(x,), c_in=c, c_out=int(c_out), h_in=h, w_in=w, h_out=0, w_out=0,
+                dilation=int(dilation), **geometry)
+        (kh, kw), (sh, sw), (t, b, l, r) = op.kernel, op.strides, op.padding
+        self.ops.append(replace(op, h_out=_conv_out(h, kh, sh, t, b, op.dilation),
+                                w_out=_conv_out(w, kw, sw, l, r, op.dilation)))
+        return len(self.ops)
+
+    def conv(self, x: int, c_out: int, k: int = 1, stride: int = 1, groups: int = 1, bias: bool = False,
+             pad: int | None = None, *, kw: int = 0, stride_w: int = 0, pads: Sequence[int] = (),
+             dilation: int = 1) -> int:
+        """A convolution; ``kw``, ``stride_w``, ``pads`` (top, bottom, left, right) and ``dilation`` for
+        non-square kernels or strides, asymmetric padding and dilated taps."""
+        c = self.shape(x)[0]
         if c % groups or c_out % groups:
             raise ValueError(f"conv groups={groups} must divide c_in={c} and c_out={c_out}")
-        pad = k // 2 if pad is None else pad
-        return self._push(kind=CONV, inputs=(x,), c_in=c, c_out=int(c_out), h_in=h, w_in=w,
-                          h_out=_conv_out(h, k, stride, pad), w_out=_conv_out(w, k, stride, pad),
-                          k=k, stride=stride, pad=pad, groups=groups, flag=int(bias))
+        return self._window(CONV, x, c_out, dilation, groups=int(groups), flag=int(bias),
+                            **_geometry(k, stride, pad, kw, stride_w, pads))
+
+    def deconv(self, x: int, c_out: int, k: int, stride: int = 1, groups: int = 1, bias: bool = False,
+               pad: int = 0, *, kw: int = 0, stride_w: int = 0, pad_w: int | None = None, dilation: int = 1,
+               output_padding: tuple[int, int] = (0, 0)) -> int:
+        """A transposed convolution (``torch.nn.ConvTranspose2d``'s arguments and output size)."""
+        c, h, w = self.shape(x)
+        if c % groups or c_out % groups:
+            raise ValueError(f"deconv groups={groups} must divide c_in={c} and c_out={c_out}")
+        pw = pad if pad_w is None else pad_w
+        g = _geometry(k, stride, pad, kw, stride_w, (pad, pad, pw, pw))
+        kh, kw = k, kw or k
+        sh, sw = stride, stride_w or stride
+        return self._push(kind=DECONV, inputs=(x,), c_in=c, c_out=int(c_out), h_in=h, w_in=w,
+                          h_out=(h - 1) * sh - 2 * pad + dilation * (kh - 1) + output_padding[0] + 1,
+                          w_out=(w - 1) * sw - 2 * pw + dilation * (kw - 1) + output_padding[1] + 1,
+                          groups=int(groups), flag=int(bias), dilation=int(dilation), **g)
 
     def _same(self, kind: int, x: int, **kw) -> int:
         c, h, w = self.shape(x)
         return self._push(kind=kind, inputs=(x,), c_in=c, c_out=c, h_in=h, w_in=w, h_out=h, w_out=w, **kw)
 
-    def bn(self, x: int) -> int:
-        return self._same(BN, x)
+    def bn(self, x: int, affine: bool = True) -> int:
+        return self._same(BN, x, flag=int(not affine))
 
     def act(self, x: int, act: str) -> int:
         if act not in ACTIVATIONS:
@@ -172,12 +248,11 @@ class Graph:
         return self._push(kind=MUL, inputs=(x, gate), c_in=c, c_out=c, h_in=h, w_in=w, h_out=h, w_out=w)
 
     def pool(self, x: int, k: int, stride: int, pad: int = 0, count_include_pad: bool = True,
-             kind: str = "avg") -> int:
-        c, h, w = self.shape(x)
-        return self._push(kind=AVGPOOL if kind == "avg" else MAXPOOL, inputs=(x,), c_in=c, c_out=c,
-                          h_in=h, w_in=w, h_out=_conv_out(h, k, stride, pad),
-                          w_out=_conv_out(w, k, stride, pad), k=k, stride=stride, pad=pad,
-                          flag=int(count_include_pad))
+             kind: str = "avg", *, kw: int = 0, stride_w: int = 0, pads: Sequence[int] = (),
+             dilation: int = 1) -> int:
+        """An average or max pool (``kw``, ``stride_w``, ``pads``, ``dilation`` as :meth:`conv`)."""
+        return self._window(AVGPOOL if kind == "avg" else MAXPOOL, x, self.shape(x)[0], dilation,
+                            flag=int(count_include_pad), **_geometry(k, stride, pad, kw, stride_w, pads))
 
     def shuffle(self, x: int, groups: int) -> int:
         """ShuffleNet channel shuffle: ``(g, c/g)`` channel order transposed to ``(c/g, g)``."""
@@ -189,20 +264,24 @@ class Graph:
         c, h, w = self.shape(x)
         return self._push(kind=GAP, inputs=(x,), c_in=c, c_out=c, h_in=h, w_in=w, h_out=1, w_out=1)
 
-    def linear(self, x: int, c_out: int, bias: bool = True) -> int:
+    def linear(self, x: int, c_out: int, bias: bool = True, flatten: bool = False) -> int:
+        """A linear layer on a pooled ``(c, 1, 1)`` input, or on any input flattened when ``flatten``."""
         c, h, w = self.shape(x)
-        if (h, w) != (1, 1):
+        if (h, w) != (1, 1) and not flatten:
             raise ValueError(f"linear needs a pooled (c, 1, 1) input, got {(c, h, w)}")
-        return self._push(kind=LINEAR, inputs=(x,), c_in=c, c_out=int(c_out), h_in=1, w_in=1,
+        return self._push(kind=LINEAR, inputs=(x,), c_in=c * h * w, c_out=int(c_out), h_in=1, w_in=1,
                           h_out=1, w_out=1, flag=int(bias))
 
-    def upsample(self, x: int, scale: int, size: tuple[int, int] | None = None) -> int:
-        """Bilinear upsampling by ``scale`` (the flag), or to ``size`` (h, w) when given (dense heads
-        matching a feature map whose size is not an exact multiple)."""
+    def upsample(self, x: int, scale: int, size: tuple[int, int] | None = None, mode: str = "") -> int:
+        """Upsampling by ``scale`` (the flag), or to ``size`` (h, w) when given (dense heads matching a
+        feature map whose size is not an exact multiple); ``mode``: ``""`` (bilinear) or
+        :data:`UPSAMPLE_MODES`."""
+        if mode and mode not in UPSAMPLE_MODES:
+            raise ValueError(f"unknown upsample mode {mode!r}; choose from {', '.join(UPSAMPLE_MODES)}")
         c, h, w = self.shape(x)
         h_out, w_out = (h * scale, w * scale) if size is None else map(int, size)
         return self._push(kind=UPSAMPLE, inputs=(x,), c_in=c, c_out=c, h_in=h, w_in=w, h_out=h_out,
-                          w_out=w_out, flag=int(scale))
+                          w_out=w_out, flag=int(scale), mode="" if mode == "bilinear" else mode)
 
     def concat(self, xs: Sequence[int]) -> int:
         xs = tuple(xs)
@@ -227,8 +306,9 @@ class Graph:
 # Flat op table: the C-ready form of a batch of architectures (CSR layout).
 
 TABLE_FIELDS = ("kind", "c_in", "c_out", "h_in", "w_in", "h_out", "w_out", "k", "stride", "groups",
-                "flag", "act", "src", "n_readers", "last_use")
-ACT_CODES = {"": 0, "relu": 1, "relu6": 2, "hswish": 3, "sigmoid": 4}
+                "flag", "act", "src", "n_readers", "last_use", "kw")
+ACT_CODES = {"": 0, "relu": 1, "relu6": 2, "hswish": 3, "sigmoid": 4, "hsigmoid": 5, "silu": 6, "gelu": 7,
+             "tanh": 8}
 
 
 @dataclass
@@ -239,7 +319,8 @@ class OpTable:
     last op that reads row ``r``'s output (the row's own index when nothing reads it, ``n_ops`` when it
     is a network output); ``src[r]`` the local index of the op writing row ``r``'s first input (-1: the
     network input); ``n_readers[r]`` how many ops read row ``r``'s output (outputs count one more);
-    ``act[r]`` the activation code of :data:`ACT_CODES`.  ``in_size[a]`` / ``in_last[a]`` describe tensor 0, the network input.
+    ``act[r]`` the activation code of :data:`ACT_CODES`; ``kw[r]`` the kernel width (``k`` when square).
+    ``in_size[a]`` / ``in_last[a]`` describe tensor 0, the network input.
     ``edges[edge_ptr[r]:edge_ptr[r+1]]`` are the local indices of the ops writing every input of row
     ``r``, in order (-1: the network input).
     """
@@ -300,6 +381,7 @@ def to_table(archs: Sequence[Arch]) -> OpTable:
             cols["src"][r] = op.inputs[0] - 1
             cols["n_readers"][r] = readers[i + 1]
             cols["last_use"][r] = last[i + 1]
+            cols["kw"][r] = op.kw or op.k
         row += n_ops
     return OpTable(ptr, cols, in_size, in_last, edge_ptr, edges)
 
@@ -310,13 +392,18 @@ def to_table(archs: Sequence[Arch]) -> OpTable:
 IR_FORMAT = "zeroshot-ir-1"
 
 
+_OPTIONAL = {"kw": 0, "stride_w": 0, "pads": (), "dilation": 1, "mode": ""}   # written only when set
+
+
 def arch_to_dict(arch: Arch) -> dict:
     """A JSON-serialisable description of ``arch`` that :func:`arch_from_dict` reads back."""
     return {"format": IR_FORMAT, "input_shape": list(arch.input_shape), "outputs": list(arch.outputs),
             "task": arch.task, "meta": dict(arch.meta),
             "ops": [dict(kind=KIND_NAMES[op.kind], inputs=list(op.inputs), c_in=op.c_in, c_out=op.c_out,
                          h_in=op.h_in, w_in=op.w_in, h_out=op.h_out, w_out=op.w_out, k=op.k, stride=op.stride,
-                         pad=op.pad, groups=op.groups, act=op.act, flag=op.flag) for op in arch.ops]}
+                         pad=op.pad, groups=op.groups, act=op.act, flag=op.flag,
+                         **{f: list(v) if f == "pads" else v for f, d in _OPTIONAL.items()
+                            if (v := getattr(op, f)) != d}) for op in arch.ops]}
 
 
 def arch_from_dict(d: dict) -> Arch:
@@ -329,6 +416,7 @@ def arch_from_dict(d: dict) -> Arch:
             raise ValueError(f"op {i}: unknown kind {o.get('kind')!r}; choose from {', '.join(KIND_NAMES)}")
         if any(not 0 <= t <= i for t in o["inputs"]):
             raise ValueError(f"op {i} reads a tensor that is not written before it: {o['inputs']}")
-        ops.append(Op(**{**o, "kind": KIND_NAMES.index(o["kind"]), "inputs": tuple(o["inputs"])}))
+        ops.append(Op(**{**o, "kind": KIND_NAMES.index(o["kind"]), "inputs": tuple(o["inputs"]),
+                         "pads": tuple(o.get("pads", ()))}))
     return Arch(tuple(ops), tuple(d["input_shape"]), tuple(d["outputs"]), d.get("task", "classify"),
                 d.get("meta", {}))

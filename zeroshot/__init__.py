@@ -26,6 +26,7 @@ _PUBLIC = {
     "estimate": "zeroshot.api", "score": "zeroshot.api", "advise": "zeroshot.advice",
     "calibrate": "zeroshot.estimator.calibrated_device", "screen": "zeroshot.funnel", "search": "zeroshot.searching",
     "Table": "zeroshot.table", "Error": "zeroshot.errors",
+    "from_torch": "zeroshot.spaces.tracing",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

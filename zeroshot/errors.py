@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Iterable
 
 __all__ = ["DataError", "DeviceError", "EncodingError", "Error", "InputError", "MissingExtraError",
-           "ParameterError", "StoreError", "UnknownNameError"]
+           "ParameterError", "StoreError", "UnknownNameError", "UnsupportedLayerError"]
 
 
 class Error(Exception):
@@ -68,6 +68,18 @@ class MissingExtraError(Error, ImportError):
         self.package = package
         super().__init__(f"{what} needs the optional package {package}: pip install "
                          f"'zeroshot-nas[{extra or package}]' (or pip install {package})")
+
+
+class UnsupportedLayerError(InputError):
+    """A layer of a user's network the IR cannot describe exactly: names its path and its type.
+
+    >>> str(UnsupportedLayerError("features.3.rnn", "LSTM"))
+    'features.3.rnn (LSTM) is not supported'
+    """
+
+    def __init__(self, path: str, kind: str, why: str = ""):
+        self.path, self.kind = path, kind
+        super().__init__(f"{path} ({kind}) is not supported{why}")
 
 
 class EncodingError(InputError):
