@@ -10,16 +10,17 @@ The patterns are found on the graph, not on a space's codes, so any :class:`~zer
 
 The moves return a new ``Arch`` (shapes re-inferred downstream):
 
-- :func:`fuse`: an IBN's 1x1 expansion folded into its KxK conv, which becomes a full conv (the mbv2 fused
-  block); :func:`dw2conv`: a depthwise conv made a standard conv of the same shape;
+- :func:`fuse`: an IBN's 1x1 expansion folded into its KxK conv, which becomes a full conv; a block without
+  expansion made one full conv (the mbv2 fused block, both); :func:`dw2conv`: a depthwise conv made a
+  standard conv of the same shape;
 - :func:`resize` with :func:`snap_width` / :func:`floor_width` / :func:`scale_width`: widths to multiples
   of P, or times a width multiplier (expansion ratios kept; :func:`set_channels` sets any widths);
 - :func:`drop_blocks` with :func:`stages` and :func:`scaled_depth`: a depth multiplier (the last residual
   blocks of each stage removed, as the mbv2 ``depth`` rewrite keeps the first ones).
 
 The width and depth rules are the ones the mbv2 rewrites (:mod:`zeroshot.spaces.rewrites`) use: an mbv2
-network's IR after :func:`resize` (snap, width), :func:`drop_blocks` (depth) or :func:`fuse` (its expanded
-blocks) equals the IR of the same rewrite's encoding.
+network's IR after :func:`resize` (snap, width), :func:`drop_blocks` (depth) or :func:`fuse` equals the IR
+of the same rewrite's encoding.
 :func:`peak_tensors` lists the tensors live when the activation memory peaks (the estimator's rule).
 
 Example
@@ -50,7 +51,7 @@ from .ir import (ACT, ADD, AVGPOOL, BN, CONCAT, CONV, DECONV, GAP, KIND_NAMES, L
                  ZERO, Arch, Op)
 
 __all__ = ["Block", "ChannelGroup", "MoveError", "block_label", "channel_groups", "drop_blocks", "dw2conv",
-           "find_blocks", "floor_width", "fuse", "is_depthwise", "make_divisible", "op_label", "peak_tensors",
+           "find_blocks", "floor_width", "fusable", "fuse", "is_depthwise", "make_divisible", "op_label", "peak_tensors",
            "resize", "scale_width", "scaled_depth", "set_channels", "snap_width", "stages"]
 
 #: op kinds whose output has the channels of their (first) input
@@ -266,15 +267,28 @@ def _reshaped(op: Op, inputs: tuple[int, ...], shapes: list[tuple[int, int, int]
 
 
 # ------------------------------------------------------------------------------------------ moves
+def fusable(b: Block) -> bool:
+    """Whether :func:`fuse` applies to block ``b``: an IBN, or a depthwise-separable block without a gate
+    whose projection has a BN (a projection without one, like a detection head's predictor, keeps its
+    linear output)."""
+    return b.expand is not None or (not b.se and len(b.project) == 2)
+
+
 def fuse(arch: Arch, blocks: Sequence[Block]) -> Arch:
-    """``arch`` with each IBN of ``blocks`` fused: its 1x1 expansion folded into the KxK conv, a full conv
-    from the block input to the hidden width (same kernel, stride); blocks without expansion are skipped."""
-    drop, edits = [], {}
-    for b in blocks:
+    """``arch`` with ``blocks`` fused (the mbv2 fused block): an IBN's 1x1 expansion folded into the KxK
+    conv, a full conv from the block input to the hidden width (same kernel, stride); a block without
+    expansion (depthwise-separable) made one full KxK conv to the projection's width, with the depthwise
+    conv's BN and activation (its projection dropped); blocks :func:`fusable` rejects are skipped."""
+    drop, alias, edits, widths = [], {}, {}, {}
+    for b in filter(fusable, blocks):
+        edits[b.dw[0]] = {"inputs": (b.input,), "groups": 1}
         if b.expand is not None:
             drop += b.expand
-            edits[b.dw[0]] = {"inputs": (b.input,), "groups": 1}
-    return _replay(arch, drop, edits=edits)
+        else:
+            drop += b.project
+            alias[b.project[-1] + 1] = b.dw[-1] + 1
+            widths[b.dw[0]] = arch.ops[b.project[0]].c_out
+    return _replay(arch, drop, alias, edits, widths)
 
 
 def dw2conv(arch: Arch, convs: Iterable[int]) -> Arch:

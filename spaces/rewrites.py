@@ -19,7 +19,7 @@ takes numbers, ranges and ``last`` (``1-3``, ``2,4``, ``5-last``).  Rewrites:
 
 The width and depth rules are those of the IR moves (:mod:`zeroshot.spaces.moves`), which make the same
 changes on any network's graph: an mbv2 network's IR after a move equals the IR of the rewrite's encoding
-(``fuse`` on expanded blocks, ``snap`` while no block gains a residual, ``width`` with the head kept below 1,
+(``fuse``, ``snap`` while no block gains a residual, ``width`` with the head kept below 1,
 ``depth``); ``make_divisible`` here is the curation's.
 
 Every rewrite reports what it changed and which constraint of the space moved its result (a depth

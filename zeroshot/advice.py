@@ -28,7 +28,7 @@ Example
 ['depth', 'fuse', 'fuse']
 >>> done = advice.apply(1)
 >>> done.move.title
-'fuse all 2 that pay (block 2, block 7)'
+'fuse all 3 that pay (block 1, block 2, block 7)'
 >>> after = zs.estimate(done.arch, device="mobile-npu-16")["latency_ms"][0]
 >>> bool(after == advice.table["latency_ms"][1] < advice.before["latency_ms"])
 True
@@ -198,10 +198,10 @@ def _fits(cost: dict, budget: dict) -> np.ndarray:
 def _singles(arch: Arch) -> list[tuple[str, tuple[int, ...], Arch]]:
     """``(kind, layers, network)`` of each block fused alone and each other depthwise conv made standard."""
     out, expanded = [], set()
-    for b in mv.find_blocks(arch):
+    for b in filter(mv.fusable, mv.find_blocks(arch)):
         if b.expand is not None:
             expanded.add(b.dw[0])
-            out.append(("fuse", b.expand + b.dw[:1], mv.fuse(arch, [b])))
+        out.append(("fuse", (b.expand or ()) + b.dw[:1], mv.fuse(arch, [b])))
     for i, op in enumerate(arch.ops):
         if mv.is_depthwise(op) and i not in expanded:
             out.append(("dw2conv", (i,), mv.dw2conv(arch, [i])))
