@@ -8,9 +8,9 @@ its first block), width options, depth options and the :class:`Block` choices of
   depthwise conv (the stride) + BN + act, 1x1 project conv + BN;
 - :func:`fused` ``f<k>e<e>``: KxK conv to ``c_in * e`` (the stride) + BN + act, 1x1 project conv + BN; with
   ``e = 1`` one KxK conv to ``c_out`` + BN + act;
-- either with squeeze-excite (``se=True``, token suffix ``se``) before the projection: global pool, 1x1
-  conv (bias) to ``make_divisible(hidden / 4, 8)`` + ReLU, 1x1 conv (bias) back + sigmoid, times the input;
-  residual add when the stride is 1 and ``c_in == c_out``;
+- both with a residual add when the stride is 1 and ``c_in == c_out``, and with squeeze-excite
+  (``se=True``, token suffix ``se``) before the projection: global pool, 1x1 conv (bias) to
+  ``make_divisible(hidden / 4, 8)`` + ReLU, 1x1 conv (bias) back + sigmoid, times its input;
 - :func:`skip` ``skip``: the identity, or where the shape changes a 1x1 conv (the stride) + BN (+ the
   space's ``skip_act``);
 - :func:`custom` ``<name>``: your factory ``build(graph, x, c_out, stride) -> tensor`` adding IR ops to a
@@ -23,7 +23,7 @@ stem 3x3 conv (``stem_stride``) + BN + act, the stages, head 1x1 conv + BN + act
 global average pool, linear (bias) to ``classes``.  No conv has a bias outside squeeze-excite.
 
 Encoding (one canonical line): ``r<resolution> | <stage 1> | ... | <stage S>``, a stage being ``c<width>``
-then one token per block, for example ``r224 | c16 i3e1 | c24 i3e6 f5e3se | c32 i5e6 skip skip``.
+then one token per block, for example ``r224 | c16 i3e1 | c32 i3e6 f5e3se | c48 i5e6 skip skip``.
 Codes (int64): ``[resolution]`` then per stage ``[width, depth, one choice index per slot]`` (-1 past the
 depth); the resolution column may hold any input side (the funnel scores at a scaled input).
 
