@@ -138,10 +138,18 @@ def _probe(module: nn.Module, x: torch.Tensor, shape: tuple[int, int, int]) -> N
                              f"torch says: {why[:300]}") from None
 
 
+class _Tracer(fx.Tracer):
+    """torch.nn layers are leaves, and so are user subclasses of the supported ones (a ``Conv2d`` computing
+    its own "same" padding is counted from its weights and torch's output shape)."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, _MODULES) or super().is_leaf_module(m, qualname)
+
+
 def _trace(module: nn.Module) -> fx.GraphModule:
     """The fx graph of ``module`` (torch.nn layers are leaves), or one line saying why it cannot be traced."""
     try:
-        return fx.GraphModule(module, fx.Tracer().trace(module))
+        return fx.GraphModule(module, _Tracer().trace(module))
     except Exception as e:          # fx's complaint about the user's forward (control flow on values ...)
         why = " ".join(str(e).split())[:300]
         raise InputError(f"{type(module).__name__} cannot be traced by torch.fx ({type(e).__name__}: {why}); "

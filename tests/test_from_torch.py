@@ -122,6 +122,23 @@ def test_functional_se_with_linear_gate_and_cat():
     assert [op.name for op in arch.ops].count("mul") == 1 and arch.ops[1].act == "relu"
 
 
+class Conv2dSame(nn.Conv2d):
+    """timm-style: a Conv2d subclass padding itself in forward (TF "same")."""
+
+    def forward(self, x):
+        ih, iw = x.shape[-2:]
+        ph = max((-(-ih // self.stride[0]) - 1) * self.stride[0] + self.kernel_size[0] - ih, 0)
+        pw = max((-(-iw // self.stride[1]) - 1) * self.stride[1] + self.kernel_size[1] - iw, 0)
+        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def test_subclassed_conv_is_counted_from_its_output():
+    net = nn.Sequential(Conv2dSame(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.Hardswish())
+    arch = _check_exact(net, (3, 15, 15))
+    assert (arch.ops[0].h_out, arch.ops[0].w_out) == (8, 8)
+
+
 def test_layout_changes_feed_linear_and_outputs():
     class Head(nn.Module):
         def __init__(self):
