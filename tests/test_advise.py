@@ -205,3 +205,11 @@ def test_command_bad_input_is_one_line_exit_2(argv, flag, capsys):
     assert main(["advise", "mbv2", "mobilenetv2", "--device", DEVICE, *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and flag in err[0]
+
+
+def test_snap_down_never_widens_and_snap_fills_the_lanes(mbv2):
+    a = advise(mbv2, device="nvdla-large")                                     # P = 64, above several widths
+    down, up = (next(m for m in a.moves if m.kind == k) for k in ("snap-down", "snap"))
+    assert all(n.c_out <= o.c_out for o, n in zip(mbv2.ops, down.arch.ops))
+    assert any(n.c_out < o.c_out for o, n in zip(mbv2.ops, down.arch.ops))
+    assert all(g.channels % 64 == 0 for g in mv.channel_groups(up.arch))

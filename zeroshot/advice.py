@@ -5,7 +5,8 @@ mbv2 encoding) the moves the design notes describe, estimates the network after 
 them by latency gained:
 
 - ``snap`` / ``snap-down``: channel counts that are not multiples of the device's lanes P, to the nearest
-  multiple (make_divisible: more capacity, the same lane groups) or the one below (no lane wasted);
+  multiple (make_divisible: more capacity, the same lane groups) or the one below (no lane wasted; widths
+  above P only);
   :attr:`Advice.lanes` lists them with their layers and the lanes each wastes today;
 - ``fuse``: inverted bottlenecks whose 1x1 expansion is worth folding into a full KxK conv (early narrow
   high-resolution blocks usually pay, late wide ones do not: :attr:`Advice.blocks` has every block's own
@@ -249,20 +250,27 @@ def _channel_moves(arch: Arch, lanes: int | None, budget: bool) -> list[Move]:
     groups = mv.channel_groups(arch)
     moves = []
     off = [g for g in groups if lanes and g.channels % lanes]
-    if off:
-        layers = tuple(i for g in off for i in g.ops)
-        for kind, rule, how in (("snap", mv.snap_width, "to the nearest multiple"),
-                                ("snap-down", mv.floor_width, "down to a multiple")):
-            new = sorted({(g.channels, rule(g.channels, lanes)) for g in off})
+    for kind, rule, how, some in (("snap", mv.snap_width, "to the nearest multiple", off),
+                                  ("snap-down", mv.floor_width, "down to a multiple",
+                                   [g for g in off if g.channels > lanes])):
+        if some:
+            after = mv.resize(arch, lambda c, rule=rule: _snapped(c, rule, lanes), groups)
+            changed = sorted({(g.channels, after.ops[g.ops[0]].c_out) for g in groups
+                              if after.ops[g.ops[0]].c_out != g.channels})
             moves.append(Move(kind, f"{kind}: widths {how} of P={lanes} ("
-                              + ", ".join(f"{a}->{b}" for a, b in new) + ")",
-                              mv.resize(arch, lambda c, rule=rule: rule(c, lanes), groups), layers))
+                              + ", ".join(f"{a}->{b}" for a, b in changed) + ")", after,
+                              tuple(i for g in some for i in g.ops)))
     if budget:
         layers = tuple(i for g in groups for i in g.ops)
         moves += [Move("width", f"width multiplier {m:g}", mv.resize(arch, lambda c, m=m: mv.scale_width(c, m),
                                                                      groups), layers)
                   for m in WIDTH_MULTIPLIERS]
     return moves
+
+
+def _snapped(c: int, rule, lanes: int) -> int:
+    """``rule(c, lanes)``, for a width under the lanes only when ``rule`` fills them (rounding down cannot)."""
+    return c if rule is mv.floor_width and c < lanes else rule(c, lanes)
 
 
 def _depth_moves(arch: Arch) -> list[Move]:
@@ -286,7 +294,7 @@ def _lanes_table(arch: Arch, lanes: int | None) -> Table:
     return Table({"channels": [g.channels for g in groups],
                   "wasted_lanes": [-g.channels % lanes for g in groups],
                   "snap": [mv.snap_width(g.channels, lanes) for g in groups],
-                  "snap_down": [mv.floor_width(g.channels, lanes) for g in groups],
+                  "snap_down": [_snapped(g.channels, mv.floor_width, lanes) for g in groups],
                   "layers": ["; ".join(mv.op_label(arch, i) for i in g.ops) for g in groups]})
 
 
