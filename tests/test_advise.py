@@ -213,3 +213,54 @@ def test_snap_down_never_widens_and_snap_fills_the_lanes(mbv2):
     assert all(n.c_out <= o.c_out for o, n in zip(mbv2.ops, down.arch.ops))
     assert any(n.c_out < o.c_out for o, n in zip(mbv2.ops, down.arch.ops))
     assert all(g.channels % 64 == 0 for g in mv.channel_groups(up.arch))
+
+
+# ------------------------------------------------------------------------------------------ torch models
+class _IBN(torch.nn.Module):
+    """torchvision's InvertedResidual / MobileNetV3 block: optional expansion, SE gate (scale * x) and act."""
+
+    def __init__(self, c_in, hidden, c_out, k, stride, se=False, act=torch.nn.ReLU6):
+        super().__init__()
+        layers = [] if hidden == c_in else [torch.nn.Conv2d(c_in, hidden, 1, bias=False),
+                                            torch.nn.BatchNorm2d(hidden), act()]
+        layers += [torch.nn.Conv2d(hidden, hidden, k, stride, k // 2, groups=hidden, bias=False),
+                   torch.nn.BatchNorm2d(hidden), act()]
+        self.pre = torch.nn.Sequential(*layers)
+        self.se = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Conv2d(hidden, hidden // 4, 1),
+                                      torch.nn.ReLU(), torch.nn.Conv2d(hidden // 4, hidden, 1),
+                                      torch.nn.Hardsigmoid()) if se else None
+        self.post = torch.nn.Sequential(torch.nn.Conv2d(hidden, c_out, 1, bias=False), torch.nn.BatchNorm2d(c_out))
+        self.res = stride == 1 and c_in == c_out
+
+    def forward(self, x):
+        h = self.pre(x)
+        if self.se is not None:
+            h = self.se(h) * h
+        y = self.post(h)
+        return x + y if self.res else y
+
+
+def mobilenet(se: bool):
+    """A small torchvision-style MobileNetV2 (se=False, ReLU6) or V3 (se=True, hardswish, widths off 16)."""
+    act = torch.nn.Hardswish if se else torch.nn.ReLU6
+    blocks = [(16, 16, 16, 3, 1), (16, 64, 24, 3, 2), (24, 72, 24, 3, 1), (24, 72, 40, 5, 2), (40, 120, 40, 5, 1),
+              (40, 240, 80, 3, 2), (80, 200, 80, 3, 1)]
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, 2, 1, bias=False), torch.nn.BatchNorm2d(16), act(),
+        *[_IBN(*b, se=se and i % 2 == 0, act=act) for i, b in enumerate(blocks)],
+        torch.nn.Conv2d(80, 480, 1, bias=False), torch.nn.BatchNorm2d(480), act(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Dropout(0.2), torch.nn.Linear(480, 100))
+
+
+@pytest.mark.parametrize("se", [False, True])
+def test_torch_models_get_advice_and_applied_moves_run(se):
+    model = mobilenet(se)
+    a = advise(model, device=DEVICE, input_shape=(3, 96, 96), max_peak_kb=100)
+    kinds = {m.kind for m in a.moves}
+    assert {"snap", "depth", "width"} <= kinds and len(a.lanes)
+    assert len(a.blocks) == (6 if se else 7)              # a gated block without expansion is not fused
+    assert sum(b.se != () for b in mv.find_blocks(a.arch)) == (4 if se else 0)
+    for i in range(len(a)):
+        done = a.apply(i)
+        out = done.module.eval()(torch.zeros(1, 3, 96, 96))
+        assert out.shape == (1, 100) and count_parameters(done.module) == done.arch.params
