@@ -51,8 +51,8 @@ from .ir import (ACT, ADD, AVGPOOL, BN, CONCAT, CONV, DECONV, GAP, KIND_NAMES, L
                  ZERO, Arch, Op)
 
 __all__ = ["Block", "ChannelGroup", "MoveError", "block_label", "channel_groups", "drop_blocks", "dw2conv",
-           "find_blocks", "floor_width", "fusable", "fuse", "is_depthwise", "make_divisible", "op_label", "peak_tensors",
-           "resize", "scale_width", "scaled_depth", "set_channels", "snap_width", "stages"]
+           "find_blocks", "floor_width", "fusable", "fuse", "is_depthwise", "make_divisible", "op_label",
+           "peak_tensors", "resize", "scale_width", "scaled_depth", "set_channels", "snap_width", "stages"]
 
 #: op kinds whose output has the channels of their (first) input
 _FOLLOW = (BN, ACT, ADD, MUL, AVGPOOL, MAXPOOL, GAP, UPSAMPLE, ZERO, SHUFFLE)

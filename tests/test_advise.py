@@ -80,7 +80,7 @@ def test_peak_tensors_add_up_to_the_estimators_peak(mbv2):
         assert total == analytic_counts([arch])["peak_activation_bytes"][0]
 
 
-# ------------------------------------------------------------------------------------------ the same moves as the mbv2 rewrites
+# ------------------------------------------------------------------------------------------ mbv2 rewrites
 @pytest.mark.parametrize("P", [8, 16])
 def test_snap_on_the_ir_is_the_snap_rewrite(mbv2, P):
     space = get_space("mbv2")

@@ -216,17 +216,20 @@ def _single_moves(arch: Arch, singles, cost: dict, before: dict) -> tuple[list[M
     moves, tables = [], {}
     blocks = {b.dw[0]: (j, b) for j, b in enumerate(mv.find_blocks(arch), 1)}
     for kind in ("fuse", "dw2conv"):
-        rows = [(layers, float(cost["latency_ms"][i])) for i, (k, layers, _) in enumerate(singles) if k == kind]
-        names = [_single_name(arch, kind, layers, blocks) for layers, _ in rows]
-        tables[kind] = Table({"where": names, "layers": [" ".join(map(str, ls)) for ls, _ in rows],
-                              "latency_ms": [lat for _, lat in rows],
-                              "change_pct": [100 * (lat - base) / base for _, lat in rows],
-                              "pays": [lat < base for _, lat in rows]})
-        paying = [(layers, name) for (layers, lat), name in zip(rows, names) if lat < base]
-        moves += [Move(kind, f"{kind} {name}", _make(arch, kind, [layers]), layers) for layers, name in paying]
+        rows = [(layers, float(cost["latency_ms"][i]), new) for i, (k, layers, new) in enumerate(singles)
+                if k == kind]
+        names = [_single_name(arch, kind, layers, blocks) for layers, _, _ in rows]
+        tables[kind] = Table({"where": names, "layers": [" ".join(map(str, ls)) for ls, _, _ in rows],
+                              "latency_ms": [lat for _, lat, _ in rows],
+                              "change_pct": [100 * (lat - base) / base for _, lat, _ in rows],
+                              "pays": [lat < base for _, lat, _ in rows]})
+        paying = [(layers, name) for (layers, lat, _), name in zip(rows, names) if lat < base]
+        moves += [Move(kind, f"{kind} {name}", new, layers) for (layers, lat, new), name in zip(rows, names)
+                  if lat < base]
         if len(paying) > 1:
             layers = tuple(i for ls, _ in paying for i in ls)
-            moves.append(Move(kind, f"{kind} all {len(paying)} that pay ({', '.join(n.split(' (')[0] for _, n in paying)})",
+            short = ", ".join(name.split(" (")[0] for _, name in paying)
+            moves.append(Move(kind, f"{kind} all {len(paying)} that pay ({short})",
                               _make(arch, kind, [ls for ls, _ in paying]), layers))
     return moves, tables["fuse"], tables["dw2conv"]
 
