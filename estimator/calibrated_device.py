@@ -150,27 +150,30 @@ def latency_floor(latency_ms) -> float:
     return max(FLOOR_FRACTION * float(np.min(latency_ms)), MIN_FLOOR_MS)
 
 
-def calibrate(archs, latency_ms, space: str | SearchSpace = "nb201", name: str = "calibrated",
+def calibrate(archs, latency_ms, space: str | SearchSpace | None = "nb201", name: str = "calibrated",
               prior: Prior | str | Path | None = None, **hyper) -> CalibratedDevice:
     """A :class:`CalibratedDevice` fitted to the measured whole-model latencies of a few architectures.
 
     ``archs``: the measured architectures of ``space`` (its name, or a
     :class:`~zeroshot.spaces.SearchSpace`) as encodings (str), code vectors or IR :class:`Arch` objects, at
-    least :data:`MIN_MEASUREMENTS` (10 or more recommended); ``latency_ms``: their latencies, positive
+    least :data:`MIN_MEASUREMENTS` (10 or more recommended); with ``space=None``, IR architectures of any
+    origin (users' own networks: ``zeroshot.from_torch``), fitted with every source device as the prior and
+    usable on any network; ``latency_ms``: their latencies, positive
     milliseconds in the same order.  ``prior``: the source devices (a :class:`Prior` or a prior file;
     default: the shipped ones).  ``hyper``: keywords of
     :func:`~zeroshot.estimator.calibration_fit.calibrate_features`.  Raises
     :class:`~zeroshot.errors.ParameterError` naming the parameter that is wrong.
     """
-    space = _resolve_space(space)
-    archs = _resolve_archs(archs)
+    space = None if space is None else _resolve_space(space)
+    archs = _resolve_archs(archs, space)
+    space_name = space.name if space is not None else None
     prior = (prior if isinstance(prior, Prior) else load_prior() if prior is None else load_prior(prior))
-    prior = prior.subset(space.name)
+    prior = prior.subset(space_name)
     intercept, theta = calibrate_features(arch_features(space, archs), latency_ms, prior, **hyper)
     n = len(archs)
-    return CalibratedDevice(name, intercept, theta, space=space.name, measurements=n,
+    return CalibratedDevice(name, intercept, theta, space=space_name, measurements=n,
                             floor_ms=latency_floor(latency_ms),
-                            description=f"fitted to {n} whole-model latencies on {space.name} "
+                            description=f"fitted to {n} whole-model latencies on {space_name or 'own networks'} "
                                         f"(sources: {len(prior.labels)} devices)")
 
 
@@ -182,11 +185,13 @@ def _resolve_space(space) -> SearchSpace:
     return get_space(space)
 
 
-def _resolve_archs(archs) -> list:
+def _resolve_archs(archs, space: SearchSpace | None) -> list:
     items = [archs] if isinstance(archs, (str, Arch)) else list(archs)
-    bad = [type(a).__name__ for a in items if not isinstance(a, (str, Arch, np.ndarray))]
+    kinds = (str, Arch, np.ndarray) if space is not None else (Arch,)
+    bad = [type(a).__name__ for a in items if not isinstance(a, kinds)]
     if bad:
-        raise ParameterError("archs", "encodings (str), code vectors or IR Arch objects", bad[0])
+        raise ParameterError("archs", "encodings (str), code vectors or IR Arch objects" if space is not None
+                             else "IR Arch objects (encodings need their space)", bad[0])
     if len(items) < MIN_MEASUREMENTS:
         raise ParameterError("archs", f"at least {MIN_MEASUREMENTS} measured architectures (10 or more "
                              "recommended)", len(items))

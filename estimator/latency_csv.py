@@ -31,7 +31,8 @@ ARCH_COLUMNS = ("arch", "arch_str", "op_names")      # accepted names of the enc
 
 
 def read_latency_csv(path, space) -> tuple[list[str], dict[str, list[str]]]:
-    """Canonical encodings and the other columns (raw text) of a CSV of measured architectures.
+    """Canonical encodings and the other columns (raw text) of a CSV of measured architectures (with
+    ``space=None``: the architecture column as written, e.g. the names of users' own networks).
 
     Raises :class:`~zeroshot.errors.DataError` when the file cannot be read or has no architecture
     column, :class:`~zeroshot.errors.EncodingError` naming the row of a bad encoding.
@@ -53,7 +54,7 @@ def _read_rows(reader: csv.DictReader, path, space) -> tuple[list[str], dict[str
     texts, raw = [], {c: [] for c in value_cols}
     for row_no, row in enumerate(reader, start=2):
         try:
-            texts.append(space.format(space.parse(row[arch_col] or "")))
+            texts.append(row[arch_col] if space is None else space.format(space.parse(row[arch_col] or "")))
         except EncodingError as e:
             raise EncodingError(f"{path} row {row_no}: {e}") from None
         for c in value_cols:

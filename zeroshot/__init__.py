@@ -20,13 +20,13 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _PUBLIC = {
-    "get_space": "zeroshot.spaces", "list_spaces": "zeroshot.spaces",
+    "get_space": "zeroshot.spaces", "list_spaces": "zeroshot.spaces", "register_space": "zeroshot.spaces",
     "list_devices": "zeroshot.estimator.devices", "load_device": "zeroshot.estimator.devices",
     "list_proxies": "zeroshot.proxies", "list_strategies": "zeroshot.strategies",
-    "estimate": "zeroshot.api", "score": "zeroshot.api", "advise": "zeroshot.advice",
-    "calibrate": "zeroshot.estimator.calibrated_device", "screen": "zeroshot.funnel", "search": "zeroshot.searching",
-    "Table": "zeroshot.table", "Error": "zeroshot.errors",
     "from_torch": "zeroshot.spaces.tracing",
+    "estimate": "zeroshot.api", "score": "zeroshot.api", "calibrate": "zeroshot.api", "measure": "zeroshot.api",
+    "screen": "zeroshot.funnel", "search": "zeroshot.searching", "advise": "zeroshot.advice",
+    "Table": "zeroshot.table", "Error": "zeroshot.errors",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

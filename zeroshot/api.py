@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import os
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -38,7 +39,7 @@ from .scoring import (DEFAULT_PROXIES, compute_ir_proxies, compute_proxies, rank
                     split_by_kind)
 from .table import Table
 
-__all__ = ["estimate", "resolve_archs", "resolve_device", "resolve_space", "score"]
+__all__ = ["calibrate", "estimate", "measure", "resolve_archs", "resolve_device", "resolve_space", "score"]
 
 
 class Archs:
@@ -81,14 +82,16 @@ def resolve_device(device: str | os.PathLike | Device | None) -> Device | None:
     return load_device(os.fspath(device))
 
 
-def resolve_archs(archs, space: SearchSpace | None) -> Archs:
-    """Encodings and/or IR architectures, one or a sequence, as :class:`Archs` (see the module docstring)."""
-    items = [archs] if isinstance(archs, (str, Arch)) else list(archs)
+def resolve_archs(archs, space: SearchSpace | None, input_shape=None) -> Archs:
+    """Encodings, IR architectures and/or torch modules, one or a sequence, as :class:`Archs` (see the
+    module docstring).  Torch modules are traced at ``input_shape`` (C, H, W) by
+    :func:`~zeroshot.spaces.tracing.from_torch`."""
+    items = [archs] if _is_single(archs) else list(archs)
     if not items:
         raise ParameterError("archs", "at least one architecture", "an empty sequence")
-    bad = [type(a).__name__ for a in items if not isinstance(a, (str, Arch))]
+    bad = [type(a).__name__ for a in items if not isinstance(a, (str, Arch)) and not _is_module(a)]
     if bad:
-        raise ParameterError("archs", "encodings (str) or IR Arch objects", bad[0])
+        raise ParameterError("archs", "encodings (str), IR Arch objects or torch modules", bad[0])
     if any(isinstance(a, str) for a in items) and space is None:
         raise ParameterError("space", "the space the encodings belong to", None,
                              fix="pass space='nb201' (or another of zeroshot.list_spaces())")
@@ -97,23 +100,69 @@ def resolve_archs(archs, space: SearchSpace | None) -> Archs:
         if len(texts) != len(items):
             raise ParameterError("archs", "one encoding per item (no blank or comment items)", len(items))
         return Archs(texts, space, codes, None)
-    irs = [a if isinstance(a, Arch) else space.to_ir(a) for a in items]
-    names = [a if isinstance(a, str) else a.meta.get("name", f"arch[{i}]") for i, a in enumerate(items)]
-    return Archs(names, None, None, irs)
+    irs = [_to_ir(a, space, input_shape) for a in items]
+    return Archs([_name(a, i) for i, a in enumerate(items)], None, None, irs)
+
+
+def _is_single(archs) -> bool:
+    return isinstance(archs, (str, Arch)) or _is_module(archs)
+
+
+def _is_module(obj) -> bool:
+    """Whether ``obj`` is a torch module (without importing torch for those who pass none)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+def _to_ir(item, space: SearchSpace | None, input_shape) -> Arch:
+    if isinstance(item, Arch):
+        return item
+    if isinstance(item, str):
+        return space.to_ir(item)
+    if input_shape is None:
+        raise ParameterError("input_shape", "the (C, H, W) input of the torch modules", None,
+                             fix="for example input_shape=(3, 224, 224)")
+    from zeroshot.spaces.tracing import from_torch
+    return from_torch(item, input_shape)
+
+
+def _name(item, i: int) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Arch):
+        return item.meta.get("name", f"arch[{i}]")
+    return f"{type(item).__name__}[{i}]"
 
 
 def estimate(archs, space: str | SearchSpace | None = None, device: str | Device | None = None,
-             precision: str = "fp32", **space_options) -> Table:
+             precision: str = "fp32", input_shape=None, per_layer: bool = False, **space_options) -> Table:
     """Exact ``params``, ``macs``, ``peak_activation_bytes`` and ``model_bytes`` (weights at ``precision``:
-    fp32, fp16 or int8) of each architecture, and ``latency_ms`` on ``device`` when given."""
-    resolved = resolve_archs(archs, resolve_space(space, **space_options))
+    fp32, fp16 or int8) of each architecture, and ``latency_ms`` on ``device`` when given.
+
+    ``per_layer=True`` (a device needed): one row per kernel of each architecture instead, with its
+    latency, MACs, bytes moved, lane utilisation, what bounds it and its share of the total
+    (:func:`zeroshot.estimator.breakdown.breakdown`); an architecture's rows add up to its latency.
+    """
+    resolved = resolve_archs(archs, resolve_space(space, **space_options), input_shape)
     dev = resolve_device(device)
+    if per_layer:
+        return _per_layer(resolved, dev, precision)
     if resolved.codes is not None:
         cost = Estimator(resolved.space, dev, precision).evaluate(resolved.codes)
     else:
         cost = _estimate_irs(resolved.irs, dev, precision)
     columns = ["params", "macs", "peak_activation_bytes", "model_bytes"] + (["latency_ms"] if dev else [])
     return Table({"arch": resolved.names, **{c: cost[c] for c in columns}})
+
+
+def _per_layer(resolved: Archs, device: Device | None, precision: str) -> Table:
+    if device is None:
+        raise ParameterError("device", "a device for per_layer=True", None,
+                             fix="for example device='mobile-npu-16' (see zeroshot.list_devices())")
+    from zeroshot.estimator.breakdown import breakdown
+    rows = [{"arch": name, **row} for name, arch in zip(resolved.names, resolved.irs)
+            for row in breakdown(arch, device, precision)]
+    return Table.from_rows(rows)
 
 
 def _estimate_irs(irs: Sequence[Arch], device: Device | None, precision: str) -> dict[str, np.ndarray]:
@@ -127,7 +176,7 @@ def _estimate_irs(irs: Sequence[Arch], device: Device | None, precision: str) ->
 
 def score(archs, space: str | SearchSpace | None = None, data=None, seed: int = 0,
           proxies: Sequence[str] | str | None = None, batch_size: int | None = None, progress: bool = False,
-          **space_options) -> Table:
+          input_shape=None, **space_options) -> Table:
     """The zero-shot score of each architecture (the rank aggregate of ``proxies``, by default the default
     score's, :data:`zeroshot.scoring.DEFAULT_PROXIES`) and each proxy's value.
 
@@ -138,7 +187,7 @@ def score(archs, space: str | SearchSpace | None = None, data=None, seed: int = 
     names = list(DEFAULT_PROXIES) if proxies is None else resolve_proxies(proxies)
     if batch_size is not None:
         check_batch_size(batch_size)
-    resolved = resolve_archs(archs, resolve_space(space, **space_options))
+    resolved = resolve_archs(archs, resolve_space(space, **space_options), input_shape)
     batch = _score_data(data, resolved.irs[0], names, batch_size)
     if resolved.codes is not None:
         values = compute_proxies(resolved.space, resolved.codes, names, batch, seed, batch_size, progress)
@@ -165,3 +214,33 @@ def _score_data(data, arch: Arch, names: Sequence[str], batch_size: int | None) 
     if batch_size is not None and batch_size > len(batch):
         raise ParameterError("batch_size", f"at most the {len(batch)} images of the data", batch_size)
     return batch
+
+
+def calibrate(archs, latency_ms, space: str | SearchSpace | None = None, input_shape=None, name: str = "calibrated",
+              **options) -> Device:
+    """A device fitted to the measured whole-model latencies (ms) of a few architectures, usable wherever a
+    device name is (:func:`zeroshot.estimator.calibrated_device.calibrate`).  Encodings need their
+    ``space``; IR architectures and torch modules (traced at ``input_shape``) of any origin need none:
+    the device then predicts any network."""
+    from zeroshot.estimator.calibrated_device import calibrate as fit
+    resolved = resolve_archs(archs, resolve_space(space), input_shape)
+    if resolved.codes is not None:
+        return fit(resolved.names, latency_ms, space=resolved.space, name=name, **options)
+    return fit(resolved.irs, latency_ms, space=None, name=name, **options)
+
+
+def measure(archs, space: str | SearchSpace | None = None, input_shape=None, threads: int = 1, batch: int = 1,
+            rounds: int = 15, device: str = "auto", clock: str = "auto", seed: int = 0) -> Table:
+    """Latency of each architecture measured with torch on this machine: ``latency_ms`` (the median of
+    interleaved rounds) and ``noise`` (relative inter-quartile range), as ``zeroshot measure`` prints
+    (:func:`zeroshot.estimator.timing.measure_archs`)."""
+    from zeroshot.estimator.timing import measure_archs, pick_clock, torch_device
+    for param, value in (("threads", threads), ("batch", batch), ("rounds", rounds)):
+        if value < 1:
+            raise ParameterError(param, "a positive count", value)
+    pick_clock(clock, torch_device(device), threads)                 # checked before anything is built
+    resolved = resolve_archs(archs, resolve_space(space), input_shape)
+    timings = measure_archs(resolved.irs, threads=threads, batch=batch, device=device, rounds=rounds, seed=seed,
+                            clock=clock)
+    return Table({"arch": resolved.names, "latency_ms": [t.median_ms for t in timings],
+                  "noise": [t.noise for t in timings]})

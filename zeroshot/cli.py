@@ -17,15 +17,16 @@ import sys
 import warnings
 from typing import Iterable, Sequence
 
-from zeroshot.spaces import SearchSpace, SpaceOptionError, get_space
+from zeroshot.spaces import Arch, SearchSpace, SpaceOptionError, get_space
 
 from . import __version__, commands
 from .allocator import keep_freed_memory
 from .atomic import write_text_atomically
 from .errors import Error, InputError, ParameterError
+from .model_files import load_models, parse_input_shape
 
 __all__ = ["DESCRIPTION", "SPACE_FLAGS", "add_space_args", "build_parser", "error_line", "flag_of", "main",
-           "read_archs", "read_lines", "space_from_args", "space_options", "write_csv", "write_text"]
+           "models_from_args", "read_archs", "read_lines", "space_from_args", "space_options", "write_csv", "write_text"]
 
 #: what ``zeroshot --help`` says first
 DESCRIPTION = ("Hardware-aware neural-architecture screening: sample curated search spaces, estimate each "
@@ -34,9 +35,13 @@ DESCRIPTION = ("Hardware-aware neural-architecture screening: sample curated sea
 
 
 # ------------------------------------------------------------------------------ shared helpers
-def add_space_args(p: argparse.ArgumentParser, archs: bool = False) -> None:
-    """The space argument and its options, shared by every command that takes a space."""
-    p.add_argument("space", help="search space name (see `zeroshot spaces`)")
+def add_space_args(p: argparse.ArgumentParser, archs: bool = False, models: bool = False) -> None:
+    """The space argument and its options, shared by every command that takes a space; with ``models``,
+    ``--model FILE.py:FUNC --input C,H,W`` too, in place of the space and its encodings."""
+    if models:
+        p.add_argument("space", nargs="?", help="search space name (see `zeroshot spaces`); not with --model")
+    else:
+        p.add_argument("space", help="search space name (see `zeroshot spaces`)")
     p.add_argument("--classes", type=int, help="number of output classes of the head")
     p.add_argument("--config", help="space configuration (fbnet: cifar100 or imagenet)")
     p.add_argument("--image-size", type=int, metavar="PX",
@@ -44,8 +49,12 @@ def add_space_args(p: argparse.ArgumentParser, archs: bool = False) -> None:
     p.add_argument("-P", "--parallelism", type=int, help="accelerator parallelism factor for curation (mbv2)")
     p.add_argument("--task", help="task head: classify, detect or segment (where the space has them)")
     if archs:
-        p.add_argument("--archs", required=True, metavar="FILE",
+        p.add_argument("--archs", required=not models, metavar="FILE",
                        help="file with one encoding per line, '-' for standard input")
+    if models:
+        p.add_argument("--model", metavar="FILE.py:FUNC",
+                       help="your own torch network(s): FUNC in FILE.py returns a module or a list of them")
+        p.add_argument("--input", metavar="C,H,W", help="input shape of the --model networks, e.g. 3,224,224")
 
 
 #: space option -> the command-line flag that sets it (add_space_args)
@@ -62,6 +71,28 @@ def space_options(args: argparse.Namespace) -> dict:
 def space_from_args(args: argparse.Namespace) -> SearchSpace:
     """The space a command names, built with the space options given as flags."""
     return get_space(args.space, **space_options(args))
+
+
+def models_from_args(args: argparse.Namespace) -> list[Arch] | None:
+    """The IR of the ``--model`` networks (each named as :func:`~zeroshot.model_files.load_models` names it),
+    or None when the command names a space instead; exactly one of the two."""
+    if args.model is None:
+        if args.space is None:
+            raise InputError("name a space (with --archs FILE) or give --model FILE.py:FUNC --input C,H,W")
+        return None
+    if args.space is not None or getattr(args, "archs", None) is not None:
+        raise InputError("give either a space (with --archs FILE) or --model FILE.py:FUNC, not both")
+    if args.input is None:
+        raise ParameterError("input", "given with --model: the networks' input shape C,H,W", None,
+                             fix="for example --input 3,224,224")
+    from zeroshot.spaces.tracing import from_torch          # torch only for commands given networks
+    shape = parse_input_shape(args.input)
+    irs = []
+    for name, module in load_models(args.model):
+        arch = from_torch(module, shape)
+        arch.meta["name"] = name
+        irs.append(arch)
+    return irs
 
 
 def read_lines(path: str) -> list[str]:

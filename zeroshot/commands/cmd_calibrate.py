@@ -2,7 +2,9 @@
 whole-model latencies of a few architectures (``calibrated`` kind; use it with ``--device DEVICE.json``).
 
 The CSV has an architecture column (``arch``; also ``arch_str`` or ``op_names``) and latencies in ms;
-without ``--column`` the one numeric column other than the architecture and index columns is used.
+without ``--column`` the one numeric column other than the architecture and index columns is used.  With
+``--model FILE.py:FUNC --input C,H,W`` (your own networks) the architecture column holds the networks' names
+as ``zeroshot estimate --model`` prints them, and the device predicts any network.
 """
 import json
 from pathlib import Path
@@ -10,15 +12,16 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from zeroshot.cli import add_space_args, space_from_args, write_text
+from zeroshot.cli import add_space_args, models_from_args, space_from_args, write_text
 from zeroshot.errors import DataError, ParameterError
-from zeroshot.estimator.calibrated_device import MIN_MEASUREMENTS, calibrate
+from zeroshot.api import calibrate
+from zeroshot.estimator.calibrated_device import MIN_MEASUREMENTS
 from zeroshot.estimator.latency_csv import latency_column, numeric_columns, read_latency_csv
 
 
 def register(sub):
     p = sub.add_parser("calibrate", help="fit a device from measured whole-model latencies (JSON)")
-    add_space_args(p)
+    add_space_args(p, models=True)
     p.add_argument("--measurements", required=True, metavar="CSV",
                    help="CSV with an 'arch' column and a latency column in ms")
     p.add_argument("--column", help="the latency column (default: the only numeric one)")
@@ -28,21 +31,33 @@ def register(sub):
 
 
 def run(args):
-    space = space_from_args(args)
+    models = models_from_args(args)
+    space = space_from_args(args) if models is None else None
     texts, raw = read_latency_csv(args.measurements, space)
     column = _pick_column(raw, args.column, args.measurements)
     latency = latency_column(raw, column, args.measurements)
     if len(texts) < MIN_MEASUREMENTS:
         raise DataError(f"{args.measurements}: {len(texts)} measured architecture(s); calibration needs at "
                         f"least {MIN_MEASUREMENTS} (10 or more recommended)")
-    device = calibrate(texts, latency, space=space, name=args.name or Path(args.output).stem)
+    archs = texts if models is None else _by_name(models, texts, args.measurements)
+    device = calibrate(archs, latency, space=space, name=args.name or Path(args.output).stem)
     device.description += f"; column {column!r} of {Path(args.measurements).name}"
     write_text(json.dumps(device.to_dict(), indent=2) + "\n", args.output)
-    fit = device.predict(space, texts)
+    fit = device.predict(space, archs)
     rho = spearmanr(fit, latency).statistic if np.ptp(fit) > 0 and np.ptp(latency) > 0 else float("nan")
     err = np.median(np.abs(fit / latency - 1)) * 100
     print(f"wrote {args.output}: {device.summary()}; on the measurements: rho {rho:.3f}, "
           f"median error {err:.1f}%")
+
+
+def _by_name(models, names, path) -> list:
+    """The ``--model`` networks in the order the measurements name them."""
+    by_name = {a.meta["name"]: a for a in models}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise DataError(f"{path}: no --model network named {missing[0]!r}; the networks are "
+                        f"{', '.join(by_name)}")
+    return [by_name[n] for n in names]
 
 
 def _pick_column(raw, column, path) -> str:

@@ -1,15 +1,18 @@
-"""``zeroshot measure SPACE --archs FILE``: latency of architectures measured with torch on this machine.
+"""``zeroshot measure SPACE --archs FILE`` (or ``--model FILE.py:FUNC --input C,H,W`` for your own torch
+networks): latency of architectures measured with torch on this machine.
 
 Prints CSV ``arch,latency_ms,noise`` (median over interleaved rounds; noise = relative inter-quartile
 range).  Batch 1, one thread and the thread's CPU time by default (see :mod:`zeroshot.estimator.timing`).
 """
-from zeroshot.cli import add_space_args, read_archs, space_from_args, write_csv
+from zeroshot.api import measure
+from zeroshot.cli import add_space_args, models_from_args, read_archs, space_from_args, write_text
 from zeroshot.errors import InputError, ParameterError
+from zeroshot.table import Table
 
 
 def register(sub):
     p = sub.add_parser("measure", help="measure latency of architectures with torch on this machine (CSV)")
-    add_space_args(p, archs=True)
+    add_space_args(p, archs=True, models=True)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--resolution", type=int, help="input resolution (default: each architecture's own)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
@@ -23,21 +26,21 @@ def register(sub):
 
 
 def run(args):
-    from zeroshot.estimator.timing import at_resolution, measure_archs, pick_clock, torch_device
+    from zeroshot.estimator.timing import at_resolution
 
-    space = space_from_args(args)
-    texts, codes = read_archs(space, args.archs)
-    for name in ("threads", "batch", "rounds"):
-        if getattr(args, name) < 1:
-            raise ParameterError(name, "a positive count", getattr(args, name))
-    pick_clock(args.clock, torch_device(args.device), args.threads)          # checked before measuring
-    archs = space.irs(codes)
+    archs = models_from_args(args)
+    if archs is None:
+        space = space_from_args(args)
+        texts, codes = read_archs(space, args.archs)
+        archs = space.irs(codes)
+    else:
+        texts = [a.meta["name"] for a in archs]
     if args.resolution is not None:
         try:
             archs = [at_resolution(a, args.resolution) for a in archs]
         except ParameterError as e:      # this command's --resolution (elsewhere the flag is --image-size)
             raise InputError(e.message_for("--resolution")) from None
-    timings = measure_archs(archs, threads=args.threads, batch=args.batch, device=args.device,
-                            rounds=args.rounds, seed=args.seed, clock=args.clock)
-    write_csv(["arch", "latency_ms", "noise"],
-              ([t, f"{m.median_ms:.4f}", f"{m.noise:.4f}"] for t, m in zip(texts, timings)), args.output)
+    table = measure(archs, threads=args.threads, batch=args.batch, rounds=args.rounds, device=args.device,
+                    clock=args.clock, seed=args.seed)
+    write_text(Table({"arch": texts, "latency_ms": table["latency_ms"], "noise": table["noise"]}).to_csv(),
+               args.output)

@@ -1,4 +1,5 @@
-"""``zeroshot score SPACE --archs FILE``: zero-shot scores of architectures as CSV ``arch,score,<proxy>...``.
+"""``zeroshot score SPACE --archs FILE`` (or ``--model FILE.py:FUNC --input C,H,W`` for your own torch
+networks): zero-shot scores of architectures as CSV ``arch,score,<proxy>...``.
 
 Without ``--proxies`` the default score (:mod:`zeroshot.scoring`) and the proxies it aggregates; with it,
 the rank aggregate of the listed proxies.  ``--data`` takes an NPZ of images and labels
@@ -7,7 +8,7 @@ the rank aggregate of the listed proxies.  ``--data`` takes an NPZ of images and
 import sys
 
 from zeroshot.api import score
-from zeroshot.cli import add_space_args, read_archs, space_from_args, write_text
+from zeroshot.cli import add_space_args, models_from_args, read_archs, space_from_args, write_text
 from zeroshot.proxies import get_proxy
 from zeroshot.proxies.network import check_batch_size
 from zeroshot.scoring import DEFAULT_PROXIES, resolve_proxies
@@ -15,7 +16,7 @@ from zeroshot.scoring import DEFAULT_PROXIES, resolve_proxies
 
 def register(sub):
     p = sub.add_parser("score", help="zero-shot proxies and the default score of architectures (CSV)")
-    add_space_args(p, archs=True)
+    add_space_args(p, archs=True, models=True)
     p.add_argument("--proxies", help="comma-separated proxies (see the registry); default: the default "
                                      f"score's {','.join(DEFAULT_PROXIES)}")
     p.add_argument("--data", metavar="NPZ", help="images 'x' and labels 'y' for the proxies that need data")
@@ -29,11 +30,12 @@ def run(args):
     names = resolve_proxies(args.proxies) if args.proxies is not None else list(DEFAULT_PROXIES)
     if args.batch_size is not None:
         check_batch_size(args.batch_size)
-    space = space_from_args(args)
-    texts, _ = read_archs(space, args.archs)
+    models = models_from_args(args)
+    space = space_from_args(args) if models is None else None
+    archs = models if models is not None else read_archs(space, args.archs)[0]
     if args.data is None:
         _note_synthetic(names)
-    table = score(texts, space=space, data=args.data, seed=args.seed, proxies=names, batch_size=args.batch_size,
+    table = score(archs, space=space, data=args.data, seed=args.seed, proxies=names, batch_size=args.batch_size,
                   progress=True)
     write_text(table.to_csv(), args.output)
 
