@@ -14,9 +14,9 @@ term of the model that wins: ``compute``, ``sram``, ``dram``, or ``overhead`` wh
 overhead exceeds all three (``folded`` for ``zero`` kernels, which cost nothing).  Devices without lanes give
 NaN; a ``measured`` device's kernels are ``measured`` (regressors of timed kernels), a ``calibrated``
 device's ``fitted`` (a share of a linear fit to whole-model latencies, which may be negative).  What a whole
-model pays beyond its kernels comes last, one row each (``kernel`` None): ``overhead`` (a measured device's per-model
-intercept, a calibrated device's intercept) and, for a calibrated device whose floor lifts the prediction,
-``floor``.  The rows add up to ``device.latency_ms`` of the architecture.
+model pays beyond its kernels comes last, one row each (``kernel`` None): ``overhead`` (a measured
+device's per-model intercept, a calibrated device's intercept) and, for a calibrated device whose floor
+lifts the prediction, ``floor``.  The rows add up to ``device.latency_ms`` of the architecture.
 
 Example
 -------
@@ -54,6 +54,7 @@ __all__ = ["COLUMNS", "breakdown"]
 COLUMNS = ("kernel", "ops", "type", "shape", "latency_ms", "macs", "bytes_moved", "lane_utilisation", "bound",
            "share")
 _WINDOWED = ("conv", "dwconv", "gconv", "pool")        # kernel types with a kernel size and a stride
+_SHAPE_FIELDS = ("c_in", "c_out", "k", "stride", "groups", "h_in", "w_in")     # the arguments of _shape_text
 
 
 def breakdown(arch: Arch, device: Device | str, precision: str = "fp32") -> Table:
@@ -93,8 +94,7 @@ def _kernel_columns(kt: KernelTable, costs: dict, nbytes: int) -> dict[str, list
         "kernel": list(range(len(types))),
         "ops": _op_spans(kt.op_kernel, len(types)),
         "type": types,
-        "shape": [_shape_text(t, *(int(c[f][r]) for f in ("c_in", "c_out", "k", "stride", "groups", "h_in", "w_in")))
-                  for r, t in enumerate(types)],
+        "shape": [_shape_text(t, *(int(c[f][r]) for f in _SHAPE_FIELDS)) for r, t in enumerate(types)],
         "latency_ms": costs["latency_ms"].tolist(),
         "macs": c["macs"].tolist(),
         "bytes_moved": moved.tolist(),
