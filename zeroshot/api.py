@@ -159,10 +159,12 @@ def _per_layer(resolved: Archs, device: Device | None, precision: str) -> Table:
     if device is None:
         raise ParameterError("device", "a device for per_layer=True", None,
                              fix="for example device='mobile-npu-16' (see zeroshot.list_devices())")
-    from zeroshot.estimator.breakdown import breakdown
+    from zeroshot.estimator.breakdown import COLUMNS, breakdown
+    if resolved.space is not None:                  # as the Estimator: the device for that space
+        device = device.for_space(resolved.space.name)
     rows = [{"arch": name, **row} for name, arch in zip(resolved.names, resolved.irs)
             for row in breakdown(arch, device, precision)]
-    return Table.from_rows(rows)
+    return Table.from_rows(rows, columns=["arch", *COLUMNS])
 
 
 def _estimate_irs(irs: Sequence[Arch], device: Device | None, precision: str) -> dict[str, np.ndarray]:
