@@ -15,8 +15,9 @@ The moves return a new ``Arch`` (shapes re-inferred downstream):
   standard conv of the same shape;
 - :func:`resize` with :func:`snap_width` / :func:`floor_width` / :func:`scale_width`: widths to multiples
   of P, or times a width multiplier (expansion ratios kept; :func:`set_channels` sets any widths);
-- :func:`drop_blocks` with :func:`stages` and :func:`scaled_depth`: a depth multiplier (the last residual
-  blocks of each stage removed, as the mbv2 ``depth`` rewrite keeps the first ones).
+- :func:`drop_blocks` with :func:`stages` (runs of :func:`residuals`) and :func:`scaled_depth`: a depth
+  multiplier (the last residual units of each stage removed, as the mbv2 ``depth`` rewrite keeps the first
+  blocks).
 
 The width and depth rules are the ones the mbv2 rewrites (:mod:`zeroshot.spaces.rewrites`) use: an mbv2
 network's IR after :func:`resize` (snap, width), :func:`drop_blocks` (depth) or :func:`fuse` equals the IR
@@ -36,8 +37,8 @@ Example
 (True, True)
 >>> [g.channels for g in channel_groups(arch) if g.channels % 16]
 [24]
->>> [len(s) for s in stages(arch)]
-[1, 2, 3, 4, 3, 3, 1]
+>>> [len(s) for s in stages(arch)]          # residual units after each stage's first block
+[1, 2, 3, 2, 2]
 """
 from __future__ import annotations
 
@@ -50,9 +51,10 @@ from .curation import make_divisible
 from .ir import (ACT, ADD, AVGPOOL, BN, CONCAT, CONV, DECONV, GAP, KIND_NAMES, LINEAR, MAXPOOL, MUL, SHUFFLE, UPSAMPLE,
                  ZERO, Arch, Op)
 
-__all__ = ["Block", "ChannelGroup", "MoveError", "block_label", "channel_groups", "drop_blocks", "dw2conv",
-           "find_blocks", "floor_width", "fusable", "fuse", "is_depthwise", "make_divisible", "op_label",
-           "peak_tensors", "resize", "scale_width", "scaled_depth", "set_channels", "snap_width", "stages"]
+__all__ = ["Block", "ChannelGroup", "MoveError", "Residual", "block_label", "channel_groups", "drop_blocks",
+           "dw2conv", "find_blocks", "floor_width", "fusable", "fuse", "is_depthwise", "make_divisible", "op_label",
+           "peak_tensors", "residuals", "resize", "scale_width", "scaled_depth", "set_channels", "snap_width",
+           "stages"]
 
 #: op kinds whose output has the channels of their (first) input
 _FOLLOW = (BN, ACT, ADD, MUL, AVGPOOL, MAXPOOL, GAP, UPSAMPLE, ZERO, SHUFFLE)
@@ -204,15 +206,44 @@ def _residual(arch: Arch, readers, last: int, x: int) -> int | None:
     return a if a is not None and sorted(arch.ops[a].inputs) == sorted((x, last + 1)) else None
 
 
-def stages(arch: Arch) -> list[list[Block]]:
-    """The blocks grouped in stages: a stage starts at a block without a residual add and holds the residual
-    blocks that follow it directly (MobileNet's stages, found on the graph)."""
-    out: list[list[Block]] = []
-    for b in find_blocks(arch):
-        if out and b.add is not None and b.input == out[-1][-1].output:
-            out[-1].append(b)
+@dataclass(frozen=True)
+class Residual:
+    """A residual unit ``add(x, branch(x))`` (then an activation like the one writing ``x``, as ResNet's), as
+    op indices: ``ops`` (the branch, the add, that activation), ``input`` (tensor x) and ``output``."""
+
+    ops: tuple[int, ...]
+    input: int
+    output: int
+
+
+def residuals(arch: Arch) -> list[Residual]:
+    """Every residual unit whose branch reads only its input and its own tensors (so that removing it
+    leaves the network valid), in execution order: a depthwise block with its add, a ResNet block, ..."""
+    readers = _readers(arch)
+    out = []
+    for a, op in enumerate(arch.ops):
+        x, y = sorted(op.inputs) if op.kind == ADD and len(op.inputs) == 2 else (0, 0)
+        if x >= y or readers[y] != [a] or not all(
+                min(arch.ops[i].inputs) >= x and all(r == a or x <= r < y for r in readers[i + 1])
+                for i in range(x, y)):
+            continue
+        ops = (*range(x, y), a)
+        act = _next(arch, readers, a, ACT)
+        if act is not None and x and arch.ops[x - 1].kind == ACT and arch.ops[x - 1].act == arch.ops[act].act:
+            ops += (act,)
+        out.append(Residual(ops, x, ops[-1] + 1))
+    return out
+
+
+def stages(arch: Arch) -> list[list[Residual]]:
+    """The residual units in stages: runs of units each reading the one before; a stage's depth is its run
+    plus the block before it, which changes the shape (MobileNet's and ResNet's stages, on the graph)."""
+    out: list[list[Residual]] = []
+    for r in residuals(arch):
+        if out and r.input == out[-1][-1].output:
+            out[-1].append(r)
         else:
-            out.append([b])
+            out.append([r])
     return out
 
 
@@ -296,11 +327,9 @@ def dw2conv(arch: Arch, convs: Iterable[int]) -> Arch:
     return _replay(arch, edits={i: {"groups": 1} for i in convs})
 
 
-def drop_blocks(arch: Arch, blocks: Sequence[Block]) -> Arch:
-    """``arch`` without the residual ``blocks`` (their output becomes their input)."""
-    if any(b.add is None for b in blocks):
-        raise MoveError("only residual blocks can be removed: the others change the shape")
-    return _replay(arch, [i for b in blocks for i in b.ops], alias={b.output: b.input for b in blocks})
+def drop_blocks(arch: Arch, units: Sequence[Residual]) -> Arch:
+    """``arch`` without the residual ``units`` (each one's output becomes its input)."""
+    return _replay(arch, [i for u in units for i in u.ops], alias={u.output: u.input for u in units})
 
 
 def set_channels(arch: Arch, widths: dict[int, int]) -> Arch:
@@ -383,13 +412,16 @@ def peak_tensors(arch: Arch) -> tuple[int, list[int]]:
         last[t] = n
     last[0] = max(last[0], 0)
     size = [math.prod(arch.tensor_shape(t)) for t in range(n + 1)]
-    best, step = -1, 0
+    freed = [0] * (n + 1)                        # freed[i]: the sizes of the tensors last read at step i
+    for t in range(n + 1):
+        freed[last[t]] += size[t]
+    best, step, live = -1, 0, size[0]
     for i in range(n):
-        total = sum(size[t] for t in range(i + 2) if last[t] >= i)
-        if total > best:
-            best, step = total, i
-    live = [t for t in range(step + 2) if last[t] >= step]
-    return step, sorted(live, key=lambda t: -size[t])
+        live += size[i + 1]
+        if live > best:
+            best, step = live, i
+        live -= freed[i]
+    return step, sorted((t for t in range(step + 2) if last[t] >= step), key=lambda t: -size[t])
 
 
 # ------------------------------------------------------------------------------------------ labels

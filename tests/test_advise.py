@@ -56,7 +56,8 @@ def plain_net():
 def test_blocks_stages_and_groups_on_mobilenetv2(mbv2):
     blocks = mv.find_blocks(mbv2)
     assert len(blocks) == 17 and blocks[0].expand is None and all(b.expand for b in blocks[1:])
-    assert [len(s) for s in mv.stages(mbv2)] == [1, 2, 3, 4, 3, 3, 1]
+    assert [len(s) for s in mv.stages(mbv2)] == [1, 2, 3, 2, 2]          # stage depths 2, 3, 4, 3, 3
+    assert [u.ops for u in mv.residuals(mbv2)] == [b.ops for b in blocks if b.add is not None]
     widths = {g.channels for g in mv.channel_groups(mbv2)}
     assert {16, 24, 32, 64, 96, 160, 320, 1280} <= widths and 1000 not in widths      # the classifier is fixed
 
@@ -102,7 +103,7 @@ def test_width_on_the_ir_is_the_width_rewrite(mbv2, m):
 def test_depth_on_the_ir_is_the_depth_rewrite(mbv2, m):
     space = get_space("mbv2")
     codes, _ = apply_rewrites(space, space.parse(MOBILENETV2), f"depth:m={m}")
-    gone = [b for st in mv.stages(mbv2) for b in st[mv.scaled_depth(len(st), m):]]
+    gone = [u for run in mv.stages(mbv2) for u in run[mv.scaled_depth(len(run) + 1, m) - 1:]]
     assert mv.drop_blocks(mbv2, gone).ops == space.to_ir(codes).ops
 
 
@@ -264,3 +265,31 @@ def test_torch_models_get_advice_and_applied_moves_run(se):
         done = a.apply(i)
         out = done.module.eval()(torch.zeros(1, 3, 96, 96))
         assert out.shape == (1, 100) and count_parameters(done.module) == done.arch.params
+
+
+class _Basic(torch.nn.Module):
+    """torchvision's ResNet BasicBlock: relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.branch = torch.nn.Sequential(
+            torch.nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), torch.nn.BatchNorm2d(c_out), torch.nn.ReLU(),
+            torch.nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), torch.nn.BatchNorm2d(c_out))
+        self.down = None if stride == 1 and c_in == c_out else torch.nn.Sequential(
+            torch.nn.Conv2d(c_in, c_out, 1, stride, bias=False), torch.nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        return torch.relu(self.branch(x) + (x if self.down is None else self.down(x)))
+
+
+def test_a_resnet_gets_depth_and_snap_but_no_depthwise_move():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 24, 3, 2, 1, bias=False), torch.nn.BatchNorm2d(24),
+                                torch.nn.ReLU(), _Basic(24, 24, 1), _Basic(24, 40, 2), _Basic(40, 40, 1),
+                                _Basic(40, 40, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(40, 10))
+    a = advise(model, device=DEVICE, input_shape=(3, 64, 64))
+    assert {m.kind for m in a.moves} == {"depth", "snap", "snap-down"} and len(a.blocks) == len(a.depthwise) == 0
+    assert [len(run) for run in mv.stages(a.arch)] == [1, 2]        # the downsample block is not removable
+    depth = next(m for m in a.moves if m.title.startswith("depth multiplier 0.5"))
+    assert len(depth.arch.ops) == len(a.arch.ops) - 2 * 7           # two units of conv, bn, relu, conv, bn, add, relu
+    assert build(depth.arch)(torch.zeros(1, 3, 64, 64)).shape == (1, 10)

@@ -277,17 +277,24 @@ def _snapped(c: int, rule, lanes: int) -> int:
 
 
 def _depth_moves(arch: Arch) -> list[Move]:
-    """A depth multiplier per :data:`DEPTH_MULTIPLIERS`: each stage keeps its first ``ceil(d m)`` blocks."""
+    """A depth multiplier per :data:`DEPTH_MULTIPLIERS`: each stage (its first block and the residual units
+    after it) keeps its first ``ceil(depth m)`` blocks."""
     out, stages = [], mv.stages(arch)
     for m in DEPTH_MULTIPLIERS:
-        drop = [(s, len(st), mv.scaled_depth(len(st), m), st) for s, st in enumerate(stages, 1)]
-        drop = [x for x in drop if x[2] < x[1]]
-        if drop:
-            gone = [b for _, _, keep, st in drop for b in st[keep:]]
-            out.append(Move("depth", f"depth multiplier {m:g} (stages "
-                            + ", ".join(f"{s}: {d}->{keep}" for s, d, keep, _ in drop) + ")",
-                            mv.drop_blocks(arch, gone), tuple(i for b in gone for i in b.ops)))
+        cut = [(run, mv.scaled_depth(len(run) + 1, m) - 1) for run in stages]
+        cut = [(run, keep) for run, keep in cut if keep < len(run)]
+        if cut:
+            gone = [u for run, keep in cut for u in run[keep:]]
+            out.append(Move("depth", f"depth multiplier {m:g} (stages " + ", ".join(
+                f"{_where(arch, run[0].input)}: {len(run) + 1}->{keep + 1}" for run, keep in cut) + ")",
+                mv.drop_blocks(arch, gone), tuple(i for u in gone for i in u.ops)))
     return out
+
+
+def _where(arch: Arch, t: int) -> str:
+    """Tensor ``t``'s channels and size: ``24@56x56``."""
+    c, h, w = arch.tensor_shape(t)
+    return f"{c}@{h}x{w}"
 
 
 # ------------------------------------------------------------------------------------------ tables
