@@ -293,3 +293,16 @@ def test_a_resnet_gets_depth_and_snap_but_no_depthwise_move():
     depth = next(m for m in a.moves if m.title.startswith("depth multiplier 0.5"))
     assert len(depth.arch.ops) == len(a.arch.ops) - 2 * 7           # two units of conv, bn, relu, conv, bn, add, relu
     assert build(depth.arch)(torch.zeros(1, 3, 64, 64)).shape == (1, 10)
+
+
+def test_command_takes_a_model_file(tmp_path, capsys):
+    path = tmp_path / "nets.py"
+    path.write_text("import torch\n\ndef net():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 24, 3, 2, 1), "
+                    "torch.nn.BatchNorm2d(24), torch.nn.ReLU6(), torch.nn.Conv2d(24, 24, 3, 1, 1, groups=24), "
+                    "torch.nn.BatchNorm2d(24), torch.nn.ReLU6(), torch.nn.Conv2d(24, 40, 1), torch.nn.BatchNorm2d(40))"
+                    "\n\ndef nets():\n    return [net(), net()]\n")
+    assert main(["advise", "--model", f"{path}:net", "--input", "3,64,64", "--device", DEVICE, "--apply", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "snap-down: widths down to a multiple of P=16 (24->16)" in text and "applied: snap-down" in text
+    assert main(["advise", "--model", f"{path}:nets", "--input", "3,64,64", "--device", DEVICE]) == 2
+    assert "--model must be a function returning the one network" in capsys.readouterr().err

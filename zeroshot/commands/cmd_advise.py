@@ -1,4 +1,5 @@
-"""``zeroshot advise SPACE ARCH --device D [--apply N [-o FILE]] [--max-params N] [--max-peak-kb KB]``.
+"""``zeroshot advise SPACE ARCH --device D [--apply N [-o FILE]] [--max-params N] [--max-peak-kb KB]``, or
+``zeroshot advise --model FILE.py:FUNC --input C,H,W --device D ...`` for your own torch network.
 
 Lists the design moves for the network (snap widths to the device's lanes, fuse inverted bottlenecks,
 depthwise -> standard convs, a depth multiplier; width multipliers and the activation peak under a memory
@@ -19,15 +20,15 @@ from zeroshot.errors import InputError, ParameterError
 from zeroshot.export import TORCH_FORMAT
 from zeroshot.spaces.ir import Arch, arch_to_dict
 
-from ..cli import add_space_args, space_from_args, write_text
+from ..cli import add_space_args, models_from_args, space_from_args, write_text
 from .cmd_rewrite import resolve_arch
 
 
 def register(sub):
     p = sub.add_parser("advise", help="the design moves that would pay on a device, ranked by latency gained",
                        description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1])
-    add_space_args(p)
-    p.add_argument("arch", help="an encoding (quoted) or a baseline name, like mobilenetv2")
+    add_space_args(p, models=True)
+    p.add_argument("arch", nargs="?", help="an encoding (quoted) or a baseline name, like mobilenetv2")
     p.add_argument("--device", required=True, metavar="NAME_OR_FILE",
                    help="device to estimate latency on (see `zeroshot device list`)")
     p.add_argument("--apply", type=int, metavar="N", help="make move N of the list and report before / after")
@@ -39,7 +40,16 @@ def register(sub):
 
 
 def network(args) -> Arch:
-    """The network the command advises on: the space's encoding or baseline, as IR."""
+    """The network the command advises on: the ``--model`` network, or the space's encoding or baseline, as IR."""
+    models = models_from_args(args)
+    if models is not None:
+        if len(models) != 1:
+            raise ParameterError("model", "a function returning the one network to advise on",
+                                 f"{len(models)} networks")
+        return models[0]
+    if args.arch is None:
+        raise InputError("name the network: SPACE ARCH (an encoding or a baseline name, like mobilenetv2), or "
+                         "--model FILE.py:FUNC --input C,H,W")
     space = space_from_args(args)
     return space.to_ir(resolve_arch(space, args.arch))
 
