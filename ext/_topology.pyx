@@ -6,7 +6,8 @@ Kinds follow ``zeroshot.spaces.ir``.  One pass in execution order over every arc
 (slot 0: the network input, slot ``i + 1``: the output of op ``i``):
 
 * ``paths``: number of input->tensor paths (ZERO ops cut every path through them);
-* ``longest`` / ``shortest``: most / fewest weighted ops (conv and linear count 1) on such a path;
+* ``longest`` / ``shortest``: most / fewest weighted ops (conv, transposed conv and linear count 1) on such
+  a path;
 * ``logvar``: log of the second moment of the tensor at initialisation, with N(0, 1) weights, BN removed
   and independent branches (the DeepMAD / MAE-DET entropy, generalised from chains to DAGs).
 
@@ -26,6 +27,7 @@ cdef enum:
     LINEAR = 7
     ZERO = 8
     CONCAT = 10
+    DECONV = 13
 
 # columns of ``out``
 cdef enum:
@@ -39,18 +41,25 @@ N_FEATURES = 6
 
 cdef double LOG2 = 0.6931471805599453
 cdef double LOG16 = 2.772588722239781
+cdef double LOG36 = 3.58351893845611
 
 
 cdef inline double _act_gain(int64_t code) noexcept nogil:
     """log of the second-moment gain of an activation on a zero-mean Gaussian input (ir.ACT_CODES):
-    relu-like units halve it; sigmoid is taken as its linearisation at 0 (slope 1/4)."""
+    relu-like units (relu, relu6, hswish, silu, gelu) halve it; sigmoid, hard sigmoid and tanh are taken as
+    their linearisations at 0 (slopes 1/4, 1/6 and 1)."""
     if code == 4:
         return -LOG16
+    if code == 5:
+        return -LOG36
+    if code == 8:
+        return 0.0
     return -LOG2
 
 
 def topology(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1] c_in,
-             const int64_t[::1] c_out, const int64_t[::1] k, const int64_t[::1] groups,
+             const int64_t[::1] c_out, const int64_t[::1] k, const int64_t[::1] kw,
+             const int64_t[::1] stride, const int64_t[::1] groups,
              const int64_t[::1] act, const int64_t[::1] last_use, const int64_t[::1] in_last,
              const int64_t[::1] edge_ptr, const int64_t[::1] edges, double[:, ::1] out, uint8_t[::1] live,
              double[::1] paths, double[::1] longest, double[::1] shortest, double[::1] logvar,
@@ -104,18 +113,21 @@ def topology(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1]
                     shortest[i + 1] = INFINITY
                     logvar[i + 1] = -INFINITY
                     continue
-                w = 1.0 if (kk == CONV or kk == LINEAR) else 0.0
+                w = 1.0 if (kk == CONV or kk == DECONV or kk == LINEAR) else 0.0
                 longest[i + 1] = lo + w
                 shortest[i + 1] = sh + w
                 s = edges[edge_ptr[r]] + 1
                 if kk == CONV:
-                    v = logvar[s] + log(<double>(c_in[r] // groups[r] * k[r] * k[r]))
+                    v = logvar[s] + log(<double>(c_in[r] // groups[r] * k[r] * kw[r]))
+                elif kk == DECONV:     # each output sums over the taps its stride leaves it (on average)
+                    v = (logvar[s] + log(<double>(c_in[r] // groups[r] * k[r] * kw[r]))
+                         - log(<double>(stride[r] * stride[r])))
                 elif kk == LINEAR:
                     v = logvar[s] + log(<double>c_in[r])
                 elif kk == ACT:
                     v = logvar[s] + _act_gain(act[r])
                 elif kk == AVGPOOL:
-                    v = logvar[s] - log(<double>(k[r] * k[r]))
+                    v = logvar[s] - log(<double>(k[r] * kw[r]))
                 elif kk == ADD or kk == MUL or kk == CONCAT:
                     acc = 0.0
                     chans = 0.0
@@ -167,7 +179,7 @@ def topology(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1]
                 if not live[r]:
                     continue
                 kk = kind[r]
-                convs += kk == CONV
+                convs += kk == CONV or kk == DECONV
                 n_in = 0
                 for e in range(edge_ptr[r], edge_ptr[r + 1]):
                     s = edges[e] + 1

@@ -4,6 +4,7 @@ import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -98,7 +99,8 @@ def test_new_kinds_reach_every_consumer():
     assert deconv.macs in kt.cols["macs"][kt.cols["type"] == KERNEL_TYPES.index("conv")].tolist()
     assert int(kt.cols["macs"].sum()) == arch.macs
     feats = topology_features(table)
-    assert feats["params"][0] == arch.params and feats["depth"][0] > 0
+    assert feats["params"][0] == arch.params and np.isfinite(feats["entropy"][0])
+    assert feats["convs"][0] == feats["depth"][0] - 1 == sum(op.name in ("conv", "deconv") for op in arch.ops)
 
 
 def test_functional_se_with_linear_gate_and_cat():

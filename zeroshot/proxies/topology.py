@@ -54,8 +54,8 @@ def topology_features(table: OpTable) -> dict[str, np.ndarray]:
     live = np.empty(len(table.cols["kind"]), np.uint8)
     scratch = [np.empty(longest, np.float64) for _ in range(4)]
     c = table.cols
-    _topology_kernel(table.ptr, c["kind"], c["c_in"], c["c_out"], c["k"], c["groups"], c["act"],
-                     c["last_use"], table.in_last, table.edge_ptr, table.edges, out, live, *scratch,
+    _topology_kernel(table.ptr, c["kind"], c["c_in"], c["c_out"], c["k"], c["kw"], c["stride"], c["groups"],
+                     c["act"], c["last_use"], table.in_last, table.edge_ptr, table.edges, out, live, *scratch,
                      np.empty(longest, np.uint8))
     feats = {name: out[:, j] for j, name in enumerate(GRAPH_FEATURES)}
     counts = table_counts(table)
