@@ -37,8 +37,8 @@ True
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
+import sys
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -155,22 +155,19 @@ def advise(model, device, input_shape: Sequence[int] | None = None, max_params: 
 
 # ------------------------------------------------------------------------------------------ inputs
 def _resolve_model(model, input_shape, space) -> tuple[Arch, object]:
-    """``(IR, the torch module it came from or None)`` of what the user gave."""
+    """``(IR, the GraphNet it came from or None)`` of what the user gave."""
     if isinstance(model, (str, Arch)):
         if input_shape is not None:
             raise ParameterError("input_shape", "None for an IR Arch or an encoding (it has its shape)",
                                  input_shape)
         return resolve_archs(model, resolve_space(space)).irs[0], None
+    torch = sys.modules.get("torch")            # a torch module exists only once torch is imported
+    if torch is None or not isinstance(model, torch.nn.Module):
+        raise ParameterError("model", "an IR Arch, an encoding or a torch module", type(model).__name__)
     from zeroshot.spaces.builder import GraphNet
     if isinstance(model, GraphNet):
         return model.arch, model
-    nn = importlib.import_module("torch.nn")
-    if not isinstance(model, nn.Module):
-        raise ParameterError("model", "an IR Arch, an encoding or a torch module", type(model).__name__)
-    if input_shape is None:
-        raise ParameterError("input_shape", "the (C, H, W) input of the torch module", None,
-                             fix="for example input_shape=(3, 224, 224)")
-    return importlib.import_module("zeroshot").from_torch(model, input_shape=tuple(input_shape)), None
+    return resolve_archs(model, None, input_shape).irs[0], None
 
 
 def _budget(max_params, max_peak_kb) -> dict:
