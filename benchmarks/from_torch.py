@@ -96,7 +96,7 @@ def main() -> None:
         "## Speed (NAS-Bench-Macro networks, input 3x32x32, one thread)", "",
         "| step | seconds | networks / s |", "|---|---|---|",
         f"| construct the torch module | {m['build_s']:.1f} | {n / m['build_s']:.0f} |",
-        f"| from_torch (trace, one forward pass, IR) | {m['trace_s']:.1f} | {n / m['trace_s']:.0f} |", "",
+        f"| from_torch (two forward passes, trace, IR) | {m['trace_s']:.1f} | {n / m['trace_s']:.0f} |", "",
         f"from_torch takes {m['trace_s'] / m['build_s']:.2f}x the time of constructing the module it reads "
         "(it runs the model twice: once as given, to word an input shape it rejects, once traced). The "
         "machine is shared with other jobs: the ratio, measured in the same run, is the comparable figure.", "",
