@@ -257,9 +257,10 @@ def _channel_moves(arch: Arch, lanes: int | None, budget: bool) -> list[Move]:
             after = mv.resize(arch, lambda c, rule=rule: _snapped(c, rule, lanes), groups)
             changed = sorted({(g.channels, after.ops[g.ops[0]].c_out) for g in groups
                               if after.ops[g.ops[0]].c_out != g.channels})
-            moves.append(Move(kind, f"{kind}: widths {how} of P={lanes} ("
-                              + ", ".join(f"{a}->{b}" for a, b in changed) + ")", after,
-                              tuple(i for g in some for i in g.ops)))
+            if changed:                          # an expansion following an unchanged input stays as it is
+                moves.append(Move(kind, f"{kind}: widths {how} of P={lanes} ("
+                                  + ", ".join(f"{a}->{b}" for a, b in changed) + ")", after,
+                                  tuple(i for g in some for i in g.ops)))
     if budget:
         layers = tuple(i for g in groups for i in g.ops)
         moves += [Move("width", f"width multiplier {m:g}", mv.resize(arch, lambda c, m=m: mv.scale_width(c, m),
