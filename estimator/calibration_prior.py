@@ -1,9 +1,13 @@
 """The calibration prior: source devices fitted on whole search spaces, shipped in ``calibration_prior.json``.
 
 A source device is the calibrated model (:mod:`zeroshot.estimator.calibration_features`) fitted by
-non-negative least squares to the latencies one real device measured on many architectures of a space
-(:func:`fit_source`), normalised to a mean latency of 1.  :func:`build_prior` fits every device of the
-shared measurements (:func:`zeroshot.estimator.latency_csv.shared_datasets`) and writes the file; run
+non-negative least squares to the latencies one device gives on many architectures of a space
+(:func:`fit_source`), normalised to a mean latency of 1.  The sources span hardware kinds
+(:func:`device_kind`): every device of the shared measurements
+(:func:`zeroshot.estimator.latency_csv.shared_datasets`: GPUs, CPUs, phones, a Raspberry Pi) and the
+analytic accelerators of :func:`npu_sources` (the built-in ``npu`` profiles and :data:`N_SAMPLED_NPU`
+devices sampled around and between them, :mod:`zeroshot.estimator.synthetic_devices`), costed on the same
+architectures.  :func:`build_prior` fits them all and writes the file; run
 ``python -m zeroshot.estimator.calibration_prior`` to rebuild it.
 
 Example
@@ -15,6 +19,8 @@ True
 >>> intercept, theta = nb201.source(0)
 >>> theta.shape == (N_COLS,) and bool((theta >= 0).all())
 True
+>>> device_kind("nb201/pixel3_ms"), device_kind("fbnet/npu-prior-03"), device_kind("nb201/npu-edgetpu-like")
+('phone', 'npu', 'npu')
 """
 from __future__ import annotations
 
@@ -28,13 +34,39 @@ from scipy.optimize import nnls
 
 from zeroshot.errors import DeviceError
 
-from .calibration_features import (FEATURE_VERSION, N_COLS, arch_features, check_version, dense_theta,
-                                   round_param, sparse_theta)
+from .calibration_features import (FEATURE_VERSION, N_COLS, arch_table, check_version, dense_theta,
+                                   round_param, sparse_theta, table_features)
 from .kernel_table import DEFAULT_FUSION
 
-__all__ = ["PRIOR_PATH", "Prior", "build_prior", "fit_source", "load_prior"]
+__all__ = ["KINDS", "N_SAMPLED_NPU", "PRIOR_PATH", "Prior", "build_prior", "device_kind", "fit_source",
+           "load_prior", "npu_sources"]
 
 PRIOR_PATH = Path(__file__).with_name("calibration_prior.json")
+#: sampled accelerators among the prior's sources (stream ``prior`` of
+#: :func:`~zeroshot.estimator.synthetic_devices.sample_npu_devices`), beside the built-in npu profiles
+N_SAMPLED_NPU = 24
+#: hardware kind -> substrings of the device names of that kind (the shared measurements' column names)
+KINDS = {"gpu": ("1080ti", "2080ti", "titanx"), "cpu": ("gold", "silver", "cpu"),
+         "phone": ("pixel", "samsung"), "pi": ("raspi",), "npu": ("npu-",)}
+
+
+def device_kind(label: str) -> str:
+    """The hardware kind (a key of :data:`KINDS`, or ``other``) of a source label ``space/device``."""
+    device = label.split("/")[-1].lower()
+    if device.startswith("npu-"):
+        return "npu"
+    return next((kind for kind, keys in KINDS.items() if any(k in device for k in keys)), "other")
+
+
+def npu_sources(n_sampled: int = N_SAMPLED_NPU) -> list:
+    """The analytic accelerators of the prior: the built-in npu profiles, then ``n_sampled`` of the sampled
+    family; each named ``npu-...`` (so :func:`device_kind` says ``npu``)."""
+    from .devices import load_device
+    from .npu import NpuDevice
+    from .synthetic_devices import ANCHORS, sample_npu_devices
+
+    anchors = [NpuDevice.from_dict({**load_device(a).to_dict(), "name": f"npu-{a}"}) for a in ANCHORS]
+    return anchors + sample_npu_devices(n_sampled, stream="prior")
 
 
 @dataclass
@@ -53,6 +85,15 @@ class Prior:
         """The sources measured on ``space_name``; all of them when there are none."""
         keep = [i for i, lab in enumerate(self.labels) if lab.split("/")[0] == space_name] or \
             list(range(len(self.labels)))
+        return self.take(keep)
+
+    def without_kinds(self, kinds) -> "Prior":
+        """The sources of every hardware kind (:func:`device_kind`) but ``kinds``."""
+        return self.take([i for i, lab in enumerate(self.labels) if device_kind(lab) not in set(kinds)])
+
+    def take(self, keep) -> "Prior":
+        """The sources at indices ``keep``."""
+        keep = list(keep)
         return Prior([self.labels[i] for i in keep], self.intercepts[keep], self.thetas[keep])
 
     def to_dict(self) -> dict:
@@ -100,19 +141,24 @@ def _normalised_design(features: sparse.spmatrix):
     return active, scale, np.column_stack([np.ones(features.shape[0]), dense / scale])
 
 
-def build_prior(datasets, path=PRIOR_PATH) -> Prior:
-    """Fit every source device of ``datasets`` (``(space, archs, {device: latencies})`` triples) and write
-    the prior file."""
+def build_prior(datasets, path=PRIOR_PATH, npu=None) -> Prior:
+    """Fit every source device of ``datasets`` (``(space, archs, {device: latencies})`` triples) and the
+    analytic devices ``npu`` (default :func:`npu_sources`; ``()``: none) on the same architectures, and write
+    the prior file (``path=None``: do not write)."""
+    npu = npu_sources() if npu is None else npu
     labels, intercepts, thetas = [], [], []
     for space, archs, devices in datasets:
-        features = arch_features(space, archs)
-        for device, latency in devices.items():
+        table = arch_table(space, archs)
+        features = table_features(table)
+        latencies = {**devices, **{d.name: d.latency_ms(table) for d in npu}}
+        for device, latency in latencies.items():
             b, th = fit_source(features, latency)
             labels.append(f"{space.name}/{device}")
             intercepts.append(b)
             thetas.append(th)
     prior = Prior(labels, np.array(intercepts), np.array(thetas))
-    Path(path).write_text(json.dumps(prior.to_dict()) + "\n")
+    if path is not None:
+        Path(path).write_text(json.dumps(prior.to_dict()) + "\n")
     return prior
 
 
