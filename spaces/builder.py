@@ -25,6 +25,8 @@ __all__ = ["AvgPool", "GraphNet", "HSwish", "build", "count_parameters"]
 
 
 class HSwish(nn.Module):
+    """Hard swish, ``x * relu6(x + 3) / 6``."""
+
     def forward(self, x):
         return x * F.relu6(x + 3.0) / 6.0
 

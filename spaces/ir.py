@@ -20,6 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
+__all__ = ["ACT", "ACTIVATIONS", "ACT_CODES", "ADD", "AVGPOOL", "BN", "CONCAT", "CONV", "DECONV", "GAP", "IR_FORMAT",
+           "KIND_NAMES", "LINEAR", "MAXPOOL", "MUL", "SHUFFLE", "TABLE_FIELDS", "TASKS", "UPSAMPLE", "UPSAMPLE_MODES",
+           "ZERO", "Arch", "Graph", "Op", "OpTable", "arch_from_dict", "arch_to_dict", "to_table"]
+
 # Op kinds.  The integer values are part of the op-table contract shared with the Cython kernels
 # (ext/*.pyx): never renumber, only append.
 CONV, BN, ACT, ADD, MUL, AVGPOOL, GAP, LINEAR, ZERO, UPSAMPLE, CONCAT, MAXPOOL, SHUFFLE, DECONV = range(14)

@@ -258,7 +258,7 @@ class _Converter(fx.Interpreter):
         else:
             v = self._function(n, n.target, args, kwargs, out)
         if n.args and (kwargs.get("inplace") or getattr(self.modules.get(n.target), "inplace", False)
-                       or n.target in _IN_PLACE or (isinstance(n.target, str) and n.target.endswith("_"))):
+                       or n.target in _IN_PLACE or (n.op == "call_method" and n.target.endswith("_"))):
             if isinstance(n.args[0], fx.Node):
                 self.ir[n.args[0]] = v          # later readers of the argument see the op's result
         return v

@@ -251,3 +251,21 @@ def test_nas_bench_macro_counts_match_the_file():
     for row in rows:
         arch = from_torch(macro_net(row["arch"]), (3, 32, 32))
         assert (arch.params, arch.macs) == (int(row["params"]), int(row["flops_macs"])), row["arch"]
+
+
+def test_hand_written_hard_swish_folds_its_numbers():
+    class HSigmoid(nn.Module):
+        def forward(self, x):
+            return F.relu6(x + 3.0, inplace=True) / 6.0
+
+    class HSwish(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate = HSigmoid()
+
+        def forward(self, x):
+            return x * self.gate(x)
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), HSwish(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    arch = _check_exact(net, (3, 16, 16))
+    assert [op.name for op in arch.ops] == ["conv", "act", "mul", "gap", "linear"] and arch.ops[1].act == "relu6"
