@@ -11,6 +11,7 @@ baseline name (``zeroshot baseline SPACE``).
 
 Example: ``zeroshot advise mbv2 mobilenetv2 --task detect --device mobile-npu-16 --apply 1``
 """
+import argparse
 import json
 
 import torch
@@ -26,7 +27,7 @@ from .cmd_rewrite import resolve_arch
 
 def register(sub):
     p = sub.add_parser("advise", help="the design moves that would pay on a device, ranked by latency gained",
-                       description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1])
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_space_args(p, models=True)
     p.add_argument("arch", nargs="?", help="an encoding (quoted) or a baseline name, like mobilenetv2")
     p.add_argument("--device", required=True, metavar="NAME_OR_FILE",
