@@ -23,12 +23,11 @@ from zeroshot.table import Table
 
 
 def rows_of(db, run_id=1):
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    out = [dict(r) for r in con.execute("SELECT * FROM candidates WHERE run_id = ? ORDER BY arch", (run_id,))]
-    con.close()
+    """Every candidate of the run, by encoding, as the store reads it (rows and blocks alike)."""
+    with ResultStore(str(db)) as store:
+        out = store.candidates(run_id)
     for r in out:
-        r.pop("run_id")
+        assert r.pop("run_id") == run_id
     return out
 
 
@@ -169,19 +168,18 @@ def test_database_of_another_space_or_newer_schema_is_refused(tmp_path):
 
 
 # The screen run by the command line, SIGKILLed by itself inside the transaction of its KILL_AT-th cost chunk:
-# after that chunk's rows are inserted, before they are committed.  No timing is involved.
+# after that chunk's block and completion marker are inserted, before they are committed.  No timing is involved.
 KILL_AT = 4
 _KILLED_SCREEN = f"""
 import os, signal, sys
 from zeroshot.cli import main
 from zeroshot.store import ResultStore
 
-write_chunk, transaction, chunks = ResultStore.write_chunk, ResultStore._tx, []
+write_codes, transaction, chunks = ResultStore.write_codes, ResultStore._tx, []
 
-def counted_write_chunk(self, run_id, chunk, rows, stage_marker=None, update=True):
-    if stage_marker == "passed":
-        chunks.append(chunk)
-    return write_chunk(self, run_id, chunk, rows, stage_marker, update)
+def counted_write_codes(self, run_id, chunk, *args, **kwargs):
+    chunks.append(chunk)
+    return write_codes(self, run_id, chunk, *args, **kwargs)
 
 def killing_tx(self):
     tx = transaction(self)
@@ -196,7 +194,7 @@ def killing_tx(self):
             return tx.__exit__(*exc)
     return Killing()
 
-ResultStore.write_chunk, ResultStore._tx = counted_write_chunk, killing_tx
+ResultStore.write_codes, ResultStore._tx = counted_write_codes, killing_tx
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -44,6 +44,7 @@ from .constraints import Constraints
 from .errors import InputError, ParameterError
 from .pareto import pareto_front
 from .progress import progress
+from .code_blocks import pack_codes
 from .store import ResultStore
 from .table import Table
 
@@ -146,9 +147,15 @@ def _enumeration(space) -> np.ndarray:
 
 
 def cost_chunk(i: int) -> tuple[int, dict]:
-    """Stages 1-2 of chunk ``i`` (worker side): the metrics of its candidates.  Not the codes: the caller
-    regenerates them with :func:`chunk_codes` (cheaper than sending them between processes)."""
+    """Stages 1-2 of chunk ``i`` (worker side): the metrics of its candidates."""
     return i, _WORKER["estimator"].evaluate(chunk_codes(_WORKER["cfg"], _WORKER["space"], i))
+
+
+def coded_cost_chunk(i: int) -> tuple[int, dict, np.ndarray]:
+    """:func:`cost_chunk` and the chunk's codes, in the narrowest integer type (sent between processes in
+    less time than the caller would take to sample them again)."""
+    codes = chunk_codes(_WORKER["cfg"], _WORKER["space"], i)
+    return i, _WORKER["estimator"].evaluate(codes), pack_codes(codes)
 
 
 def proxy_codes(space, codes: np.ndarray, scale: float) -> np.ndarray:
@@ -187,15 +194,16 @@ def network_chunk(archs: list[str]) -> list[dict]:
 
 
 # ------------------------------------------------------------------ coordinator
-def cost_chunks(cfg: ScreenConfig, backend, todo: list[int]):
-    """``(i, metrics)`` of the chunks ``todo``, in order (stages 1-2).  The first runs in this process:
-    it fills the segment cache, which local worker processes, forked afterwards, inherit instead of each
-    lowering the same segments again."""
+def cost_chunks(cfg: ScreenConfig, backend, todo: list[int], codes: bool = False):
+    """``(i, metrics)`` of the chunks ``todo``, in order (stages 1-2; ``codes``: ``(i, metrics, codes)``).
+    The first runs in this process: it fills the segment cache, which local worker processes, forked
+    afterwards, inherit instead of each lowering the same segments again."""
     cfg_dict = asdict(cfg)
     _init_worker(cfg_dict)
+    fn = coded_cost_chunk if codes else cost_chunk
     if todo:
-        yield cost_chunk(todo[0])
-        yield from backend.map(cost_chunk, todo[1:], init=_init_worker, init_args=(cfg_dict,))
+        yield fn(todo[0])
+        yield from backend.map(fn, todo[1:], init=_init_worker, init_args=(cfg_dict,))
 
 
 def n_chunks(cfg: ScreenConfig, space) -> int:
@@ -352,19 +360,18 @@ def open_run(store: ResultStore, cfg: ScreenConfig, resume: int | str | None) ->
 
 
 def cost_stage(run: _Run) -> Constraints:
-    """Stages 1-2: cost every chunk not in the store yet and store it in one transaction, its candidates
-    ``passed`` when within the constraints (a duplicate keeps its first row); the constraints' counts."""
+    """Stages 1-2: cost every chunk not in the store yet and store it as a block in one transaction, its
+    candidates ``passed`` when within the constraints (a duplicate keeps its first writing); the
+    constraints' counts."""
     cfg, space, store = run.cfg, run.space, run.store
     constraints = Constraints.from_config(cfg)
     total = n_chunks(cfg, space)
     done = store.done_chunks(run.run_id, "passed")
     todo = [i for i in range(total) if i not in done]
     bar = progress(total=total, initial=len(done), desc="cost", unit="chunk", disable=run.quiet)
-    for i, metrics in cost_chunks(cfg, run.backend, todo):
-        ok = constraints.mask(metrics)
-        rows = [(space.format(c), "passed" if passed else "sampled", {k: v[j] for k, v in metrics.items()})
-                for j, (c, passed) in enumerate(zip(chunk_codes(cfg, space, i), ok))]
-        store.write_chunk(run.run_id, i, rows, stage_marker="passed", update=False)
+    for i, metrics, codes in cost_chunks(cfg, run.backend, todo, codes=True):
+        stage = np.where(constraints.mask(metrics), "passed", "sampled")
+        store.write_codes(run.run_id, i, codes, metrics, stage, stage_marker="passed")
         bar.update(1)
     bar.close()
     return constraints

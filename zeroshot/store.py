@@ -1,10 +1,17 @@
 """SQLite results store of screening, search and training runs (a file, or ``":memory:"``; no server).
 
-One row per candidate: run id, encoding, the stage it reached and every metric computed for it (one
-column per metric, added as metrics appear).  Each chunk of candidates is written with its completion
-marker in a single transaction, so a run killed at any moment (even SIGKILL) resumes from its last complete
-chunk and never holds a duplicate or a half-written row.  A database written by another space or by a newer
-schema is refused.
+Two layouts of the same candidates.  Rows (:meth:`~ResultStore.write_chunk`): run id, encoding, the stage
+it reached and every metric computed for it (one column per metric, added as metrics appear); what search,
+training and a screen's later stages write.  Blocks (:meth:`~ResultStore.write_codes`): a whole chunk of a
+screen's stages 1-2 as columns (the code vectors in the narrowest integer type, one float array per metric,
+the stage), one SQL row per column: no encoding is formatted and no per-candidate row is inserted, so the
+store keeps up with the costing.  A block candidate written again as a row (a survivor) moves to the rows
+with its metrics; readers see one candidate either way, and format the encodings of the block candidates
+they return (the space's ``format``).  Each chunk of candidates is written with its completion marker in a
+single transaction (WAL journal, ``synchronous=NORMAL``: a killed process loses nothing committed), so a
+run killed at any moment (even SIGKILL) resumes from its last complete chunk and never holds a duplicate
+or a half-written row.  A database written by another space or by a newer schema is refused; one of
+schema 1 (rows only) is read and written as it is.
 
 Stages belong to the kind of run (:data:`STAGES`): callers name them (``"passed"`` of a screen,
 ``"evaluated"`` of a search), a name of another kind is refused, and the number stored for a row is its
@@ -22,6 +29,14 @@ Example
 ...     print(store.top(run, "score", 1)[0]["arch"], store.counts(run), store.front(run, "score"))
 2
 a {'sampled': 2, 'passed': 1, 'survived': 0, 'scored': 0, 'shortlisted': 0} ['b', 'a']
+>>> codes = np.array([[0, 1, 2, 3, 4, 0], [4, 4, 4, 4, 4, 4], [0, 1, 2, 3, 4, 0]])    # nb201 cells
+>>> with ResultStore(":memory:", space="nb201") as store:
+...     run = store.new_run({}, kind="screen")
+...     store.write_codes(run, 0, codes, {"latency_ms": np.array([2.0, 1.0, 2.0])}, ["passed", "sampled",
+...                       "passed"], stage_marker="passed")
+...     print(store.count(run), store.top(run, "latency_ms", 1, "passed")[0]["arch"])
+2
+2 |none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|
 """
 from __future__ import annotations
 
@@ -32,12 +47,15 @@ import sqlite3
 import time
 from typing import Iterable, Iterator, Sequence, Union
 
+import numpy as np
+
+from .code_blocks import CodeIndex, code_hashes, front_candidates, pack_codes, top_with_ties
 from .errors import StoreError, UnknownNameError
 from .pareto import pareto_stream
 
 __all__ = ["STAGES", "SCHEMA_VERSION", "ResultStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2            # 2: blocks (and links of block candidates written again as rows)
 #: run kind -> the stages its candidates reach, in order (a row stores its stage's 1-based position)
 STAGES = {"screen": ("sampled", "passed", "survived", "scored", "shortlisted"),
           "search": ("scored", "evaluated"),
@@ -49,6 +67,11 @@ _TABLES = ("""CREATE TABLE runs (run_id INTEGER PRIMARY KEY, created REAL, kind 
            "CREATE TABLE chunks (run_id INTEGER, chunk INTEGER, stage INTEGER, n INTEGER, "
            "PRIMARY KEY (run_id, chunk, stage))",
            "CREATE TABLE candidates (run_id INTEGER, arch TEXT, stage INTEGER, PRIMARY KEY (run_id, arch))")
+_BLOCK_TABLES = ("CREATE TABLE IF NOT EXISTS blocks (run_id INTEGER, chunk INTEGER, name TEXT, dtype TEXT, "
+                 "width INTEGER, data BLOB, PRIMARY KEY (run_id, chunk, name))",
+                 "CREATE TABLE IF NOT EXISTS links (run_id INTEGER, chunk INTEGER, pos INTEGER, arch TEXT, "
+                 "PRIMARY KEY (run_id, chunk, pos))")
+_CODES, _STAGE = "@codes", "@stage"        # block columns besides the metrics (never a metric's name)
 
 Stage = Union[str, int, None]
 
@@ -66,7 +89,10 @@ class ResultStore:
         self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self._kinds: dict[int, str] = {}
+        self._indexes: dict[int, CodeIndex] = {}          # run -> its block candidates by code hash
+        self._space_object = None
         try:
+            self.db.execute("PRAGMA page_size=65536")      # a new file's: blocks are large blobs
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             with self._tx():
@@ -99,7 +125,7 @@ class ResultStore:
             self.db.executemany("INSERT INTO meta VALUES (?, ?)", [
                 ("schema_version", str(SCHEMA_VERSION)), ("space", space),
                 ("space_options", json.dumps(space_options or {}, sort_keys=True))])
-            for sql in _TABLES:
+            for sql in _TABLES + _BLOCK_TABLES:
                 self.db.execute(sql)
             return space, dict(space_options or {})
         if int(meta.get("schema_version", 0)) > SCHEMA_VERSION:
@@ -112,6 +138,10 @@ class ResultStore:
         if space_options is not None and stored != space_options:
             raise StoreError(f"{self.path} holds {meta['space']} results with options {stored}, not "
                              f"{space_options}; use another database")
+        if int(meta.get("schema_version", 0)) < SCHEMA_VERSION:       # schema 1: rows only, a subset
+            for sql in _BLOCK_TABLES:
+                self.db.execute(sql)
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         return meta["space"], stored
 
     def _tx(self):
@@ -125,8 +155,9 @@ class ResultStore:
                 db.execute("ROLLBACK" if exc_type else "COMMIT")
         return _Tx()
 
-    def _read_columns(self) -> set[str]:
-        return {r[1] for r in self.db.execute("PRAGMA table_info(candidates)")}
+    def _read_columns(self) -> list[str]:
+        """The candidates' columns, in table order."""
+        return [r[1] for r in self.db.execute("PRAGMA table_info(candidates)")]
 
     def _ensure_columns(self, names: Iterable[str]) -> None:
         for name in names:
@@ -135,7 +166,7 @@ class ResultStore:
             if not _COLUMN.match(name) or name in _FIXED:
                 raise StoreError(f"metric name {name!r} cannot be a column (lower-case letters, digits, _)")
             self.db.execute(f'ALTER TABLE candidates ADD COLUMN "{name}" REAL')
-            self._columns.add(name)
+            self._columns.append(name)
 
     def _column(self, name: str) -> str:
         """``name`` quoted as a column of the candidates (StoreError naming the metrics if there is none)."""
@@ -147,7 +178,7 @@ class ResultStore:
 
     def metrics(self) -> list[str]:
         """Names of the metric columns, sorted."""
-        return sorted(self._columns - set(_FIXED))
+        return sorted(set(self._columns) - set(_FIXED))
 
     # -------------------------------------------------------------- runs
     def new_run(self, config: dict, kind: str = "screen") -> int:
@@ -233,27 +264,203 @@ class ResultStore:
         the kind's first stage), atomically.
 
         A candidate already in the run is updated (``update``; its stage only ever grows) or left as it is
-        (``update=False``: the first writer of a duplicate wins).  Returns how many rows were new."""
+        (``update=False``: the first writer of a duplicate wins); one of a block moves to the rows with its
+        block's metrics.  Returns how many rows were new."""
         numbers = self._stage_numbers(run_id)
         marker = self._stage(run_id, 1 if stage_marker is None else stage_marker)
-        names = sorted({k for _, _, m in rows for k in m})
-        values = [(run_id, a, numbers[s] if s in numbers else self._stage(run_id, s),
-                   *[_num(m.get(n)) for n in names]) for a, s, m in rows]
-        cols = "".join(f', "{n}"' for n in names)
-        sets = ", ".join(["stage = max(stage, excluded.stage)"] + [f'"{n}" = excluded."{n}"' for n in names])
+        values = [(a, numbers[s] if s in numbers else self._stage(run_id, s), m) for a, s, m in rows]
         try:
             with self._tx():
+                moved = self._move_from_blocks(run_id, values, update)
+                names = sorted({k for _, _, m in values for k in m})
                 self._ensure_columns(names)
+                cols = "".join(f', "{n}"' for n in names)
+                sets = ", ".join(["stage = max(stage, excluded.stage)"] + [f'"{n}" = excluded."{n}"' for n in names])
                 before = self.db.total_changes
                 self.db.executemany(f'INSERT INTO candidates (run_id, arch, stage{cols}) VALUES '
                                     f'({", ".join(["?"] * (3 + len(names)))}) ON CONFLICT (run_id, arch) DO '
-                                    + (f"UPDATE SET {sets}" if update else "NOTHING"), values)
-                added = self.db.total_changes - before
+                                    + (f"UPDATE SET {sets}" if update else "NOTHING"),
+                                    [(run_id, a, s, *[_num(m.get(n)) for n in names]) for a, s, m in values])
+                added = self.db.total_changes - before - moved
                 self.db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", (run_id, chunk, marker, added))
         except BaseException:
             self._columns = self._read_columns()          # columns added in the rolled-back transaction are gone
             raise
         return added
+
+    def write_codes(self, run_id: int, chunk: int, codes: np.ndarray, metrics: dict[str, np.ndarray],
+                    stage: Stage | Sequence[Stage], stage_marker: Stage = None) -> int:
+        """Write the candidates of one chunk as a block (the rows of ``codes``, ``metrics``: name -> one value
+        per row, ``stage``: one for all or one per row) and mark ``chunk`` done at ``stage_marker``,
+        atomically.  A candidate already in the run (or repeated in ``codes``) keeps its first writing.
+        Returns how many candidates were new."""
+        codes = pack_codes(np.asarray(codes).reshape(len(codes), -1))
+        marker = self._stage(run_id, 1 if stage_marker is None else stage_marker)
+        stages = self._stage_array(run_id, stage, len(codes))
+        hashes = code_hashes(codes)
+        new = self._code_index(run_id).new_rows(codes, hashes, lambda c: self._block_codes(run_id, c))
+        new &= ~self._in_rows(run_id, codes)
+        names = sorted(metrics)
+        arrays = [(_CODES, codes[new]), (_STAGE, stages[new])] + [
+            (n, np.asarray(metrics[n], dtype=np.float64)[new]) for n in names]
+        try:
+            with self._tx():
+                self._ensure_columns(names)
+                self.db.executemany("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)", [
+                    (run_id, chunk, name, a.dtype.str, a.shape[1] if a.ndim > 1 else 0, a.tobytes())
+                    for name, a in arrays])
+                self.db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)",
+                                (run_id, chunk, marker, int(new.sum())))
+        except BaseException:
+            self._columns = self._read_columns()
+            raise
+        self._indexes[run_id].insert(hashes[new], chunk)
+        return int(new.sum())
+
+    def _stage_array(self, run_id: int, stage, n: int) -> np.ndarray:
+        """The stored stage numbers (uint8) of ``n`` candidates from one stage or one per candidate."""
+        if isinstance(stage, (str, int, np.integer)):
+            return np.full(n, self._stage(run_id, stage), np.uint8)
+        names, inverse = np.unique(np.asarray(stage), return_inverse=True)
+        if len(inverse) != n:
+            raise StoreError(f"{len(inverse)} stages for {n} candidates")
+        numbers = np.array([self._stage(run_id, s.item()) for s in names], np.uint8)
+        return numbers[inverse.ravel()]
+
+    # -------------------------------------------------------------- blocks
+    def _has_blocks(self, run_id: int) -> bool:
+        return self.db.execute("SELECT 1 FROM blocks WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is not None
+
+    def _space(self):
+        """The store's space (formats and parses block candidates)."""
+        if self._space_object is None:
+            if self.space is None:
+                raise StoreError("a store of candidate codes needs its space; open it with space=")
+            from zeroshot.spaces import get_space
+            self._space_object = get_space(self.space, **self.space_options)
+        return self._space_object
+
+    def _block_column(self, run_id: int, chunk: int, name: str) -> np.ndarray | None:
+        row = self.db.execute("SELECT dtype, width, data FROM blocks WHERE run_id = ? AND chunk = ? AND name = ?",
+                              (run_id, chunk, name)).fetchone()
+        return None if row is None else _array(*row)
+
+    def _block_codes(self, run_id: int, chunk: int) -> np.ndarray:
+        return self._block_column(run_id, chunk, _CODES)
+
+    def _code_index(self, run_id: int) -> CodeIndex:
+        """The run's block candidates by code hash (built from the store once per run)."""
+        if run_id not in self._indexes:
+            index = CodeIndex()
+            for chunk, arrays in self._blocks(run_id, (_CODES,)):
+                index.insert(code_hashes(arrays[_CODES]), chunk)
+            self._indexes[run_id] = index
+        return self._indexes[run_id]
+
+    def _in_rows(self, run_id: int, codes: np.ndarray) -> np.ndarray:
+        """Mask of the ``codes`` that the run holds as rows written before any block of theirs."""
+        archs = [r[0] for r in self.db.execute(
+            "SELECT arch FROM candidates c WHERE run_id = ? AND NOT EXISTS (SELECT 1 FROM links l WHERE "
+            "l.run_id = c.run_id AND l.arch = c.arch)", (run_id,))]
+        if not archs:
+            return np.zeros(len(codes), bool)
+        space = self._space()
+        rows = {tuple(space.parse(a).tolist()) for a in archs}
+        return np.array([tuple(c) in rows for c in np.asarray(codes, np.int64).tolist()], bool)
+
+    def _move_from_blocks(self, run_id: int, values: list, update: bool) -> int:
+        """Rows ``(arch, stage, metrics)`` about to be written whose candidate lies in a block (and not yet
+        in the rows) take its block's stage and metrics beneath theirs, and the block's entry is linked to
+        the row (readers then skip it); with ``update=False`` they are dropped (the block wrote first).
+        Edits ``values`` in place; how many rows moved."""
+        if not values or not self._has_blocks(run_id):
+            return 0
+        present = {r[0] for r in self.db.execute(
+            f"SELECT arch FROM candidates WHERE run_id = ? AND arch IN ({', '.join('?' * len(values))})",
+            (run_id, *[a for a, _, _ in values]))}
+        fresh = [i for i, (a, _, _) in enumerate(values) if a not in present]
+        if not fresh:
+            return 0
+        space = self._space()
+        codes = np.array([space.parse(values[i][0]) for i in fresh], np.int64)
+        chunks, positions = self._code_index(run_id).find(codes, code_hashes(codes),
+                                                          lambda c: self._block_codes(run_id, c))
+        found = [(i, int(c), int(p)) for i, c, p in zip(fresh, chunks, positions) if c >= 0]
+        if not update:
+            for i, _, _ in reversed(found):
+                del values[i]
+            return 0
+        for i, chunk, pos in found:
+            arch, stage, metrics = values[i]
+            block = self._block_record(run_id, chunk, pos)
+            values[i] = (arch, max(stage, block.pop(_STAGE)), {**block, **metrics})
+        self.db.executemany("INSERT INTO links VALUES (?, ?, ?, ?)",
+                            [(run_id, c, p, values[i][0]) for i, c, p in found])
+        return len(found)
+
+    def _block_record(self, run_id: int, chunk: int, pos: int) -> dict:
+        """Stage and metrics of one block candidate (metrics NaN: None)."""
+        record = {}
+        for name, dtype, width, data in self.db.execute(
+                "SELECT name, dtype, width, data FROM blocks WHERE run_id = ? AND chunk = ? AND name != ?",
+                (run_id, chunk, _CODES)):
+            v = _array(dtype, width, data)[pos].item()
+            record[name] = None if isinstance(v, float) and v != v else v
+        return record
+
+    def _blocks(self, run_id: int, names: Iterable[str], chunk: int | None = None) -> Iterator[tuple[int, dict]]:
+        """``(chunk, {name: array})`` of each block of the run (or of block ``chunk``), by chunk, one block at
+        a time; a metric a block lacks is NaN."""
+        names = tuple(names)
+        only = "" if chunk is None else f" AND chunk = {int(chunk)}"
+        cur = self.db.execute(f"SELECT chunk, name, dtype, width, data FROM blocks WHERE run_id = ?{only} AND name "
+                              f"IN ({', '.join('?' * len(names))}) ORDER BY chunk", (run_id, *names))
+        chunk, arrays = None, {}
+        for c, name, dtype, width, data in cur:
+            if c != chunk and arrays:
+                yield chunk, _complete(arrays, names)
+                arrays = {}
+            chunk, arrays[name] = c, _array(dtype, width, data)
+        if arrays:
+            yield chunk, _complete(arrays, names)
+
+    def _selected(self, run_id: int, min_stage: Stage, has: Sequence[str], names: Sequence[str]
+                  ) -> Iterator[tuple[int, np.ndarray, dict]]:
+        """``(chunk, positions, arrays)`` per block: the positions of its candidates that reached
+        ``min_stage``, have every metric of ``has`` and were not moved to the rows."""
+        for h in has:
+            self._column(h)
+        stage = self._stage(run_id, min_stage)
+        moved: dict[int, list[int]] = {}
+        for c, p in self.db.execute("SELECT chunk, pos FROM links WHERE run_id = ?", (run_id,)):
+            moved.setdefault(c, []).append(p)
+        for chunk, arrays in self._blocks(run_id, (_STAGE, *has, *names)):
+            ok = arrays[_STAGE] >= stage
+            for h in has:
+                ok &= ~np.isnan(arrays[h])
+            ok[moved.get(chunk, [])] = False
+            yield chunk, np.flatnonzero(ok), arrays
+
+    def _archs(self, run_id: int, chunk: int, positions: np.ndarray) -> list[str]:
+        """Encodings of block candidates."""
+        codes, space = self._block_codes(run_id, chunk), self._space()
+        return [space.format(c) for c in codes[positions].astype(np.int64)]
+
+    def _block_rows(self, run_id: int, chunk: int, positions: np.ndarray, arrays: dict,
+                    columns: Sequence[str]) -> list[tuple]:
+        """Tuples of ``columns`` of block candidates, as the rows' SQL would give them."""
+        out = []
+        for name in columns:
+            if name == "arch":
+                out.append(self._archs(run_id, chunk, positions))
+            elif name == "run_id":
+                out.append([run_id] * len(positions))
+            elif name == "stage":
+                out.append(arrays[_STAGE][positions].tolist())
+            else:
+                v = arrays[name][positions]
+                out.append([None if x != x else x for x in v.tolist()])
+        return list(zip(*out))
 
     # -------------------------------------------------------------- reading
     def _select(self, run_id: int, columns: Sequence[str] | None, min_stage: Stage, has: Sequence[str],
@@ -263,26 +470,69 @@ class ResultStore:
         sql = f"SELECT {cols} FROM candidates WHERE run_id = ? AND stage >= ?{where}"
         return sql + (f" ORDER BY {', '.join(order)}" if order else ""), (run_id, self._stage(run_id, min_stage))
 
+    def _columns_of(self, columns: Sequence[str] | None) -> list[str]:
+        """The columns a reader returns (None: all, as the candidates table orders them)."""
+        if columns is None:
+            return list(self._read_columns())
+        for c in columns:
+            if c not in _FIXED:
+                self._column(c)
+        return list(columns)
+
     def candidates(self, run_id: int, min_stage: Stage = None, *, has: str | Sequence[str] = (),
                    columns: Sequence[str] | None = None) -> list[dict]:
         """Rows (dicts, by encoding) of the run's candidates that reached ``min_stage`` and have every
         metric of ``has``; all ``columns`` unless named."""
-        sql, params = self._select(run_id, columns, min_stage, _names(has), order=("arch",))
-        return [dict(r) for r in self.db.execute(sql, params)]
+        if not self._has_blocks(run_id):
+            sql, params = self._select(run_id, columns, min_stage, _names(has), order=("arch",))
+            return [dict(r) for r in self.db.execute(sql, params)]
+        columns = self._columns_of(columns)
+        rows = [dict(zip(columns, r)) for r in self.stream(run_id, columns, min_stage, has=has)]
+        return sorted(rows, key=lambda r: r["arch"]) if "arch" in columns else rows
 
     def top(self, run_id: int, metric: str, k: int, min_stage: Stage = None, descending: bool = True,
             columns: Sequence[str] | None = None) -> list[dict]:
         """The ``k`` rows best by ``metric`` (highest unless not ``descending``; ties by encoding) among the
         candidates that reached ``min_stage`` and have it."""
         order = (f'{self._column(metric)} {"DESC" if descending else "ASC"}', "arch")
-        sql, params = self._select(run_id, columns, min_stage, (metric,), order)
-        return [dict(r) for r in self.db.execute(sql + " LIMIT ?", (*params, int(k)))]
+        blocks = self._has_blocks(run_id)
+        if blocks:
+            columns = self._columns_of(columns)
+        wanted = list(dict.fromkeys([*columns, "arch", metric])) if blocks else columns
+        sql, params = self._select(run_id, wanted, min_stage, (metric,), order)
+        rows = [dict(r) for r in self.db.execute(sql + " LIMIT ?", (*params, int(k)))]
+        if not blocks:
+            return rows
+        for chunk, positions, arrays in self._best_in_blocks(run_id, metric, int(k), min_stage, descending):
+            rows += [dict(zip(wanted, r)) for r in self._block_rows(run_id, chunk, positions, arrays, wanted)]
+        rows.sort(key=lambda r: ((-r[metric] if descending else r[metric]), r["arch"]))
+        return [{c: r[c] for c in columns} for r in rows[: int(k)]]
+
+    def _best_in_blocks(self, run_id: int, metric: str, k: int, min_stage: Stage, descending: bool
+                        ) -> list[tuple[int, np.ndarray, dict]]:
+        """The block candidates that may be among the ``k`` best by ``metric`` (the k best and their ties),
+        per block."""
+        pool = []                               # (chunk, positions, arrays), pruned as blocks come
+        for chunk, positions, arrays in self._selected(run_id, min_stage, (metric,), ()):
+            pool.append((chunk, positions[top_with_ties(arrays[metric][positions], k, descending)], arrays))
+            values = np.concatenate([a[metric][p] for _, p, a in pool])
+            kept = top_with_ties(values, k, descending)
+            bounds = np.cumsum([0] + [len(p) for _, p, _ in pool])
+            pool = [(c, p[kept[(kept >= lo) & (kept < hi)] - lo], {metric: a[metric], _STAGE: a[_STAGE]})
+                    for (c, p, a), lo, hi in zip(pool, bounds[:-1], bounds[1:])]
+        return [(c, p, next(self._blocks(run_id, (_STAGE, *self.metrics()), c))[1]) for c, p, _ in pool if len(p)]
 
     def stream(self, run_id: int, columns: Sequence[str], min_stage: Stage = None, *,
                has: str | Sequence[str] = ()) -> Iterator[tuple]:
         """Tuples of ``columns`` of the candidates that reached ``min_stage`` and have every metric of
-        ``has``, in the order they were written, without holding them all (constant memory)."""
-        sql, params = self._select(run_id, columns, min_stage, _names(has))
+        ``has``, in the order they were written (a block's candidates as their chunk came, before the rows),
+        without holding them all (constant memory)."""
+        has = _names(has)
+        if self._has_blocks(run_id):
+            names = [c for c in self._columns_of(columns) if c not in _FIXED]
+            for chunk, positions, arrays in self._selected(run_id, min_stage, has, names):
+                yield from self._block_rows(run_id, chunk, positions, arrays, columns)
+        sql, params = self._select(run_id, columns, min_stage, has)
         cur = self.db.cursor()
         cur.row_factory = None
         yield from cur.execute(sql, params)
@@ -294,16 +544,37 @@ class ResultStore:
         sql, params = self._select(run_id, ("arch", score), min_stage, (score, cost), order)
         cur = self.db.cursor()
         cur.row_factory = None
-        return list(pareto_stream(cur.execute(sql, params)))
+        if not self._has_blocks(run_id):
+            return list(pareto_stream(cur.execute(sql, params)))
+        sql, params = self._select(run_id, ("arch", score, cost), min_stage, (score, cost))
+        rows = cur.execute(sql, params).fetchall()
+        for chunk, positions, arrays in self._selected(run_id, min_stage, (score, cost), ()):
+            near = positions[front_candidates(arrays[score][positions], arrays[cost][positions])]
+            rows += self._block_rows(run_id, chunk, near, arrays, ("arch", score, cost))
+        rows.sort(key=lambda r: (r[2], -r[1], r[0]))
+        return list(pareto_stream((a, s) for a, s, _ in rows))
 
     def count(self, run_id: int, min_stage: Stage = None) -> int:
         """How many candidates of the run reached ``min_stage`` (every candidate: None)."""
-        return self.db.execute("SELECT count(*) FROM candidates WHERE run_id = ? AND stage >= ?",
+        rows = self.db.execute("SELECT count(*) FROM candidates WHERE run_id = ? AND stage >= ?",
                                (run_id, self._stage(run_id, min_stage))).fetchone()[0]
+        return rows + sum(len(p) for _, p, _ in self._selected(run_id, min_stage, (), ()))
 
     def counts(self, run_id: int) -> dict[str, int]:
         """Stage name -> how many candidates of the run reached it, for every stage of its kind."""
         return {name: self.count(run_id, name) for name in self.stages(run_id)}
+
+
+def _array(dtype: str, width: int, data: bytes) -> np.ndarray:
+    """A block column from its stored bytes (rows of ``width`` values; 0: one value per candidate)."""
+    a = np.frombuffer(data, dtype=np.dtype(dtype))
+    return a.reshape(-1, width) if width else a
+
+
+def _complete(arrays: dict, names: Sequence[str]) -> dict:
+    """``arrays`` with a NaN array for each metric of ``names`` the block lacks."""
+    n = len(next(iter(arrays.values())))
+    return {**{name: np.full(n, np.nan) for name in names}, **arrays}
 
 
 def _names(names: str | Sequence[str]) -> tuple[str, ...]:
