@@ -56,10 +56,12 @@ def get_strategy(name: str) -> Callable:
 
 
 def list_strategies() -> list[str]:
+    """Names of the registered search strategies, sorted."""
     return STRATEGIES.names()
 
 
 def describe(name: str) -> str:
+    """The one-line description strategy ``name`` was registered with."""
     return get_strategy(name).description
 
 
