@@ -1,16 +1,21 @@
 """Funnel throughput: stages 1-3 on a million candidates, the whole funnel on defaults, and memory vs N.
 
 Usage: python benchmarks/funnel_speed.py [--space mbv2] [--n 1000000] [--workers 2] [--skip-full]
+       python benchmarks/funnel_speed.py --store-ratio --n 1000000 [--repeats 2]
        python benchmarks/funnel_speed.py --memory-only --n 400000
        python benchmarks/funnel_speed.py --scale-check [--check-archs 40]
-Writes benchmarks/results/funnel_speed.md (funnel_memory.md, funnel_proxy_scale.md).  Every figure of one
-table comes from the same run.
+Writes benchmarks/results/funnel_speed.md (funnel_store.md, funnel_memory.md, funnel_proxy_scale.md).
+Every figure of one table comes from the same run.
 
 * stages 1-3 (compute): sample in seeded chunks, cost (exact counts, device latency, model bytes) and the
   cheap topology score through the segment cache, filter by constraints, keep the top M by the cheap score
   and the Pareto front; run on ``--workers`` processes exactly as `zeroshot screen` does, without the store.
 * the same through `zeroshot screen --survivors 0` (with the SQLite store).
 * the whole funnel on defaults (100,000 candidates, 200 survivors with network proxies, top 10).
+* ``--store-ratio``: in one process, alternating, stages 1-3 in memory and
+  ``screen(..., survivors=0, db=FILE)`` (the same candidates through the results store, with its reads of
+  stage 3 and the shortlist) on ``--workers`` processes: the store's cost as a ratio measured under the
+  same load.
 * peak resident memory of `zeroshot screen --survivors 0` at N and 4N (flat = streaming works).
 * ``--scale-check``: the rank agreement of the default score computed at ``proxy_scale`` times each
   network's input side vs at full resolution (and, for scale, between two seeds at full resolution), on
@@ -32,7 +37,7 @@ import torch
 from zeroshot.spaces import get_space
 from zeroshot.spaces.builder import build, count_parameters
 from zeroshot.backends import LocalBackend
-from zeroshot.funnel import ScreenConfig, cost_chunks, n_chunks, proxy_codes, run_screen
+from zeroshot.funnel import ScreenConfig, cost_chunks, n_chunks, proxy_codes, run_screen, screen
 from zeroshot.pareto import pareto_front
 
 CHECK_SEED = 1234                                    # the scale check's screen: no reported figure uses it
@@ -99,9 +104,14 @@ def main():
     ap.add_argument("--scale-check", action="store_true",
                     help="only the default score's rank agreement at reduced resolution (funnel_proxy_scale.md)")
     ap.add_argument("--check-archs", type=int, default=40)
+    ap.add_argument("--store-ratio", action="store_true",
+                    help="only stages 1-3 in memory vs screen(survivors=0, db=...) in one process (funnel_store.md)")
+    ap.add_argument("--repeats", type=int, default=2, help="alternations of --store-ratio (default 2)")
     args = ap.parse_args()
     if args.memory_only:
         return memory_only(args)
+    if args.store_ratio:
+        return store_ratio(args)
     if args.scale_check:
         return scale_check(args)
     load0 = _load()
@@ -142,6 +152,40 @@ def main():
               f"Load average at the start: {load0}; at the end: {_load()} ({os.cpu_count()} cores shared with "
               "other jobs: wall times are upper bounds, the speed-up is a ratio within this run)."]
     out = Path(__file__).parent / "results" / "funnel_speed.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def store_ratio(args):
+    """Stages 1-3 in memory and the screen with its store, alternated in this process (same load)."""
+    cfg = ScreenConfig(space=args.space, n=args.n, chunk=50_000, survivors=200, top=10)
+    loads, memory, stored = [_load()], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            memory.append(stages_1_to_3(cfg, args.workers)[0])
+            db = str(Path(tmp) / f"r{r}.db")
+            t0 = time.perf_counter()
+            res = screen(args.space, n=args.n, chunk=cfg.chunk, survivors=0, top=cfg.top, db=db,
+                         backend=LocalBackend(args.workers), quiet=True)
+            stored.append(time.perf_counter() - t0)
+            size = os.path.getsize(db) / 2 ** 20
+            loads.append(_load())
+    ratios = [s / m for s, m in zip(stored, memory)]
+    lines = [f"# The results store's cost ({args.space}, {args.n:,} candidates, {args.workers} workers, "
+             f"{os.cpu_count()} cores)", "",
+             f"`python benchmarks/funnel_speed.py --store-ratio --space {args.space} --n {args.n} --workers "
+             f"{args.workers} --repeats {args.repeats}`", "",
+             "Stages 1-3 in memory (sample, cost, cheap score, filter, top-200 + Pareto front, nothing kept) vs "
+             "`zeroshot.screen(..., survivors=0, db=FILE)` on the same candidates (stages 1-3 with every "
+             "candidate in the SQLite store, the shortlist read back from it, the run's summary), alternated "
+             "in one process.", "",
+             "| pass | stages 1-3 in memory | screen with the store | ratio |", "|---|---|---|---|"]
+    lines += [f"| {r + 1} | {m:.2f} s | {s:.2f} s | {q:.2f} |" for r, (m, s, q) in
+              enumerate(zip(memory, stored, ratios))]
+    lines += ["", f"Median ratio {np.median(ratios):.2f}; counts {res.counts}; database {size:,.0f} MiB.", "",
+              f"Load average (1, 5, 15 min) before and after each pass: {'; '.join(loads)} "
+              f"({os.cpu_count()} cores shared with other jobs)."]
+    out = Path(__file__).parent / "results" / "funnel_store.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -1,70 +1,96 @@
 """Columnar blocks of candidates for the results store: compact codes, exact de-duplication, and the
 selections (best k, Pareto candidates) made on arrays before any encoding is formatted.
 
-A screen's stages 1-2 write whole chunks: one block per chunk holds its code vectors (the narrowest
-integer type that holds them) and one array per metric, instead of one SQL row per candidate.  A candidate
-is identified by its code vector; :class:`CodeIndex` finds repeats across blocks through 64-bit hashes of
-the codes and confirms every hash match on the codes themselves, so a collision never drops a candidate.
+A screen's stages 1-2 write whole chunks: one block per chunk holds its code vectors and one array per
+metric, instead of one SQL row per candidate.  :class:`PackedCodes` keeps each code column as unsigned
+steps from its minimum (``(value - offset) / scale``, the narrowest type that holds them: one byte a value
+for mbv2, whose widths are multiples of 8) with a 64-bit hash of each row.  A candidate is identified by its
+code vector; :class:`CodeIndex` finds repeats across blocks by hash and confirms every hash match on the
+codes themselves, so a collision never drops a candidate.
 
 Example
 -------
->>> codes = np.array([[1, 2], [3, 4], [1, 2]])
->>> pack_codes(codes).dtype.name
-'int8'
+>>> codes = np.array([[1, 1600], [3, 160], [1, 1600]])
+>>> packed = pack_codes(codes)
+>>> packed.values.dtype.name, packed.scale.tolist(), np.array_equal(packed.unpack(), codes)
+('uint8', [1, 1440], True)
 >>> index = CodeIndex()
->>> new = index.new_rows(codes, code_hashes(codes), lambda chunk: None)
+>>> new = index.new_rows(packed, lambda chunk: None)
 >>> new.tolist()                                # a repeat inside the chunk: the first one is kept
 [True, True, False]
->>> index.insert(code_hashes(codes[new]), 0)
->>> index.new_rows(np.array([[3, 4], [5, 6]]), code_hashes(np.array([[3, 4], [5, 6]])),
-...                lambda chunk: codes[new]).tolist()
+>>> index.insert(packed.hashes[new], 0)
+>>> index.new_rows(pack_codes(np.array([[3, 160], [5, 6]])), lambda chunk: packed.take(new)).tolist()
 [False, True]
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["CodeIndex", "code_hashes", "front_candidates", "pack_codes", "top_with_ties"]
+__all__ = ["CodeIndex", "PackedCodes", "code_hashes", "front_candidates", "pack_codes", "top_with_ties"]
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)
+_WEIGHTS = np.random.default_rng(0x5EED).integers(0, 2 ** 64, 4096, dtype=np.uint64) | np.uint64(1)
 _FINAL = np.uint64(0xBF58476D1CE4E5B9)
 
 
-def pack_codes(codes: np.ndarray) -> np.ndarray:
-    """``codes`` (rows) in the narrowest signed integer type that holds every value."""
-    codes = np.asarray(codes)
-    if codes.size == 0:
-        return codes.astype(np.int8)
-    lo, hi = int(codes.min()), int(codes.max())
-    for dtype in (np.int8, np.int16, np.int32):
-        info = np.iinfo(dtype)
-        if info.min <= lo and hi <= info.max:
-            return codes.astype(dtype, copy=False)
-    return codes.astype(np.int64, copy=False)
+class PackedCodes(NamedTuple):
+    """Code vectors as ``values * scale + offset`` (per column) with each row's :func:`code_hashes`."""
+
+    values: np.ndarray          # (n, width), the narrowest unsigned type
+    offset: np.ndarray          # (width,) int64
+    scale: np.ndarray           # (width,) int64, >= 1
+    hashes: np.ndarray          # (n,) uint64
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def unpack(self, rows=slice(None)) -> np.ndarray:
+        """The int64 codes of ``rows`` (all by default)."""
+        return self.values[rows].astype(np.int64) * self.scale + self.offset
+
+    def take(self, rows) -> "PackedCodes":
+        """The packed codes of ``rows`` (an index or a mask)."""
+        return PackedCodes(self.values[rows], self.offset, self.scale, self.hashes[rows])
+
+
+def pack_codes(codes: np.ndarray) -> PackedCodes:
+    """``codes`` (rows of integers) packed column by column, with their hashes."""
+    codes = np.asarray(codes, np.int64).reshape(len(codes), -1)
+    if not codes.size:
+        zeros = np.zeros(codes.shape[1], np.int64)
+        return PackedCodes(codes.astype(np.uint8), zeros, zeros + 1, code_hashes(codes))
+    offset = codes.min(axis=0)
+    steps = codes - offset
+    span = steps.max(axis=0)
+    scale = np.ones(len(span), np.int64)
+    wide = np.flatnonzero(span > 255)                 # only there a common step can narrow the type
+    if len(wide):
+        scale[wide] = np.maximum(np.gcd.reduce(steps[:, wide], axis=0), 1)
+        steps[:, wide] //= scale[wide]
+    top = int((span // scale).max())
+    dtype = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if top <= np.iinfo(t).max)
+    return PackedCodes(steps.astype(dtype), offset, scale, code_hashes(codes))
 
 
 def code_hashes(codes: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each row of ``codes``: a function of the row's values alone (not of its dtype or of
-    the other rows).  Values are taken modulo 2^16, so rows differing by multiples of 65536 collide; callers
-    confirm matches on the codes."""
+    """A 64-bit hash of each row of ``codes``: a function of the row's values alone.  Values are taken
+    modulo 2^16, so rows differing by multiples of 65536 collide; callers confirm matches on the codes."""
     codes = np.asarray(codes)
     n, width = codes.shape
-    words = -(-width // 4)
-    short = np.zeros((n, 4 * words), np.int16)
-    short[:, :width] = codes                      # wraps modulo 2^16: a hash, not an encoding
-    h = np.full(n, np.uint64(width), np.uint64)
-    for column in np.ascontiguousarray(short.view(np.uint64).T):
-        h ^= column
-        h *= _MIX
+    short = np.ascontiguousarray(codes, dtype=np.int16)        # wraps modulo 2^16: a hash, not an encoding
+    if width % 4:
+        short = np.concatenate([short, np.zeros((n, 4 - width % 4), np.int16)], axis=1)
+    words = short.view(np.uint64)                              # four values a word
+    weights = np.resize(_WEIGHTS, words.shape[1])
+    h = (words * weights).sum(axis=1, dtype=np.uint64) ^ np.uint64(width)
     h ^= h >> np.uint64(31)
     h *= _FINAL
     return h ^ (h >> np.uint64(29))
 
 
 class CodeIndex:
-    """The candidates of a run's blocks, by code hash: (hash, chunk, position) sorted by hash, 16 bytes
+    """The candidates of a run's blocks, by code hash: (hash, chunk, position) sorted by hash, 24 bytes
     per candidate (the codes stay in the store; a hash match is confirmed on them)."""
 
     def __init__(self):
@@ -83,46 +109,47 @@ class CodeIndex:
         self.chunks = np.insert(self.chunks, at, chunk)
         self.positions = np.insert(self.positions, at, order)
 
-    def find(self, codes: np.ndarray, hashes: np.ndarray, block_codes: Callable[[int], np.ndarray]
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def find(self, codes: PackedCodes, block_codes: Callable[[int], PackedCodes]) -> tuple[np.ndarray, np.ndarray]:
         """``(chunk, position)`` of each row of ``codes`` in the index (-1, -1 where absent);
         ``block_codes(chunk)`` gives a block's codes to confirm hash matches."""
-        codes = np.asarray(codes, np.int64)
         chunk, position = np.full(len(codes), -1, np.int64), np.full(len(codes), -1, np.int64)
-        lo, hi = np.searchsorted(self.hashes, hashes, "left"), np.searchsorted(self.hashes, hashes, "right")
-        rows = np.flatnonzero(hi > lo)
+        if not len(self):
+            return chunk, position
+        order = np.argsort(codes.hashes)                    # sorted keys: searchsorted walks forward
+        lo = np.empty(len(codes), np.int64)
+        lo[order] = np.searchsorted(self.hashes, codes.hashes[order])
+        rows = np.flatnonzero(self.hashes[np.minimum(lo, len(self) - 1)] == codes.hashes)
         if not len(rows):
             return chunk, position
-        counts = (hi - lo)[rows]
+        lo = lo[rows]
+        counts = np.searchsorted(self.hashes, codes.hashes[rows], "right") - lo
         pairs = np.repeat(rows, counts)                                 # (row, index entry) to confirm
-        entries = np.repeat(lo[rows] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        entries = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
         for c in np.unique(self.chunks[entries]):
             sel = self.chunks[entries] == c
             r, p = pairs[sel], self.positions[entries[sel]]
-            same = (np.asarray(block_codes(int(c)), np.int64)[p] == codes[r]).all(axis=1)
+            same = (block_codes(int(c)).unpack(p) == codes.unpack(r)).all(axis=1)
             first = same & (chunk[r] < 0)
             chunk[r[first]], position[r[first]] = c, p[first]
         return chunk, position
 
-    def new_rows(self, codes: np.ndarray, hashes: np.ndarray, block_codes: Callable[[int], np.ndarray]
-                 ) -> np.ndarray:
+    def new_rows(self, codes: PackedCodes, block_codes: Callable[[int], PackedCodes]) -> np.ndarray:
         """Mask of the rows of ``codes`` that are neither in the index nor a repeat of an earlier row."""
-        new = _first_occurrences(np.asarray(codes, np.int64), hashes)
-        if len(self):
-            new[new] = self.find(codes[new], hashes[new], block_codes)[0] < 0
+        new = _first_occurrences(codes)
+        new[new] = self.find(codes.take(new), block_codes)[0] < 0
         return new
 
 
-def _first_occurrences(codes: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+def _first_occurrences(codes: PackedCodes) -> np.ndarray:
     """Mask of the rows that no earlier row equals (exact, on the rows sharing a hash)."""
     new = np.ones(len(codes), bool)
-    order = np.argsort(hashes, kind="stable")
+    order = np.argsort(codes.hashes, kind="stable")
     tied = np.zeros(len(codes), bool)
-    same = hashes[order][1:] == hashes[order][:-1]
+    same = codes.hashes[order][1:] == codes.hashes[order][:-1]
     tied[order[1:][same]] = tied[order[:-1][same]] = True
     rows = np.flatnonzero(tied)
     if len(rows):
-        _, first = np.unique(codes[rows], axis=0, return_index=True)
+        _, first = np.unique(codes.values[rows], axis=0, return_index=True)
         new[rows] = False
         new[rows[first]] = True
     return new

@@ -44,7 +44,7 @@ from .constraints import Constraints
 from .errors import InputError, ParameterError
 from .pareto import pareto_front
 from .progress import progress
-from .code_blocks import pack_codes
+from .code_blocks import PackedCodes, pack_codes
 from .store import ResultStore
 from .table import Table
 
@@ -151,9 +151,9 @@ def cost_chunk(i: int) -> tuple[int, dict]:
     return i, _WORKER["estimator"].evaluate(chunk_codes(_WORKER["cfg"], _WORKER["space"], i))
 
 
-def coded_cost_chunk(i: int) -> tuple[int, dict, np.ndarray]:
-    """:func:`cost_chunk` and the chunk's codes, in the narrowest integer type (sent between processes in
-    less time than the caller would take to sample them again)."""
+def coded_cost_chunk(i: int) -> tuple[int, dict, PackedCodes]:
+    """:func:`cost_chunk` and the chunk's codes packed with their hashes (:func:`pack_codes`: sent between
+    processes in less time than the caller would take to sample them again, and hashed here in parallel)."""
     codes = chunk_codes(_WORKER["cfg"], _WORKER["space"], i)
     return i, _WORKER["estimator"].evaluate(codes), pack_codes(codes)
 
@@ -370,8 +370,7 @@ def cost_stage(run: _Run) -> Constraints:
     todo = [i for i in range(total) if i not in done]
     bar = progress(total=total, initial=len(done), desc="cost", unit="chunk", disable=run.quiet)
     for i, metrics, codes in cost_chunks(cfg, run.backend, todo, codes=True):
-        stage = np.where(constraints.mask(metrics), "passed", "sampled")
-        store.write_codes(run.run_id, i, codes, metrics, stage, stage_marker="passed")
+        store.write_codes(run.run_id, i, codes, metrics, {"passed": constraints.mask(metrics)}, stage_marker="passed")
         bar.update(1)
     bar.close()
     return constraints

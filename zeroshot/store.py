@@ -32,8 +32,8 @@ a {'sampled': 2, 'passed': 1, 'survived': 0, 'scored': 0, 'shortlisted': 0} ['b'
 >>> codes = np.array([[0, 1, 2, 3, 4, 0], [4, 4, 4, 4, 4, 4], [0, 1, 2, 3, 4, 0]])    # nb201 cells
 >>> with ResultStore(":memory:", space="nb201") as store:
 ...     run = store.new_run({}, kind="screen")
-...     store.write_codes(run, 0, codes, {"latency_ms": np.array([2.0, 1.0, 2.0])}, ["passed", "sampled",
-...                       "passed"], stage_marker="passed")
+...     store.write_codes(run, 0, codes, {"latency_ms": np.array([2.0, 1.0, 2.0])},
+...                       {"passed": np.array([True, False, True])}, stage_marker="passed")
 ...     print(store.count(run), store.top(run, "latency_ms", 1, "passed")[0]["arch"])
 2
 2 |none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|
@@ -49,7 +49,7 @@ from typing import Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
-from .code_blocks import CodeIndex, code_hashes, front_candidates, pack_codes, top_with_ties
+from .code_blocks import CodeIndex, PackedCodes, front_candidates, pack_codes, top_with_ties
 from .errors import StoreError, UnknownNameError
 from .pareto import pareto_stream
 
@@ -71,7 +71,8 @@ _BLOCK_TABLES = ("CREATE TABLE IF NOT EXISTS blocks (run_id INTEGER, chunk INTEG
                  "width INTEGER, data BLOB, PRIMARY KEY (run_id, chunk, name))",
                  "CREATE TABLE IF NOT EXISTS links (run_id INTEGER, chunk INTEGER, pos INTEGER, arch TEXT, "
                  "PRIMARY KEY (run_id, chunk, pos))")
-_CODES, _STAGE = "@codes", "@stage"        # block columns besides the metrics (never a metric's name)
+# block columns besides the metrics (never a metric's name): PackedCodes' fields, the stage
+_CODES, _OFFSET, _SCALE, _HASH, _STAGE = "@codes", "@offset", "@scale", "@hash", "@stage"
 
 Stage = Union[str, int, None]
 
@@ -288,20 +289,22 @@ class ResultStore:
             raise
         return added
 
-    def write_codes(self, run_id: int, chunk: int, codes: np.ndarray, metrics: dict[str, np.ndarray],
-                    stage: Stage | Sequence[Stage], stage_marker: Stage = None) -> int:
-        """Write the candidates of one chunk as a block (the rows of ``codes``, ``metrics``: name -> one value
-        per row, ``stage``: one for all or one per row) and mark ``chunk`` done at ``stage_marker``,
+    def write_codes(self, run_id: int, chunk: int, codes: np.ndarray | PackedCodes, metrics: dict[str, np.ndarray],
+                    stage: Stage | dict = None, stage_marker: Stage = None) -> int:
+        """Write the candidates of one chunk as a block (the rows of ``codes``, or their
+        :func:`~zeroshot.code_blocks.pack_codes`; ``metrics``: name -> one value
+        per row; ``stage``: the stage of all, or stage -> mask of the rows that reached it, the others at the
+        kind's first stage) and mark ``chunk`` done at ``stage_marker`` (default: the first stage),
         atomically.  A candidate already in the run (or repeated in ``codes``) keeps its first writing.
         Returns how many candidates were new."""
-        codes = pack_codes(np.asarray(codes).reshape(len(codes), -1))
+        codes = codes if isinstance(codes, PackedCodes) else pack_codes(codes)
         marker = self._stage(run_id, 1 if stage_marker is None else stage_marker)
         stages = self._stage_array(run_id, stage, len(codes))
-        hashes = code_hashes(codes)
-        new = self._code_index(run_id).new_rows(codes, hashes, lambda c: self._block_codes(run_id, c))
+        new = self._code_index(run_id).new_rows(codes, lambda c: self._block_codes(run_id, c))
         new &= ~self._in_rows(run_id, codes)
         names = sorted(metrics)
-        arrays = [(_CODES, codes[new]), (_STAGE, stages[new])] + [
+        arrays = [(_CODES, codes.values[new]), (_OFFSET, codes.offset), (_SCALE, codes.scale),
+                  (_HASH, codes.hashes[new]), (_STAGE, stages[new])] + [
             (n, np.asarray(metrics[n], dtype=np.float64)[new]) for n in names]
         try:
             with self._tx():
@@ -314,18 +317,18 @@ class ResultStore:
         except BaseException:
             self._columns = self._read_columns()
             raise
-        self._indexes[run_id].insert(hashes[new], chunk)
+        self._indexes[run_id].insert(codes.hashes[new], chunk)
         return int(new.sum())
 
-    def _stage_array(self, run_id: int, stage, n: int) -> np.ndarray:
-        """The stored stage numbers (uint8) of ``n`` candidates from one stage or one per candidate."""
-        if isinstance(stage, (str, int, np.integer)):
-            return np.full(n, self._stage(run_id, stage), np.uint8)
-        names, inverse = np.unique(np.asarray(stage), return_inverse=True)
-        if len(inverse) != n:
-            raise StoreError(f"{len(inverse)} stages for {n} candidates")
-        numbers = np.array([self._stage(run_id, s.item()) for s in names], np.uint8)
-        return numbers[inverse.ravel()]
+    def _stage_array(self, run_id: int, stage: Stage | dict, n: int) -> np.ndarray:
+        """The stored stage numbers (uint8) of ``n`` candidates: one stage, or stage -> mask (the highest
+        stage whose mask holds; the first stage where none does)."""
+        if not isinstance(stage, dict):
+            return np.full(n, self._stage(run_id, 1 if stage is None else stage), np.uint8)
+        out = np.ones(n, np.uint8)
+        for number, mask in sorted((self._stage(run_id, s), m) for s, m in stage.items()):
+            out[np.asarray(mask, bool)] = number
+        return out
 
     # -------------------------------------------------------------- blocks
     def _has_blocks(self, run_id: int) -> bool:
@@ -340,24 +343,20 @@ class ResultStore:
             self._space_object = get_space(self.space, **self.space_options)
         return self._space_object
 
-    def _block_column(self, run_id: int, chunk: int, name: str) -> np.ndarray | None:
-        row = self.db.execute("SELECT dtype, width, data FROM blocks WHERE run_id = ? AND chunk = ? AND name = ?",
-                              (run_id, chunk, name)).fetchone()
-        return None if row is None else _array(*row)
-
-    def _block_codes(self, run_id: int, chunk: int) -> np.ndarray:
-        return self._block_column(run_id, chunk, _CODES)
+    def _block_codes(self, run_id: int, chunk: int) -> PackedCodes:
+        arrays = next(self._blocks(run_id, (_CODES, _OFFSET, _SCALE, _HASH), chunk))[1]
+        return PackedCodes(arrays[_CODES], arrays[_OFFSET], arrays[_SCALE], arrays[_HASH])
 
     def _code_index(self, run_id: int) -> CodeIndex:
         """The run's block candidates by code hash (built from the store once per run)."""
         if run_id not in self._indexes:
             index = CodeIndex()
-            for chunk, arrays in self._blocks(run_id, (_CODES,)):
-                index.insert(code_hashes(arrays[_CODES]), chunk)
+            for chunk, arrays in self._blocks(run_id, (_HASH,)):
+                index.insert(arrays[_HASH], chunk)
             self._indexes[run_id] = index
         return self._indexes[run_id]
 
-    def _in_rows(self, run_id: int, codes: np.ndarray) -> np.ndarray:
+    def _in_rows(self, run_id: int, codes: PackedCodes) -> np.ndarray:
         """Mask of the ``codes`` that the run holds as rows written before any block of theirs."""
         archs = [r[0] for r in self.db.execute(
             "SELECT arch FROM candidates c WHERE run_id = ? AND NOT EXISTS (SELECT 1 FROM links l WHERE "
@@ -366,7 +365,7 @@ class ResultStore:
             return np.zeros(len(codes), bool)
         space = self._space()
         rows = {tuple(space.parse(a).tolist()) for a in archs}
-        return np.array([tuple(c) in rows for c in np.asarray(codes, np.int64).tolist()], bool)
+        return np.array([tuple(c) in rows for c in codes.unpack().tolist()], bool)
 
     def _move_from_blocks(self, run_id: int, values: list, update: bool) -> int:
         """Rows ``(arch, stage, metrics)`` about to be written whose candidate lies in a block (and not yet
@@ -382,9 +381,8 @@ class ResultStore:
         if not fresh:
             return 0
         space = self._space()
-        codes = np.array([space.parse(values[i][0]) for i in fresh], np.int64)
-        chunks, positions = self._code_index(run_id).find(codes, code_hashes(codes),
-                                                          lambda c: self._block_codes(run_id, c))
+        codes = pack_codes(np.array([space.parse(values[i][0]) for i in fresh], np.int64))
+        chunks, positions = self._code_index(run_id).find(codes, lambda c: self._block_codes(run_id, c))
         found = [(i, int(c), int(p)) for i, c, p in zip(fresh, chunks, positions) if c >= 0]
         if not update:
             for i, _, _ in reversed(found):
@@ -402,8 +400,8 @@ class ResultStore:
         """Stage and metrics of one block candidate (metrics NaN: None)."""
         record = {}
         for name, dtype, width, data in self.db.execute(
-                "SELECT name, dtype, width, data FROM blocks WHERE run_id = ? AND chunk = ? AND name != ?",
-                (run_id, chunk, _CODES)):
+                "SELECT name, dtype, width, data FROM blocks WHERE run_id = ? AND chunk = ? AND name NOT IN "
+                "(?, ?, ?, ?)", (run_id, chunk, _CODES, _OFFSET, _SCALE, _HASH)):
             v = _array(dtype, width, data)[pos].item()
             record[name] = None if isinstance(v, float) and v != v else v
         return record
@@ -443,8 +441,8 @@ class ResultStore:
 
     def _archs(self, run_id: int, chunk: int, positions: np.ndarray) -> list[str]:
         """Encodings of block candidates."""
-        codes, space = self._block_codes(run_id, chunk), self._space()
-        return [space.format(c) for c in codes[positions].astype(np.int64)]
+        space = self._space()
+        return [space.format(c) for c in self._block_codes(run_id, chunk).unpack(positions)]
 
     def _block_rows(self, run_id: int, chunk: int, positions: np.ndarray, arrays: dict,
                     columns: Sequence[str]) -> list[tuple]:
