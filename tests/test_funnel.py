@@ -374,6 +374,109 @@ def test_store_answers_without_sql_from_callers():
             store.top(run, "nope", 1)
 
 
+def _same_candidates_two_ways(store, codes, metrics, passed, chunk=40):
+    """Two screen runs of ``store`` holding the same candidates: one written as blocks of ``chunk`` codes,
+    one as rows (the encodings, the first writer of a repeat winning, as the blocks do)."""
+    blocks, rows = store.new_run({}), store.new_run({})
+    space = get_space("nb201")
+    for i, s in enumerate(range(0, len(codes), chunk)):
+        part = slice(s, s + chunk)
+        store.write_codes(blocks, i, codes[part], {k: v[part] for k, v in metrics.items()},
+                          {"passed": passed[part]}, stage_marker="passed")
+        store.write_chunk(rows, i, [(space.format(c), "passed" if ok else "sampled", {k: v[j] for k, v in
+                                     metrics.items()}) for j, (c, ok) in enumerate(zip(codes[part], passed[part]),
+                                                                                    s)],
+                          stage_marker="passed", update=False)
+    return blocks, rows
+
+
+def _answers(store, run):
+    """Everything the store's readers say of a run (its run id left out)."""
+    columns = ["arch", "stage", "cheap", "latency_ms", "params"]
+    return {"candidates": [{k: v for k, v in r.items() if k != "run_id"} for r in store.candidates(run)],
+            "passed": store.candidates(run, "passed", has="cheap", columns=columns),
+            "top": store.top(run, "cheap", 7, "passed", columns=columns),
+            "top_all": [{k: v for k, v in r.items() if k != "run_id"} for r in store.top(run, "params", 9)],
+            "bottom": store.top(run, "latency_ms", 5, descending=False, columns=["arch", "latency_ms"]),
+            "front": store.front(run, "cheap", "latency_ms", "passed"), "front_all": store.front(run, "cheap"),
+            "front_params": store.front(run, "cheap", "params", "survived"),
+            "stream": sorted(store.stream(run, ("arch", "cheap", "stage"), "passed"), key=str),
+            "counts": store.counts(run), "done": store.done_chunks(run, "passed")}
+
+
+def test_blocks_and_rows_give_the_same_answers():
+    rng = np.random.default_rng(7)
+    space = get_space("nb201")
+    codes = space.sample_codes(300, rng)                      # 15,625 cells: repeats in and across chunks
+    codes = np.vstack([codes, codes[:50]])
+    metrics = {"cheap": np.round(rng.normal(size=len(codes)), 1),               # ties, and missing values
+               "latency_ms": rng.integers(1, 6, len(codes)).astype(float),
+               "params": rng.integers(1000, 1010, len(codes)).astype(float)}
+    metrics["cheap"][rng.random(len(codes)) < 0.1] = np.nan
+    passed = metrics["latency_ms"] < 5
+    with ResultStore(":memory:", space="nb201") as store:
+        blocks, rows = _same_candidates_two_ways(store, codes, metrics, passed)
+        assert store.count(blocks) == len({tuple(c) for c in codes.tolist()}) < len(codes)
+        assert _answers(store, blocks) == _answers(store, rows)
+        # a later stage writes some of them again as rows: they move there with their metrics
+        survivors = [r["arch"] for r in store.top(rows, "cheap", 12, "passed")] + [space.format(codes[0])]
+        for run in (blocks, rows):
+            store.write_chunk(run, -1, [(a, "survived", {"cheap_front": float(i % 2), "cheap": 9.0 + i})
+                                        for i, a in enumerate(survivors)], stage_marker="survived")
+            store.write_chunk(run, -2, [(survivors[0], "shortlisted", {"top": 1.0}),
+                                        (space.format(codes[1]), "passed", {"top": 0.0})], update=False)
+        assert _answers(store, blocks) == _answers(store, rows)
+        assert store.candidates(blocks, "survived") == [dict(r, run_id=blocks) for r in
+                                                        store.candidates(rows, "survived")]
+        assert store.counts(blocks)["survived"] == len(set(survivors))
+
+
+def test_a_hash_collision_never_drops_a_candidate(monkeypatch):
+    import zeroshot.code_blocks as code_blocks
+    monkeypatch.setattr(code_blocks, "code_hashes", lambda codes: np.zeros(len(codes), np.uint64))
+    space = get_space("nb201")
+    codes = space.sample_codes(200, np.random.default_rng(3))
+    distinct = {tuple(c) for c in codes.tolist()}
+    with ResultStore(":memory:", space="nb201") as store:
+        run = store.new_run({})
+        added = [store.write_codes(run, i, codes[s:s + 60], {"x": np.arange(s, s + 60, dtype=float)[:len(
+            codes[s:s + 60])]}) for i, s in enumerate(range(0, len(codes), 60))]
+        assert sum(added) == store.count(run) == len(distinct)
+        stored = {tuple(space.parse(r["arch"]).tolist()) for r in store.candidates(run)}
+        assert stored == distinct
+        first = store.candidates(run, columns=["arch", "x"])              # each keeps its first writing
+        expect = {}
+        for j, c in enumerate(codes.tolist()):
+            expect.setdefault(space.format(np.array(c)), float(j))
+        assert {r["arch"]: r["x"] for r in first} == expect
+
+
+def test_a_schema_1_database_is_read_and_written(tmp_path):
+    db = str(tmp_path / "old.db")
+    con = sqlite3.connect(db)
+    con.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+        INSERT INTO meta VALUES ('schema_version', '1'), ('space', 'nb201'), ('space_options', '{}');
+        CREATE TABLE runs (run_id INTEGER PRIMARY KEY, created REAL, kind TEXT, config TEXT, status TEXT,
+                           summary TEXT);
+        CREATE TABLE chunks (run_id INTEGER, chunk INTEGER, stage INTEGER, n INTEGER,
+                             PRIMARY KEY (run_id, chunk, stage));
+        CREATE TABLE candidates (run_id INTEGER, arch TEXT, stage INTEGER, "cheap" REAL,
+                                 PRIMARY KEY (run_id, arch));
+        INSERT INTO runs VALUES (1, 0, 'screen', '{}', 'done', '{}');
+        INSERT INTO candidates VALUES (1, 'a', 2, 1.0), (1, 'b', 1, 2.0);
+    """)
+    con.commit()
+    con.close()
+    with ResultStore(db, space="nb201") as store:
+        assert store.counts(1)["passed"] == 1 and store.top(1, "cheap", 1)[0]["arch"] == "b"
+        run = store.new_run({})
+        assert store.write_codes(run, 0, get_space("nb201").sample_codes(5, np.random.default_rng(0)),
+                                 {"cheap": np.arange(5.0)}) >= 1
+    with ResultStore(db) as store:
+        assert store.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+
+
 def test_a_database_that_is_missing_or_not_zeroshots_is_refused(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         ResultStore(str(tmp_path / "missing.db"))
