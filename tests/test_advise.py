@@ -1,6 +1,8 @@
 """zs.advise and the IR moves it is made of: each move found on MobileNetV2 and not where it does not apply,
 ranking by gain, applied moves that build and estimate to the advice's "after", the mbv2 rewrites' equals on
 the IR, typed errors, the command."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from zeroshot.errors import ParameterError
 from zeroshot.estimator.counts import analytic_counts
 from zeroshot.spaces import get_space, moves as mv
 from zeroshot.spaces.builder import build, count_parameters
-from zeroshot.spaces.ir import CONV, Graph
+from zeroshot.spaces.ir import CONV, LINEAR, Graph
 from zeroshot.spaces.mbv2 import MOBILENETV2
 from zeroshot.spaces.rewrites import apply_rewrites
 
@@ -160,15 +162,27 @@ def test_moves_not_found_where_they_do_not_apply():
         plain.apply(0)
 
 
-def test_a_graphnet_keeps_the_weights_of_unchanged_layers():
-    net = build(se_net())
-    a = advise(net, device=DEVICE)
-    fuse = next(i for i, m in enumerate(a.moves) if m.kind in ("fuse", "depth"))
-    done = a.apply(fuse)
-    kept = [j for j, (op, i) in enumerate(zip(done.arch.ops, done.arch.meta["from_ops"]))
-            if op.kind == CONV and op.params == net.arch.ops[i].params and op.c_in == net.arch.ops[i].c_in]
-    assert kept and all(torch.equal(done.module.layers[j].weight, net.layers[done.arch.meta["from_ops"][j]].weight)
-                        for j in kept)
+@pytest.mark.parametrize("given", ["graphnet", "torch"])
+def test_unchanged_layers_keep_the_weights_of_a_torch_network(given):
+    torch.manual_seed(0)
+    net = build(se_net()) if given == "graphnet" else mobilenet(se=True)
+    modules = ([m for m in net.layers if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear))]
+               if given == "graphnet" else
+               [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear))])
+    for m in modules:                          # "trained": weights and statistics no fresh layer has
+        torch.nn.init.uniform_(m.weight, 2, 3)
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.fill_(0.5)
+    a = advise(net, device=DEVICE, input_shape=None if given == "graphnet" else (3, 96, 96))
+    done = a.apply(next(i for i, m in enumerate(a.moves) if m.kind == "fuse"))
+    before, from_ops = a.arch, done.arch.meta["from_ops"]
+    kept = fresh = 0
+    for op, layer, i in zip(done.arch.ops, done.module.layers, from_ops):
+        if op.kind in (CONV, LINEAR):
+            same = dataclasses.replace(op, inputs=()) == dataclasses.replace(before.ops[i], inputs=())
+            assert bool((layer.weight >= 2).all()) == same
+            kept, fresh = kept + same, fresh + (not same)
+    assert kept > 10 and fresh >= 1
 
 
 def test_errors_are_typed_and_name_the_parameter(mbv2):

@@ -16,9 +16,10 @@ them by latency gained:
 - with a memory budget (``max_params``, ``max_peak_kb``), ``width`` multipliers too, whether each network
   fits, and :attr:`Advice.peak`: the tensors live when the activations peak and the layers writing them.
 
-``advice.apply(i)`` makes move ``i``: the new IR, a torch module built from it (fresh weights; a network
-given as a :class:`~zeroshot.spaces.builder.GraphNet` keeps the weights of every layer whose shape did not
-change) and the before / after report.
+``advice.apply(i)`` makes move ``i``: the new IR, a torch module built from it and the before / after report.
+A network given as a torch module keeps the weights of every layer the move left as it was (its convs, BNs
+and linears matched to the trace in the order they run); the layers a move changes get fresh weights, as
+does every layer of a network given as IR or an encoding.
 
 Example
 -------
@@ -47,6 +48,7 @@ import numpy as np
 from zeroshot.estimator.devices import Device
 from zeroshot.spaces import Arch, SearchSpace
 from zeroshot.spaces import moves as mv
+from zeroshot.spaces.ir import BN, CONV, DECONV, LINEAR
 
 from .api import estimate, resolve_archs, resolve_device, resolve_space
 from .errors import ParameterError
@@ -59,6 +61,7 @@ DEPTH_MULTIPLIERS = (0.75, 0.5)
 #: width multipliers offered under a memory budget (make_divisible 8)
 WIDTH_MULTIPLIERS = (0.75, 0.5, 0.35)
 _METRICS = ("latency_ms", "params", "macs", "peak_activation_bytes")
+_WEIGHTED = (CONV, DECONV, BN, LINEAR)          # op kinds with weights a module carries
 
 
 @dataclass(frozen=True)
@@ -97,11 +100,11 @@ class Advice:
     """
 
     def __init__(self, arch: Arch, device: Device, moves: list[Move], cost: dict, before: dict, tables: dict,
-                 budget: dict, source=None):
+                 budget: dict, weights: dict | None = None):
         self.arch, self.device, self.moves, self.before, self.budget = arch, device, moves, before, budget
         self.blocks, self.depthwise, self.lanes, self.peak = (tables[k] for k in ("blocks", "depthwise", "lanes",
                                                                                "peak"))
-        self._source, self._cost = source, cost
+        self._weights, self._cost = weights or {}, cost
         lat = cost["latency_ms"]
         columns = {"move": [m.title for m in moves], "kind": [m.kind for m in moves], "latency_ms": lat,
                    "gain_ms": before["latency_ms"] - lat, "gain_pct": 100 * (before["latency_ms"] - lat)
@@ -121,7 +124,7 @@ class Advice:
                                  "a move number, but no move applies to this network", index)
         move = self.moves[index]
         report = {k: [self.before[k], self._cost[k][index]] for k in _METRICS}
-        return Applied(move, move.arch, _module(move.arch, self._source),
+        return Applied(move, move.arch, _module(move.arch, self.arch, self._weights),
                        Table({"step": ["before", "after"], **report}))
 
     def __str__(self) -> str:
@@ -136,7 +139,7 @@ def advise(model, device, input_shape: Sequence[int] | None = None, max_params: 
     ``model``: an IR :class:`~zeroshot.spaces.ir.Arch`, an encoding of ``space``, or a torch module (traced
     at ``input_shape``, ``(C, H, W)``); ``device``: a device name, ``.json`` path or object;
     ``max_params`` / ``max_peak_kb``: a memory budget (peak activations in KiB at ``precision``)."""
-    arch, source = _resolve_model(model, input_shape, space)
+    arch, weights = _resolve_model(model, input_shape, space)
     dev = resolve_device(device)
     if dev is None:
         raise ParameterError("device", "a device to estimate latency on (see zeroshot.list_devices())", None)
@@ -150,24 +153,52 @@ def advise(model, device, input_shape: Sequence[int] | None = None, max_params: 
     cost = _cost([m.arch for m in moves], dev, precision) if moves else {k: np.zeros(0) for k in _METRICS}
     order = np.argsort(-(before["latency_ms"][0] - cost["latency_ms"]), kind="stable")
     return Advice(arch, dev, [moves[i] for i in order], {k: v[order] for k, v in cost.items()},
-                  {k: v[0] for k, v in before.items()}, tables, budget, source)
+                  {k: v[0] for k, v in before.items()}, tables, budget, weights)
 
 
 # ------------------------------------------------------------------------------------------ inputs
-def _resolve_model(model, input_shape, space) -> tuple[Arch, object]:
-    """``(IR, the GraphNet it came from or None)`` of what the user gave."""
+def _resolve_model(model, input_shape, space) -> tuple[Arch, dict]:
+    """``(IR, {op index: the torch module holding its weights})`` of what the user gave (no weights for an
+    IR or an encoding)."""
     if isinstance(model, (str, Arch)):
         if input_shape is not None:
             raise ParameterError("input_shape", "None for an IR Arch or an encoding (it has its shape)",
                                  input_shape)
-        return resolve_archs(model, resolve_space(space)).irs[0], None
+        return resolve_archs(model, resolve_space(space)).irs[0], {}
     torch = sys.modules.get("torch")            # a torch module exists only once torch is imported
     if torch is None or not isinstance(model, torch.nn.Module):
         raise ParameterError("model", "an IR Arch, an encoding or a torch module", type(model).__name__)
     from zeroshot.spaces.builder import GraphNet
     if isinstance(model, GraphNet):
-        return model.arch, model
-    return resolve_archs(model, None, input_shape).irs[0], None
+        return model.arch, {i: layer for i, layer in enumerate(model.layers)
+                            if model.arch.ops[i].kind in _WEIGHTED}
+    arch = resolve_archs(model, None, input_shape).irs[0]
+    return arch, _traced_weights(model, arch)
+
+
+def _traced_weights(model, arch: Arch) -> dict:
+    """The modules of ``model`` behind the ops with weights of its trace ``arch``, matched in the order they
+    run (empty when they do not line up, for example a conv called through ``F.conv2d``)."""
+    import torch
+    from torch import nn
+    kinds = {CONV: nn.Conv2d, DECONV: nn.ConvTranspose2d, BN: nn.BatchNorm2d, LINEAR: nn.Linear}
+    calls, training = [], {m: m.training for m in model.modules()}
+    hooks = [m.register_forward_hook(lambda m, args, out: calls.append(m)) for m in model.modules()
+             if isinstance(m, tuple(kinds.values()))]
+    weight = next(model.parameters(), torch.zeros(0))
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *arch.input_shape, dtype=weight.dtype, device=weight.device))
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, mode in training.items():
+            m.training = mode
+    ops = [i for i, op in enumerate(arch.ops) if op.kind in kinds]
+    if len(ops) != len(calls) or not all(isinstance(m, kinds[arch.ops[i].kind]) for i, m in zip(ops, calls)):
+        return {}
+    return dict(zip(ops, calls))
 
 
 def _budget(max_params, max_peak_kb) -> dict:
@@ -317,16 +348,26 @@ def _peak_table(arch: Arch, precision: str) -> Table:
                   "at": [mv.op_label(arch, step)] * len(tensors)})
 
 
-def _module(arch: Arch, source):
-    """The torch module of ``arch``; the layers of ``source`` (a GraphNet) whose op a move left as it was
-    keep their weights."""
+def _module(arch: Arch, before: Arch, weights: dict):
+    """The torch module of ``arch`` (a move's result on ``before``); each layer a move left as it was gets
+    the weights of its module in ``weights`` (op index of ``before`` -> module), the others fresh ones."""
     from zeroshot.spaces.builder import build
     net = build(arch)
-    if source is not None:
-        for op, layer, i in zip(arch.ops, net.layers, arch.meta["from_ops"]):
-            if _same_layer(op, source.arch.ops[i]):
-                layer.load_state_dict(source.layers[i].state_dict())
+    for op, layer, i in zip(arch.ops, net.layers, arch.meta["from_ops"]):
+        if i in weights and _same_layer(op, before.ops[i]):
+            _copy_tensors(layer, weights[i])
     return net
+
+
+def _copy_tensors(dst, src) -> None:
+    """The parameters and buffers of ``src`` into those of ``dst`` with the same name and shape."""
+    import torch
+    theirs = {n.rsplit(".", 1)[-1]: t for n, t in (*src.named_parameters(), *src.named_buffers())}
+    with torch.no_grad():
+        for n, t in (*dst.named_parameters(), *dst.named_buffers()):
+            other = theirs.get(n.rsplit(".", 1)[-1])
+            if other is not None and other.shape == t.shape:
+                t.copy_(other)
 
 
 def _same_layer(a, b) -> bool:
