@@ -168,12 +168,16 @@ class SSDLite(nn.Module):
         super().__init__()
         feats = MobileNetV2().features
         self.stage1, self.stage2 = feats[:14], feats[14:]
-        self.extra = nn.ModuleList(nn.Sequential(_cbr(c_in, c_out // 2, 1), _cbr(c_out // 2, c_out // 2, 3, 2, c_out // 2),
-                                                 _cbr(c_out // 2, c_out, 1))
+        self.extra = nn.ModuleList(self._extra(c_in, c_out)
                                    for c_in, c_out in ((1280, 512), (512, 256), (256, 256), (256, 128)))
         chans = (96, 1280, 512, 256, 256, 128)
         self.cls = nn.ModuleList(self._head(c, anchors * classes) for c in chans)
         self.box = nn.ModuleList(self._head(c, anchors * 4) for c in chans)
+
+    @staticmethod
+    def _extra(c_in, c_out):
+        half = c_out // 2
+        return nn.Sequential(_cbr(c_in, half, 1), _cbr(half, half, 3, 2, half), _cbr(half, c_out, 1))
 
     @staticmethod
     def _head(c, out):
@@ -253,8 +257,8 @@ class MacroBlock(nn.Module):
             return
         t, k = (3, 3) if digit == "1" else (6, 5)
         hidden = c_in * t
-        self.body = nn.Sequential(_cbr(c_in, hidden, 1, act=nn.ReLU), _cbr(hidden, hidden, k, stride, hidden, act=nn.ReLU),
-                                  _cbr(hidden, c_out, 1, act=None))
+        self.body = nn.Sequential(_cbr(c_in, hidden, 1, act=nn.ReLU), _cbr(hidden, hidden, k, stride, hidden,
+                                                                         act=nn.ReLU), _cbr(hidden, c_out, 1, act=None))
 
     def forward(self, x):
         return x + self.body(x) if self.res else self.body(x)

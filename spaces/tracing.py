@@ -40,7 +40,7 @@ from torch.nn import functional as F
 
 from zeroshot.errors import InputError, ParameterError, UnsupportedLayerError
 
-from .ir import Arch, Graph
+from .ir import UPSAMPLE_MODES, Arch, Graph
 
 __all__ = ["from_torch"]
 
@@ -81,7 +81,6 @@ _POOL_FUNCTIONS = {F.max_pool2d: "max", F.avg_pool2d: "avg"}
 _ADAPTIVE_MODULES = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 _ADAPTIVE = {nn.AdaptiveAvgPool2d: "avg", nn.AdaptiveMaxPool2d: "max", F.adaptive_avg_pool2d: "avg",
              F.adaptive_max_pool2d: "max"}
-_UPSAMPLE_MODES = {"nearest": "nearest", "bilinear": "bilinear"}
 _MODULES = (*(cls for cls, _ in _ACT_MODULES), *_FREE, *_ADAPTIVE_MODULES, nn.Conv2d, nn.ConvTranspose2d,
             nn.BatchNorm2d, nn.BatchNorm1d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten, nn.Unflatten,
             nn.Upsample)
@@ -368,7 +367,7 @@ class _Converter(fx.Interpreter):
 
     def _upsample(self, n: fx.Node, mode: str, out: torch.Tensor) -> int:
         x = self.tensor(n, n.args[0], "interpolate")
-        if mode not in _UPSAMPLE_MODES:
+        if mode not in UPSAMPLE_MODES:
             raise _where(n, f"interpolate mode {mode!r}")
         h = self.g.shape(x)[1]
         return self.g.upsample(x, max(1, round(out.shape[2] / h)), size=out.shape[2:], mode=mode)

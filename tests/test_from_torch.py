@@ -43,7 +43,7 @@ def _check_exact(model, shape, layout=False):
     with torch.no_grad():
         built, ref = _shapes(build(arch).eval()(x)), _shapes(model.eval()(x))
     if layout:
-        built, ref = sum(map(torch.Size.numel, map(torch.Size, built))), sum(map(torch.Size.numel, map(torch.Size, ref)))
+        built, ref = (sum(torch.Size(s).numel() for s in shapes) for shapes in (built, ref))
     assert built == ref
     return arch
 
