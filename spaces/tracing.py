@@ -8,7 +8,7 @@ dilation, groups, bias), ``ConvTranspose2d``, ``BatchNorm2d``, ``Linear``, ReLU 
 / adaptive average pooling (adaptive: global, or output sizes that divide the input), ``+`` / ``-`` /
 ``*`` between feature maps (squeeze-excite gates broadcast over H, W), ``cat`` over channels, flatten /
 view / reshape before a linear layer, mean over H, W, ``interpolate`` / ``Upsample`` (nearest, bilinear),
-and, at no cost, dropout, identity, layout changes and arithmetic with a Python number (``x + 3``,
+explicit padding (``F.pad``, ``ZeroPad2d``) read by a conv or pool (it becomes theirs), and, at no cost, dropout, identity, layout changes and arithmetic with a Python number (``x + 3``,
 ``x / 6``: folded into the neighbouring op).  Anything else raises
 :class:`~zeroshot.errors.UnsupportedLayerError` naming the layer's path and type.
 
@@ -53,6 +53,15 @@ class _View:
 
 
 @dataclass(frozen=True)
+class _Pad:
+    """IR tensor ``t`` behind an explicit padding ``(top, bottom, left, right)``: the conv or pool that
+    reads it takes the padding as its own."""
+
+    t: int
+    pads: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
 class _Bundle:
     """Reshaped IR tensors concatenated together (a detection head's outputs): valid only as an output."""
 
@@ -83,7 +92,7 @@ _ADAPTIVE = {nn.AdaptiveAvgPool2d: "avg", nn.AdaptiveMaxPool2d: "max", F.adaptiv
              F.adaptive_max_pool2d: "max"}
 _MODULES = (*(cls for cls, _ in _ACT_MODULES), *_FREE, *_ADAPTIVE_MODULES, nn.Conv2d, nn.ConvTranspose2d,
             nn.BatchNorm2d, nn.BatchNorm1d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten, nn.Unflatten,
-            nn.Upsample)
+            nn.Upsample, nn.ConstantPad2d)
 
 
 def from_torch(module: nn.Module, input_shape: Sequence[int] = (3, 224, 224)) -> Arch:
@@ -233,8 +242,26 @@ class _Converter(fx.Interpreter):
         v = self.value(a)
         if isinstance(v, int):
             return v
-        why = "on a reshaped tensor" if isinstance(v, (_View, _Bundle)) else "on a tensor not computed from the input"
+        why = ("on a reshaped tensor" if isinstance(v, (_View, _Bundle)) else
+               "on an explicitly padded tensor (only a conv or pool may read one)" if isinstance(v, _Pad) else
+               "on a tensor not computed from the input")
         raise UnsupportedLayerError(_where(n, kind).path, kind, f" {why}")
+
+    def padded(self, n: fx.Node, a, kind: str, pads: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+        """The IR tensor a conv or pool reads and its padding ``pads`` plus any explicit one before it."""
+        v = self.value(a)
+        if isinstance(v, _Pad):
+            return v.t, tuple(p + q for p, q in zip(pads, v.pads))
+        return self.tensor(n, a, kind), pads
+
+    def _pad(self, n: fx.Node, pad: Sequence[int]) -> _Pad:
+        """``F.pad`` / ``nn.ZeroPad2d`` / ``nn.ConstantPad2d``: (left, right, top, bottom), non-negative."""
+        x = self.value(n.args[0])
+        base = x if isinstance(x, _Pad) else _Pad(self.tensor(n, n.args[0], "pad"), (0, 0, 0, 0))
+        if len(pad) != 4 or min(pad) < 0:
+            raise _where(n, f"pad {tuple(pad)} (only H, W padding, no cropping)")
+        left, right, top, bottom = pad
+        return _Pad(base.t, tuple(p + q for p, q in zip(base.pads, (top, bottom, left, right))))
 
     def _check(self, n: fx.Node, v, out: torch.Tensor) -> None:
         """Every op's IR shape must be torch's (no silent wrong count)."""
@@ -285,6 +312,8 @@ class _Converter(fx.Interpreter):
             return self._layout(n, x, out, reorder=False)
         if isinstance(m, nn.Upsample):
             return self._upsample(n, m.mode, out)
+        if isinstance(m, nn.ConstantPad2d):
+            return self._pad(n, m.padding)
         raise UnsupportedLayerError(n.target, type(m).__name__)
 
     def _function(self, n: fx.Node, fn, args, kwargs, out: torch.Tensor):
@@ -306,6 +335,8 @@ class _Converter(fx.Interpreter):
             return self._pool(n, _POOL_FUNCTIONS[fn], _kwargs(fn, args, kwargs), out)
         if fn in _ADAPTIVE:
             return self._adaptive(n, _ADAPTIVE[fn], out)
+        if fn is F.pad:
+            return self._pad(n, _kwargs(fn, args, kwargs)["pad"])
         if fn is F.interpolate:
             return self._upsample(n, _kwargs(fn, args, kwargs)["mode"], out)
         raise _where(n, _name(fn))
@@ -319,9 +350,8 @@ class _Converter(fx.Interpreter):
         return make(self.tensor(n, a, self._kind(n)))
 
     def _conv(self, n: fx.Node, m: nn.Conv2d, out: torch.Tensor) -> int:
-        x = self.tensor(n, n.args[0], "Conv2d")
         (kh, kw), (sh, sw), dilation = m.kernel_size, m.stride, _square(n, "Conv2d", m.dilation)
-        pads = _pads(m.padding, (kh, kw), m.dilation)
+        x, pads = self.padded(n, n.args[0], "Conv2d", _pads(m.padding, (kh, kw), m.dilation))
         pads = _ceil_pads(self.g.shape(x), out, (kh, kw), (sh, sw), pads, dilation)
         return self.g.conv(x, m.out_channels, kh, sh, m.groups, m.bias is not None, kw=kw, stride_w=sw,
                            pads=pads, dilation=dilation)
@@ -344,14 +374,14 @@ class _Converter(fx.Interpreter):
 
     def _pool(self, n: fx.Node, kind: str, spec: dict, out: torch.Tensor) -> int:
         name = f"{kind}_pool2d"
-        x = self.tensor(n, n.args[0], name)
         if spec.get("return_indices") or spec.get("divisor_override"):
             raise _where(n, f"{name} with return_indices or divisor_override")
         k = _pair(spec["kernel_size"])
         s = _pair(spec.get("stride") or spec["kernel_size"])
         d = _square(n, name, _pair(spec.get("dilation", 1)))
         p = _pair(spec.get("padding", 0))
-        pads = _ceil_pads(self.g.shape(x), out, k, s, (p[0], p[0], p[1], p[1]), d)
+        x, pads = self.padded(n, n.args[0], name, (p[0], p[0], p[1], p[1]))
+        pads = _ceil_pads(self.g.shape(x), out, k, s, pads, d)
         return self.g.pool(x, k[0], s[0], count_include_pad=spec.get("count_include_pad", True), kind=kind,
                            kw=k[1], stride_w=s[1], pads=pads, dilation=d)
 

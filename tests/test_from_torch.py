@@ -141,6 +141,21 @@ def test_subclassed_conv_is_counted_from_its_output():
     assert (arch.ops[0].h_out, arch.ops[0].w_out) == (8, 8)
 
 
+def test_explicit_padding_folds_into_the_conv_or_pool_reading_it():
+    class TFStyle(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pad, self.conv = nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(3, 8, 3, 2)
+
+        def forward(self, x):
+            return F.max_pool2d(F.pad(self.conv(self.pad(x)), [1, 1, 0, 2]), 2)
+
+    arch = _check_exact(TFStyle(), (3, 16, 16))
+    assert [op.name for op in arch.ops] == ["conv", "maxpool"] and arch.ops[0].padding == (0, 1, 0, 1)
+    with pytest.raises(UnsupportedLayerError, match=r"^1 \(ReLU\) is not supported on an explicitly padded"):
+        from_torch(nn.Sequential(nn.ZeroPad2d(1), nn.ReLU()), (3, 8, 8))
+
+
 def test_layout_changes_feed_linear_and_outputs():
     class Head(nn.Module):
         def __init__(self):
