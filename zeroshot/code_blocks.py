@@ -15,11 +15,12 @@ Example
 >>> packed.values.dtype.name, packed.scale.tolist(), np.array_equal(packed.unpack(), codes)
 ('uint8', [1, 1440], True)
 >>> index = CodeIndex()
->>> new = index.new_rows(packed, lambda chunk: None)
+>>> new = index.new_rows(packed, lambda chunk: None, np.argsort(packed.hashes))
 >>> new.tolist()                                # a repeat inside the chunk: the first one is kept
 [True, True, False]
 >>> index.insert(packed.hashes[new], 0)
->>> index.new_rows(pack_codes(np.array([[3, 160], [5, 6]])), lambda chunk: packed.take(new)).tolist()
+>>> more = pack_codes(np.array([[3, 160], [5, 6]]))
+>>> index.new_rows(more, lambda chunk: packed.take(new), np.argsort(more.hashes)).tolist()
 [False, True]
 """
 from __future__ import annotations
@@ -56,21 +57,24 @@ class PackedCodes(NamedTuple):
 
 def pack_codes(codes: np.ndarray) -> PackedCodes:
     """``codes`` (rows of integers) packed column by column, with their hashes."""
-    codes = np.asarray(codes, np.int64).reshape(len(codes), -1)
+    codes = np.asarray(codes).reshape(len(codes), -1)
     if not codes.size:
         zeros = np.zeros(codes.shape[1], np.int64)
         return PackedCodes(codes.astype(np.uint8), zeros, zeros + 1, code_hashes(codes))
+    lo, hi = int(codes.min()), int(codes.max())
+    small = -2 ** 14 <= lo and hi < 2 ** 14                # steps fit int16 too: work in 16 bits
+    codes = codes.astype(np.int16 if small else np.int64, copy=False)
     offset = codes.min(axis=0)
     steps = codes - offset
-    span = steps.max(axis=0)
+    span = steps.max(axis=0).astype(np.int64)
     scale = np.ones(len(span), np.int64)
     wide = np.flatnonzero(span > 255)                 # only there a common step can narrow the type
     if len(wide):
         scale[wide] = np.maximum(np.gcd.reduce(steps[:, wide], axis=0), 1)
-        steps[:, wide] //= scale[wide]
+        steps[:, wide] //= scale[wide].astype(steps.dtype)
     top = int((span // scale).max())
     dtype = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if top <= np.iinfo(t).max)
-    return PackedCodes(steps.astype(dtype), offset, scale, code_hashes(codes))
+    return PackedCodes(steps.astype(dtype), offset.astype(np.int64), scale, code_hashes(codes))
 
 
 def code_hashes(codes: np.ndarray) -> np.ndarray:
@@ -90,32 +94,32 @@ def code_hashes(codes: np.ndarray) -> np.ndarray:
 
 
 class CodeIndex:
-    """The candidates of a run's blocks, by code hash: (hash, chunk, position) sorted by hash, 24 bytes
+    """The candidates of a run's blocks, by code hash: hash and (chunk, position) sorted by hash, 16 bytes
     per candidate (the codes stay in the store; a hash match is confirmed on them)."""
 
     def __init__(self):
         self.hashes = np.empty(0, np.uint64)
-        self.chunks = np.empty(0, np.int64)
-        self.positions = np.empty(0, np.int64)
+        self.places = np.empty(0, np.int64)              # chunk << 32 | position
 
     def __len__(self) -> int:
         return len(self.hashes)
 
-    def insert(self, hashes: np.ndarray, chunk: int) -> None:
-        """Add the candidates of block ``chunk`` (``hashes`` by position)."""
-        order = np.argsort(hashes, kind="stable")
+    def insert(self, hashes: np.ndarray, chunk: int, order: np.ndarray | None = None) -> None:
+        """Add the candidates of block ``chunk`` (``hashes`` by position; ``order``: their argsort, if known)."""
+        order = np.argsort(hashes) if order is None else order
         at = np.searchsorted(self.hashes, hashes[order])
         self.hashes = np.insert(self.hashes, at, hashes[order])
-        self.chunks = np.insert(self.chunks, at, chunk)
-        self.positions = np.insert(self.positions, at, order)
+        self.places = np.insert(self.places, at, (chunk << 32) | order)
 
-    def find(self, codes: PackedCodes, block_codes: Callable[[int], PackedCodes]) -> tuple[np.ndarray, np.ndarray]:
+    def find(self, codes: PackedCodes, block_codes: Callable[[int], PackedCodes], order: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
         """``(chunk, position)`` of each row of ``codes`` in the index (-1, -1 where absent);
-        ``block_codes(chunk)`` gives a block's codes to confirm hash matches."""
+        ``block_codes(chunk)`` gives a block's codes to confirm hash matches; ``order``: the hashes' argsort,
+        if known."""
         chunk, position = np.full(len(codes), -1, np.int64), np.full(len(codes), -1, np.int64)
         if not len(self):
             return chunk, position
-        order = np.argsort(codes.hashes)                    # sorted keys: searchsorted walks forward
+        order = np.argsort(codes.hashes) if order is None else order     # sorted keys: searchsorted walks on
         lo = np.empty(len(codes), np.int64)
         lo[order] = np.searchsorted(self.hashes, codes.hashes[order])
         rows = np.flatnonzero(self.hashes[np.minimum(lo, len(self) - 1)] == codes.hashes)
@@ -125,25 +129,30 @@ class CodeIndex:
         counts = np.searchsorted(self.hashes, codes.hashes[rows], "right") - lo
         pairs = np.repeat(rows, counts)                                 # (row, index entry) to confirm
         entries = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-        for c in np.unique(self.chunks[entries]):
-            sel = self.chunks[entries] == c
-            r, p = pairs[sel], self.positions[entries[sel]]
+        chunks, positions = self.places[entries] >> 32, self.places[entries] & 0xFFFFFFFF
+        for c in np.unique(chunks):
+            sel = chunks == c
+            r, p = pairs[sel], positions[sel]
             same = (block_codes(int(c)).unpack(p) == codes.unpack(r)).all(axis=1)
             first = same & (chunk[r] < 0)
             chunk[r[first]], position[r[first]] = c, p[first]
         return chunk, position
 
-    def new_rows(self, codes: PackedCodes, block_codes: Callable[[int], PackedCodes]) -> np.ndarray:
-        """Mask of the rows of ``codes`` that are neither in the index nor a repeat of an earlier row."""
-        new = _first_occurrences(codes)
+    def new_rows(self, codes: PackedCodes, block_codes: Callable[[int], PackedCodes], order: np.ndarray
+                 ) -> np.ndarray:
+        """Mask of the rows of ``codes`` (``order``: the argsort of their hashes) that are neither in the
+        index nor a repeat of an earlier row."""
+        new = _first_occurrences(codes, order)
+        if new.all():
+            return self.find(codes, block_codes, order)[0] < 0
         new[new] = self.find(codes.take(new), block_codes)[0] < 0
         return new
 
 
-def _first_occurrences(codes: PackedCodes) -> np.ndarray:
-    """Mask of the rows that no earlier row equals (exact, on the rows sharing a hash)."""
+def _first_occurrences(codes: PackedCodes, order: np.ndarray) -> np.ndarray:
+    """Mask of the rows that no earlier row equals (exact, on the rows sharing a hash; ``order``: the
+    argsort of the hashes)."""
     new = np.ones(len(codes), bool)
-    order = np.argsort(codes.hashes, kind="stable")
     tied = np.zeros(len(codes), bool)
     same = codes.hashes[order][1:] == codes.hashes[order][:-1]
     tied[order[1:][same]] = tied[order[:-1][same]] = True

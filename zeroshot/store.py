@@ -300,12 +300,14 @@ class ResultStore:
         codes = codes if isinstance(codes, PackedCodes) else pack_codes(codes)
         marker = self._stage(run_id, 1 if stage_marker is None else stage_marker)
         stages = self._stage_array(run_id, stage, len(codes))
-        new = self._code_index(run_id).new_rows(codes, lambda c: self._block_codes(run_id, c))
+        order = np.argsort(codes.hashes)
+        new = self._code_index(run_id).new_rows(codes, lambda c: self._block_codes(run_id, c), order)
         new &= ~self._in_rows(run_id, codes)
         names = sorted(metrics)
-        arrays = [(_CODES, codes.values[new]), (_OFFSET, codes.offset), (_SCALE, codes.scale),
-                  (_HASH, codes.hashes[new]), (_STAGE, stages[new])] + [
-            (n, np.asarray(metrics[n], dtype=np.float64)[new]) for n in names]
+        rows = slice(None) if new.all() else new
+        arrays = [(_CODES, codes.values[rows]), (_OFFSET, codes.offset), (_SCALE, codes.scale),
+                  (_HASH, codes.hashes[rows]), (_STAGE, stages[rows])] + [
+            (n, _narrow(np.asarray(metrics[n], dtype=np.float64)[rows])) for n in names]
         try:
             with self._tx():
                 self._ensure_columns(names)
@@ -317,7 +319,7 @@ class ResultStore:
         except BaseException:
             self._columns = self._read_columns()
             raise
-        self._indexes[run_id].insert(codes.hashes[new], chunk)
+        self._indexes[run_id].insert(codes.hashes[new], chunk, order if new.all() else None)
         return int(new.sum())
 
     def _stage_array(self, run_id: int, stage: Stage | dict, n: int) -> np.ndarray:
@@ -402,7 +404,7 @@ class ResultStore:
         for name, dtype, width, data in self.db.execute(
                 "SELECT name, dtype, width, data FROM blocks WHERE run_id = ? AND chunk = ? AND name NOT IN "
                 "(?, ?, ?, ?)", (run_id, chunk, _CODES, _OFFSET, _SCALE, _HASH)):
-            v = _array(dtype, width, data)[pos].item()
+            v = _array(name, dtype, width, data)[pos].item()
             record[name] = None if isinstance(v, float) and v != v else v
         return record
 
@@ -418,7 +420,7 @@ class ResultStore:
             if c != chunk and arrays:
                 yield chunk, _complete(arrays, names)
                 arrays = {}
-            chunk, arrays[name] = c, _array(dtype, width, data)
+            chunk, arrays[name] = c, _array(name, dtype, width, data)
         if arrays:
             yield chunk, _complete(arrays, names)
 
@@ -563,10 +565,21 @@ class ResultStore:
         return {name: self.count(run_id, name) for name in self.stages(run_id)}
 
 
-def _array(dtype: str, width: int, data: bytes) -> np.ndarray:
-    """A block column from its stored bytes (rows of ``width`` values; 0: one value per candidate)."""
+def _array(name: str, dtype: str, width: int, data: bytes) -> np.ndarray:
+    """A block column from its stored bytes (rows of ``width`` values; 0: one value per candidate); a
+    metric as float64."""
     a = np.frombuffer(data, dtype=np.dtype(dtype))
+    if not name.startswith("@"):
+        return a.astype(np.float64, copy=False)
     return a.reshape(-1, width) if width else a
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """A metric's float64 values as uint32 where that holds them exactly (counts: params, bytes), which
+    :func:`_array` reads back as the same floats."""
+    with np.errstate(invalid="ignore"):                  # NaN, inf, out of range: not exact, kept as they are
+        narrow = values.astype(np.uint32)
+    return narrow if np.array_equal(narrow, values) else values
 
 
 def _complete(arrays: dict, names: Sequence[str]) -> dict:
