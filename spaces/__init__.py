@@ -60,13 +60,8 @@ class SpaceOptionError(ParameterError):
 def register_space(space, name: str | None = None, *, replace: bool = False):
     """Add a space to the registry and return it: a :class:`SearchSpace` subclass (a class decorator; under
     ``cls.name``) or a space object (under ``name``, default its ``name``, which becomes its ``name``).
-    A taken name raises ``ValueError`` unless ``replace``.
-
-    >>> from zeroshot.spaces.macro import MacroSpace, Stage, ibn
-    >>> mine = register_space(MacroSpace([Stage(1, 16, (1, 2), (ibn(3, 6),))], resolutions=32),
-    ...                       name="my-space", replace=True)
-    >>> get_space("my-space") is mine, mine.name, list_space_options("my-space")
-    (True, 'my-space', [])
+    A taken name raises ``ValueError`` unless ``replace``.  A registration lasts for the process (no
+    example runs here for that reason: see ``docs/spaces.md``, "Declare your own space").
     """
     if not isinstance(space, SearchSpace):
         return SPACES.register(name or space.name, replace=replace)(space)
