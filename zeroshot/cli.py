@@ -26,7 +26,8 @@ from .errors import Error, InputError, ParameterError
 from .model_files import load_models, parse_input_shape
 
 __all__ = ["DESCRIPTION", "SPACE_FLAGS", "add_space_args", "build_parser", "error_line", "flag_of", "main",
-           "models_from_args", "read_archs", "read_lines", "space_from_args", "space_options", "write_csv", "write_text"]
+           "models_from_args", "read_archs", "read_lines", "space_from_args", "space_options", "write_csv",
+           "write_text"]
 
 #: what ``zeroshot --help`` says first
 DESCRIPTION = ("Hardware-aware neural-architecture screening: sample curated search spaces, estimate each "

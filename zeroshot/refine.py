@@ -55,6 +55,7 @@ from .errors import InputError, ParameterError
 from .evolution import aging_evolution
 from .pareto import pareto_front
 from .proxies import get_proxy
+from .proxy_cache import ProxyCache
 from .scoring import compute_proxies, rank_aggregate
 
 DIMENSIONS = ("fusion", "depth-multiplier", "width", "resolution")
@@ -145,14 +146,9 @@ def score_values(space: SearchSpace, codes: np.ndarray, proxies: Sequence[str], 
     if net:
         view, codes_of = proxy_view(space, proxy_resolution)
         vcodes = codes_of(codes)
-        cache = {} if cache is None else cache
-        keys = [(c.tobytes(), tuple(net)) for c in vcodes]
-        todo = sorted({k: i for i, k in enumerate(keys) if k not in cache}.values())
-        if todo:
-            got = compute_proxies(view, vcodes[todo], net, batch_size=batch_size)
-            for j, i in enumerate(todo):
-                cache[keys[i]] = [float(got[p][j]) for p in net]
-        out.update({p: np.array([cache[k][j] for k in keys]) for j, p in enumerate(net)})
+        def compute(rows):
+            return compute_proxies(view, vcodes[rows], net, batch_size=batch_size)
+        out.update(ProxyCache(cache).values([c.tobytes() for c in vcodes], net, compute))
     return {p: out[p] for p in proxies}
 
 
