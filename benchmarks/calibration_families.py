@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from calibration_hw import draws  # noqa: E402
+from calibration_kinds import unseen_device_args  # noqa: E402
 from nasbench_macro import nasbench_macro  # noqa: E402
 from zeroshot.estimator.calibrated_device import calibrate  # noqa: E402
 from zeroshot.estimator.calibration_features import arch_table  # noqa: E402
@@ -66,9 +67,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--k", type=int, default=20)
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--synthetic", type=int, default=12)
-    p.add_argument("--noise", type=float, default=0.03)
+    unseen_device_args(p)
     p.add_argument("-o", "--output", default=str(Path(__file__).with_name("results") / "calibration_families.md"))
     args = p.parse_args(argv)
     t0 = time.time()
@@ -76,7 +75,7 @@ def main(argv=None):
     descr = {d.name: d.summary() for d in devices}
     lines = ["# Few-shot calibration on other model families (unseen accelerators)", "",
              f"`python benchmarks/calibration_families.py --n {args.n} --k {args.k} --seeds {args.seeds} "
-             f"--synthetic {args.synthetic} --noise {args.noise:g}`.  " + __doc__.split("\n\n")[1].replace("\n", " "),
+             f"--synthetic {args.synthetic} --noise {args.noise:g}`.  " + " ".join(__doc__.split("\n\n")[1].split()),
              ""]
     for space in (get_space("mbv2"), nasbench_macro()):
         with threadpool_limits(1):          # a shared machine: one BLAS thread

@@ -153,14 +153,19 @@ def kinds_table(kinds: dict, chosen: dict, ks) -> list[str]:
     return lines
 
 
+def unseen_device_args(p: argparse.ArgumentParser) -> None:
+    """``--seeds``, ``--synthetic`` and ``--noise`` (also calibration_families.py's)."""
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--synthetic", type=int, default=12)
+    p.add_argument("--noise", type=float, default=0.03)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=3000)
-    p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--inner-seeds", type=int, default=2)
     p.add_argument("--ks", default="10,20")
-    p.add_argument("--synthetic", type=int, default=12)
-    p.add_argument("--noise", type=float, default=0.03)
+    unseen_device_args(p)
     p.add_argument("--spaces", default="nb201,fbnet")
     p.add_argument("-o", "--output", default=str(Path(__file__).with_name("results") / "calibration_kinds.md"))
     args = p.parse_args(argv)
@@ -174,7 +179,7 @@ def main(argv=None):
                f"{args.inner_seeds} --ks {args.ks} --synthetic {args.synthetic} --noise {args.noise:g} "
                f"--spaces {args.spaces}")
     lines = ["# Few-shot calibration on kinds never seen (leave one kind out; unseen accelerators)", "",
-             f"`{command}`.  " + " ".join(__doc__.split("\n\n")[1:3]).replace("\n", " "), ""]
+             f"`{command}`.  " + " ".join(" ".join(__doc__.split("\n\n")[1:3]).split()), ""]
     for space, texts, measured in shared_or_exit(args.spaces):
         pick = np.sort(np.random.default_rng(0).choice(len(texts), min(args.n, len(texts)), replace=False))
         with threadpool_limits(1):          # a shared machine: one BLAS thread

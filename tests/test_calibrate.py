@@ -267,3 +267,60 @@ def test_cli_estimate_uses_a_calibrated_device(tmp_path, capsys):
     mbv2.write_text(get_space("mbv2").sample(1, seed=0)[0] + "\n")
     assert main(["estimate", "mbv2", "--archs", str(mbv2), "--device", dev]) == 2
     assert "calibrated on nb201 architectures, not mbv2" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ sources that span hardware
+def test_sampled_accelerators_are_deterministic_valid_and_disjoint_by_stream():
+    from zeroshot.estimator.synthetic_devices import sample_npu_devices
+    prior, test = sample_npu_devices(12, stream="prior"), sample_npu_devices(12, stream="test")
+    assert [d.to_dict() for d in prior] == [d.to_dict() for d in sample_npu_devices(12, stream="prior")]
+    assert sample_npu_devices(2, stream="test", start=5)[0].to_dict() == test[5].to_dict()
+    params = lambda d: {k: v for k, v in d.to_dict().items() if k not in ("name", "description")}  # noqa: E731
+    assert not any(params(a) == params(b) for a in prior for b in test)
+    # the family varies every mechanism of the npu model, not one scale
+    for field in ("lanes", "kernel_lanes", "pixel_lanes", "tap_lanes", "sram_kib", "overhead_us"):
+        assert len({getattr(d, field) for d in prior + test}) > 2, field
+    assert len({d.fusion for d in prior + test}) > 1
+    assert all(4 <= d.lanes <= 128 and d.clock_mhz > 0 for d in prior + test)
+    with pytest.raises(UnknownNameError, match="unknown device stream 'train'; choose from prior, test"):
+        sample_npu_devices(1, stream="train")
+
+
+def test_device_kinds_and_leaving_a_kind_out():
+    from zeroshot.estimator.calibration_prior import device_kind
+    assert [device_kind(f"nb201/{d}") for d in ("1080ti_32_ms", "gold_6226_ms", "samsung_a50_ms", "raspi4_ms",
+                                                "npu-prior-07", "npu-edgetpu-like", "tpu_v9")] == \
+        ["gpu", "cpu", "phone", "pi", "npu", "npu", "other"]
+    prior = load_prior()
+    kinds = {device_kind(lab) for lab in prior.labels}
+    assert {"gpu", "cpu", "phone", "pi", "npu"} <= kinds          # the shipped prior spans hardware kinds
+    rest = prior.without_kinds({"npu", "gpu"})
+    assert rest.labels and {device_kind(lab) for lab in rest.labels} == kinds - {"npu", "gpu"}
+    i = prior.labels.index(rest.labels[0])
+    assert np.array_equal(rest.thetas[0], prior.thetas[i]) and rest.intercepts[0] == prior.intercepts[i]
+
+
+def test_build_prior_adds_the_analytic_accelerators(nb201, tmp_path):
+    from zeroshot.estimator.calibration_prior import build_prior
+    from zeroshot.estimator.synthetic_devices import sample_npu_devices
+    space, archs, features = nb201
+    measured = {"slow_ms": np.linspace(1.0, 3.0, len(archs))}
+    npu = sample_npu_devices(2, stream="test")
+    built = build_prior([(space, archs, measured)], path=tmp_path / "p.json", npu=npu)
+    assert built.labels == ["nb201/slow_ms", "nb201/npu-test-00", "nb201/npu-test-01"]
+    assert load_prior(tmp_path / "p.json").labels == built.labels
+    # an accelerator's source reproduces its analytic latencies on the architectures it was fitted to
+    y = npu[0].latency_ms(to_table([space.to_ir(a) for a in archs]))
+    pred = predict_features(features, *built.source(1)) * y.mean()
+    assert np.corrcoef(pred, y)[0, 1] > 0.99
+
+
+def test_calibration_ranks_an_unseen_accelerator(nb201):
+    from scipy.stats import spearmanr
+    from zeroshot.estimator.synthetic_devices import sample_npu_devices, with_noise
+    space, archs, features = nb201
+    table = to_table([space.to_ir(a) for a in archs])
+    for t, device in enumerate(sample_npu_devices(3, stream="test")):     # never a source of the prior
+        y = with_noise(device.latency_ms(table), 0.03, seed=t)
+        fitted = calibrate(archs[:10], y[:10], space=space)
+        assert spearmanr(fitted.predict(space, archs[10:]), y[10:]).statistic > 0.9, device.name
