@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.stats import spearmanr
 from torch import nn
 
 import zeroshot as zs
@@ -35,7 +36,7 @@ def net(width=16, classes=10):
 
 
 def family():
-    return [net(w) for w in (8, 12, 16, 17, 20, 24, 28, 32, 36, 40, 48, 56)]
+    return [net(w) for w in range(8, 72, 4)]
 
 
 def recurrent():
@@ -97,7 +98,7 @@ def test_score_and_measure_take_modules(nets, capsys, one_torch_thread):
     code, out, _ = run(capsys, "score", "--model", f"{nets}:family", "--input", "3,32,32", "--proxies",
                        "synflow,naswot", "--batch-size", "8")
     got = rows(out)
-    assert code == 0 and [r["arch"] for r in got][:2] == ["family[0]", "family[1]"] and len(got) == 12
+    assert code == 0 and [r["arch"] for r in got][:2] == ["family[0]", "family[1]"] and len(got) == 16
     assert all(np.isfinite(float(r["synflow"])) for r in got)
     code, out, _ = run(capsys, "measure", "--model", f"{nets}:net", "--input", "3,32,32", "--rounds", "3")
     assert code == 0 and float(rows(out)[0]["latency_ms"]) > 0
@@ -106,20 +107,23 @@ def test_score_and_measure_take_modules(nets, capsys, one_torch_thread):
 def test_calibrate_on_own_models_predicts_other_models(nets, tmp_path, capsys):
     namespace = {}
     exec(compile(open(nets).read(), nets, "exec"), namespace)
-    family = namespace["family"]()
+    family = namespace["family"]()                                       # 16 widths, 8 to 68
     truth = zs.estimate(family, device="edgetpu-like", input_shape=(3, 32, 32))["latency_ms"]
+    fit = [0, 1, 2, 4, 6, 8, 10, 12, 14, 15]
+    rest = [i for i in range(len(family)) if i not in fit]
     measurements = tmp_path / "m.csv"
-    measurements.write_text("arch,latency_ms\n" + "".join(f"family[{i}],{v}\n" for i, v in enumerate(truth[:10])))
+    measurements.write_text("arch,latency_ms\n" + "".join(f"family[{i}],{truth[i]}\n" for i in fit))
     device_file = tmp_path / "dev.json"
     code, out, err = run(capsys, "calibrate", "--model", f"{nets}:family", "--input", "3,32,32", "--measurements",
                          str(measurements), "-o", str(device_file))
     assert code == 0, err
     assert json.loads(device_file.read_text())["space"] is None
-    device = zs.calibrate(family[:10], truth[:10], input_shape=(3, 32, 32))
-    predicted = zs.estimate(family[10:], device=device, input_shape=(3, 32, 32))["latency_ms"]
-    assert np.isfinite(predicted).all() and predicted[1] > predicted[0]     # the wider network is slower
-    from_file = zs.estimate(family[10:], device=str(device_file), input_shape=(3, 32, 32))["latency_ms"]
-    np.testing.assert_allclose(from_file, predicted, rtol=1e-4)
+    device = zs.calibrate([family[i] for i in fit], truth[fit], input_shape=(3, 32, 32))
+    predicted = zs.estimate([family[i] for i in rest], device=device, input_shape=(3, 32, 32))["latency_ms"]
+    assert spearmanr(predicted, truth[rest]).statistic >= 0.8
+    assert np.median(np.abs(predicted / truth[rest] - 1)) < 0.1
+    from_file = zs.estimate([family[i] for i in rest], device=str(device_file), input_shape=(3, 32, 32))
+    np.testing.assert_allclose(from_file["latency_ms"], predicted, rtol=1e-4)
 
 
 @pytest.mark.parametrize("argv, words", [
