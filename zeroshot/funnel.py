@@ -31,7 +31,8 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
+from numbers import Real
 
 import numpy as np
 
@@ -41,15 +42,19 @@ from zeroshot.estimator.estimate import Estimator
 
 from .allocator import keep_freed_memory
 from .constraints import Constraints
-from .errors import InputError, ParameterError
+from .errors import EncodingError, InputError, ParameterError
 from .pareto import pareto_front
 from .progress import progress
 from .code_blocks import PackedCodes, pack_codes
 from .store import ResultStore
 from .table import Table
 
-__all__ = ["ScreenConfig", "ScreenResult", "cheap_metrics", "chunk_codes", "cost_chunks", "n_chunks",
-           "proxy_codes", "run_screen", "screen"]
+__all__ = ["DEFAULT_BASELINE", "ScreenConfig", "ScreenResult", "baseline_encoding", "cheap_metrics", "chunk_codes",
+           "brief_row",
+           "cost_chunks", "n_chunks", "proxy_codes", "run_screen", "screen"]
+
+#: the baseline a screen compares with by default, in a space that has it (spaces/baselines.py)
+DEFAULT_BASELINE = "mobilenetv2"
 
 @dataclass
 class ScreenConfig:
@@ -73,6 +78,8 @@ class ScreenConfig:
     data: str | None = None
     batch_size: int = 16            # swap reads 16 samples, meco one input: a larger batch only costs time
     proxy_scale: float = 0.75       # stage 4 input side, relative to each candidate's own (see the docstring)
+    baseline: str | None = "default"    # a baseline name of the space or an encoding; "default"; None: none
+    min_score: str | float | None = "baseline"      # shortlist floor: the baseline's score, a value, or None
 
     def constraints(self) -> dict[str, float]:
         """Active constraints as metric name -> maximum."""
@@ -258,11 +265,13 @@ def run_screen(cfg: ScreenConfig, db: str = ":memory:", resume: int | str | None
 
 
 def _screen(cfg: ScreenConfig, db: str | None, resume, backend, quiet: bool) -> ScreenResult:
-    """The flow: validate, open the run, stages 1-2, 3, 4 and 5, summary."""
+    """The flow: validate, open the run, the baseline's cost (the default constraints), stages 1-2, 3, 4
+    (the baseline scored with the survivors) and 5, summary."""
     space = validate(cfg)
     with ResultStore(db or ":memory:", space=cfg.space, space_options=cfg.space_options) as store:
         run_id, cfg = open_run(store, cfg, resume)
-        run = _Run(cfg, space, store, run_id, backend, quiet)
+        reference = baseline_cost(cfg, space)
+        run = _Run(baseline_limits(cfg, reference), space, store, run_id, backend, quiet)
         timings = {}
         with _timed(timings, "cost"):
             constraints = cost_stage(run)
@@ -272,10 +281,11 @@ def _screen(cfg: ScreenConfig, db: str | None, resume, backend, quiet: bool) -> 
         if cfg.survivors:
             with _timed(timings, "proxies"):
                 network_stage(run, best)
-            shortlist, front, constant = shortlist_stage(run)
+                baseline_proxies(reference)
+            shortlist, front, constant, closest = shortlist_stage(run, reference)
         else:
-            (shortlist, front), constant = cheap_shortlist_stage(run), {}
-        summary = finish(run, timings, constraints, survived, shortlist, constant)
+            (shortlist, front, closest), constant = cheap_shortlist_stage(run, reference), {}
+        summary = finish(run, timings, constraints, survived, shortlist, constant, reference, closest)
     return ScreenResult(Table.from_rows(shortlist), Table.from_rows(front), summary["counts"], summary, run_id,
                         db)
 
@@ -316,6 +326,8 @@ def validate(cfg: ScreenConfig):
             raise ParameterError(name, f"an integer >= {least}", getattr(cfg, name))
     if not 0 < cfg.proxy_scale <= 1:
         raise ParameterError("proxy_scale", "in (0, 1]", cfg.proxy_scale)
+    baseline_encoding(cfg, space)
+    _score_floor(cfg.min_score, None)
     bytes_per_element(cfg.precision)
     Constraints.from_config(cfg)
     cheap_metrics(cfg.cheap)
@@ -340,6 +352,43 @@ def _check_network_inputs(cfg: ScreenConfig, space) -> None:
         load_data(cfg.data, classes=probe.tensor_shape(probe.outputs[0])[0])
 
 
+def baseline_encoding(cfg: ScreenConfig, space) -> str | None:
+    """The encoding of the screen's baseline: ``cfg.baseline`` names one of the space's baselines (for the
+    space's task) or is an encoding of it; ``"default"``: :data:`DEFAULT_BASELINE` where the space has it
+    (mbv2; nb201 and fbnet have none: no baseline); None or ``"none"``: no baseline.
+
+    >>> from zeroshot.spaces import get_space
+    >>> baseline_encoding(ScreenConfig("mbv2"), get_space("mbv2"))[:10]
+    'r224 s32 |'
+    >>> baseline_encoding(ScreenConfig("nb201"), get_space("nb201")) is None
+    True
+    """
+    from zeroshot.spaces.baselines import get_baseline, list_baselines
+    names, task = list_baselines(cfg.space), getattr(space, "task", "classify")
+    if cfg.baseline in (None, "none") or (cfg.baseline == "default" and DEFAULT_BASELINE not in names):
+        return None
+    name = DEFAULT_BASELINE if cfg.baseline == "default" else cfg.baseline
+    if name in names:
+        return get_baseline(cfg.space, name, task)
+    try:
+        return space.format(space.parse(name))
+    except EncodingError as e:
+        raise ParameterError("baseline", f"a baseline of {cfg.space} ({', '.join(names) or 'it has none'}) or "
+                                         f"an encoding of the space", name, str(e)) from None
+
+
+def _score_floor(min_score, reference: dict | None) -> float:
+    """The least score a shortlisted network has: the baseline's (``"baseline"``; none without a baseline),
+    a number, or none (None / ``"none"``)."""
+    if min_score in (None, "none") or (min_score == "baseline" and reference is None):
+        return -np.inf
+    if min_score == "baseline":
+        return reference["score"]
+    if isinstance(min_score, bool) or not isinstance(min_score, Real) or np.isnan(min_score):
+        raise ParameterError("min_score", "'baseline', a number or None", min_score)
+    return float(min_score)
+
+
 def open_run(store: ResultStore, cfg: ScreenConfig, resume: int | str | None) -> tuple[int, ScreenConfig]:
     """A new run of ``cfg``, or the run to ``resume`` (an id or ``"last"``) with its stored config."""
     if resume is None:
@@ -357,6 +406,27 @@ def open_run(store: ResultStore, cfg: ScreenConfig, resume: int | str | None) ->
     if stored != asdict(cfg):
         cfg = ScreenConfig(**{"proxy_scale": 1.0, **stored})     # runs from before proxy_scale: full size
     return run_id, cfg
+
+
+def baseline_cost(cfg: ScreenConfig, space) -> dict | None:
+    """The baseline's row (``arch`` and its stage-2 metrics, the cheap score among them), costed by the
+    estimator the candidates go through; None without a baseline."""
+    arch = baseline_encoding(cfg, space)
+    if arch is None:
+        return None
+    _init_worker(asdict(cfg))
+    metrics = _WORKER["estimator"].evaluate(space.parse(arch)[None])
+    return {"arch": arch, **{name: float(v[0]) for name, v in metrics.items()}}
+
+
+def baseline_limits(cfg: ScreenConfig, reference: dict | None) -> ScreenConfig:
+    """``cfg`` with the constraints not given taken from the baseline: faster than it (latency strictly
+    below), params and peak activation memory no larger."""
+    if reference is None:
+        return cfg
+    given = {"max_latency_ms": np.nextafter(reference["latency_ms"], 0.0), "max_params": reference["params"],
+             "max_peak_kb": reference["peak_activation_bytes"] / 1024}
+    return replace(cfg, **{k: float(v) for k, v in given.items() if getattr(cfg, k) is None})
 
 
 def cost_stage(run: _Run) -> Constraints:
@@ -414,16 +484,33 @@ def network_stage(run: _Run, best: list[str]) -> None:
     bar.close()
 
 
-def shortlist_stage(run: _Run) -> tuple[list[dict], list[dict], dict]:
-    """Stage 5: the top rows by the default score (rank aggregate of its proxies), the front of score vs
-    latency (both marked in the store), and the proxies that took one value over every scored candidate
-    (name -> value: they do not rank, e.g. swap at its 2^16 cap on large networks)."""
+def baseline_proxies(reference: dict | None) -> None:
+    """Stage 4 of the baseline: the default score's proxies, as :func:`network_chunk` gives the survivors'
+    (same input, seed and scale), added to its row."""
+    if reference is not None:
+        reference.update(network_chunk([reference["arch"]])[0])
+
+
+def shortlist_stage(run: _Run, reference: dict | None) -> tuple[list[dict], list[dict], dict, list[dict]]:
+    """Stage 5: the default score (rank aggregate of its proxies) over the scored candidates and the baseline
+    in one batch (the baseline's becomes its ``score``); the top rows at or above the score floor
+    (``min_score``), the front of score vs latency (both marked in the store), the proxies that took one
+    value over every scored candidate (name -> value: they do not rank, e.g. swap at its 2^16 cap on large
+    networks), and the closest rows when none reaches the floor."""
     from .scoring import DEFAULT_PROXIES, rank_aggregate
     rows = run.store.candidates(run.run_id, "scored")
     values = {n: np.array([r[n] for r in rows], dtype=np.float64) for n in DEFAULT_PROXIES}
     constant = {n: float(v[0]) for n, v in values.items() if len(v) > 1 and (v == v[0]).all()}
+    if reference is not None:
+        values = {n: np.append(v, reference[n]) for n, v in values.items()}
     score = rank_aggregate(values)
-    top = np.lexsort((np.array([r["arch"] for r in rows]), -score))[: run.cfg.top]
+    if reference is not None:
+        reference["score"], score = float(score[-1]), score[:-1]
+    ranked = np.lexsort((np.array([r["arch"] for r in rows]), -score))
+    scored = [dict(rows[i], score=float(score[i])) for i in ranked]
+    shortlist, closest = _pick(scored, run.cfg, reference)
+    index = {r["arch"]: i for i, r in enumerate(rows)}
+    top = np.array([index[r["arch"]] for r in shortlist], dtype=np.int64)
     front = pareto_front(score, np.array([r["latency_ms"] for r in rows]))
     top_set, chosen = set(top.tolist()), set(np.union1d(top, front).tolist())
     run.store.write_chunk(run.run_id, -2, [
@@ -431,25 +518,41 @@ def shortlist_stage(run: _Run) -> tuple[list[dict], list[dict], dict]:
         for i in range(len(rows)) if i in chosen] + [
         (rows[i]["arch"], "scored", {"score": score[i]}) for i in range(len(rows)) if i not in chosen],
         stage_marker="shortlisted")
-    return ([dict(rows[i], score=float(score[i])) for i in top],
-            [dict(rows[i], score=float(score[i])) for i in front], constant)
+    return shortlist, [dict(rows[i], score=float(score[i])) for i in front], constant, closest
 
 
-def cheap_shortlist_stage(run: _Run) -> tuple[list[dict], list[dict]]:
-    """Stage 5 without network proxies (``survivors=0``): the top survivors by the cheap score, and the
-    survivors on the front of cheap score vs latency, by latency (``score`` is the cheap score)."""
+def _pick(ranked: list[dict], cfg: ScreenConfig, reference: dict | None) -> tuple[list[dict], list[dict]]:
+    """The shortlist (the first ``top`` of ``ranked``, best first, with a score at or above the floor, the
+    baseline itself left out) and, when it is empty, the closest: the ``top`` best."""
+    floor = _score_floor(cfg.min_score, reference)
+    arch = reference["arch"] if reference else None
+    shortlist = [r for r in ranked if r["score"] >= floor and r["arch"] != arch][:cfg.top]
+    return shortlist, [] if shortlist else [r for r in ranked if r["arch"] != arch][:cfg.top]
+
+
+def cheap_shortlist_stage(run: _Run, reference: dict | None) -> tuple[list[dict], list[dict], list[dict]]:
+    """Stage 5 without network proxies (``survivors=0``): the top survivors by the cheap score at or above
+    the floor (the baseline's cheap score by default), the survivors on the front of cheap score vs latency,
+    by latency (``score`` is the cheap score), and the closest when none reaches the floor."""
     store, run_id = run.store, run.run_id
-    shortlist = [dict(r, score=r["cheap"]) for r in store.top(run_id, "cheap", run.cfg.top, min_stage="survived")]
+    if reference is not None:
+        reference["score"] = reference["cheap"]
+    k = run.cfg.top if reference is None and run.cfg.min_score in ("baseline", None, "none") else store.count(
+        run_id, "survived")
+    ranked = [dict(r, score=r["cheap"]) for r in store.top(run_id, "cheap", k, min_stage="survived")]
+    shortlist, closest = _pick(ranked, run.cfg, reference)
     store.write_chunk(run_id, -2, [(r["arch"], "shortlisted", {"top": 1.0}) for r in shortlist],
                       stage_marker="shortlisted")
     survivors = store.candidates(run_id, "survived")
     front = sorted((r for r in survivors if r["cheap_front"]), key=lambda r: (r["latency_ms"], -r["cheap"]))
-    return shortlist, [dict(r, score=r["cheap"]) for r in front]
+    return shortlist, [dict(r, score=r["cheap"]) for r in front], closest
 
 
 def finish(run: _Run, timings: dict, constraints: Constraints, survived: list[str], shortlist: list[dict],
-           constant: dict) -> dict:
-    """Record the run's summary in the store; returns it, with the shortlist's ``rows``."""
+           constant: dict, reference: dict | None = None, closest: list[dict] = ()) -> dict:
+    """Record the run's summary in the store; returns it, with the shortlist's ``rows``.  ``shortlist`` (and
+    ``closest``, when nothing reaches the score floor) hold :func:`brief_row` s, each with its change
+    against the ``baseline`` row (None without one)."""
     store, run_id = run.store, run.run_id
     counts = {"sampled": store.count(run_id, "sampled"), "passed": store.count(run_id, "passed"),
               "survived": len(survived)}
@@ -457,7 +560,28 @@ def finish(run: _Run, timings: dict, constraints: Constraints, survived: list[st
         counts["scored"] = store.count(run_id, "scored")
     counts["shortlisted"] = len(shortlist)
     summary = {"run_id": run_id, "counts": counts, "timings_s": timings, "removed_by": dict(constraints.removed),
-               "shortlist": [r["arch"] for r in shortlist], "constant_proxies": constant}
+               "baseline": reference and brief_row(reference), "constraints": constraints.limits,
+               "min_score": _score_floor(run.cfg.min_score, reference),
+               "shortlist": [brief_row(r, reference) for r in shortlist],
+               "closest": [brief_row(r, reference) for r in closest], "constant_proxies": constant}
     store.finish_run(run_id, summary)
     summary["rows"] = shortlist
     return summary
+
+
+def brief_row(row: dict, reference: dict | None = None) -> dict:
+    """What the summary shows of a network: ``arch``, ``score``, ``latency_ms``, ``params``, ``peak_kb``;
+    against a ``reference`` row, the change in percent (``latency_pct``, ``params_pct``, ``peak_pct``) and
+    ``score_vs_baseline`` (the difference).
+
+    >>> base = {"arch": "b", "score": -1.0, "latency_ms": 2.0, "params": 100, "peak_activation_bytes": 2048}
+    >>> brief_row(dict(base, arch="a", score=-0.5, latency_ms=1.5), base)["latency_pct"]
+    -25.0
+    """
+    out = {"arch": row["arch"], "score": float(row["score"]), "latency_ms": float(row["latency_ms"]),
+           "params": int(row["params"]), "peak_kb": float(row["peak_activation_bytes"]) / 1024}
+    if reference is not None:
+        base = brief_row(reference)
+        out.update({f"{k.split('_')[0]}_pct": 100 * (out[k] / base[k] - 1)
+                    for k in ("latency_ms", "params", "peak_kb")}, score_vs_baseline=out["score"] - base["score"])
+    return out

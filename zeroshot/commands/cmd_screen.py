@@ -6,7 +6,8 @@ from dataclasses import fields
 
 from zeroshot.backends import get_backend
 from zeroshot.cli import add_space_args, space_from_args, space_options
-from zeroshot.funnel import ScreenConfig, screen
+from zeroshot.errors import ParameterError
+from zeroshot.funnel import DEFAULT_BASELINE, ScreenConfig, brief_row, screen
 
 DEFAULTS = {f.name: f.default for f in fields(ScreenConfig) if not callable(f.default)}
 
@@ -19,9 +20,17 @@ def register(sub):
     g.add_argument("--all", action="store_true", help="enumerate the whole space instead of sampling")
     p.add_argument("--device", default=DEFAULTS["device"],
                    help="device name or JSON file (default %(default)s; see `zeroshot device list`)")
-    p.add_argument("--max-latency-ms", type=float, help="drop candidates slower than this on the device")
-    p.add_argument("--max-params", type=float, help="drop candidates with more parameters")
-    p.add_argument("--max-peak-kb", type=float, help="drop candidates whose peak activation memory is larger")
+    p.add_argument("--baseline", default=DEFAULTS["baseline"], metavar="NAME|ENCODING|none",
+                   help=f"the network to beat: a baseline of the space (`zeroshot baseline SPACE`) or an encoding; "
+                        f"default: the space's {DEFAULT_BASELINE} for its task where it has one (mbv2; nb201 and "
+                        f"fbnet have none: no baseline)")
+    p.add_argument("--max-latency-ms", type=float,
+                   help="drop candidates slower than this on the device (default: faster than the baseline)")
+    p.add_argument("--max-params", type=float, help="drop candidates with more parameters (default: the baseline's)")
+    p.add_argument("--max-peak-kb", type=float,
+                   help="drop candidates whose peak activation memory is larger (default: the baseline's)")
+    p.add_argument("--min-score", default=DEFAULTS["min_score"], metavar="baseline|VALUE|none",
+                   help="shortlist only networks scored at or above this (default: the baseline's score)")
     p.add_argument("--max-model-bytes", type=float, help="drop candidates whose weights are larger")
     p.add_argument("--precision", default=DEFAULTS["precision"], help="fp32, fp16 or int8 (default fp32)")
     p.add_argument("--survivors", type=int, default=DEFAULTS["survivors"],
@@ -49,11 +58,12 @@ def run(args):
     db = args.db or f"zeroshot-{space}.db"
     resume = int(args.resume) if args.resume is not None and args.resume.isdigit() else args.resume
     options = {name: getattr(args, name) for name in ("chunk", "precision", "cheap", "data", "batch_size",
-                                                       "proxy_scale")}
+                                                       "proxy_scale", "baseline")}
     result = screen(space, device=args.device, n=None if args.all else args.n, all=args.all,
                     max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_peak_kb=args.max_peak_kb,
                     max_model_bytes=args.max_model_bytes, survivors=args.survivors, top=args.top, seed=args.seed,
                     db=db, space_options=space_options(args), resume=resume, quiet=args.json,
+                    min_score=min_score(args.min_score),
                     backend=get_backend(args.backend, args.workers, args.address), **options)
     if args.json:
         json.dump(result.summary, sys.stdout, indent=2, default=float)
@@ -62,18 +72,42 @@ def run(args):
     print_summary(result.summary, db)
 
 
+def min_score(text: str) -> str | float | None:
+    """``--min-score``: ``baseline``, ``none`` or a number."""
+    if text in ("baseline", "none"):
+        return None if text == "none" else text
+    try:
+        return float(text)
+    except ValueError:
+        raise ParameterError("min_score", "'baseline', a number or 'none'", text) from None
+
+
 def print_summary(summary: dict, db: str) -> None:
     c, t = summary["counts"], summary["timings_s"]
     print(f"run {summary['run_id']} in {db}: " + ", ".join(f"{k} {v:,}" for k, v in c.items()) +
           "  (" + ", ".join(f"{k} {v:.1f}s" for k, v in t.items()) + ")")
-    rows = summary["rows"]
+    baseline = summary.get("baseline")
+    rows = summary["shortlist"] if baseline else [brief_row(r) for r in summary["rows"]]
+    if baseline and not rows:
+        rows = summary["closest"]
+        print(f"nothing beats the baseline: no candidate within the constraints scores at or above "
+              f"{summary['min_score']:.4g}; the closest by score:")
     if not rows:
         return
-    width = max(len(r["arch"]) for r in rows)
-    print(f"{'arch':{width}}  {'score':>9}  {'latency_ms':>10}  {'params':>10}  {'peak_kb':>9}")
-    for r in rows:
-        print(f"{r['arch']:{width}}  {r['score']:9.4g}  {r['latency_ms']:10.3f}  {int(r['params']):10,}  "
-              f"{r['peak_activation_bytes'] / 1024:9.1f}")
+    print_rows(rows, baseline)
     for name, value in summary.get("constant_proxies", {}).items():
         print(f"note: {name} is {value:g} for every scored candidate ({c['scored']:,}), so it does not rank them; "
               "the score's order comes from the other proxies")
+
+
+def print_rows(rows: list[dict], baseline: dict | None) -> None:
+    """The table: the baseline first (marked), then each row with its change against it."""
+    shown = ([dict(baseline, arch=f"{baseline['arch']}  (baseline)")] if baseline else []) + rows
+    width = max(len(r["arch"]) for r in shown)
+    changes = f"  {'latency':>8}  {'params':>8}  {'peak':>8}  {'score':>7}" if baseline else ""
+    print(f"{'arch':{width}}  {'score':>9}  {'latency_ms':>10}  {'params':>10}  {'peak_kb':>9}{changes}")
+    for r in shown:
+        change = "".join(f"  {r[k]:+7.1f}%" for k in ("latency_pct", "params_pct", "peak_pct")) + \
+            f"  {r['score_vs_baseline']:+7.3f}" if "latency_pct" in r else ""
+        print(f"{r['arch']:{width}}  {r['score']:9.4g}  {r['latency_ms']:10.3f}  {int(r['params']):10,}  "
+              f"{r['peak_kb']:9.1f}{change}")
