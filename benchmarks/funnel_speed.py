@@ -165,29 +165,45 @@ def store_ratio(args):
             memory.append(stages_1_to_3(cfg, args.workers)[0])
             db = str(Path(tmp) / f"r{r}.db")
             t0 = time.perf_counter()
-            res = screen(args.space, n=args.n, chunk=cfg.chunk, survivors=0, top=cfg.top, db=db,
-                         backend=LocalBackend(args.workers), quiet=True)
+            res = screen(args.space, n=args.n, chunk=cfg.chunk, survivors=0, top=cfg.top, db=db, baseline=None,
+                         backend=LocalBackend(args.workers), quiet=True)      # no constraint, as in memory
             stored.append(time.perf_counter() - t0)
             size = os.path.getsize(db) / 2 ** 20
             loads.append(_load())
     ratios = [s / m for s, m in zip(stored, memory)]
-    lines = [f"# The results store's cost ({args.space}, {args.n:,} candidates, {args.workers} workers, "
-             f"{os.cpu_count()} cores)", "",
-             f"`python benchmarks/funnel_speed.py --store-ratio --space {args.space} --n {args.n} --workers "
-             f"{args.workers} --repeats {args.repeats}`", "",
-             "Stages 1-3 in memory (sample, cost, cheap score, filter, top-200 + Pareto front, nothing kept) vs "
-             "`zeroshot.screen(..., survivors=0, db=FILE)` on the same candidates (stages 1-3 with every "
-             "candidate in the SQLite store, the shortlist read back from it, the run's summary), alternated "
-             "in one process.", "",
-             "| pass | stages 1-3 in memory | screen with the store | ratio |", "|---|---|---|---|"]
-    lines += [f"| {r + 1} | {m:.2f} s | {s:.2f} s | {q:.2f} |" for r, (m, s, q) in
-              enumerate(zip(memory, stored, ratios))]
-    lines += ["", f"Median ratio {np.median(ratios):.2f}; counts {res.counts}; database {size:,.0f} MiB.", "",
-              f"Load average (1, 5, 15 min) before and after each pass: {'; '.join(loads)} "
-              f"({os.cpu_count()} cores shared with other jobs)."]
+    section = [f"## {args.n:,} candidates", "",
+               f"`python benchmarks/funnel_speed.py --store-ratio --space {args.space} --n {args.n} --workers "
+               f"{args.workers} --repeats {args.repeats}`", "",
+               "| pass | stages 1-3 in memory | screen with the store | ratio |", "|---|---|---|---|"]
+    section += [f"| {r + 1} | {m:.2f} s | {s:.2f} s | {q:.2f} |" for r, (m, s, q) in
+                enumerate(zip(memory, stored, ratios))]
+    section += ["", f"Median ratio **{np.median(ratios):.2f}**; counts {res.counts}; database {size:,.0f} MiB. "
+                f"Load average (1, 5, 15 min) before and after each pass: {'; '.join(loads)} "
+                f"({os.cpu_count()} cores shared with other jobs)."]
     out = Path(__file__).parent / "results" / "funnel_store.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    sections = _sections(out) | {args.n: section}
+    head = [f"# The results store's cost ({args.space}, {args.workers} workers)", "",
+            "Stages 1-3 in memory (sample, cost, cheap score, filter, top-200 + Pareto front, nothing kept; each "
+            "worker's process sends back only the metrics) vs `zeroshot.screen(..., survivors=0, baseline=None, "
+            "db=FILE)` (no constraint: every candidate passes, as in memory) on the "
+            "same candidates (stages 1-3 with every candidate in the SQLite store, stage 3 and the shortlist read "
+            "back from it, the run's summary), alternated in one process so that both see the same load; each "
+            "pass starts with a cold segment cache, as a fresh command does.", ""]
+    body = ["\n".join(sections[n]).strip() for n in sorted(sections)]
+    out.write_text("\n".join(head) + "\n" + "\n\n".join(body) + "\n")
+    print("\n".join(section))
+
+
+def _sections(path: Path) -> dict:
+    """The ``## N candidates`` sections of a results file, by N (to replace one and keep the others)."""
+    sections, n = {}, None
+    for line in (path.read_text().splitlines() if path.exists() else []):
+        if line.startswith("## "):
+            n = int(line.split()[1].replace(",", ""))
+            sections[n] = []
+        if n is not None:
+            sections[n].append(line)
+    return sections
 
 
 def memory_only(args):
@@ -196,12 +212,16 @@ def memory_only(args):
              "50,000; each N in a fresh process: peak RSS of the coordinator + 2 x the largest worker, an upper "
              "bound)", "",
              "| candidates | wall | peak RSS |", "|---|---|---|"]
+    loads = [_load()]
     with tempfile.TemporaryDirectory() as tmp:
         for N in (args.n, 4 * args.n):
             t0 = time.perf_counter()
             p = subprocess.run([sys.executable, "-c", _RSS_CHILD, args.space, str(N), str(Path(tmp) / f"{N}.db"),
                                 str(args.workers)], capture_output=True, text=True, check=True)
             lines.append(f"| {N:,} | {time.perf_counter() - t0:.1f} s | {int(p.stdout.split()[-1]):,} MiB |")
+            loads.append(_load())
+    lines += ["", f"Load average (1, 5, 15 min) before and after each N: {'; '.join(loads)} ({os.cpu_count()} cores "
+              "shared with other jobs)."]
     out = Path(__file__).parent / "results" / "funnel_memory.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

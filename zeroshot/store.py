@@ -291,12 +291,13 @@ class ResultStore:
 
     def write_codes(self, run_id: int, chunk: int, codes: np.ndarray | PackedCodes, metrics: dict[str, np.ndarray],
                     stage: Stage | dict = None, stage_marker: Stage = None) -> int:
-        """Write the candidates of one chunk as a block (the rows of ``codes``, or their
-        :func:`~zeroshot.code_blocks.pack_codes`; ``metrics``: name -> one value
-        per row; ``stage``: the stage of all, or stage -> mask of the rows that reached it, the others at the
-        kind's first stage) and mark ``chunk`` done at ``stage_marker`` (default: the first stage),
-        atomically.  A candidate already in the run (or repeated in ``codes``) keeps its first writing.
-        Returns how many candidates were new."""
+        """Write the candidates of one chunk as a block and mark ``chunk`` done at ``stage_marker`` (default:
+        the kind's first stage), atomically.
+
+        ``codes``: one row per candidate (or their :func:`~zeroshot.code_blocks.pack_codes`); ``metrics``:
+        name -> one value per candidate; ``stage``: the stage of all, or stage -> mask of the candidates that
+        reached it (the others at the first stage).  A candidate already in the run (or repeated in
+        ``codes``) keeps its first writing.  Returns how many candidates were new."""
         codes = codes if isinstance(codes, PackedCodes) else pack_codes(codes)
         marker = self._stage(run_id, 1 if stage_marker is None else stage_marker)
         stages = self._stage_array(run_id, stage, len(codes))
