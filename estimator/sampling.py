@@ -91,6 +91,18 @@ def kernel_arch(row: dict) -> Arch:
 
     ``row`` maps kernel fields (``type``, ``c_in``, ``h_in`` ...) to integers; the activation code is
     :data:`zeroshot.spaces.ir.ACT_CODES`.
+
+    Rows hold one kernel size and one stride: a conv's kernel width is recovered exactly from its weights
+    (``weight_elems``); a conv whose output size the square ``k // 2`` padding does not give gets a width
+    stride and a padding (split top / bottom, left / right) that give it; a transposed conv (its MACs per
+    input pixel, a larger output) becomes one again.  Dilation is not in a row: a dilated conv's kernel is
+    measured as a plain one of its size (the same MACs and weights).
+
+    >>> g = Graph(3, 8, 16)
+    >>> row = kernel_rows(decompose(to_table([g.finish(g.conv(0, 4, 1, kw=3, stride_w=2))])))[0]
+    >>> op = kernel_arch(row).ops[0]
+    >>> op.kernel, op.strides, (op.h_out, op.w_out)
+    ((1, 3), (1, 2), (8, 8))
     """
     t, c_in, c_out = int(row["type"]), int(row["c_in"]), int(row["c_out"])
     h, w, k, stride = int(row["h_in"]), int(row["w_in"]), int(row["k"]), int(row["stride"])
@@ -98,7 +110,7 @@ def kernel_arch(row: dict) -> Arch:
     n_ops = int(row["n_ops"])
     g = Graph(c_in, h, w)
     if t in (KT["conv"], KT["dwconv"], KT["gconv"]):
-        x = g.conv(0, c_out, k, stride, groups=int(row["groups"]))
+        x = _conv(g, row)
         if n_ops - bool(act) > 1:
             x = g.bn(x)
     elif t == KT["bn"]:
@@ -132,6 +144,36 @@ def kernel_arch(row: dict) -> Arch:
 
 
 _ACT_NAMES = {code: name for name, code in ir.ACT_CODES.items()}
+
+
+def _conv(g: Graph, row: dict) -> int:
+    """The conv or transposed conv of a conv kernel row on ``g``'s input (see :func:`kernel_arch`)."""
+    c_in, c_out, groups = int(row["c_in"]), int(row["c_out"]), int(row["groups"])
+    k, stride = int(row["k"]), int(row["stride"])
+    (h, w), (ho, wo) = (int(row["h_in"]), int(row["w_in"])), (int(row["h_out"]), int(row["w_out"]))
+    kw = int(row["weight_elems"]) // max(1, c_out * (c_in // groups) * k) or k
+    if ho * wo > h * w and int(row["macs"]) == int(row["weight_elems"]) * h * w:
+        sw = max(1, round(wo / w))
+        (pt, opt), (pl, opl) = _deconv_pad(h, ho, k, stride), _deconv_pad(w, wo, kw, sw)
+        return g.deconv(0, c_out, k, stride, groups, pad=pt, kw=kw, stride_w=sw, pad_w=pl, output_padding=(opt, opl))
+    square = Graph(c_in, h, w)
+    if square.shape(square.conv(0, c_out, k, stride, groups=groups, kw=kw))[1:] == (ho, wo):
+        return g.conv(0, c_out, k, stride, groups=groups, kw=kw)
+    sw = stride if 0 <= _pad_total(w, wo, kw, stride) < kw + stride else max(1, round(w / wo))
+    pads = [max(0, _pad_total(size, out, kk, s)) for size, out, kk, s in ((h, ho, k, stride), (w, wo, kw, sw))]
+    return g.conv(0, c_out, k, stride, groups=groups, kw=kw, stride_w=sw,
+                  pads=(pads[0] // 2, pads[0] - pads[0] // 2, pads[1] // 2, pads[1] - pads[1] // 2))
+
+
+def _pad_total(size: int, out: int, k: int, stride: int) -> int:
+    """The padding (both sides) a conv of ``k`` and ``stride`` needs to take ``size`` pixels to ``out``."""
+    return (out - 1) * stride + k - size
+
+
+def _deconv_pad(size: int, out: int, k: int, stride: int) -> tuple[int, int]:
+    """Padding and output padding of a transposed conv of ``k`` and ``stride`` taking ``size`` to ``out``."""
+    pad = max(0, -(-((size - 1) * stride + k - out) // 2))
+    return pad, max(0, min(stride - 1, out - ((size - 1) * stride - 2 * pad + k)))
 
 
 def canonical(row: dict, fusion=DEFAULT_FUSION) -> dict:

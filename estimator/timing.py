@@ -42,7 +42,7 @@ from zeroshot.spaces.ir import Arch, Graph
 from .sampling import kernel_arch
 
 __all__ = ["CLOCKS", "Timing", "at_resolution", "call_overhead_ms", "measure_archs", "measure_kernels",
-           "pick_clock", "pinned_threads", "time_calls", "torch_device"]
+           "pick_clock", "pinned_threads", "replay", "time_calls", "torch_device", "upsample_size"]
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,8 @@ def measure_kernels(rows: Sequence[dict], threads: int | None = 1, device: str =
 
 
 def at_resolution(arch: Arch, resolution: int) -> Arch:
-    """``arch`` replayed on a ``resolution`` x ``resolution`` input (every shape inferred again).
+    """``arch`` replayed on a ``resolution`` x ``resolution`` input (every shape inferred again, every
+    op's geometry kept: see :func:`replay`; an upsample to a size scales that size like the input).
 
     Raises :class:`~zeroshot.errors.ParameterError` (``resolution``) when an op does not fit the new size
     (for example adds of unequal shapes, or an op left without output pixels).
@@ -220,7 +221,7 @@ def at_resolution(arch: Arch, resolution: int) -> Arch:
     g = Graph(arch.input_shape[0], resolution, resolution)
     for op in arch.ops:
         try:
-            _replay(g, op)
+            replay(g, op, size=upsample_size(op, arch.input_shape[1:], (resolution, resolution)))
         except ValueError as e:           # the graph refuses shapes that do not fit together
             raise ParameterError("resolution", f"a size every op fits (op {len(g.ops)}: {e})", resolution) from None
         out = g.ops[-1]
@@ -230,24 +231,65 @@ def at_resolution(arch: Arch, resolution: int) -> Arch:
     return g.finish(*arch.outputs, task=arch.task, **arch.meta)
 
 
-def _replay(g: Graph, op) -> None:
-    """Add ``op`` (of another graph) to ``g``, its shapes inferred from its inputs in ``g``."""
+def replay(g: Graph, op: ir.Op, c_out: int | None = None, groups: int | None = None,
+           size: tuple[int, int] | None = None) -> int:
+    """Append ``op`` (of another graph) to ``g`` reading the same tensor ids, every shape inferred again
+    from its inputs in ``g``; returns the tensor it writes.  Every field of the op is kept (kernel, strides,
+    padding, dilation, a transposed conv's output padding, bias, BN affine, upsample mode) except
+    ``c_out`` / ``groups`` when given (convs, linear layers, shuffles) and an upsample's output ``size``
+    (None: its scale factor).  A linear layer flattens whatever it reads.
+
+    >>> g0 = Graph(3, 8, 8)
+    >>> arch = g0.finish(g0.conv(0, 4, 3, kw=1, stride=2, pads=(1, 0, 0, 0), dilation=2))
+    >>> g = Graph(3, 16, 16)
+    >>> g.ops[replay(g, arch.ops[0]) - 1].kernel, g.shape(1)
+    ((3, 1), (4, 7, 8))
+    """
     x = op.inputs
+    c_out = op.c_out if c_out is None else c_out
+    groups = op.groups if groups is None else groups
+    geometry = dict(kw=op.kw, stride_w=op.stride_w, pads=op.pads, dilation=op.dilation)
     if op.kind == ir.CONV:
-        g.conv(x[0], op.c_out, op.k, op.stride, op.groups, bool(op.flag), op.pad)
-    elif op.kind in (ir.AVGPOOL, ir.MAXPOOL):
-        g.pool(x[0], op.k, op.stride, op.pad, bool(op.flag), "avg" if op.kind == ir.AVGPOOL else "max")
-    elif op.kind == ir.LINEAR:
-        g.linear(x[0], op.c_out, bool(op.flag))
-    elif op.kind in (ir.ADD, ir.CONCAT):
-        (g.add if op.kind == ir.ADD else g.concat)(x)
-    elif op.kind == ir.MUL:
-        g.mul(*x)
-    elif op.kind == ir.ACT:
-        g.act(x[0], op.act)
-    elif op.kind == ir.UPSAMPLE:
-        g.upsample(x[0], op.flag)
-    elif op.kind == ir.SHUFFLE:
-        g.shuffle(x[0], op.groups)
-    else:
-        {ir.BN: g.bn, ir.GAP: g.gap, ir.ZERO: g.zero}[op.kind](x[0])
+        return g.conv(x[0], c_out, op.k, op.stride, groups, bool(op.flag), op.pad, **geometry)
+    if op.kind in (ir.AVGPOOL, ir.MAXPOOL):
+        return g.pool(x[0], op.k, op.stride, op.pad, bool(op.flag), "avg" if op.kind == ir.AVGPOOL else "max",
+                      **geometry)
+    if op.kind == ir.DECONV:
+        return _replay_deconv(g, op, c_out, groups)
+    if op.kind == ir.LINEAR:
+        return g.linear(x[0], c_out, bool(op.flag), flatten=True)
+    if op.kind == ir.BN:
+        return g.bn(x[0], affine=not op.flag)
+    if op.kind == ir.UPSAMPLE:
+        return g.upsample(x[0], op.flag, size, mode=op.mode)
+    if op.kind == ir.SHUFFLE:
+        return g.shuffle(x[0], groups)
+    if op.kind in (ir.ADD, ir.CONCAT):
+        return (g.add if op.kind == ir.ADD else g.concat)(x)
+    if op.kind == ir.MUL:
+        return g.mul(*x)
+    if op.kind == ir.ACT:
+        return g.act(x[0], op.act)
+    return {ir.GAP: g.gap, ir.ZERO: g.zero}[op.kind](x[0])
+
+
+def _replay_deconv(g: Graph, op: ir.Op, c_out: int, groups: int) -> int:
+    """A transposed conv replayed with its output padding (recovered from its output size) kept."""
+    (kh, kw), (sh, sw), (t, _, l, _) = op.kernel, op.strides, op.padding
+    extra = (op.h_out - ((op.h_in - 1) * sh - 2 * t + op.dilation * (kh - 1) + 1),
+             op.w_out - ((op.w_in - 1) * sw - 2 * l + op.dilation * (kw - 1) + 1))
+    return g.deconv(op.inputs[0], c_out, op.k, op.stride, groups, bool(op.flag), t, kw=op.kw,
+                    stride_w=op.stride_w, pad_w=l, dilation=op.dilation, output_padding=extra)
+
+
+def upsample_size(op: ir.Op, old_hw: tuple[int, int], new_hw: tuple[int, int]) -> tuple[int, int] | None:
+    """The output size of upsample ``op`` on a network input resized from ``old_hw`` to ``new_hw``: None
+    (its scale factor) when it scales exactly, else its output size scaled like the input.
+
+    >>> g = Graph(1, 5, 5)
+    >>> op = g.finish(g.upsample(0, 2, size=(9, 9))).ops[0]
+    >>> upsample_size(op, (5, 5), (10, 10))
+    (18, 18)
+    """
+    exact = op.h_out == op.h_in * op.flag and op.w_out == op.w_in * op.flag
+    return None if exact else (op.h_out * new_hw[0] // old_hw[0], op.w_out * new_hw[1] // old_hw[1])

@@ -107,11 +107,13 @@ def from_torch(module: nn.Module, input_shape: Sequence[int] = (3, 224, 224)) ->
         raise ParameterError("module", "a torch.nn.Module", type(module).__name__)
     shape = _input_shape(input_shape)
     x = _zeros(module, shape)
-    training = {m: m.training for m in module.modules()}
-    module.eval()
+    # a supported layer alone is traced as a network of that one layer (fx would trace its forward's calls)
+    net = nn.Sequential(module) if isinstance(module, _MODULES) else module
+    training = {m: m.training for m in net.modules()}
+    net.eval()
     try:
         with torch.no_grad():
-            gm = _trace(module)
+            gm = _trace(net)
             _check_modules(gm)
             _probe(module, x, shape)
             return _Converter(gm, shape, type(module).__name__).convert(x)

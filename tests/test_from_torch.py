@@ -284,3 +284,17 @@ def test_hand_written_hard_swish_folds_its_numbers():
     net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), HSwish(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
     arch = _check_exact(net, (3, 16, 16))
     assert [op.name for op in arch.ops] == ["conv", "act", "mul", "gap", "linear"] and arch.ops[1].act == "relu6"
+
+
+@pytest.mark.parametrize("layer, shape", [(nn.Conv2d(3, 8, 3), (3, 8, 8)), (nn.ConvTranspose2d(3, 4, 2, 2), (3, 5, 5)),
+                                          (nn.MaxPool2d(2, ceil_mode=True), (2, 5, 5))])
+def test_a_supported_layer_alone_is_a_one_layer_network(layer, shape):
+    arch = from_torch(layer, shape)
+    assert len(arch.ops) == 1 and arch.meta["model"] == type(layer).__name__
+    assert arch.params == sum(p.numel() for p in layer.parameters())
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        assert build(arch)(x).shape == layer(x).shape
+    if arch.params:
+        with pytest.raises(ParameterError, match=f"must be a shape {type(layer).__name__} accepts"):
+            from_torch(layer, (1, 9, 9))

@@ -52,10 +52,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from zeroshot.spaces.builder import build
-from zeroshot.spaces.ir import ACT, BN, CONV, GAP, LINEAR, MAXPOOL, Arch
+from zeroshot.spaces.ir import ACT, BN, CONV, DECONV, GAP, LINEAR, MAXPOOL, Arch, Op
 
 from .compiled import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
-from .structure import init_network, live_ops, thin_arch
+from .structure import init_network, live_ops, thin_arch, weighted_layer
 
 __all__ = ["BATCH_PROXIES", "FD_STEP", "Frozen", "GRASP_BATCH", "JACOB_K", "LABEL_PROXIES", "LR_DIVISOR",
            "LR_SAMPLES", "SHIFT_PIXELS", "SWAP_SAMPLES", "ZEN_BATCH", "ZEN_EPS", "batch_pass", "grasp_exact",
@@ -91,7 +91,19 @@ def network(arch: Arch, seed: int) -> nn.Module:
 
 
 def _weight_ops(arch: Arch, live: np.ndarray) -> list[int]:
-    return [i for i, op in enumerate(arch.ops) if live[i] and op.kind in (CONV, LINEAR)]
+    """The live convs, transposed convs and linear layers: the ops whose weights proxies score."""
+    return [i for i, op in enumerate(arch.ops) if live[i] and op.kind in (CONV, DECONV, LINEAR)]
+
+
+def _weights(net: nn.Module, ops: list[int]) -> list[torch.Tensor]:
+    """The weight tensors of ``net``'s ops ``ops`` (behind an asymmetric op's padding too)."""
+    return [weighted_layer(net.layers[i]).weight for i in ops]
+
+
+def _logits(out: torch.Tensor) -> torch.Tensor:
+    """A classifier's output as (N, classes): a network ending in a global pool without a linear layer
+    (a trailing flatten) builds to (N, C, 1, 1)."""
+    return out.flatten(1) if out.dim() == 4 and out.shape[2:] == (1, 1) else out
 
 
 def batch_pass(arch: Arch, net: nn.Module, want: set, x: torch.Tensor, y: torch.Tensor | None) -> dict:
@@ -106,7 +118,7 @@ def batch_pass(arch: Arch, net: nn.Module, want: set, x: torch.Tensor, y: torch.
     live = live_ops(arch)
     ops = arch.ops
     wops = _weight_ops(arch, live)
-    weights = [net.layers[i].weight for i in wops]
+    weights = _weights(net, wops)
     b = x.shape[0]
     codes_of = Counter(ops[i].inputs[0] for i, op in enumerate(ops) if live[i] and op.kind == ACT)
     kept_inputs = {ops[i].inputs[0] for i in wops} if want & {"zico", "ntk"} else set()
@@ -148,7 +160,7 @@ def batch_pass(arch: Arch, net: nn.Module, want: set, x: torch.Tensor, y: torch.
     ones = bool(want & {"jacob_cov", "ntk"})           # the all-ones backward to the input
     x_in = x.detach().clone().requires_grad_(ones)
     net.tap = tap
-    logits = net(x_in)
+    logits = _logits(net(x_in))
     net.tap = None
     out: dict[str, float] = {}
     if want & LABEL_PROXIES:
@@ -198,20 +210,23 @@ def _kinked_ops(arch: Arch, live: np.ndarray) -> dict[int, list[int]]:
     return out
 
 
-_CLAMPS = {"relu": (0.0, math.inf), "relu6": (0.0, 6.0), "hswish": (3.0, 6.0)}   # clamp(x + shift, 0, top)
+_CLAMPS = {"relu": (0.0, math.inf), "relu6": (0.0, 6.0), "hswish": (3.0, 6.0),     # clamp(x + shift, 0, top)
+           "hsigmoid": (3.0, 6.0)}
 
 
 class Frozen(nn.Module):
     """A ReLU-like activation or a max pool with its pieces frozen as they were for the input ``x0``: the
     linear branch that an exact (double-backward) Hessian differentiates, for which a finite difference
     of gradients sees no kink.  ``relu = clamp(x, 0, inf)``, ``relu6 = clamp(x, 0, 6)``,
-    ``hswish = x * clamp(x + 3, 0, 6) / 6``; a max pool keeps its argmax."""
+    ``hswish = x * clamp(x + 3, 0, 6) / 6``, ``hsigmoid = clamp(x + 3, 0, 6) / 6``; a max pool keeps its
+    argmax (any kernel, strides, dilation; asymmetric padding, ceil mode's included, as -inf)."""
 
     def __init__(self, op, x0: torch.Tensor):
         super().__init__()
         self.op = op
         if op.kind == MAXPOOL:
-            self.idx = F.max_pool2d(x0, op.k, op.stride, op.pad, return_indices=True)[1]
+            self.idx = F.max_pool2d(self._padded(x0), op.kernel, op.strides, self._pad, op.dilation,
+                                    return_indices=True)[1]
             return
         shift, top = _CLAMPS[op.act]
         z = x0 + shift if shift else x0
@@ -221,13 +236,25 @@ class Frozen(nn.Module):
             self.mid &= z < top
             self.high = (z >= top) * top
 
+    @property
+    def _pad(self) -> int | tuple[int, int]:
+        """The padding max_pool2d applies itself: the op's when symmetric, else none (see _padded)."""
+        t, b, l, r = self.op.padding
+        return (t, l) if (t, l) == (b, r) else 0
+
+    def _padded(self, x):
+        t, b, l, r = self.op.padding
+        return x if self._pad != 0 else F.pad(x, (l, r, t, b), value=-math.inf)
+
     def forward(self, x):
         if self.op.kind == MAXPOOL:
-            return x.flatten(2).gather(2, self.idx.flatten(2)).view(self.idx.shape)
+            return self._padded(x).flatten(2).gather(2, self.idx.flatten(2)).view(self.idx.shape)
         shift, top = _CLAMPS[self.op.act]
         c = (x + shift) * self.mid if shift else x * self.mid
         if self.high is not None:
             c = c + self.high
+        if self.op.act == "hsigmoid":
+            return c / top
         return x * c / top if self.op.act == "hswish" else c
 
 
@@ -267,7 +294,7 @@ def _grasp_central(arch: Arch, net: nn.Module, x: torch.Tensor, y: torch.Tensor)
     ``e^2`` (on 100 NB201 development cells at 16 images: Spearman 1.000 with the exact double backward,
     relative error median 0.06%; 12 MobileNetV2 nets at 64 px: 0.979, median 2%)."""
     live = live_ops(arch)
-    weights = [net.layers[i].weight for i in _weight_ops(arch, live)]
+    weights = _weights(net, _weight_ops(arch, live))
     if not weights:
         return 0.0
     kinks = _kinked_ops(arch, live)
@@ -301,7 +328,7 @@ def _scaled_grads(net, weights, scales, x, y, frozen) -> list[list[torch.Tensor]
             with torch.no_grad():
                 for w, w0 in zip(weights, saved):
                     torch.mul(w0, scale, out=w)
-            out.append(_loss_grad(net(x), y, weights))
+            out.append(_loss_grad(_logits(net(x)), y, weights))
     finally:
         with torch.no_grad():
             for w, w0 in zip(weights, saved):
@@ -316,49 +343,80 @@ def grasp_exact(arch: Arch, x: torch.Tensor, y: torch.Tensor, seed: int) -> floa
     passes), as the reference implementations compute it: the check of the finite difference that
     :func:`batch_pass` uses (tests, benchmarks/proxies_naslib.py)."""
     net = network(arch, seed)
-    weights = [net.layers[i].weight for i in _weight_ops(arch, live_ops(arch))]
+    weights = _weights(net, _weight_ops(arch, live_ops(arch)))
     if not weights:
         return 0.0
-    g = _loss_grad(net(x), y, weights, create_graph=True)
+    g = _loss_grad(_logits(net(x)), y, weights, create_graph=True)
     z = sum((gi.detach() * gi).sum() for gi in g if gi.requires_grad)
     hg = torch.autograd.grad(z, weights, allow_unused=True) if torch.is_tensor(z) else [None] * len(weights)
     return -sum(float((w.detach().double() * h.double()).sum()) for w, h in zip(weights, hg) if h is not None)
 
 
-def _weight_grad(op, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """Gradient of a conv / linear weight summed over the batch, from its input ``a`` and output gradient ``d``."""
+def _window(op: Op, a: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """A conv's input and the geometry arguments of torch's convolution functions: the op's padding
+    when symmetric, else ``a`` zero-padded (top, bottom, left, right) and no padding."""
+    t, b, l, r = op.padding
+    geometry = dict(stride=op.strides, dilation=op.dilation, groups=op.groups)
+    if (t, l) == (b, r):
+        return a, dict(geometry, padding=(t, l))
+    return F.pad(a, (l, r, t, b)), dict(geometry, padding=0)
+
+
+def _conv_weight(op: Op, a: torch.Tensor, d: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """Weight gradient of conv / transposed conv ``op`` from its input ``a`` and output gradient ``d``
+    (the batch folded into ``groups`` more groups for per-sample gradients: the grouped-convolution
+    trick).  A transposed conv is the adjoint of the conv with the same weight: its weight gradient is
+    that conv's with input and output gradient exchanged."""
+    kh, kw = op.kernel
+    if op.kind == DECONV:
+        shape = (a.shape[1], op.c_out // op.groups, kh, kw)
+        _, geometry = _window(op, d)
+        return torch.nn.grad.conv2d_weight(d, shape, a, **dict(geometry, groups=op.groups * groups))
+    a, geometry = _window(op, a)
+    shape = (d.shape[1], op.c_in // op.groups, kh, kw)
+    return torch.nn.grad.conv2d_weight(a, shape, d, **dict(geometry, groups=op.groups * groups))
+
+
+def _weight_grad(op: Op, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Gradient of a conv / transposed conv / linear weight summed over the batch, from its input ``a``
+    and output gradient ``d``."""
     if op.kind == LINEAR:
         return d.reshape(d.shape[0], -1).T @ a.reshape(a.shape[0], -1)
-    return torch.nn.grad.conv2d_weight(a, (op.c_out, op.c_in // op.groups, op.k, op.k), d, stride=op.stride,
-                                       padding=op.pad, groups=op.groups)
+    return _conv_weight(op, a, d)
 
 
-def _per_sample_gram(op, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+def _per_sample_gram(op: Op, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """``J J^T`` for the per-sample gradients ``J`` (rows) of a conv / linear weight, from its input ``a``
     and output gradient ``d`` (float32, ``(B, B)``).  A linear layer's in closed form, ``(d d^T) * (a a^T)``;
     an ungrouped conv with at most :data:`SHIFT_PIXELS` output pixels: one batched product per kernel offset
-    of the padded channels-last input (the rows' entries then come in (offset, c_out, c_in) order, which the
-    Gram does not see); other convs: the grouped-convolution trick (batch as groups)."""
+    of the padded channels-last input (:func:`_shift_gram`); other convs and transposed convs: the
+    grouped-convolution trick (batch as groups)."""
     b = a.shape[0]
     if op.kind == LINEAR:
         a, d = a.reshape(b, -1), d.reshape(b, -1)
         return (d @ d.T) * (a @ a.T)
-    if op.groups == 1 and op.h_out * op.w_out <= SHIFT_PIXELS:
-        p, s, k = op.pad, op.stride, op.k
-        ap = F.pad(a, (p, p, p, p)).permute(0, 2, 3, 1).contiguous()               # (B, H + 2p, W + 2p, C_in)
-        df = d.flatten(2)                                                          # (B, C_out, pixels)
-        per = a.new_empty(k * k, b, op.c_out, op.c_in)
-        for u in range(k):
-            for v in range(k):
-                patch = ap[:, u:u + s * (op.h_out - 1) + 1:s, v:v + s * (op.w_out - 1) + 1:s]
-                torch.bmm(df, patch.reshape(b, -1, op.c_in), out=per[u * k + v])
-        per = per.view(k * k, b, -1)
-        return torch.bmm(per, per.transpose(1, 2)).sum(0)
-    shape = (op.c_out * b, op.c_in // op.groups, op.k, op.k)
-    per = torch.nn.grad.conv2d_weight(a.reshape(1, b * op.c_in, op.h_in, op.w_in), shape,
-                                      d.reshape(1, b * op.c_out, op.h_out, op.w_out), stride=op.stride,
-                                      padding=op.pad, groups=op.groups * b).reshape(b, -1)
+    if op.kind == CONV and op.groups == 1 and op.h_out * op.w_out <= SHIFT_PIXELS:
+        return _shift_gram(op, a, d)
+    per = _conv_weight(op, a.reshape(1, -1, *a.shape[2:]), d.reshape(1, -1, *d.shape[2:]), b).reshape(b, -1)
     return per @ per.T
+
+
+def _shift_gram(op: Op, a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """:func:`_per_sample_gram` of an ungrouped conv: per kernel offset ``(u, v)``, the output gradient
+    times the input pixels that offset reads (strided, dilated); the rows' entries then come in
+    (offset, c_out, c_in) order, which the Gram does not see."""
+    b = a.shape[0]
+    t, bottom, l, r = op.padding
+    (kh, kw), (sh, sw), dil = op.kernel, op.strides, op.dilation
+    ap = F.pad(a, (l, r, t, bottom)).permute(0, 2, 3, 1).contiguous()          # (B, H + t + b, W + l + r, C_in)
+    df = d.flatten(2)                                                          # (B, C_out, pixels)
+    per = a.new_empty(kh * kw, b, op.c_out, op.c_in)
+    for u in range(kh):
+        for v in range(kw):
+            patch = ap[:, u * dil:u * dil + sh * (op.h_out - 1) + 1:sh, v * dil:v * dil + sw * (op.w_out - 1) + 1:sw]
+            torch.bmm(df, patch.reshape(b, -1, op.c_in), out=per[u * kw + v])
+    per = per.view(kh * kw, b, -1)
+    return torch.bmm(per, per.transpose(1, 2)).sum(0)
 
 
 def _half_gradients(arch, wops, kept, deltas, full, b) -> list[np.ndarray]:
@@ -426,7 +484,7 @@ def synflow(arch: Arch, seed: int) -> float:
     with torch.no_grad():
         for p in net.parameters():
             p.abs_()
-    weights = [net.layers[i].weight for i in _weight_ops(arch, live_ops(arch))]
+    weights = _weights(net, _weight_ops(arch, live_ops(arch)))
     out = net(torch.ones(1, *arch.input_shape, dtype=torch.float64))
     r = sum(o.sum() for o in out) if isinstance(out, tuple) else out.sum()
     grads = torch.autograd.grad(r, weights, allow_unused=True) if weights else []

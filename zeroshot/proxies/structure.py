@@ -8,7 +8,9 @@
   ancestry; inputs of ``add`` are unordered) and what reads it (its descendants), over live ops only;
   ties in execution order get an occurrence number.  Parameters are initialised from a generator seeded
   by ``(seed, signature)``, so isomorphic networks get the same weights op for op, whatever the order in
-  which the space wrote them.
+  which the space wrote them.  The geometry beyond square and symmetric (``kw``, ``stride_w``, ``pads``,
+  ``dilation``, an upsample's ``mode``) is hashed only where it is set, so the signatures of square,
+  symmetric networks are those they always had.
 
 Example
 -------
@@ -29,11 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from zeroshot.spaces.ir import ADD, CONCAT, CONV, MUL, ZERO, Arch, Graph
+from zeroshot.estimator.timing import replay, upsample_size
+from zeroshot.spaces.ir import ADD, CONCAT, CONV, DECONV, LINEAR, MUL, SHUFFLE, ZERO, Arch, Graph
 
-__all__ = ["init_network", "live_ops", "op_signatures", "thin_arch"]
+__all__ = ["init_network", "live_ops", "op_signatures", "thin_arch", "weighted_layer"]
 
 _ATTRS = ("kind", "c_in", "c_out", "h_out", "w_out", "k", "stride", "pad", "groups", "act", "flag")
+_GEOMETRY = {"kw": 0, "stride_w": 0, "pads": (), "dilation": 1, "mode": ""}   # hashed only when set
 
 
 def _hash(*parts) -> int:
@@ -85,6 +89,7 @@ def op_signatures(arch: Arch) -> list[int]:
             up[i + 1] = up[alias[i + 1]]
             continue
         attrs = tuple(getattr(op, a) for a in _ATTRS)
+        attrs += tuple((f, v) for f, d in _GEOMETRY.items() if (v := getattr(op, f)) != d)
         ins = [up[t] for t in op.inputs if not zero[t]]
         up[i + 1] = _hash(attrs, sorted(ins) if op.kind == ADD else ins)
     down = [0] * (n + 1)
@@ -119,7 +124,7 @@ def init_network(net: nn.Module, arch: Arch, seed: int, scheme: str = "default")
     if scheme not in ("default", "gaussian"):
         raise ValueError(f"unknown init scheme {scheme!r}; choose from default, gaussian")
     sigs = op_signatures(arch)
-    for sig, layer in zip(sigs, net.layers):
+    for sig, layer in zip(sigs, map(weighted_layer, net.layers)):
         params = [p for p in (getattr(layer, "weight", None), getattr(layer, "bias", None)) if p is not None]
         if not params:
             continue
@@ -138,11 +143,28 @@ def init_network(net: nn.Module, arch: Arch, seed: int, scheme: str = "default")
                     layer.bias.uniform_(-bound, bound, generator=gen)
 
 
+def weighted_layer(layer: nn.Module) -> nn.Module:
+    """The module holding the parameters of a built op: ``layer`` itself, or the conv / pool behind the
+    explicit padding of an asymmetric op (``nn.Sequential(pad, layer)``).
+
+    >>> weighted_layer(nn.Sequential(nn.ConstantPad2d((0, 1, 0, 1), 0.0), nn.Conv2d(1, 2, 3)))
+    Conv2d(1, 2, kernel_size=(3, 3), stride=(1, 1))
+    """
+    return layer[-1] if isinstance(layer, nn.Sequential) else layer
+
+
 def thin_arch(arch: Arch, divisor: int, size: int) -> Arch:
     """``arch`` replayed with every channel count divided by ``divisor`` (at least 1; linear layers
-    that write an output keep their width) on a ``size`` x ``size`` input.
+    that write an output keep their width) on a ``size`` x ``size`` input, every op's geometry kept
+    (:func:`zeroshot.estimator.timing.replay`).
 
     Raises ``ValueError`` when a shape does not fit (a spatial size below 1, or branches that disagree).
+
+    >>> g = Graph(3, 16, 16)
+    >>> t = g.deconv(g.conv(0, 16, 3, kw=1, stride=2, stride_w=1, dilation=2), 16, 2, stride=2)
+    >>> thin = thin_arch(g.finish(g.classifier(t, 10)), 8, 8)
+    >>> [(op.name, op.c_out, op.h_out, op.w_out) for op in thin.ops[:2]]
+    [('conv', 2, 3, 8), ('deconv', 2, 6, 16)]
     """
     g = Graph(arch.input_shape[0], size, size)
     outputs = set(arch.outputs)
@@ -151,32 +173,16 @@ def thin_arch(arch: Arch, divisor: int, size: int) -> Arch:
         return max(1, c // divisor)
 
     for i, op in enumerate(arch.ops):
-        x, name = op.inputs[0], op.name
-        if op.kind == CONV:
+        x, c_out, groups = op.inputs[0], None, None
+        if op.kind in (CONV, DECONV):
             c_in = g.shape(x)[0]
             groups = 1 if op.groups == 1 else (c_in if op.groups == op.c_in else math.gcd(width(op.groups), c_in))
             c_out = max(groups, width(op.c_out) // groups * groups)
-            g.conv(x, c_out, op.k, op.stride, groups, bool(op.flag), op.pad)
-        elif name in ("avgpool", "maxpool"):
-            g.pool(x, op.k, op.stride, op.pad, bool(op.flag), name[:3])
-        elif name == "linear":
-            g.linear(x, op.c_out if i + 1 in outputs else width(op.c_out), bool(op.flag))
-        elif name == "act":
-            g.act(x, op.act)
-        elif name == "upsample":
-            exact = op.h_out == op.h_in * op.flag and op.w_out == op.w_in * op.flag
-            g.upsample(x, op.flag, None if exact else (op.h_out * size // arch.input_shape[1],
-                                                       op.w_out * size // arch.input_shape[2]))
-        elif name == "shuffle":
-            g.shuffle(x, math.gcd(op.groups, g.shape(x)[0]))
-        elif name in ("add", "concat"):
-            getattr(g, name)(op.inputs)
-        elif name == "mul":
-            g.mul(x, op.inputs[1])
-        elif name in ("bn", "zero", "gap"):      # one input, shape from the input
-            getattr(g, name)(x)
-        else:
-            raise ValueError(f"a thin copy of op kind {name!r} is not defined")
+        elif op.kind == LINEAR and i + 1 not in outputs:
+            c_out = width(op.c_out)
+        elif op.kind == SHUFFLE:
+            groups = math.gcd(op.groups, g.shape(x)[0])
+        replay(g, op, c_out, groups, upsample_size(op, arch.input_shape[1:], (size, size)))
         if len(g.ops) != i + 1 or min(g.shape(i + 1)[1:]) < 1:
-            raise ValueError(f"op {i} ({name}) does not fit a {size}x{size} input")
+            raise ValueError(f"op {i} ({op.name}) does not fit a {size}x{size} input")
     return g.finish(*arch.outputs, task=arch.task)
