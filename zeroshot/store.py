@@ -377,9 +377,10 @@ class ResultStore:
         Edits ``values`` in place; how many rows moved."""
         if not values or not self._has_blocks(run_id):
             return 0
-        present = {r[0] for r in self.db.execute(
-            f"SELECT arch FROM candidates WHERE run_id = ? AND arch IN ({', '.join('?' * len(values))})",
-            (run_id, *[a for a, _, _ in values]))}
+        archs = [a for a, _, _ in values]
+        present = {r[0] for s in range(0, len(archs), 10_000) for r in self.db.execute(       # bound variables
+            f"SELECT arch FROM candidates WHERE run_id = ? AND arch IN ({', '.join('?' * len(archs[s:s + 10_000]))})",
+            (run_id, *archs[s:s + 10_000]))}
         fresh = [i for i, (a, _, _) in enumerate(values) if a not in present]
         if not fresh:
             return 0
@@ -391,23 +392,24 @@ class ResultStore:
             for i, _, _ in reversed(found):
                 del values[i]
             return 0
-        for i, chunk, pos in found:
-            arch, stage, metrics = values[i]
-            block = self._block_record(run_id, chunk, pos)
-            values[i] = (arch, max(stage, block.pop(_STAGE)), {**block, **metrics})
+        for chunk in {c for _, c, _ in found}:
+            here = [(i, p) for i, c, p in found if c == chunk]
+            records = self._block_records(run_id, chunk, np.array([p for _, p in here]))
+            for (i, _), block in zip(here, records):
+                arch, stage, metrics = values[i]
+                values[i] = (arch, max(stage, block.pop(_STAGE)), {**block, **metrics})
         self.db.executemany("INSERT INTO links VALUES (?, ?, ?, ?)",
                             [(run_id, c, p, values[i][0]) for i, c, p in found])
         return len(found)
 
-    def _block_record(self, run_id: int, chunk: int, pos: int) -> dict:
-        """Stage and metrics of one block candidate (metrics NaN: None)."""
-        record = {}
+    def _block_records(self, run_id: int, chunk: int, positions: np.ndarray) -> list[dict]:
+        """Stage and metrics of block candidates (metrics NaN: None)."""
+        columns = {}
         for name, dtype, width, data in self.db.execute(
                 "SELECT name, dtype, width, data FROM blocks WHERE run_id = ? AND chunk = ? AND name NOT IN "
                 "(?, ?, ?, ?)", (run_id, chunk, _CODES, _OFFSET, _SCALE, _HASH)):
-            v = _array(name, dtype, width, data)[pos].item()
-            record[name] = None if isinstance(v, float) and v != v else v
-        return record
+            columns[name] = [None if v != v else v for v in _array(name, dtype, width, data)[positions].tolist()]
+        return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
     def _blocks(self, run_id: int, names: Iterable[str], chunk: int | None = None) -> Iterator[tuple[int, dict]]:
         """``(chunk, {name: array})`` of each block of the run (or of block ``chunk``), by chunk, one block at
