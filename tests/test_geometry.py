@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import zeroshot as zs
+from zeroshot.errors import InputError
 from zeroshot.estimator.kernel_table import KT, decompose
 from zeroshot.estimator.sampling import canonical, kernel_arch, kernel_rows
 from zeroshot.estimator.timing import at_resolution
@@ -166,7 +167,8 @@ def test_replays_keep_every_geometry():
 def test_one_kernel_networks_rebuild_every_conv_row():
     """A 1x3 conv with a (1, 2) stride, a dilated grouped conv, an even kernel padded asymmetrically and a
     transposed conv: each row comes back whole from its one-kernel network."""
-    rows = [r for r in kernel_rows(decompose(to_table([geo_arch()]))) if r["weight_elems"] and r["type"] != KT["linear"]]
+    rows = kernel_rows(decompose(to_table([geo_arch()])))
+    rows = [r for r in rows if r["weight_elems"] and r["type"] != KT["linear"]]
     assert len(rows) == 5
     kinds = []
     for row in rows:
@@ -185,3 +187,28 @@ def test_trailing_flatten_without_linear_layer():
         warnings.simplefilter("error", RuntimeWarning)
         out = compute_network_proxies(arch, ["snip", "grasp", "fisher", "zico", "ntk"], x, seed=0)
     assert all(math.isfinite(v) for v in out.values())
+
+
+def test_label_proxies_need_a_classifier_and_the_others_score_any_network():
+    seg = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.ConvTranspose2d(8, 4, 2, 2))
+
+    class Det(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.box, self.cls = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 4, 1), nn.Conv2d(8, 3, (1, 3))
+
+        def forward(self, x):
+            x = F.relu(self.body(x))
+            return self.box(x), self.cls(x)
+
+    x = torch.randn(4, 3, 8, 8)
+    for net in (seg, Det()):
+        arch = zs.from_torch(net, (3, 8, 8))
+        with pytest.raises(InputError, match=f"^snip, grasp need a classifier's labels: this {arch.task} network"):
+            compute_network_proxies(arch, ["naswot", "snip", "grasp"], x)
+        free = [n for n in list_proxies("network") if get_proxy(n).needs != "labels"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)                # swap on fewer than 16 images
+            warnings.simplefilter("error", RuntimeWarning)              # no value replaced by the NaN rule
+            out = compute_network_proxies(arch, free, x, seed=0)
+        assert all(math.isfinite(v) for v in out.values()), out

@@ -8,8 +8,16 @@ their conventions and the deliberate differences from the reference implementati
 Conventions: batch of real images ``x`` (float32, N C H W, already normalised) with integer labels ``y``
 (when ``y`` is None, labels are drawn uniformly from the classifier's classes with the seed); PyTorch
 default initialisation from per-op canonical seeds (isomorphic networks get the same weights, see
-:mod:`zeroshot.proxies.structure`); train-mode BN; only conv and linear weights are scored; only live
-ops (those an output depends on) are observed.  Everything is deterministic for a seed.
+:mod:`zeroshot.proxies.structure`); train-mode BN; only conv, transposed conv and linear weights are
+scored; only live ops (those an output depends on) are observed.  Everything is deterministic for a seed.
+
+Any geometry the IR holds is scored: non-square kernels and strides, asymmetric padding (ceil-mode pools
+included), dilation, transposed convolutions (their weights are scored like a conv's) and every
+activation.  A classifier ending in a global pool and a flatten without a linear layer builds to an
+(N, C, 1, 1) output, read as (N, C) logits.  Proxies that read labels need a classifier (one output of
+shape (classes,)); on a segmentation or detection network they raise an
+:class:`~zeroshot.errors.InputError` naming them; the others score any network (the input Jacobian and
+the NTK of a network with several outputs sum them).
 
 **NaN / inf rule.**  A proxy never raises on a broken network and never ranks one first: a non-finite
 value (NaN, or an infinity, e.g. the log-determinant of a singular kernel or the condition number of a
@@ -46,7 +54,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from zeroshot.errors import DataError, ParameterError
+from zeroshot.errors import DataError, InputError, ParameterError
 from zeroshot.spaces.ir import Arch
 
 from . import get_proxy, list_proxies, register_proxy
@@ -126,6 +134,7 @@ def compute_network_proxies(arch: Arch, names: Sequence[str], x, y=None, seed: i
     for n in names:
         if get_proxy(n).kind != "network":
             raise ValueError(f"{n!r} is not a network proxy; choose from {', '.join(list_proxies('network'))}")
+    _check_labels(arch, names)
     x, y = _as_batch(arch, x, y, seed, batch_size)
     if "swap" in names and x.shape[0] < SWAP_SAMPLES:
         warnings.warn(f"swap reads {SWAP_SAMPLES} samples but the batch has {x.shape[0]}: it counts patterns over "
@@ -146,6 +155,25 @@ def compute_network_proxies(arch: Arch, names: Sequence[str], x, y=None, seed: i
     if "linear_regions" in want:
         raw["linear_regions"] = linear_regions(arch, x, seed)
     return _apply_nonfinite_rule({n: raw[n] for n in names})
+
+
+def _check_labels(arch: Arch, names: Sequence[str]) -> None:
+    """Proxies that read labels need a classifier: one output of shape (classes,) (a linear layer, or a
+    global pool followed by a flatten).
+
+    >>> from zeroshot.spaces.ir import Graph
+    >>> g = Graph(3, 8, 8)
+    >>> _check_labels(g.finish(g.conv(0, 4, 3), task="segment"), ["naswot", "snip"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    zeroshot.errors.InputError: snip needs a classifier's labels: this segment network outputs (4, 8, 8), ...
+    """
+    labelled = [n for n in names if get_proxy(n).needs == "labels"]
+    shapes = [arch.tensor_shape(t) for t in arch.outputs]
+    if labelled and (len(shapes) != 1 or shapes[0][1:] != (1, 1)):
+        raise InputError(f"{', '.join(labelled)} need{'s' if len(labelled) == 1 else ''} a classifier's labels: "
+                         f"this {arch.task} network outputs {', '.join(map(str, shapes))}, not (classes,); "
+                         "choose proxies that need no labels (needs images, random or nothing)")
 
 
 def _apply_nonfinite_rule(values: dict[str, float]) -> dict[str, float]:

@@ -100,10 +100,10 @@ def _weights(net: nn.Module, ops: list[int]) -> list[torch.Tensor]:
     return [weighted_layer(net.layers[i]).weight for i in ops]
 
 
-def _logits(out: torch.Tensor) -> torch.Tensor:
+def _logits(out):
     """A classifier's output as (N, classes): a network ending in a global pool without a linear layer
-    (a trailing flatten) builds to (N, C, 1, 1)."""
-    return out.flatten(1) if out.dim() == 4 and out.shape[2:] == (1, 1) else out
+    (a trailing flatten) builds to (N, C, 1, 1); other outputs (a tuple of a detector's) as they are."""
+    return out.flatten(1) if torch.is_tensor(out) and out.dim() == 4 and out.shape[2:] == (1, 1) else out
 
 
 def batch_pass(arch: Arch, net: nn.Module, want: set, x: torch.Tensor, y: torch.Tensor | None) -> dict:
@@ -177,7 +177,8 @@ def batch_pass(arch: Arch, net: nn.Module, want: set, x: torch.Tensor, y: torch.
             out["zico"] = zico_score(_half_gradients(arch, wops, kept, deltas["ce"], g, b))
     if ones:
         state["phase"] = "ones"
-        (jac,) = torch.autograd.grad(logits, [x_in], grad_outputs=torch.ones_like(logits))
+        outs = logits if isinstance(logits, tuple) else (logits,)
+        (jac,) = torch.autograd.grad(outs, [x_in], grad_outputs=[torch.ones_like(o) for o in outs])
         state["phase"] = None
         if "jacob_cov" in want:
             out["jacob_cov"] = jacob_cov_score(jac.reshape(b, -1).double().numpy())
