@@ -101,7 +101,10 @@ def from_torch(module: nn.Module, input_shape: Sequence[int] = (3, 224, 224)) ->
     Raises :class:`~zeroshot.errors.UnsupportedLayerError` for a layer the IR cannot describe exactly
     and :class:`~zeroshot.errors.ParameterError` for an input shape the model rejects (torch's complaint
     in one line).  Several outputs (a tuple, list or dict) make a ``detect`` network, one spatial output a
-    ``segment`` one, otherwise ``classify``.
+    ``segment`` one, otherwise ``classify``.  A supported layer alone is a one-layer network.
+
+    >>> from_torch(nn.Conv2d(3, 8, (1, 3), stride=(1, 2)), (3, 8, 8)).ops[0].kernel
+    (1, 3)
     """
     if not isinstance(module, nn.Module):
         raise ParameterError("module", "a torch.nn.Module", type(module).__name__)
