@@ -223,7 +223,7 @@ def test_proxy_view_scores_a_dense_network_through_its_backbone():
     a = score_values(space, base[None], ("entropy", "meco"), 64, batch_size=4, cache=cache)
     assert np.isfinite(a["meco"]).all() and len(cache) == 1
     (key,) = cache
-    cache[key] = [a["meco"][0] + 1.0]                                   # a second call reads the cache
+    cache[key] = {"meco": a["meco"][0] + 1.0}                            # a second call reads the cache
     b = score_values(space, base[None], ("entropy", "meco"), 64, batch_size=4, cache=cache)
     assert b["meco"][0] == a["meco"][0] + 1.0 and b["entropy"][0] == a["entropy"][0]
     assert a["entropy"][0] == score_values(space, base[None], ("entropy",), None)["entropy"][0]
