@@ -1,6 +1,7 @@
 """Every consumer on the geometry the IR holds beyond square kernels, one stride, symmetric padding and no
 dilation: proxies (against plain autograd where they compute gradients themselves), replays at another
 resolution or width, one-kernel networks, a trailing flatten without a linear layer."""
+import dataclasses
 import math
 import warnings
 
@@ -17,7 +18,7 @@ from zeroshot.estimator.sampling import canonical, kernel_arch, kernel_rows
 from zeroshot.estimator.timing import at_resolution
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.network import compute_network_proxies
-from zeroshot.proxies.passes import Frozen, _per_sample_gram, _weight_grad
+from zeroshot.proxies.passes import Frozen, _per_sample_gram, _weight_grad, grasp_exact
 from zeroshot.proxies.structure import thin_arch
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import Arch, Graph, to_table
@@ -212,3 +213,17 @@ def test_label_proxies_need_a_classifier_and_the_others_score_any_network():
             warnings.simplefilter("error", RuntimeWarning)              # no value replaced by the NaN rule
             out = compute_network_proxies(arch, free, x, seed=0)
         assert all(math.isfinite(v) for v in out.values()), out
+
+
+def test_grasp_differences_follow_the_exact_product_through_every_geometry():
+    """The frozen kinks (a ceil-mode max pool among them) keep the finite differences on the exact double
+    backward (torch has no double backward of hardsigmoid: a ReLU gate stands in for it here)."""
+    arch = geo_arch()
+    arch = dataclasses.replace(arch, ops=tuple(dataclasses.replace(op, act="relu") if op.act == "hsigmoid" else op
+                                               for op in arch.ops))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, *arch.input_shape, generator=g), torch.randint(0, 10, (24,), generator=g)
+    forward = compute_network_proxies(arch, ["grasp"], x[:8], y[:8], seed=1)["grasp"]
+    central = compute_network_proxies(arch, ["grasp"], x, y, seed=1)["grasp"]
+    assert forward == pytest.approx(grasp_exact(arch, x[:8], y[:8], 1), rel=0.05)
+    assert central == pytest.approx(grasp_exact(arch, x[:16], y[:16], 1), rel=1e-3)

@@ -342,7 +342,8 @@ def _scaled_grads(net, weights, scales, x, y, frozen) -> list[list[torch.Tensor]
 def grasp_exact(arch: Arch, x: torch.Tensor, y: torch.Tensor, seed: int) -> float:
     """GraSP with the exact Hessian-gradient product (a double backward, about 3 forward+backward
     passes), as the reference implementations compute it: the check of the finite difference that
-    :func:`batch_pass` uses (tests, benchmarks/proxies_naslib.py)."""
+    :func:`batch_pass` uses (tests, benchmarks/proxies_naslib.py).  torch has no double backward of
+    ``hardsigmoid``: on a network with a hard-sigmoid activation it raises torch's RuntimeError."""
     net = network(arch, seed)
     weights = _weights(net, _weight_ops(arch, live_ops(arch)))
     if not weights:
