@@ -1,11 +1,13 @@
 """Baseline-relative screening: the baseline goes through the stages, is scored in the survivors' batch, and
 sets the constraints and the score floor that are not given."""
+import argparse
 import json
 
 import numpy as np
 import pytest
 
-from zeroshot.cli import main
+from zeroshot.api import estimate, score
+from zeroshot.cli import main, models_from_args
 from zeroshot.funnel import ScreenConfig, proxy_codes, run_screen, screen
 from zeroshot.scoring import DEFAULT_PROXIES, compute_proxies, rank_aggregate
 from zeroshot.spaces import get_space
@@ -156,3 +158,35 @@ def test_differences_name_what_changed():
     wider = base.replace("i3e6c320", "f5e4c384").replace("h1280", "h1024")
     assert differences(space, wider, base) == ("stage 7: width 384 (320), fused 1 (0), kernels 5 (3), "
                                                "expansions 4 (6); head 1024 (1280)")
+
+
+MODEL = '''import torch.nn as nn
+def big():
+    return nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1), nn.BatchNorm2d(64), nn.ReLU6(),
+                         nn.Conv2d(64, 256, 3, 2, 1), nn.BatchNorm2d(256), nn.ReLU6(),
+                         nn.Conv2d(256, 1024, 3, 2, 1), nn.BatchNorm2d(1024), nn.ReLU6(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1024, 1000))
+'''
+
+
+def test_a_torch_network_as_the_baseline_goes_through_estimate_and_score(tmp_path, capsys):
+    (tmp_path / "net.py").write_text(MODEL)
+    model = f"{tmp_path / 'net.py'}:big"
+    db = str(tmp_path / "m.db")
+    args = ["screen", "mbv2", "-n", "400", "--chunk", "200", "--top", "3", "--proxy-scale", "0.25"]
+    assert main(args + ["--survivors", "4", "--model", model, "--input", "3,224,224", "--db", db, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    ir = models_from_args(argparse.Namespace(model=model, input="3,224,224", space=None))[0]
+    cost = estimate([ir], device="mobile-npu-16").row(0)
+    base = summary["baseline"]
+    assert base["arch"] == "big" and base["latency_ms"] == pytest.approx(cost["latency_ms"])
+    assert summary["constraints"]["params"] == cost["params"]
+    own = score([ir], proxies=DEFAULT_PROXIES, seed=0, batch_size=16)
+    with ResultStore(db) as store:
+        rows = store.candidates(summary["run_id"], "scored")
+    batch = rank_aggregate({n: np.append([r[n] for r in rows], own[n][0]) for n in DEFAULT_PROXIES})
+    assert base["score"] == pytest.approx(batch[-1])
+    assert main(args + ["--survivors", "0", "--model", model, "--input", "3,224,224", "--db", db]) == 2
+    assert "--survivors must be at least 1 with a network outside the space" in capsys.readouterr().err
+    assert main(args + ["--baseline", "none", "--model", model, "--input", "3,224,224", "--db", db]) == 2
+    assert "either --baseline or --model" in capsys.readouterr().err

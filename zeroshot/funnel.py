@@ -233,7 +233,18 @@ def screen(space: str, device: str | Device = "mobile-npu-16", n: int | None = 1
     ``max_model_bytes``.  ``survivors``: candidates given the network proxies (0: stop after the cheap
     screen, without torch); ``top``: shortlist size.  ``options``: the other :class:`ScreenConfig` fields
     (``space_options``, ``all``, ``chunk``, ``precision``, ``cheap``, ``data``, ``batch_size``,
-    ``proxy_scale``).  ``db``: a results database to write (and ``resume``: a run id of it, or ``"last"``);
+    ``proxy_scale``, ``baseline``, ``min_score``).
+
+    Against a baseline (by default the space's MobileNetV2 for its task: mbv2; none in nb201 and fbnet):
+    ``baseline`` names one of the space's baselines, is an encoding, or a network outside the space (an IR
+    :class:`~zeroshot.spaces.ir.Arch`, e.g. of :func:`zeroshot.from_torch`: costed by
+    :func:`zeroshot.api.estimate`, its proxies by :func:`zeroshot.api.score`); None: none.  It is scored in
+    the survivors' batch, the constraints not given are its own (faster, params and peak activations no
+    larger), and the shortlist keeps scores at or above ``min_score`` (``"baseline"``: its score; a number;
+    None).  ``summary["baseline"]`` and ``summary["shortlist"]`` hold their rows (:func:`brief_row`),
+    ``summary["closest"]`` the best rows when nothing beats it.
+
+    ``db``: a results database to write (and ``resume``: a run id of it, or ``"last"``);
     None screens in memory.  ``backend``: :func:`zeroshot.backends.get_backend` (default: this process).
 
     >>> r = screen("nb201", n=500, max_params=400_000, survivors=0, top=2)
@@ -251,10 +262,23 @@ def screen(space: str, device: str | Device = "mobile-npu-16", n: int | None = 1
         raise ParameterError("db", "the database of the run to resume", fix="pass db= with resume=")
     if isinstance(device, Device):
         device = device.to_dict()               # what the store records and the workers rebuild
+    model = _model_baseline(options)
     cfg = ScreenConfig(space=space, device=device, n=n, max_latency_ms=max_latency_ms, max_params=max_params,
                        max_peak_kb=max_peak_kb, max_model_bytes=max_model_bytes, survivors=survivors, top=top,
                        seed=seed, **options)
-    return _screen(cfg, db, resume, backend, quiet)
+    return _screen(cfg, db, resume, backend, quiet, model)
+
+
+def _model_baseline(options: dict):
+    """A network outside the space given as ``baseline`` (an IR :class:`~zeroshot.spaces.ir.Arch`, e.g. of
+    :func:`zeroshot.from_torch`): returned, its name left in ``options`` as ``"model:NAME"`` (what the run's
+    config records); None for a name or an encoding."""
+    from zeroshot.spaces.ir import Arch
+    arch = options.get("baseline")
+    if not isinstance(arch, Arch):
+        return None
+    options["baseline"] = f"model:{arch.meta.get('name', 'network')}"
+    return arch
 
 
 def run_screen(cfg: ScreenConfig, db: str = ":memory:", resume: int | str | None = None, backend=None,
@@ -264,13 +288,13 @@ def run_screen(cfg: ScreenConfig, db: str = ":memory:", resume: int | str | None
     return _screen(cfg, db, resume, backend, quiet).summary
 
 
-def _screen(cfg: ScreenConfig, db: str | None, resume, backend, quiet: bool) -> ScreenResult:
+def _screen(cfg: ScreenConfig, db: str | None, resume, backend, quiet: bool, model=None) -> ScreenResult:
     """The flow: validate, open the run, the baseline's cost (the default constraints), stages 1-2, 3, 4
-    (the baseline scored with the survivors) and 5, summary."""
-    space = validate(cfg)
+    (the baseline scored with the survivors) and 5, summary.  ``model``: a baseline outside the space (IR)."""
+    space = validate(cfg, model)
     with ResultStore(db or ":memory:", space=cfg.space, space_options=cfg.space_options) as store:
         run_id, cfg = open_run(store, cfg, resume)
-        reference = baseline_cost(cfg, space)
+        reference = baseline_cost(cfg, space) if model is None else model_cost(cfg, model)
         run = _Run(baseline_limits(cfg, reference), space, store, run_id, backend, quiet)
         timings = {}
         with _timed(timings, "cost"):
@@ -281,7 +305,7 @@ def _screen(cfg: ScreenConfig, db: str | None, resume, backend, quiet: bool) -> 
         if cfg.survivors:
             with _timed(timings, "proxies"):
                 network_stage(run, best)
-                baseline_proxies(reference)
+                baseline_proxies(reference, model, cfg)
             shortlist, front, constant, closest = shortlist_stage(run, reference)
         else:
             (shortlist, front, closest), constant = cheap_shortlist_stage(run, reference), {}
@@ -315,8 +339,9 @@ def _timed(timings: dict, name: str):
     timings[name] = time.perf_counter() - t0
 
 
-def validate(cfg: ScreenConfig):
-    """Check ``cfg`` before anything runs (ParameterError naming the parameter); the space it screens."""
+def validate(cfg: ScreenConfig, model=None):
+    """Check ``cfg`` (and a ``model`` baseline) before anything runs (ParameterError naming the parameter);
+    the space it screens."""
     from zeroshot.spaces import get_space
     space = get_space(cfg.space, **cfg.space_options)
     if not cfg.all and (cfg.n is None or cfg.n < 1):
@@ -326,7 +351,11 @@ def validate(cfg: ScreenConfig):
             raise ParameterError(name, f"an integer >= {least}", getattr(cfg, name))
     if not 0 < cfg.proxy_scale <= 1:
         raise ParameterError("proxy_scale", "in (0, 1]", cfg.proxy_scale)
-    baseline_encoding(cfg, space)
+    if model is None:
+        baseline_encoding(cfg, space)
+    elif not cfg.survivors:
+        raise ParameterError("survivors", "at least 1 with a network outside the space as the baseline", 0,
+                             "its cheap score would not be the candidates' (a sum over the space's segments)")
     _score_floor(cfg.min_score, None)
     bytes_per_element(cfg.precision)
     Constraints.from_config(cfg)
@@ -419,6 +448,15 @@ def baseline_cost(cfg: ScreenConfig, space) -> dict | None:
     return {"arch": arch, **{name: float(v[0]) for name, v in metrics.items()}}
 
 
+def model_cost(cfg: ScreenConfig, model) -> dict:
+    """The row of a baseline outside the space (IR): its cost through :func:`zeroshot.api.estimate` on the
+    screen's device and precision (the candidates' figures come from the same lowering and device model,
+    summed per segment)."""
+    from .api import estimate
+    row = estimate([model], device=_device(cfg.device), precision=cfg.precision).row(0)
+    return dict(row, arch=cfg.baseline.removeprefix("model:"))
+
+
 def baseline_limits(cfg: ScreenConfig, reference: dict | None) -> ScreenConfig:
     """``cfg`` with the constraints not given taken from the baseline: faster than it (latency strictly
     below), params and peak activation memory no larger."""
@@ -484,11 +522,20 @@ def network_stage(run: _Run, best: list[str]) -> None:
     bar.close()
 
 
-def baseline_proxies(reference: dict | None) -> None:
-    """Stage 4 of the baseline: the default score's proxies, as :func:`network_chunk` gives the survivors'
-    (same input, seed and scale), added to its row."""
-    if reference is not None:
+def baseline_proxies(reference: dict | None, model, cfg: ScreenConfig) -> None:
+    """Stage 4 of the baseline: the default score's proxies, added to its row; as :func:`network_chunk`
+    gives the survivors' (same input, seed and scale) for an encoding, through :func:`zeroshot.api.score`
+    for a ``model`` outside the space (the same seeded input and data, at its own input size: no
+    ``proxy_scale``)."""
+    if reference is None:
+        return
+    if model is None:
         reference.update(network_chunk([reference["arch"]])[0])
+        return
+    from .api import score
+    from .scoring import DEFAULT_PROXIES
+    values = score([model], proxies=DEFAULT_PROXIES, data=cfg.data, seed=cfg.seed, batch_size=cfg.batch_size)
+    reference.update({name: float(values[name][0]) for name in DEFAULT_PROXIES})
 
 
 def shortlist_stage(run: _Run, reference: dict | None) -> tuple[list[dict], list[dict], dict, list[dict]]:

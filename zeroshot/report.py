@@ -221,6 +221,8 @@ def _changes(run: dict, shortlist: list[dict]) -> list[str]:
     """A cell per shortlisted row: what it changes from the baseline (none without one)."""
     if not run["baseline"]:
         return [""] * len(shortlist)
+    if str(run["config"].get("baseline")).startswith("model:"):
+        return ["<td>(the baseline is a network outside the space)</td>"] * len(shortlist)
     from zeroshot.spaces import get_space
     space = get_space(run["space"], **run["config"].get("space_options", {}))
     return [f"<td>{html.escape(differences(space, r['arch'], run['baseline']['arch']))}</td>" for r in shortlist]

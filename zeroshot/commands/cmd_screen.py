@@ -1,12 +1,13 @@
 """``zeroshot screen SPACE``: the funnel from millions of candidates to a shortlist worth training (a thin
 layer over :func:`zeroshot.funnel.screen`)."""
+import argparse
 import json
 import sys
 from dataclasses import fields
 
 from zeroshot.backends import get_backend
-from zeroshot.cli import add_space_args, space_from_args, space_options
-from zeroshot.errors import ParameterError
+from zeroshot.cli import add_space_args, models_from_args, space_from_args, space_options
+from zeroshot.errors import InputError, ParameterError
 from zeroshot.funnel import DEFAULT_BASELINE, ScreenConfig, brief_row, screen
 
 DEFAULTS = {f.name: f.default for f in fields(ScreenConfig) if not callable(f.default)}
@@ -24,6 +25,9 @@ def register(sub):
                    help=f"the network to beat: a baseline of the space (`zeroshot baseline SPACE`) or an encoding; "
                         f"default: the space's {DEFAULT_BASELINE} for its task where it has one (mbv2; nb201 and "
                         f"fbnet have none: no baseline)")
+    p.add_argument("--model", metavar="FILE.py:FUNC",
+                   help="a torch network as the baseline instead (with --input): costed and scored as an IR")
+    p.add_argument("--input", metavar="C,H,W", help="input shape of the --model network, e.g. 3,224,224")
     p.add_argument("--max-latency-ms", type=float,
                    help="drop candidates slower than this on the device (default: faster than the baseline)")
     p.add_argument("--max-params", type=float, help="drop candidates with more parameters (default: the baseline's)")
@@ -58,18 +62,30 @@ def run(args):
     db = args.db or f"zeroshot-{space}.db"
     resume = int(args.resume) if args.resume is not None and args.resume.isdigit() else args.resume
     options = {name: getattr(args, name) for name in ("chunk", "precision", "cheap", "data", "batch_size",
-                                                       "proxy_scale", "baseline")}
+                                                       "proxy_scale")}
     result = screen(space, device=args.device, n=None if args.all else args.n, all=args.all,
                     max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_peak_kb=args.max_peak_kb,
                     max_model_bytes=args.max_model_bytes, survivors=args.survivors, top=args.top, seed=args.seed,
                     db=db, space_options=space_options(args), resume=resume, quiet=args.json,
-                    min_score=min_score(args.min_score),
+                    min_score=min_score(args.min_score), baseline=baseline(args),
                     backend=get_backend(args.backend, args.workers, args.address), **options)
     if args.json:
         json.dump(result.summary, sys.stdout, indent=2, default=float)
         print()
         return
     print_summary(result.summary, db)
+
+
+def baseline(args: argparse.Namespace):
+    """``--baseline``, or the one ``--model`` network (its IR) in its place."""
+    if args.model is None:
+        return None if args.baseline == "none" else args.baseline
+    if args.baseline != DEFAULTS["baseline"]:
+        raise InputError("give either --baseline or --model, not both")
+    irs = models_from_args(argparse.Namespace(model=args.model, input=args.input, space=None))
+    if len(irs) != 1:
+        raise ParameterError("model", "one network as the baseline", f"{len(irs)} networks")
+    return irs[0]
 
 
 def min_score(text: str) -> str | float | None:
