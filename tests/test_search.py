@@ -325,3 +325,24 @@ def test_refine_names_its_parameters(capsys):
         assert e.value.param == param
     assert main(["refine", "mbv2", "mobilenetv2", "--search", "fusion", "--proxy-resolution", "10"]) == 2
     assert capsys.readouterr().err.strip().endswith("--proxy-resolution must be 32..4096 pixels, got 10; try 128")
+
+
+def test_population_defaults_to_the_strategys_own(table):
+    """``population=None`` (the default) is 5 for the pre-filtered strategies, 10 for plain evolution."""
+    def traj(strategy, **kw):
+        cfg = SearchConfig(space="nb201", strategy=strategy, budget=14, proxies=TOPOLOGY, seed=1, pool=100, **kw)
+        return run_search(cfg, DictEvaluator(table))["trajectory"]
+    assert traj("prefiltered") == traj("prefiltered", population=5) != traj("prefiltered", population=10)
+    assert traj("evolution") == traj("evolution", population=10) != traj("evolution", population=5)
+
+
+def test_seeds_vary_the_cells_trained(table, space):
+    """The seed draws the warm-up's pool and the mutations: seeds start from different warm-ups (the best
+    by score of different pools) and no two train the same cells."""
+    def trained(seed):
+        traj = run("prefiltered", table, seed=seed, budget=20)["trajectory"]
+        return [space.format(space.canonical_codes(space.parse(r["arch"])[None])[0]) for r in traj]
+    runs = [trained(seed) for seed in range(4)]
+    warm = [set(r[:SMALL["population"]]) for r in runs]
+    assert max(len(a & b) for i, a in enumerate(warm) for b in warm[i + 1:]) <= 1
+    assert len({frozenset(r) for r in runs}) == len(runs)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 
 import numpy as np
@@ -50,7 +50,7 @@ __all__ = ["SearchConfig", "SearchResult", "print_line", "run_search", "search"]
 @dataclass
 class SearchConfig:
     """A search.  Strategy settings (population ... network_per_kept) are documented in
-    :mod:`zeroshot.strategies`; ``train`` holds :class:`~zeroshot.train.TrainConfig` fields."""
+    :mod:`zeroshot.strategies` (``population=None``: the strategy's own default); ``train`` holds :class:`~zeroshot.train.TrainConfig` fields."""
 
     space: str
     strategy: str
@@ -63,10 +63,10 @@ class SearchConfig:
     proxies: tuple = DEFAULT_PROXIES
     data: str | None = None
     batch_size: int = 64
-    population: int = 10
+    population: int | None = None
     sample: int = 3
     children: int = 24
-    pool: int = 1000
+    pool: int = 3000
     network_per_kept: int = 4
     cheap: str = ScreenConfig.cheap
     parallel: int = 1
@@ -210,6 +210,8 @@ def run_search(cfg: SearchConfig, evaluator, db: str | None = None, scorer: Prox
     from .store import ResultStore
     from .strategies import get_strategy
     strategy = get_strategy(cfg.strategy)
+    defaults = getattr(strategy, "defaults", {"population": 10})      # registered by STRATEGIES.register
+    cfg = replace(cfg, **{k: v for k, v in defaults.items() if getattr(cfg, k) is None})
     cfg.check()
     if space is None:
         space = get_space(cfg.space, **cfg.space_options)
