@@ -168,7 +168,7 @@ def write_report(args, rows, ranked, cached_at_start, cached) -> None:
         f"{ranked[0]:.2f}; ranks of 15,625 by `{args.report_column}`), so nothing reported is what the searches "
         f"ran on (protocol: search_nb201_protocol.md). Budget: {args.budget} evaluations (oracle lookups stand "
         f"for trainings), seeds {args.first_seed}..{last}, no device constraint. Strategies run with their "
-        "documented defaults (zeroshot/strategies.py); `name:setting=value` rows override one setting.",
+        "documented defaults (zeroshot/strategies.py); `name:setting=value` rows override those settings.",
         f"Pre-filter: the default score ({', '.join(DEFAULT_PROXIES)}) by the real code on the first 64 real "
         "CIFAR-10 test images (images/cifar10_test_846.npz), proxy seed 0; network proxies cached per "
         f"isomorphism class in search_nb201_proxies.csv ({cached_at_start} cached at start, {cached} at end). "
