@@ -114,7 +114,7 @@ def _sets_channels(op: Op) -> bool:
 
 
 def _is_pointwise(op: Op) -> bool:
-    return op.kind == CONV and op.k == 1 and op.groups == 1 and op.stride == 1
+    return op.kind == CONV and op.kernel == (1, 1) and op.groups == 1 and op.strides == (1, 1)
 
 
 @dataclass(frozen=True)
@@ -430,7 +430,7 @@ def op_label(arch: Arch, i: int) -> str:
     op = arch.ops[i]
     what = KIND_NAMES[op.kind]
     if op.kind == CONV:
-        what = f"{op.k}x{op.k} {'dw' if is_depthwise(op) else 'conv'}"
+        what = "{}x{} {}".format(*op.kernel, "dw" if is_depthwise(op) else "conv")
     return f"op {i} {what} {op.c_in}->{op.c_out} @{op.h_out}x{op.w_out}"
 
 
