@@ -46,7 +46,7 @@ def screen(n, params, peak_kb, device, seed):
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "zeroshot", "screen", "mbv2", "-n", str(n), "--max-params", str(params),
                "--max-peak-kb", str(peak_kb), "--survivors", "0", "--top", "50", "--device", device,
-               "--seed", str(seed), "--db", f"{tmp}/s.db", "--json"]
+               "--seed", str(seed), "--baseline", "none", "--db", f"{tmp}/s.db", "--json"]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -69,7 +69,7 @@ def main():
     cost = est.evaluate(np.stack(rewritten))
     fit = (cost["params"] <= max_params) & (cost["peak_activation_bytes"] <= max_peak)
     found = screen(args.n, int(max_params), max_peak / 1024, args.device, args.seed)
-    searched = [space.parse(a) for a in found["shortlist"]]
+    searched = [space.parse(r["arch"]) for r in found["shortlist"]]
 
     names = [SPECS[i] for i in np.flatnonzero(fit)] + [f"search #{i + 1}" for i in range(len(searched))]
     codes = np.stack([rewritten[i] for i in np.flatnonzero(fit)] + searched)

@@ -244,8 +244,9 @@ def scale_check(args):
     from zeroshot.scoring import DEFAULT_PROXIES, rank_aggregate
     space = get_space(args.space)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = ScreenConfig(space=args.space, n=20_000, survivors=0, top=args.check_archs, seed=CHECK_SEED)
-        archs = run_screen(cfg, str(Path(tmp) / "check.db"), quiet=True)["shortlist"]
+        cfg = ScreenConfig(space=args.space, n=20_000, survivors=0, top=args.check_archs, seed=CHECK_SEED,
+                           baseline=None)
+        archs = [r["arch"] for r in run_screen(cfg, str(Path(tmp) / "check.db"), quiet=True)["shortlist"]]
     codes = np.array([space.parse(a) for a in archs])
     halves = np.array_split(np.arange(len(codes)), 2)
     tasks = [(args.space, codes[h], scale, seed) for scale, seed in CHECK_SETTINGS for h in halves]

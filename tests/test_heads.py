@@ -119,7 +119,7 @@ def test_cli_sample_and_estimate_with_a_task(task, tmp_path, capsys):
 def test_cli_screen_with_a_task(tmp_path, capsys):
     db = str(tmp_path / "s.db")
     assert main(["screen", "mbv2", "--task", "detect", "-n", "30", "--survivors", "0", "--top", "3",
-                 "--db", db, "--json"]) == 0
+                 "--baseline", "none", "--db", db, "--json"]) == 0
     import json
     out = json.loads(capsys.readouterr().out)
     space = get_space("mbv2", task="detect")
