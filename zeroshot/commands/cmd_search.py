@@ -38,7 +38,10 @@ def register(sub):
     p.add_argument("--cheap", default=DEFAULTS["cheap"],
                    help="topology proxy that picks which candidates get the network proxies (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="images per proxy batch")
-    for name in ("population", "sample", "children", "pool"):
+    p.add_argument("--population", type=int, default=DEFAULTS["population"],
+                   help="strategy setting (default: the strategy's own, 5 for prefiltered / zeroshot, 10 for "
+                        "evolution; see zeroshot/strategies.py)")
+    for name in ("sample", "children", "pool"):
         p.add_argument(f"--{name}", type=int, default=DEFAULTS[name],
                        help="strategy setting (default %(default)s; see zeroshot/strategies.py)")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
