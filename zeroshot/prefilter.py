@@ -25,6 +25,7 @@ import numpy as np
 
 from .batches import Data
 from .proxies import get_proxy
+from .proxy_cache import ProxyCache
 from .scoring import compute_proxies, rank_aggregate
 
 __all__ = ["Prefilter", "ProxyScorer"]
@@ -40,25 +41,20 @@ class ProxyScorer:
                  cache: dict | None = None):
         self.space, self.names, self.data, self.seed, self.batch_size = space, tuple(names), data, seed, batch_size
         self.cache = {} if cache is None else cache
-        self._topology_cache: dict[str, dict] = {}
+        self._caches = {"topology": ProxyCache(), "network": ProxyCache(self.cache)}
 
     def values(self, codes: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """``{proxy: values}`` of ``names`` (default: :attr:`names`) for ``codes``, one value per row."""
         names = list(self.names if names is None else names)
         out = {}
-        for kind, cache in (("topology", self._topology_cache), ("network", self.cache)):
+        for kind, cache in self._caches.items():
             wanted = [n for n in names if get_proxy(n).kind == kind]
-            if not wanted:
-                continue
-            rows = codes if kind == "topology" else self.space.canonical_codes(codes)
-            keys = [self.space.format(c) for c in rows]
-            todo = sorted({k for k in keys if not all(n in cache.get(k, {}) for n in wanted)})
-            if todo:
-                new = compute_proxies(self.space, np.array([self.space.parse(k) for k in todo]), wanted,
-                                      self.data, self.seed, self.batch_size)
-                for i, k in enumerate(todo):
-                    cache.setdefault(k, {}).update({n: float(new[n][i]) for n in wanted})
-            out.update({n: np.array([cache[k][n] for k in keys], dtype=np.float64) for n in wanted})
+            if wanted:
+                rows = codes if kind == "topology" else self.space.canonical_codes(codes)
+                keys = [self.space.format(c) for c in rows]
+                out.update(cache.values(keys, wanted, lambda todo: compute_proxies(
+                    self.space, np.array([self.space.parse(keys[i]) for i in todo]), wanted, self.data, self.seed,
+                    self.batch_size)))
         return {n: out[n] for n in names}
 
     def needs_network(self) -> bool:
