@@ -134,9 +134,12 @@ def test_calibrate_on_own_models_predicts_other_models(nets, tmp_path, capsys):
     (["estimate", "--model", "{nets}:net", "--input", "5,32,32"], "input"),
     (["score", "--model", "{nets}:net", "--input", "3,32"], "--input must be C,H,W"),
     (["estimate", "--archs", "x.txt"], "name a space"),
+    (["score", "--model", "{broken}:net", "--input", "3,32,32"], "does not import: ModuleNotFoundError"),
 ])
-def test_bad_model_input_is_one_line_exit_2(nets, capsys, argv, words):
-    code, out, err = run(capsys, *[a.format(nets=nets) for a in argv])
+def test_bad_model_input_is_one_line_exit_2(nets, tmp_path, capsys, argv, words):
+    broken = tmp_path / "broken.py"
+    broken.write_text("import a_module_nobody_has\n")
+    code, out, err = run(capsys, *[a.format(nets=nets, broken=broken) for a in argv])
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and words in err, err
 
 
