@@ -9,7 +9,8 @@ load from other processes spreads over all items instead of spoiling one.  A sam
 enough back-to-back calls to last ``min_sample_ms``, after one untimed call that brings the item's
 weights back into the caches (so an item's latency does not depend on how many others it is interleaved
 with); an item's latency is the median of its samples and its noise the relative inter-quartile range
-(IQR / median).
+(IQR / median).  A measurement disturbed by load (a median noise above :data:`BUSY_NOISE`, or a load
+average above the core count) gives one :class:`BusyMachineWarning` (see :func:`busy_reason`).
 
 Kernels are timed as one-kernel networks (:func:`zeroshot.estimator.sampling.kernel_arch`) through the same
 executor as whole models (:func:`zeroshot.spaces.builder.build`); the fixed cost of calling an executor, paid
@@ -26,7 +27,9 @@ True
 from __future__ import annotations
 
 import gc
+import os
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -41,8 +44,9 @@ from zeroshot.spaces.ir import Arch, Graph
 
 from .sampling import kernel_arch
 
-__all__ = ["CLOCKS", "Timing", "at_resolution", "call_overhead_ms", "measure_archs", "measure_kernels",
-           "pick_clock", "pinned_threads", "replay", "time_calls", "torch_device", "upsample_size"]
+__all__ = ["BUSY_NOISE", "CLOCKS", "BusyMachineWarning", "Timing", "at_resolution", "busy_reason",
+           "call_overhead_ms", "measure_archs", "measure_kernels", "pick_clock", "pinned_threads", "replay",
+           "time_calls", "torch_device", "upsample_size", "warn_if_busy"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,48 @@ class Timing:
         """The timing of a list of samples (ms)."""
         q1, med, q3 = np.percentile(np.asarray(samples_ms, float), [25, 50, 75])
         return cls(float(med), float(q1), float(q3), len(samples_ms))
+
+
+BUSY_NOISE = 0.15
+"""Median relative IQR of a measurement's items above which its samples are called disturbed."""
+
+
+class BusyMachineWarning(UserWarning):
+    """Timings taken while other processes loaded the machine (their figures are less repeatable)."""
+
+
+def busy_reason(noises: Sequence[float], load: float | None = None, cores: int | None = None) -> str | None:
+    """Why timings with these per-item ``noises`` look disturbed by load, or None when they do not.
+
+    Disturbed: the median noise exceeds :data:`BUSY_NOISE`, or the one-minute ``load`` average exceeds
+    ``cores`` (other processes then wait for every core).  ``load`` / ``cores`` default to this machine's
+    (:func:`os.getloadavg`, :func:`os.cpu_count`).
+
+    >>> busy_reason([0.02, 0.03, 0.05], load=0.5, cores=2) is None
+    True
+    >>> busy_reason([0.30, 0.25, 0.02], load=0.5, cores=2)
+    'median noise 0.25 (relative IQR of the samples) is above 0.15'
+    >>> busy_reason([0.02], load=3.1, cores=2)
+    'load average 3.1 on 2 cores'
+    """
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    cores = cores or os.cpu_count() or 1
+    reasons = []
+    noise = float(np.median(noises)) if len(noises) else 0.0
+    if noise > BUSY_NOISE:
+        reasons.append(f"median noise {noise:.2f} (relative IQR of the samples) is above {BUSY_NOISE:.2f}")
+    if load > cores:
+        reasons.append(f"load average {load:.1f} on {cores} cores")
+    return "; ".join(reasons) or None
+
+
+def warn_if_busy(timings: Sequence[Timing]) -> None:
+    """One :class:`BusyMachineWarning` when :func:`busy_reason` finds these timings disturbed."""
+    reason = busy_reason([t.noise for t in timings])
+    if reason:
+        warnings.warn(f"the machine looks busy ({reason}): latencies may be inflated and less repeatable; "
+                      f"measure on a quiet machine or with more rounds", BusyMachineWarning, stacklevel=3)
 
 
 def torch_device(name: str = "auto") -> torch.device:
@@ -163,7 +209,8 @@ def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1
                   seed: int = 0, clock: str = "auto", warm: int = 1) -> list[Timing]:
     """End-to-end latency of each architecture (torch, eval mode, batch ``batch``).
 
-    Architectures are built and timed interleaved in groups of ``chunk`` (bounding memory).
+    Architectures are built and timed interleaved in groups of ``chunk`` (bounding memory).  Warns once
+    (:class:`BusyMachineWarning`) when the measurement looks disturbed by load (:func:`busy_reason`).
     """
     dev = torch_device(device)
     clock = pick_clock(clock, dev, threads)
@@ -179,6 +226,7 @@ def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1
                 x = torch.randn((batch, *arch.input_shape), generator=gen).to(dev)
                 calls.append(lambda net=net, x=x: net(x))
             out += time_calls(calls, rounds, warmup, min_sample_ms, seed + start, sync, clock, warm)
+    warn_if_busy(out)
     return out
 
 

@@ -12,8 +12,8 @@ from zeroshot.estimator.kernel_table import KERNEL_TYPES
 from zeroshot.estimator.measured_device import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor,
                                                 written_mb)
 from zeroshot.estimator.profiling import profile
-from zeroshot.estimator.timing import (Timing, at_resolution, measure_archs, measure_kernels, pick_clock,
-                                       pinned_threads, time_calls, torch_device)
+from zeroshot.estimator.timing import (BUSY_NOISE, BusyMachineWarning, Timing, at_resolution, busy_reason, measure_archs, measure_kernels, pick_clock,
+                                       pinned_threads, time_calls, torch_device, warn_if_busy)
 from zeroshot.errors import ParameterError
 from zeroshot.estimator.sampling import KernelPool, canonical, kernel_arch, kernel_rows, neighbours
 from zeroshot.spaces import get_space, to_table
@@ -26,6 +26,35 @@ def test_timing_statistics():
     t = Timing.of([1.0, 2.0, 3.0, 4.0, 100.0])
     assert t.median_ms == 3.0 and t.samples == 5
     assert t.noise == pytest.approx((4.0 - 2.0) / 3.0)
+
+
+def test_busy_reason_from_sample_spread_and_load():
+    rng = np.random.default_rng(0)
+    quiet = [Timing.of(1.0 + 0.01 * rng.standard_normal(15)) for _ in range(20)]
+    # under load a fifth to half of the samples take twice as long: the spread of every item widens
+    loaded = [Timing.of(np.where(rng.random(15) < 0.4, 2.0, 1.0) + 0.01 * rng.standard_normal(15))
+              for _ in range(20)]
+    assert busy_reason([t.noise for t in quiet], load=0.8, cores=2) is None
+    reason = busy_reason([t.noise for t in loaded], load=0.8, cores=2)
+    assert reason is not None and "median noise" in reason and "load" not in reason
+    assert busy_reason([t.noise for t in quiet], load=2.5, cores=2) == "load average 2.5 on 2 cores"
+    assert busy_reason([t.noise for t in quiet], load=2.0, cores=2) is None       # our own process counts
+    # one noisy item among quiet ones is not a busy machine
+    assert busy_reason([BUSY_NOISE * 3] + [t.noise for t in quiet], load=0.0, cores=2) is None
+    assert busy_reason([], load=0.0, cores=1) is None
+
+
+def test_one_busy_warning_per_measurement(monkeypatch, recwarn):
+    import zeroshot.estimator.timing as timing
+    monkeypatch.setattr(timing.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    monkeypatch.setattr(timing.os, "cpu_count", lambda: 2)
+    warn_if_busy([Timing.of([1.0, 1.0, 1.01])] * 5)
+    busy = [w for w in recwarn if issubclass(w.category, BusyMachineWarning)]
+    assert len(busy) == 1 and "load average 9.0 on 2 cores" in str(busy[0].message)
+    monkeypatch.setattr(timing.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    recwarn.clear()
+    warn_if_busy([Timing.of([1.0, 1.0, 1.01])] * 5)
+    assert not [w for w in recwarn if issubclass(w.category, BusyMachineWarning)]
 
 
 def test_time_calls_orders_work_and_pins_threads():
