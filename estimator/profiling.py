@@ -115,6 +115,7 @@ class Session:
     seed: int
     log: Callable[[str], None]
     start: float = field(default_factory=time.perf_counter)
+    runtime: str = "torch"
 
     def spent(self) -> float:
         """Seconds since the session began."""
@@ -130,7 +131,7 @@ class Session:
                 return False
             batch = rows[i:i + KERNEL_BATCH]
             samples.add(batch, measure_kernels(batch, self.threads, self.device, overhead_ms=self.overhead_ms,
-                                               seed=self.seed + i, clock=self.clock))
+                                               seed=self.seed + i, clock=self.clock, runtime=self.runtime))
         return True
 
 
@@ -159,7 +160,8 @@ class CalibrationModels:
         from .timing import measure_archs
 
         timings = measure_archs(self.archs, session.threads, device=session.device, rounds=self.rounds,
-                                seed=session.seed + self.occasions, clock=session.clock, chunk=max(1, self.n))
+                                seed=session.seed + self.occasions, clock=session.clock, chunk=max(1, self.n),
+                                runtime=session.runtime)
         for ms, t in zip(self.ms, timings):
             ms.append(t.median_ms)
 
@@ -238,7 +240,7 @@ def profile_info(session: Session, device: MeasuredDevice, samples: Samples, err
     return {
         "machine": platform.processor() or platform.machine(), "platform": platform.platform(),
         "torch": torch.__version__, "python": sys.version.split()[0], "torch_device": session.device,
-        "threads": session.threads, "clock": session.clock, "cpus": os.cpu_count(),
+        "threads": session.threads, "clock": session.clock, "runtime": session.runtime, "cpus": os.cpu_count(),
         "spaces": [s.name for s in spaces],
         "kernels_measured": len(samples), "call_overhead_ms": session.overhead_ms,
         "kernel_noise_median": float(np.median(noise)) if noise else None,
@@ -255,7 +257,7 @@ def profile_info(session: Session, device: MeasuredDevice, samples: Samples, err
 def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, device: str = "auto",
             seed: int = 0, archs_per_space: int = 500, calibration_archs: int = 40, refine_rounds: int = 3,
             max_passes: int = 5, neighbours_per_miss: int = 2, calibration_rounds: int = 3, clock: str = "auto",
-            name: str = "local", log=None) -> MeasuredDevice:
+            name: str = "local", log=None, runtime: str = "torch") -> MeasuredDevice:
     """Measure this machine and fit a :class:`~zeroshot.estimator.measured_device.MeasuredDevice` within
     about ``budget_s`` seconds.
 
@@ -265,11 +267,12 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     models of each space are measured ``calibration_rounds`` rounds before, between and after the kernel
     passes (their latency is the median over these occasions), so that both see the same mix of machine
     conditions.
-    ``clock``: see :func:`zeroshot.estimator.timing.pick_clock`.  ``log`` (a callable taking a string) receives
+    ``clock``: see :func:`zeroshot.estimator.timing.pick_clock`; ``runtime``: torch or onnxruntime (see
+    :func:`zeroshot.estimator.timing.measure_archs`).  ``log`` (a callable taking a string) receives
     progress lines.  The measurements stay on the result (not saved): kernels as ``samples``, calibration
     models as ``calibration`` (dict of arrays: arch, space, measured_ms, raw_ms, mb).
     """
-    session = _start_session(threads, device, seed, clock, log or (lambda s: None))
+    session = _start_session(threads, device, seed, clock, log or (lambda s: None), runtime)
     rng = np.random.default_rng(seed)
     pool = KernelPool.from_spaces(spaces, archs_per_space, seed)
     session.log(f"{len(pool)} distinct kernels in {archs_per_space} architectures of each of "
@@ -290,13 +293,14 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     return result
 
 
-def _start_session(threads, device: str, seed: int, clock: str, log) -> Session:
+def _start_session(threads, device: str, seed: int, clock: str, log, runtime: str = "torch") -> Session:
     """The session's torch device and clock resolved, and the executor's call overhead measured."""
     import torch
 
-    from .timing import call_overhead_ms, pick_clock, torch_device
+    from .timing import call_overhead_ms, pick_clock, runtime_device
 
     start = time.perf_counter()
-    dev = str(torch_device(device))
+    dev = str(runtime_device(runtime, device))
     clock = pick_clock(clock, torch.device(dev), threads)
-    return Session(threads, dev, clock, call_overhead_ms(threads, dev, clock=clock), seed, log, start)
+    overhead_ms = call_overhead_ms(threads, dev, clock=clock, runtime=runtime)
+    return Session(threads, dev, clock, overhead_ms, seed, log, start, runtime)

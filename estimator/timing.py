@@ -27,6 +27,7 @@ True
 from __future__ import annotations
 
 import gc
+import io
 import os
 import time
 import warnings
@@ -37,16 +38,17 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from zeroshot.errors import ParameterError, UnknownNameError
+from zeroshot.errors import MissingExtraError, ParameterError, UnknownNameError
 from zeroshot.spaces import ir
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import Arch, Graph
 
 from .sampling import kernel_arch
 
-__all__ = ["BUSY_NOISE", "CLOCKS", "BusyMachineWarning", "Timing", "at_resolution", "busy_reason",
-           "call_overhead_ms", "measure_archs", "measure_kernels", "pick_clock", "pinned_threads", "replay",
-           "time_calls", "torch_device", "upsample_size", "warn_if_busy"]
+__all__ = ["BUSY_NOISE", "CLOCKS", "RUNTIMES", "BusyMachineWarning", "Timing", "at_resolution", "busy_reason",
+           "call_overhead_ms", "measure_archs", "measure_kernels", "onnxruntime_call", "pick_clock",
+           "pinned_threads", "replay", "require_onnxruntime", "runtime_device", "time_calls", "torch_device", "upsample_size",
+           "warn_if_busy"]
 
 
 @dataclass(frozen=True)
@@ -206,13 +208,14 @@ def time_calls(calls: Sequence[Callable[[], object]], rounds: int = 15, warmup: 
 
 def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1, device: str = "auto",
                   rounds: int = 15, warmup: int = 2, min_sample_ms: float = 1.0, chunk: int = 32,
-                  seed: int = 0, clock: str = "auto", warm: int = 1) -> list[Timing]:
-    """End-to-end latency of each architecture (torch, eval mode, batch ``batch``).
+                  seed: int = 0, clock: str = "auto", warm: int = 1, runtime: str = "torch") -> list[Timing]:
+    """End-to-end latency of each architecture (eval mode, batch ``batch``) run by ``runtime``: torch, or
+    ONNX Runtime on the CPU (each network exported to ONNX in memory; ``threads`` intra-op threads).
 
     Architectures are built and timed interleaved in groups of ``chunk`` (bounding memory).  Warns once
     (:class:`BusyMachineWarning`) when the measurement looks disturbed by load (:func:`busy_reason`).
     """
-    dev = torch_device(device)
+    dev = runtime_device(runtime, device)
     clock = pick_clock(clock, dev, threads)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     out: list[Timing] = []
@@ -224,14 +227,60 @@ def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1
                 torch.manual_seed(seed)
                 net = build(arch).eval().to(dev)
                 x = torch.randn((batch, *arch.input_shape), generator=gen).to(dev)
-                calls.append(lambda net=net, x=x: net(x))
+                calls.append((lambda net=net, x=x: net(x)) if runtime == "torch" else onnxruntime_call(net, x, threads))
             out += time_calls(calls, rounds, warmup, min_sample_ms, seed + start, sync, clock, warm)
     warn_if_busy(out)
     return out
 
 
+RUNTIMES = ("torch", "onnxruntime")
+
+
+def runtime_device(runtime: str, device: str = "auto") -> torch.device:
+    """The torch device a ``runtime`` measures on: :func:`torch_device` for torch, the CPU for ONNX Runtime
+    (whose ``device`` must be ``auto`` or ``cpu``)."""
+    if runtime not in RUNTIMES:
+        raise UnknownNameError("runtime", runtime, list(RUNTIMES))
+    if runtime == "torch":
+        return torch_device(device)
+    if device not in ("auto", "cpu"):
+        raise ParameterError("device", "cpu or auto with the onnxruntime runtime (it measures on the CPU)", device)
+    return torch.device("cpu")
+
+
+def onnxruntime_call(net: torch.nn.Module, x: torch.Tensor, threads: int | None = 1) -> Callable[[], object]:
+    """An argument-free callable running ``net`` on ``x`` with ONNX Runtime's CPU provider: the network is
+    exported to ONNX in memory and run by an ``InferenceSession`` with ``threads`` intra-op threads (None: 1).
+
+    Raises :class:`~zeroshot.errors.MissingExtraError` when onnxruntime or onnx is not installed.
+    """
+    ort = require_onnxruntime()
+    model = io.BytesIO()
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():   # traced outside inference
+        warnings.simplefilter("ignore", DeprecationWarning)      # mode, as zeroshot.export does (TorchScript)
+        torch.onnx.export(net, (x.clone(),), model, dynamo=False, input_names=["input"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(model.getvalue(), options, providers=["CPUExecutionProvider"])
+    feed = {"input": x.numpy()}
+    return lambda: session.run(None, feed)
+
+
+def require_onnxruntime():
+    """The onnxruntime module, onnx checked too (the exporter needs it); raises
+    :class:`~zeroshot.errors.MissingExtraError` when either is missing."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError as e:
+        raise MissingExtraError(e.name or "onnxruntime", "measuring with ONNX Runtime", "onnxruntime") from None
+    return onnxruntime
+
+
 def call_overhead_ms(threads: int | None = 1, device: str = "auto", rounds: int = 31,
-                     clock: str = "auto") -> float:
+                     clock: str = "auto", runtime: str = "torch") -> float:
     """Fixed cost of one executor call (ms): ``2 t(one op) - t(two ops)`` on a one-element tensor."""
     nets = []
     for n in (1, 2):
@@ -240,19 +289,19 @@ def call_overhead_ms(threads: int | None = 1, device: str = "auto", rounds: int 
         for _ in range(n):
             x = g.act(x, "relu")
         nets.append(g.finish(x))
-    one, two = measure_archs(nets, threads=threads, device=device, rounds=rounds, clock=clock)
+    one, two = measure_archs(nets, threads=threads, device=device, rounds=rounds, clock=clock, runtime=runtime)
     return max(0.0, 2 * one.median_ms - two.median_ms)
 
 
 def measure_kernels(rows: Sequence[dict], threads: int | None = 1, device: str = "auto", rounds: int = 9,
                     warmup: int = 2, min_sample_ms: float = 1.0, overhead_ms: float | None = None,
-                    seed: int = 0, clock: str = "auto") -> list[Timing]:
-    """Latency of kernel rows (see :func:`~zeroshot.estimator.sampling.kernel_arch`), less the executor's fixed
-    call cost."""
+                    seed: int = 0, clock: str = "auto", runtime: str = "torch") -> list[Timing]:
+    """Latency of kernel rows (see :func:`~zeroshot.estimator.sampling.kernel_arch`) run by ``runtime``, less
+    the executor's fixed call cost."""
     if overhead_ms is None:
-        overhead_ms = call_overhead_ms(threads, device, clock=clock)
+        overhead_ms = call_overhead_ms(threads, device, clock=clock, runtime=runtime)
     timings = measure_archs([kernel_arch(r) for r in rows], threads=threads, device=device, rounds=rounds,
-                            warmup=warmup, min_sample_ms=min_sample_ms, seed=seed, clock=clock)
+                            warmup=warmup, min_sample_ms=min_sample_ms, seed=seed, clock=clock, runtime=runtime)
     return [Timing(t.median_ms - overhead_ms, t.q1_ms - overhead_ms, t.q3_ms - overhead_ms, t.samples)
             for t in timings]
 

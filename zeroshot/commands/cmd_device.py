@@ -40,6 +40,8 @@ def add_profile(sub):
     p.add_argument("--budget-s", type=float, default=600, help="measuring time budget in seconds (default 600)")
     p.add_argument("--spaces", help="comma-separated spaces whose layers to sample (default: all)")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda")
+    p.add_argument("--runtime", default="torch",
+                   help="what runs the networks: torch (default) or onnxruntime (on the CPU, needs onnxruntime)")
     p.add_argument("--name", help="device name (default: the file name)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     return p
@@ -49,7 +51,7 @@ def run_profile(args):
     import sys
     from pathlib import Path
 
-    from zeroshot.estimator.timing import torch_device
+    from zeroshot.estimator.timing import require_onnxruntime, runtime_device
     from zeroshot.estimator.profiling import profile
     from zeroshot.spaces import list_spaces
     from zeroshot.spaces import get_space
@@ -61,12 +63,14 @@ def run_profile(args):
         raise ParameterError("threads", "at least 1", args.threads)
     if args.budget_s <= 0:
         raise ParameterError("budget_s", "a positive number of seconds", args.budget_s)
-    torch_device(args.device)                   # checked before measuring
+    runtime_device(args.runtime, args.device)   # checked before measuring
+    if args.runtime == "onnxruntime":
+        require_onnxruntime()
     names = args.spaces.split(",") if args.spaces else list_spaces()
     spaces = [get_space(n.strip()) for n in names]
     log = (lambda s: print(f"zeroshot device profile: {s}", file=sys.stderr)) if sys.stderr.isatty() else None
     dev = profile(spaces, budget_s=args.budget_s, threads=args.threads, device=args.device, seed=args.seed,
-                  name=args.name or out.stem, log=log)
+                  name=args.name or out.stem, log=log, runtime=args.runtime)
     try:
         dev.save(out)
     except OSError as e:

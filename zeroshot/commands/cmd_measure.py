@@ -2,7 +2,8 @@
 networks): latency of architectures measured with torch on this machine.
 
 Prints CSV ``arch,latency_ms,noise`` (median over interleaved rounds; noise = relative inter-quartile
-range).  Batch 1, one thread and the thread's CPU time by default (see :mod:`zeroshot.estimator.timing`).
+range).  Batch 1, one thread and the thread's CPU time by default (see :mod:`zeroshot.estimator.timing`);
+``--runtime onnxruntime`` runs each network exported to ONNX with ONNX Runtime on the CPU.
 """
 from zeroshot.api import measure
 from zeroshot.cli import add_space_args, models_from_args, read_archs, space_from_args, write_text
@@ -20,6 +21,8 @@ def register(sub):
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda")
     p.add_argument("--clock", default="auto", choices=("auto", "wall", "thread"),
                    help="auto: the thread's CPU time for one CPU thread, wall time otherwise")
+    p.add_argument("--runtime", default="torch",
+                   help="what runs the networks: torch (default) or onnxruntime (on the CPU, needs onnxruntime)")
     p.add_argument("--seed", type=int, default=0, help="seed of inputs and timing order (default 0)")
     p.add_argument("-o", "--output", help="write the CSV to this file instead of standard output")
     p.set_defaults(run=run)
@@ -40,7 +43,20 @@ def run(args):
             archs = [at_resolution(a, args.resolution) for a in archs]
         except ParameterError as e:      # this command's --resolution (elsewhere the flag is --image-size)
             raise InputError(e.message_for("--resolution")) from None
-    table = measure(archs, threads=args.threads, batch=args.batch, rounds=args.rounds, device=args.device,
-                    clock=args.clock, seed=args.seed)
+    table = (measure(archs, threads=args.threads, batch=args.batch, rounds=args.rounds, device=args.device,
+                     clock=args.clock, seed=args.seed) if args.runtime == "torch" else measure_with_runtime(archs, args))
     write_text(Table({"arch": texts, "latency_ms": table["latency_ms"], "noise": table["noise"]}).to_csv(),
                args.output)
+
+
+def measure_with_runtime(archs, args) -> Table:
+    """``latency_ms`` and ``noise`` of ``archs`` run by ``args.runtime`` (zeroshot.measure times torch only)."""
+    from zeroshot.estimator.timing import measure_archs, require_onnxruntime, runtime_device
+
+    if args.batch < 1:
+        raise ParameterError("batch", "a positive count", args.batch)
+    runtime_device(args.runtime, args.device)
+    require_onnxruntime()
+    timings = measure_archs(archs, threads=args.threads, batch=args.batch, rounds=args.rounds, device=args.device,
+                            clock=args.clock, seed=args.seed, runtime=args.runtime)
+    return Table({"latency_ms": [t.median_ms for t in timings], "noise": [t.noise for t in timings]})
