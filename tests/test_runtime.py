@@ -1,5 +1,6 @@
 """ONNX Runtime beside torch: ``runtime="onnxruntime"`` in measure_archs, profile and the measure / device
 profile commands (tests that run networks skip where onnxruntime is not installed)."""
+import importlib.util
 import sys
 
 import numpy as np
@@ -16,6 +17,8 @@ from zeroshot.spaces import get_space, to_table
 from zeroshot.spaces.builder import build
 
 TINY = dict(channels=4, cells=1, resolution=8)
+needs_onnxruntime = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime")),
+                                       reason="onnx or onnxruntime is not installed (pip install onnx onnxruntime)")
 
 
 def tiny_archs(n=2):
@@ -47,8 +50,8 @@ def test_missing_onnxruntime_is_one_line(monkeypatch, tmp_path, capsys):
     assert "unknown runtime 'tvm'" in capsys.readouterr().err
 
 
+@needs_onnxruntime
 def test_onnxruntime_runs_the_same_network():
-    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
     arch = tiny_archs(1)[0]
     torch.manual_seed(0)
     net = build(arch).eval()
@@ -59,8 +62,8 @@ def test_onnxruntime_runs_the_same_network():
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+@needs_onnxruntime
 def test_measure_with_onnxruntime(tmp_path, capsys):
-    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
     timings = measure_archs(tiny_archs(), rounds=3, runtime="onnxruntime")
     assert len(timings) == 2 and all(t.median_ms > 0 and t.samples == 3 and t.noise >= 0 for t in timings)
     rows = kernel_rows(decompose(to_table(tiny_archs())))[:3]
@@ -73,8 +76,8 @@ def test_measure_with_onnxruntime(tmp_path, capsys):
     assert lines[0] == "arch,latency_ms,noise" and len(lines) == 3 and float(lines[1].split(",")[1]) > 0
 
 
+@needs_onnxruntime
 def test_profile_with_onnxruntime():
-    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
     from zeroshot.estimator.profiling import profile
     space = get_space("nb201", **TINY)
     dev = profile([space], budget_s=2, archs_per_space=6, calibration_archs=3, refine_rounds=1, name="tiny",
