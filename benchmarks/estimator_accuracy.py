@@ -1,6 +1,6 @@
 """Accuracy of the `measured` device on this machine: predicted vs measured end-to-end mbv2 latency.
 
-Usage: python benchmarks/estimator_accuracy.py [--budget-s 600] [--n 100] [--rounds 15] [--seed 0]
+Usage: python benchmarks/estimator_accuracy.py [--budget-s 600] [--n 100] [--rounds 15] [--seed 0] [--load-check]
 Writes benchmarks/results/estimator_accuracy.md; per architecture its measurements, prediction and cost
 features to benchmarks/results/estimator_accuracy.csv, and the profile's calibration models (latency
 during the profile and, for mbv2, in the sessions) to estimator_accuracy_calibration.csv, to study the
@@ -24,6 +24,7 @@ import argparse
 import csv
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +63,36 @@ def session(archs, rounds, seed):
             load, os.getloadavg()[0], time.perf_counter() - t0)
 
 
+BUSY_LOOP = "import os, sys, time\nos.sched_setaffinity(0, {int(sys.argv[1])})\nt = time.time()\n" \
+            "while time.time() - t < float(sys.argv[2]): pass\n"
+
+
+def load_check(archs, rounds, seed, out):
+    """Medians of ``archs`` measured quiet, with a busy-loop process pinned to the other core (this process
+    pinned to the first), and quiet again; written to ``out``."""
+    os.sched_setaffinity(0, {0})
+    quiet = session(archs, rounds, seed)
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, "1", "600"])
+    try:
+        time.sleep(1)
+        loaded = session(archs, rounds, seed)
+    finally:
+        busy.kill()
+        busy.wait()
+    again = session(archs, rounds, seed)
+    lines = [f"# Timing with a busy loop on the other core ({len(archs)} mbv2 networks, {rounds} rounds, seed "
+             f"{seed})", "", f"`python benchmarks/estimator_accuracy.py --load-check --n {len(archs)}`; "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores.", "",
+             "| session | load before | median noise | median / max change of the medians vs quiet | within +-10% |",
+             "|---|---|---|---|---|"]
+    for name, (ms, noise, load, _, _) in (("quiet", quiet), ("busy loop on core 1", loaded), ("quiet again", again)):
+        d = np.abs(ms / quiet[0] - 1)
+        lines.append(f"| {name} | {load:.1f} | {np.median(noise):.3f} | {np.median(d):.1%} / {d.max():.1%} | "
+                     f"{np.mean(d <= 0.10):.0%} |")
+    Path(out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--budget-s", type=float, default=600)
@@ -69,6 +100,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/estimator_accuracy.md")
+    ap.add_argument("--load-check", action="store_true",
+                    help="only time the networks quiet, beside a busy loop on the other core, and quiet again "
+                         "(writes estimator_accuracy_load.md)")
     args = ap.parse_args()
     log = lambda s: print(f"[{time.strftime('%X')}] {s}", file=sys.stderr, flush=True)  # noqa: E731
     space = get_space("mbv2")
@@ -78,6 +112,8 @@ def main():
     cal_texts = calibration_archs_of(space, CALIBRATION_ARCHS, args.seed)
     assert not set(cal_texts) & set(texts), "evaluation architectures overlap the profile's calibration set"
     archs = [space.to_ir(t) for t in texts]
+    if args.load_check:
+        return load_check(archs, args.rounds, args.seed, Path(args.out).with_name("estimator_accuracy_load.md"))
     table = to_table(archs)
     cal_archs = [space.to_ir(t) for t in cal_texts]      # re-measured in the sessions: same conditions?
 
