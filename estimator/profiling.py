@@ -29,6 +29,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -272,17 +273,25 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     progress lines.  The measurements stay on the result (not saved): kernels as ``samples``, calibration
     models as ``calibration`` (dict of arrays: arch, space, measured_ms, raw_ms, mb).
     """
-    session = _start_session(threads, device, seed, clock, log or (lambda s: None), runtime)
-    rng = np.random.default_rng(seed)
-    pool = KernelPool.from_spaces(spaces, archs_per_space, seed)
-    session.log(f"{len(pool)} distinct kernels in {archs_per_space} architectures of each of "
-                f"{', '.join(s.name for s in spaces)}; executor call overhead {session.overhead_ms * 1e3:.1f} us")
-    samples, models = Samples(), CalibrationModels(spaces, calibration_archs, seed, calibration_rounds)
-    models.measure(session)
-    measure_passes(session, samples, models, one_of_each_type_first(pool.draw(len(pool), rng)), max_passes,
-                   0.65 * budget_s)
-    regs, errors = refine(session, samples, rng, refine_rounds, neighbours_per_miss, budget_s)
-    models.measure(session)
+    from .timing import BusyMachineWarning, busy_reason
+
+    with warnings.catch_warnings():          # one busy warning for the whole profile, below
+        warnings.simplefilter("ignore", BusyMachineWarning)
+        session = _start_session(threads, device, seed, clock, log or (lambda s: None), runtime)
+        rng = np.random.default_rng(seed)
+        pool = KernelPool.from_spaces(spaces, archs_per_space, seed)
+        session.log(f"{len(pool)} distinct kernels in {archs_per_space} architectures of each of "
+                    f"{', '.join(s.name for s in spaces)}; executor call overhead {session.overhead_ms * 1e3:.1f} us")
+        samples, models = Samples(), CalibrationModels(spaces, calibration_archs, seed, calibration_rounds)
+        models.measure(session)
+        measure_passes(session, samples, models, one_of_each_type_first(pool.draw(len(pool), rng)), max_passes,
+                       0.65 * budget_s)
+        regs, errors = refine(session, samples, rng, refine_rounds, neighbours_per_miss, budget_s)
+        models.measure(session)
+    reason = busy_reason([n for ns in samples.noise.values() for n in ns])
+    if reason:
+        warnings.warn(f"the machine looked busy while profiling ({reason}): the device may be less accurate; "
+                      f"profile on a quiet machine", BusyMachineWarning, stacklevel=2)
     session.log(f"calibration models measured on {models.occasions} occasions; {session.spent():.0f} s")
     result = MeasuredDevice(name, regs, {}, fusion=DEFAULT_FUSION)
     result.calibration = fit_corrections(result, models)

@@ -47,8 +47,8 @@ from .sampling import kernel_arch
 
 __all__ = ["BUSY_NOISE", "CLOCKS", "RUNTIMES", "BusyMachineWarning", "Timing", "at_resolution", "busy_reason",
            "call_overhead_ms", "measure_archs", "measure_kernels", "onnxruntime_call", "pick_clock",
-           "pinned_threads", "replay", "require_onnxruntime", "runtime_device", "time_calls", "torch_device", "upsample_size",
-           "warn_if_busy"]
+           "pinned_threads", "replay", "require_onnxruntime", "runtime_device", "time_calls", "torch_device",
+           "upsample_size", "warn_if_busy"]
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,8 @@ def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1
                 torch.manual_seed(seed)
                 net = build(arch).eval().to(dev)
                 x = torch.randn((batch, *arch.input_shape), generator=gen).to(dev)
-                calls.append((lambda net=net, x=x: net(x)) if runtime == "torch" else onnxruntime_call(net, x, threads))
+                calls.append((lambda net=net, x=x: net(x)) if runtime == "torch"
+                             else onnxruntime_call(net, x, threads))
             out += time_calls(calls, rounds, warmup, min_sample_ms, seed + start, sync, clock, warm)
     warn_if_busy(out)
     return out

@@ -264,3 +264,12 @@ def test_cli_measure_and_profile_errors(tmp_path, capsys):
     assert "--budget-s must be" in capsys.readouterr().err
     assert main(["device", "profile", "-o", str(tmp_path / "x.json"), "--spaces", "nope"]) == 2
     assert "unknown space 'nope'" in capsys.readouterr().err
+
+
+def test_profile_warns_once_when_busy(monkeypatch, recwarn):
+    import zeroshot.estimator.timing as timing
+    monkeypatch.setattr(timing.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    monkeypatch.setattr(timing.os, "cpu_count", lambda: 2)
+    profile([get_space("nb201", **TINY)], budget_s=1, archs_per_space=4, calibration_archs=2, refine_rounds=1)
+    busy = [w for w in recwarn if issubclass(w.category, BusyMachineWarning)]
+    assert len(busy) == 1 and "while profiling" in str(busy[0].message)

@@ -43,8 +43,11 @@ def run(args):
             archs = [at_resolution(a, args.resolution) for a in archs]
         except ParameterError as e:      # this command's --resolution (elsewhere the flag is --image-size)
             raise InputError(e.message_for("--resolution")) from None
-    table = (measure(archs, threads=args.threads, batch=args.batch, rounds=args.rounds, device=args.device,
-                     clock=args.clock, seed=args.seed) if args.runtime == "torch" else measure_with_runtime(archs, args))
+    if args.runtime == "torch":
+        table = measure(archs, threads=args.threads, batch=args.batch, rounds=args.rounds, device=args.device,
+                        clock=args.clock, seed=args.seed)
+    else:
+        table = measure_with_runtime(archs, args)
     write_text(Table({"arch": texts, "latency_ms": table["latency_ms"], "noise": table["noise"]}).to_csv(),
                args.output)
 
