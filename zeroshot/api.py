@@ -232,17 +232,21 @@ def calibrate(archs, latency_ms, space: str | SearchSpace | None = None, input_s
 
 
 def measure(archs, space: str | SearchSpace | None = None, input_shape=None, threads: int = 1, batch: int = 1,
-            rounds: int = 15, device: str = "auto", clock: str = "auto", seed: int = 0) -> Table:
+            rounds: int = 15, device: str = "auto", clock: str = "auto", seed: int = 0,
+            runtime: str = "torch") -> Table:
     """Latency of each architecture measured with torch on this machine: ``latency_ms`` (the median of
     interleaved rounds) and ``noise`` (relative inter-quartile range), as ``zeroshot measure`` prints
-    (:func:`zeroshot.estimator.timing.measure_archs`)."""
-    from zeroshot.estimator.timing import measure_archs, pick_clock, torch_device
+    (:func:`zeroshot.estimator.timing.measure_archs`); ``runtime``: torch, or onnxruntime (CPU, an optional
+    extra)."""
+    from zeroshot.estimator.timing import measure_archs, pick_clock, require_onnxruntime, runtime_device
     for param, value in (("threads", threads), ("batch", batch), ("rounds", rounds)):
         if value < 1:
             raise ParameterError(param, "a positive count", value)
-    pick_clock(clock, torch_device(device), threads)                 # checked before anything is built
+    pick_clock(clock, runtime_device(runtime, device), threads)      # checked before anything is built
+    if runtime != "torch":
+        require_onnxruntime()
     resolved = resolve_archs(archs, resolve_space(space), input_shape)
     timings = measure_archs(resolved.irs, threads=threads, batch=batch, device=device, rounds=rounds, seed=seed,
-                            clock=clock)
+                            clock=clock, runtime=runtime)
     return Table({"arch": resolved.names, "latency_ms": [t.median_ms for t in timings],
                   "noise": [t.noise for t in timings]})

@@ -43,23 +43,7 @@ def run(args):
             archs = [at_resolution(a, args.resolution) for a in archs]
         except ParameterError as e:      # this command's --resolution (elsewhere the flag is --image-size)
             raise InputError(e.message_for("--resolution")) from None
-    if args.runtime == "torch":
-        table = measure(archs, threads=args.threads, batch=args.batch, rounds=args.rounds, device=args.device,
-                        clock=args.clock, seed=args.seed)
-    else:
-        table = measure_with_runtime(archs, args)
+    table = measure(archs, threads=args.threads, batch=args.batch, rounds=args.rounds, device=args.device,
+                    clock=args.clock, seed=args.seed, runtime=args.runtime)
     write_text(Table({"arch": texts, "latency_ms": table["latency_ms"], "noise": table["noise"]}).to_csv(),
                args.output)
-
-
-def measure_with_runtime(archs, args) -> Table:
-    """``latency_ms`` and ``noise`` of ``archs`` run by ``args.runtime`` (zeroshot.measure times torch only)."""
-    from zeroshot.estimator.timing import measure_archs, require_onnxruntime, runtime_device
-
-    if args.batch < 1:
-        raise ParameterError("batch", "a positive count", args.batch)
-    runtime_device(args.runtime, args.device)
-    require_onnxruntime()
-    timings = measure_archs(archs, threads=args.threads, batch=args.batch, rounds=args.rounds, device=args.device,
-                            clock=args.clock, seed=args.seed, runtime=args.runtime)
-    return Table({"latency_ms": [t.median_ms for t in timings], "noise": [t.noise for t in timings]})
