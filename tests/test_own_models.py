@@ -90,7 +90,7 @@ def test_per_layer_rows_add_up_to_the_model(nets, capsys):
     code, out, _ = run(capsys, "estimate", "--model", f"{nets}:net", "--input", "3,64,64", "--device", "edgetpu-like",
                        "--per-layer")
     assert code == 0 and len(rows(out)) == len(layers)
-    with pytest.raises(zs.Error, match="per_layer"):
+    with pytest.raises(zs.Error, match="device must be given for per-layer costs"):
         zs.estimate(module, input_shape=(3, 64, 64), per_layer=True)
 
 

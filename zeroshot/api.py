@@ -39,15 +39,15 @@ from .scoring import (DEFAULT_PROXIES, compute_ir_proxies, compute_proxies, rank
                     split_by_kind)
 from .table import Table
 
-__all__ = ["calibrate", "estimate", "measure", "resolve_archs", "resolve_device", "resolve_space", "score"]
+__all__ = ["Archs", "calibrate", "estimate", "measure", "resolve_archs", "resolve_device", "resolve_space", "score"]
 
 
 class Archs:
     """Architectures resolved from what a user passed: their ``names`` (canonical encodings, or
     ``arch[i]`` for IR objects without one), and either ``codes`` of ``space`` or ``irs``."""
 
-    def __init__(self, names: list[str], space: SearchSpace | None, codes: np.ndarray | None,
-                 irs: list[Arch] | None):
+    def __init__(self, names: list[str], codes: np.ndarray | None = None, space: SearchSpace | None = None,
+                 irs: list[Arch] | None = None):
         self.names, self.space, self.codes, self._irs = names, space, codes, irs
 
     def __len__(self) -> int:
@@ -85,7 +85,10 @@ def resolve_device(device: str | os.PathLike | Device | None) -> Device | None:
 def resolve_archs(archs, space: SearchSpace | None, input_shape=None) -> Archs:
     """Encodings, IR architectures and/or torch modules, one or a sequence, as :class:`Archs` (see the
     module docstring).  Torch modules are traced at ``input_shape`` (C, H, W) by
-    :func:`~zeroshot.spaces.tracing.from_torch`."""
+    :func:`~zeroshot.spaces.tracing.from_torch`.  An :class:`Archs` (already resolved, e.g. a file the
+    command line parsed) is returned as it is."""
+    if isinstance(archs, Archs):
+        return archs
     items = [archs] if _is_single(archs) else list(archs)
     if not items:
         raise ParameterError("archs", "at least one architecture", "an empty sequence")
@@ -99,9 +102,9 @@ def resolve_archs(archs, space: SearchSpace | None, input_shape=None) -> Archs:
         texts, codes = space.parse_many(items)
         if len(texts) != len(items):
             raise ParameterError("archs", "one encoding per item (no blank or comment items)", len(items))
-        return Archs(texts, space, codes, None)
+        return Archs(texts, codes, space)
     irs = [_to_ir(a, space, input_shape) for a in items]
-    return Archs([_name(a, i) for i, a in enumerate(items)], None, None, irs)
+    return Archs([_name(a, i) for i, a in enumerate(items)], irs=irs)
 
 
 def _is_single(archs) -> bool:
@@ -157,8 +160,8 @@ def estimate(archs, space: str | SearchSpace | None = None, device: str | Device
 
 def _per_layer(resolved: Archs, device: Device | None, precision: str) -> Table:
     if device is None:
-        raise ParameterError("device", "a device for per_layer=True", None,
-                             fix="for example device='mobile-npu-16' (see zeroshot.list_devices())")
+        raise ParameterError("device", "given for per-layer costs", None,
+                             fix="for example mobile-npu-16 (see zeroshot.list_devices())")
     from zeroshot.estimator.breakdown import COLUMNS, breakdown
     if resolved.space is not None:                  # as the Estimator: the device for that space
         device = device.for_space(resolved.space.name)

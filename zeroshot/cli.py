@@ -109,7 +109,7 @@ def read_lines(path: str) -> list[str]:
 
 def read_archs(space: SearchSpace, path: str):
     """Canonical encodings and codes of an architecture file (blank lines and ``#`` comments skipped);
-    errors name the line."""
+    errors name the line (commands hand them to the API as an :class:`~zeroshot.api.Archs`, parsed once)."""
     texts, codes = space.parse_many(read_lines(path))
     if not texts:
         raise InputError(f"{path}: no architectures (expected one {space.name} encoding per line)")

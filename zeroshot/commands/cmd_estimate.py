@@ -1,7 +1,7 @@
 """``zeroshot estimate SPACE --archs FILE [--device NAME_OR_FILE] [--precision P]``, or ``zeroshot estimate
 --model FILE.py:FUNC --input C,H,W ...`` for your own torch networks: exact params, MACs, peak activation and
 model memory, and latency on a device, as CSV; ``--per-layer``: one row per kernel (where the time goes)."""
-from zeroshot.api import estimate
+from zeroshot.api import Archs, estimate
 from zeroshot.cli import add_space_args, models_from_args, read_archs, space_from_args, write_text
 from zeroshot.estimator.counts import BYTES_PER_ELEMENT
 from zeroshot.estimator.devices import load_device
@@ -24,6 +24,6 @@ def run(args):
     models = models_from_args(args)
     space = space_from_args(args) if models is None else None
     device = load_device(args.device) if args.device else None     # before reading the architectures
-    archs = models if models is not None else read_archs(space, args.archs)[0]
+    archs = models if models is not None else Archs(*read_archs(space, args.archs), space=space)
     table = estimate(archs, space=space, device=device, precision=args.precision, per_layer=args.per_layer)
     write_text(table.to_csv(), args.output)

@@ -7,7 +7,7 @@ the rank aggregate of the listed proxies.  ``--data`` takes an NPZ of images and
 """
 import sys
 
-from zeroshot.api import score
+from zeroshot.api import Archs, score
 from zeroshot.cli import add_space_args, models_from_args, read_archs, space_from_args, write_text
 from zeroshot.proxies import get_proxy
 from zeroshot.proxies.network import check_batch_size
@@ -32,7 +32,7 @@ def run(args):
         check_batch_size(args.batch_size)
     models = models_from_args(args)
     space = space_from_args(args) if models is None else None
-    archs = models if models is not None else read_archs(space, args.archs)[0]
+    archs = models if models is not None else Archs(*read_archs(space, args.archs), space=space)
     if args.data is None:
         _note_synthetic(names)
     table = score(archs, space=space, data=args.data, seed=args.seed, proxies=names, batch_size=args.batch_size,
