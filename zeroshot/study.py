@@ -101,14 +101,15 @@ class Study:
         return codes[self.feasible(codes)] if len(codes) else codes
 
     def sample(self, n: int, exclude: set[str] = frozenset()) -> np.ndarray:
-        """Up to ``n`` distinct fresh feasible random candidates; a clear error when none can be found."""
+        """Up to ``n`` distinct fresh feasible random candidates (none once ``exclude`` holds all there are); a
+        clear error when none can be found at all."""
         out = np.empty((0, self.space.code_length), dtype=np.int64)
         for _ in range(50):
             if len(out) >= n:
                 break
             draw = self.space.sample_codes(max(2 * (n - len(out)), 16), self.rng)
             out = np.concatenate([out, self.fresh(draw, exclude | set(self.canonical(out)))])
-        if not len(out) and not self.evaluated:
+        if not len(out) and not self.evaluated and not exclude:      # nothing ever found, not just exhausted
             raise self._nothing_feasible()
         return out[:n]
 
