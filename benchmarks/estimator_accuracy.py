@@ -1,7 +1,9 @@
 """Accuracy of the `measured` device on this machine: predicted vs measured end-to-end mbv2 latency.
 
 Usage: python benchmarks/estimator_accuracy.py [--budget-s 600] [--n 100] [--rounds 15] [--seed 0] [--load-check]
-Writes benchmarks/results/estimator_accuracy.md; per architecture its measurements, prediction and cost
+[--busy]
+Writes benchmarks/results/estimator_accuracy.md (with ``--busy``: estimator_accuracy_busy.md, the whole run
+beside a busy loop pinned to the other core); per architecture its measurements, prediction and cost
 features to benchmarks/results/estimator_accuracy.csv, and the profile's calibration models (latency
 during the profile and, for mbv2, in the sessions) to estimator_accuracy_calibration.csv, to study the
 error offline.  Run from the repository root (``PYTHONPATH=.`` where the package is not installed).
@@ -23,6 +25,7 @@ machine can predict.
 import argparse
 import csv
 import os
+from contextlib import contextmanager
 import platform
 import subprocess
 import sys
@@ -67,18 +70,26 @@ BUSY_LOOP = "import os, sys, time\nos.sched_setaffinity(0, {int(sys.argv[1])})\n
             "while time.time() - t < float(sys.argv[2]): pass\n"
 
 
+@contextmanager
+def busy_other_core(seconds=7200):
+    """Pin this process to the first core and keep a busy-loop process on the second while inside."""
+    os.sched_setaffinity(0, {0})
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, "1", str(seconds)])
+    try:
+        time.sleep(1)
+        yield
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def load_check(archs, rounds, seed, out):
     """Medians of ``archs`` measured quiet, with a busy-loop process pinned to the other core (this process
     pinned to the first), and quiet again; written to ``out``."""
     os.sched_setaffinity(0, {0})
     quiet = session(archs, rounds, seed)
-    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, "1", "600"])
-    try:
-        time.sleep(1)
+    with busy_other_core(600):
         loaded = session(archs, rounds, seed)
-    finally:
-        busy.kill()
-        busy.wait()
     again = session(archs, rounds, seed)
     lines = [f"# Timing with a busy loop on the other core ({len(archs)} mbv2 networks, {rounds} rounds, seed "
              f"{seed})", "", f"`python benchmarks/estimator_accuracy.py --load-check --n {len(archs)}`; "
@@ -99,11 +110,23 @@ def main():
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="benchmarks/results/estimator_accuracy.md")
+    ap.add_argument("--out", default=None, help="default: benchmarks/results/estimator_accuracy.md "
+                    "(estimator_accuracy_busy.md with --busy)")
     ap.add_argument("--load-check", action="store_true",
                     help="only time the networks quiet, beside a busy loop on the other core, and quiet again "
                          "(writes estimator_accuracy_load.md)")
+    ap.add_argument("--busy", action="store_true",
+                    help="the whole run (both sessions and the profile) beside a busy loop pinned to the other "
+                         "core, this process pinned to the first")
     args = ap.parse_args()
+    args.out = args.out or f"benchmarks/results/estimator_accuracy{'_busy' if args.busy else ''}.md"
+    if args.busy:
+        with busy_other_core():
+            return accuracy(args)
+    return accuracy(args)
+
+
+def accuracy(args):
     log = lambda s: print(f"[{time.strftime('%X')}] {s}", file=sys.stderr, flush=True)  # noqa: E731
     space = get_space("mbv2")
     codes = space.sample_distinct_codes(args.n, np.random.default_rng(args.seed + EVAL_SEED_OFFSET))
@@ -169,10 +192,12 @@ def main():
         "# Measured-device accuracy on this machine (mbv2, batch 1, one thread)",
         "",
         f"`python benchmarks/estimator_accuracy.py --budget-s {args.budget_s:g} --n {args.n} --rounds "
-        f"{args.rounds} --seed {args.seed}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"{args.rounds} --seed {args.seed}{' --busy' if args.busy else ''}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"scikit-learn {sklearn.__version__}; clock: {i['clock']} (the thread's CPU time; time slices "
-        f"taken by other processes do not count, their contention for caches and memory does).",
+        f"taken by other processes do not count, their contention for caches and memory does)."
+        + (" Busy: a busy-loop process pinned to core 1 for the whole run (session A, the profile, session B), "
+           "this process pinned to core 0; other processes of the machine ran as they came." if args.busy else ""),
         "",
         "| figure | value |",
         "|---|---|",
