@@ -46,7 +46,7 @@ RESULTS = Path(__file__).parent / "results"
 CACHE = RESULTS / "proxies_nb201_cache.csv"
 
 
-CHEAP = ("naswot", "synflow", "meco", "linear_regions", "swap")   # computed first (fractions of a pass)
+CHEAP = ("naswot", "synflow", "meco", "linear_regions", "swap", "swap_layers", "meco_batch")   # computed first
 
 
 def split_cells(canon, n: int, dev: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +74,8 @@ def fill_cache(space, phases, data, seed, batch_size, cache: Path = CACHE):
 
     ``phases``: list of (representative codes, proxy names).  Each architecture's missing proxies run in
     one shared call; its seconds are split evenly over them.  A call that raises is logged and left
-    uncached (retried by the next run).
+    uncached (retried by the next run).  ``data``: a batch (``.x``, ``.y``), or a function of the IR
+    architecture giving its batch.
     """
     if not cache.exists():
         cache.write_text("arch,proxy,value,seconds\n")
@@ -94,8 +95,9 @@ def fill_cache(space, phases, data, seed, batch_size, cache: Path = CACHE):
                     continue
                 t = time.perf_counter()
                 try:
-                    got = compute_network_proxies(space.build_ir(r), missing, data.x, data.y, seed=seed,
-                                                  batch_size=batch_size)
+                    arch = space.build_ir(r)
+                    batch = data(arch) if callable(data) else data
+                    got = compute_network_proxies(arch, missing, batch.x, batch.y, seed=seed, batch_size=batch_size)
                 except Exception as e:                     # noqa: BLE001  (logged, retried next run)
                     print(f"{a}: {type(e).__name__}: {e}", flush=True)
                     continue
@@ -327,7 +329,7 @@ def main():
         "|---|---|---|---|---|---|",
         *cost_rows,
         "",
-        f"The five cheap proxies ({', '.join(cheap)}) in one shared call, as timed when the cache's values "
+        f"The {len(cheap)} cheap proxies ({', '.join(cheap)}) in one shared call, as timed when the cache's values "
         f"were computed (by the code of that day, on a loaded machine; the table above is this run's "
         f"measurement): mean {per_arch.mean():.2f} s per architecture (median {np.median(per_arch):.2f} s) "
         f"over {len(per_arch)} classes at batch {args.batch_size}; this run "

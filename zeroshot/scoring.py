@@ -46,10 +46,9 @@ __all__ = ["CANDIDATES", "DEFAULT_BATCH", "DEFAULT_PROXIES", "compute_ir_proxies
 
 DEFAULT_PROXIES = ("meco", "swap")
 #: the combinations the default was chosen from (on development cells only, see the module docstring)
-CANDIDATES = (("meco", "swap"), ("meco", "swap", "linear_regions"), ("meco", "swap", "naswot"),
-              ("meco", "swap", "synflow"), ("meco", "swap", "live_macs"), ("meco", "swap", "entropy"),
-              ("meco", "swap", "naswot", "synflow", "live_macs"), ("meco", "naswot", "synflow", "live_macs"),
-              ("live_macs", "entropy", "naswot", "synflow"))
+CANDIDATES = (("meco", "swap"), ("meco_batch", "swap"), ("meco", "swap_layers"), ("meco_batch", "swap_layers"),
+              ("meco", "meco_batch", "swap_layers"), ("meco_batch", "swap_layers", "live_macs"),
+              ("meco", "swap_layers", "live_macs"), ("meco_batch",), ("swap_layers",))
 DEFAULT_BATCH = 64
 
 

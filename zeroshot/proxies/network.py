@@ -76,6 +76,9 @@ _SPECS = {   # name: (needs, higher_is_better, description)
     "zico": ("labels", True, "sum over layers of log sum mean|g| / std(g) over two half batches (ZiCo)"),
     "meco": ("random", True, "sum over layers of the smallest eigenvalue of the channel correlation (MeCo)"),
     "swap": ("images", True, "distinct sign patterns of activations over 16 samples (SWAP, no regulariser)"),
+    "swap_layers": ("images", True, "swap per activation layer, summed: no single 2^16 cap for the network"),
+    "meco_batch": ("images", True, "meco over the batch: 8 channels per layer x every image's positions, "
+                   "weighted C / 8 (MeCo_opt); no 1x1 / batch-one NaN"),
     "ntk": ("images", False, "condition number of the per-sample NTK Gram matrix (TE-NAS; lower is better)"),
     "linear_regions": ("images", True, "distinct activation patterns of a thin copy over 1,000 crops (TE-NAS)"),
 }
@@ -136,7 +139,7 @@ def compute_network_proxies(arch: Arch, names: Sequence[str], x, y=None, seed: i
             raise ValueError(f"{n!r} is not a network proxy; choose from {', '.join(list_proxies('network'))}")
     _check_labels(arch, names)
     x, y = _as_batch(arch, x, y, seed, batch_size)
-    if "swap" in names and x.shape[0] < SWAP_SAMPLES:
+    if {"swap", "swap_layers"} & set(names) and x.shape[0] < SWAP_SAMPLES:
         warnings.warn(f"swap reads {SWAP_SAMPLES} samples but the batch has {x.shape[0]}: it counts patterns over "
                       f"{x.shape[0]} (at most 2^{x.shape[0]}), not comparable with scores of a batch of "
                       f"{SWAP_SAMPLES} or more; pass at least {SWAP_SAMPLES} images", UserWarning, stacklevel=2)

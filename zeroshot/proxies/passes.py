@@ -6,6 +6,9 @@ Passes (each runs only when a requested proxy needs it; ``B`` is the batch size)
   of every live activation's input (``> 0``) are bit-packed: their Hamming Gram matrix (naswot) and the
   per-unit patterns of the first 16 samples (swap).  Backwards on the same graph:
 
+  The same forward also feeds meco_batch (a few channels of every live conv / BN / activation / pool
+  output, correlated over the positions of every image) and swap_layers (swap's patterns counted per layer).
+
   - cross-entropy: one backward (``autograd.grad``) -> grad_norm, snip, fisher (tensor hooks on conv and
     linear outputs) and zico (the two half-batch gradients are split from the per-sample contributions
     of that backward);
@@ -58,12 +61,15 @@ from .compiled import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_
 from .structure import init_network, live_ops, thin_arch, weighted_layer
 
 __all__ = ["BATCH_PROXIES", "FD_STEP", "Frozen", "GRASP_BATCH", "JACOB_K", "LABEL_PROXIES", "LR_DIVISOR",
-           "LR_SAMPLES", "SHIFT_PIXELS", "SWAP_SAMPLES", "ZEN_BATCH", "ZEN_EPS", "batch_pass", "grasp_exact",
-           "jacob_cov_score", "linear_regions", "meco", "network", "stream_seed", "synflow", "zen", "zico_score"]
+           "LR_SAMPLES", "MECO_CHANNELS", "MECO_POSITIONS", "SHIFT_PIXELS", "SWAP_SAMPLES", "ZEN_BATCH", "ZEN_EPS",
+           "batch_pass", "grasp_exact", "jacob_cov_score", "linear_regions", "meco", "meco_layer", "meco_leaves", "network",
+           "stream_seed", "synflow", "zen", "zico_score"]
 
 LABEL_PROXIES = frozenset({"grad_norm", "snip", "grasp", "fisher", "zico"})
-BATCH_PROXIES = LABEL_PROXIES | {"naswot", "swap", "jacob_cov", "ntk"}
+BATCH_PROXIES = LABEL_PROXIES | {"naswot", "swap", "swap_layers", "meco_batch", "jacob_cov", "ntk"}
 SWAP_SAMPLES = 16
+MECO_CHANNELS = 8       # meco_batch: channels per layer (MeCo_opt's n = 8), evenly spaced
+MECO_POSITIONS = 4096   # meco_batch: at most this many positions (image x pixel) per layer, evenly strided
 GRASP_BATCH = 16        # grasp reads the first 16 images of the batch (see the module docstring)
 JACOB_K = 1e-5
 ZEN_EPS = 0.01
@@ -132,6 +138,8 @@ def batch_pass(arch: Arch, net: nn.Module, want: set, x: torch.Tensor, y: torch.
     gram = np.zeros((b, b), np.int64)
     units = [0]
     swap_codes = []
+    leaves = meco_leaves(arch, net) if "meco_batch" in want else set()
+    meco_terms = []
 
     def grad_hook(i, act):
         def hook(grad):
@@ -148,8 +156,10 @@ def batch_pass(arch: Arch, net: nn.Module, want: set, x: torch.Tensor, y: torch.
             if "naswot" in want:
                 gram[...] += codes_of[t] * hamming_gram(pack_signs(flat.numpy()))
                 units[0] += codes_of[t] * flat.shape[1]
-            if "swap" in want:
+            if want & {"swap", "swap_layers"}:
                 swap_codes.append(pack_signs(flat[:SWAP_SAMPLES].T.contiguous().numpy()))
+        if t in leaves:
+            meco_terms.append(meco_layer(val.detach()))
         if t in kept_inputs:
             kept[t] = val.detach()
         for i in kinks.get(t, ()):
@@ -191,6 +201,10 @@ def batch_pass(arch: Arch, net: nn.Module, want: set, x: torch.Tensor, y: torch.
         out["naswot"] = logdet(units[0] - gram.astype(np.float64))
     if "swap" in want:
         out["swap"] = float(count_distinct_rows(np.concatenate(swap_codes)) if swap_codes else 0)
+    if "swap_layers" in want:
+        out["swap_layers"] = float(sum(count_distinct_rows(c) for c in swap_codes))
+    if "meco_batch" in want:
+        out["meco_batch"] = float(sum(meco_terms))
     return out
 
 
@@ -525,13 +539,41 @@ def zen(arch: Arch, net: nn.Module, seed: int, batch: int = ZEN_BATCH) -> float:
     return (math.log(diff) if diff > 0 else float("-inf")) + log_bn
 
 
+def meco_leaves(arch: Arch, net: nn.Module) -> set[int]:
+    """The tensors meco and meco_batch read: the outputs of the live conv / BN / activation / pool ops."""
+    live = live_ops(arch)
+    return {i + 1 for i, layer in enumerate(net.layers) if live[i] and not isinstance(layer, nn.Identity)
+            and arch.ops[i].kind != LINEAR}
+
+
+def meco_layer(val: torch.Tensor) -> float:
+    """One layer's term of meco_batch: ``(C / n) * lambda_min`` of the correlation matrix of ``n = min(C, 8)``
+    evenly spaced channels of ``val`` (``(B, C, H, W)``), each channel's values over the ``B * H * W``
+    positions of the batch (evenly strided down to at most :data:`MECO_POSITIONS`); NaN / inf entries of
+    the correlation (a constant channel) set to 0, as meco does.  The ``C / n`` weight is MeCo_opt's: the
+    sampled channels stand for all ``C``.  With fewer positions than sampled channels the term is 0.
+
+    >>> round(meco_layer(torch.eye(4).reshape(4, 4, 1, 1)), 6)       # 4 orthogonal channels over 4 images
+    0.0
+    >>> x = torch.randn(16, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    >>> 0.9 < meco_layer(x) <= 1.0            # two independent channels: lambda_min close to 1, weight 1
+    True
+    """
+    c = val.shape[1]
+    idx = torch.linspace(0, c - 1, min(c, MECO_CHANNELS)).round().long()
+    fea = val.index_select(1, idx).transpose(0, 1).reshape(len(idx), -1)
+    fea = fea[:, ::-(-fea.shape[1] // MECO_POSITIONS)].double().numpy()
+    with np.errstate(all="ignore"):
+        corr = np.atleast_2d(np.corrcoef(fea))
+    corr[~np.isfinite(corr)] = 0.0
+    return c / len(idx) * float(eigvalsh(corr)[0])
+
+
 def meco(arch: Arch, net: nn.Module, seed: int) -> float:
     """MeCo: sum over the outputs of live conv / BN / activation / pool ops, for one Gaussian image, of
     the smallest eigenvalue of the channel correlation matrix (NaN / inf entries set to 0; 0 when the
     layer has at least as many channels as pixels); ``net``: ``arch`` built with the default init."""
-    live = live_ops(arch)
-    leaf = {i + 1 for i, layer in enumerate(net.layers) if live[i] and not isinstance(layer, nn.Identity)
-            and arch.ops[i].kind != LINEAR}
+    leaf = meco_leaves(arch, net)
     total = [0.0]
 
     def tap(t, val):
