@@ -432,6 +432,39 @@ def test_blocks_and_rows_give_the_same_answers():
         assert store.counts(blocks)["survived"] == len(set(survivors))
 
 
+def test_arrays_are_the_columns_stream_gives_without_formatting_an_encoding(monkeypatch):
+    rng = np.random.default_rng(5)
+    space = get_space("nb201")
+    codes = space.sample_codes(200, rng)
+    metrics = {"cheap": rng.normal(size=len(codes)), "params": rng.integers(1, 9, len(codes)).astype(float)}
+    metrics["cheap"][rng.random(len(codes)) < 0.2] = np.nan
+    with ResultStore(":memory:", space="nb201") as store:
+        blocks, rows = _same_candidates_two_ways(store, codes, metrics, metrics["params"] > 3)
+        for run in (blocks, rows):
+            store.write_chunk(run, -1, [(space.format(codes[0]), "shortlisted", {"top": 1.0})], stage_marker="shortlisted")
+            expect = np.array(list(store.stream(run, ("cheap", "stage", "top"), "passed", has="cheap")), dtype=float)
+            monkeypatch.setattr(type(space), "format", lambda *a: pytest.fail("an encoding was formatted"))
+            got = store.arrays(run, ("cheap", "stage", "top"), "passed", has="cheap")
+            monkeypatch.undo()
+            assert len(expect) > 50 and not np.isnan(got["cheap"]).any()
+            for j, name in enumerate(("cheap", "stage", "top")):
+                np.testing.assert_array_equal(got[name], expect[:, j])
+        with pytest.raises(StoreError, match="candidates\\(\\) gives encodings"):
+            store.arrays(blocks, ("arch", "cheap"))
+
+
+def test_a_report_formats_only_the_encodings_it_lists(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="plots need the optional matplotlib extra")
+    from zeroshot.report import write_report
+    db = str(tmp_path / "big.db")
+    run_screen(ScreenConfig(space="nb201", n=3000, survivors=0, top=4), db, quiet=True)
+    space_type, formatted = type(get_space("nb201")), []
+    real = space_type.format
+    monkeypatch.setattr(space_type, "format", lambda self, c: formatted.append(1) or real(self, c))
+    page = write_report(db, str(tmp_path / "rep"), max_points=500).read_text()
+    assert page.count("<code>|") == 4 and len(formatted) <= 4
+
+
 def test_a_hash_collision_never_drops_a_candidate(monkeypatch):
     import zeroshot.code_blocks as code_blocks
     monkeypatch.setattr(code_blocks, "code_hashes", lambda codes: np.zeros(len(codes), np.uint64))

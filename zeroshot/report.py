@@ -37,12 +37,12 @@ def write_report(db: str, out_dir: str, run_id: int | None = None, max_points: i
     candidates (a seeded subsample, the front and the shortlist kept whole)."""
     plt = _pyplot()
     run = _read_run(db, run_id)
-    rows = _plotted(run["rows"], max_points)
+    points = _plotted(run["points"], max_points)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _plot_pareto(plt, out / "pareto.png", rows, run)
+    _plot_pareto(plt, out / "pareto.png", points, run)
     _plot_funnel(plt, out / "funnel.png", run["counts"])
-    shortlist = sorted((r for r in rows if r["top"]), key=lambda r: -r["s"])
+    shortlist = sorted((r for r in run["listed"] if r["top"]), key=lambda r: (-r["s"], r["arch"]))
     (out / "index.html").write_text(_page(db, run, shortlist or run["summary"].get("closest", [])))
     return out / "index.html"
 
@@ -58,8 +58,10 @@ def _pyplot():
 
 
 def _read_run(db: str, run_id: int | None) -> dict:
-    """What the report shows of a screen: its config, summary, stage counts and the rows plotted (``s``:
-    the default score where network proxies ran, else the cheap score; ``top``: on the shortlist)."""
+    """What the report shows of a screen: its config, summary and stage counts; ``points``, the candidates
+    plotted as arrays (``s``: the default score where network proxies ran, else the cheap score;
+    ``latency_ms``; ``top``: on the shortlist; ``shortlisted``), read without formatting an encoding; and
+    ``listed``, the rows of the shortlisted stage with their encodings (a few)."""
     with ResultStore(db) as store:
         run_id = store.last_run("screen") if run_id is None else run_id
         if store.run_kind(run_id) != "screen":
@@ -67,19 +69,21 @@ def _read_run(db: str, run_id: int | None) -> dict:
         counts = store.counts(run_id)
         scored = "score" in store.metrics() and counts["scored"] > 0
         metric, stage = ("score", "scored") if scored else ("cheap", "passed")
-        rows = store.candidates(run_id, stage, has=metric, columns=(
-            "arch", metric, "latency_ms", "params", "peak_activation_bytes", "stage", "top"))
-        shortlisted = store.stages(run_id).index("shortlisted") + 1
+        columns = store.arrays(run_id, (metric, "latency_ms", "stage", "top"), stage, has=metric)
+        listed = store.candidates(run_id, "shortlisted", has=metric, columns=(
+            "arch", metric, "latency_ms", "params", "peak_activation_bytes", "top"))
+        shortlisted = columns["stage"] >= store.stages(run_id).index("shortlisted") + 1
         run = {"run_id": run_id, "space": store.space, "config": store.run_config(run_id),
-               "summary": store.run_summary(run_id), "scored": scored, "rows": rows,
+               "summary": store.run_summary(run_id), "scored": scored,
                "counts": {STAGE_LABELS[s]: n for s, n in counts.items()}}
     run["baseline"] = run["summary"].get("baseline")
     for r in run["summary"].get("closest", []):
         r["s"], r["peak_activation_bytes"] = r["score"], r["peak_kb"] * 1024
-    for r in rows:
-        r["s"] = r.pop(metric)
-        r["shortlisted"] = r.pop("stage") >= shortlisted
-        r["top"] = bool(r["top"]) if scored else r["shortlisted"]
+    for r in listed:
+        r["s"], r["top"] = r.pop(metric), bool(r["top"]) if scored else True
+    run["listed"] = listed
+    run["points"] = {"s": columns[metric], "latency_ms": columns["latency_ms"], "shortlisted": shortlisted,
+                     "top": columns["top"] == 1 if scored else shortlisted}
     return run
 
 
@@ -88,25 +92,24 @@ def _device_name(cfg: dict) -> str:
     return str(cfg["device"]["name"] if isinstance(cfg["device"], dict) else cfg["device"])
 
 
-def _plotted(rows: list[dict], max_points: int) -> list[dict]:
-    """At most ``max_points`` rows and the front and shortlist: a seeded subsample keeps the plot readable."""
-    if len(rows) <= max_points:
-        return rows
-    s = np.array([r["s"] for r in rows])
-    lat = np.array([r["latency_ms"] for r in rows])
-    keep = np.union1d(np.random.default_rng(0).choice(len(rows), max_points, replace=False), pareto_front(s, lat))
-    keep = np.union1d(keep, [i for i, r in enumerate(rows) if r["shortlisted"]])
-    return [rows[i] for i in keep]
+def _plotted(points: dict, max_points: int) -> dict:
+    """At most ``max_points`` of the ``points`` and the front and shortlist: a seeded subsample keeps the plot
+    readable."""
+    s, lat = points["s"], points["latency_ms"]
+    if len(s) <= max_points:
+        return points
+    keep = np.union1d(np.random.default_rng(0).choice(len(s), max_points, replace=False), pareto_front(s, lat))
+    keep = np.union1d(keep, np.flatnonzero(points["shortlisted"]))
+    return {k: v[keep] for k, v in points.items()}
 
 
-def _plot_pareto(plt, path: Path, rows: list[dict], run: dict) -> None:
+def _plot_pareto(plt, path: Path, points: dict, run: dict) -> None:
     base = run["baseline"]
-    s = np.array([r["s"] for r in rows]) - (base["score"] if base else 0.0)
-    lat = np.array([r["latency_ms"] for r in rows])
-    top = np.array([r["top"] for r in rows], dtype=bool)
+    s = points["s"] - (base["score"] if base else 0.0)
+    lat, top = points["latency_ms"], points["top"]
     front = pareto_front(s, lat)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    ax.scatter(lat, s, s=6, c="0.7", label=f"candidates ({len(rows):,})")
+    ax.scatter(lat, s, s=6, c="0.7", label=f"candidates ({len(s):,})")
     ax.plot(lat[front], s[front], "-o", ms=3, c="tab:blue", label="Pareto front")
     ax.scatter(lat[top], s[top], s=40, facecolors="none", edgecolors="tab:red", linewidths=1.5,
                label=f"shortlist top {int(top.sum())}")

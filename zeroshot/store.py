@@ -540,6 +540,25 @@ class ResultStore:
         cur.row_factory = None
         yield from cur.execute(sql, params)
 
+    def arrays(self, run_id: int, names: Sequence[str], min_stage: Stage = None, *,
+               has: str | Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Columns ``names`` (metrics, and ``stage``: its stored number) of the candidates that reached
+        ``min_stage`` and have every metric of ``has``, as float64 arrays (a missing metric NaN) in the order
+        of :meth:`stream`: what a plot of a million candidates reads, no encoding formatted (``arch`` is
+        refused: :meth:`candidates` gives encodings)."""
+        if "arch" in names or "run_id" in names:
+            raise StoreError(f"arrays() reads metrics and the stage, not {names!r}; candidates() gives encodings")
+        has, names = _names(has), tuple(names)
+        parts: dict[str, list] = {n: [] for n in names}
+        if self._has_blocks(run_id):
+            metrics = [n for n in names if n != "stage"]
+            for _, positions, arrays in self._selected(run_id, min_stage, has, metrics):
+                for n in names:
+                    parts[n].append(arrays[_STAGE if n == "stage" else n][positions])
+        sql, params = self._select(run_id, names, min_stage, has)
+        rows = np.array(self.db.execute(sql, params).fetchall(), dtype=np.float64).reshape(-1, len(names))
+        return {n: np.concatenate(parts[n] + [rows[:, j]]).astype(np.float64) for j, n in enumerate(names)}
+
     def front(self, run_id: int, score: str, cost: str = "latency_ms", min_stage: Stage = None) -> list[str]:
         """Encodings on the Pareto front of (higher ``score``, lower ``cost``) among the candidates that
         reached ``min_stage``, by increasing cost (:func:`~zeroshot.pareto.pareto_stream`, streamed)."""
