@@ -10,11 +10,13 @@ Every strategy runs with its documented default settings (zeroshot/strategies.py
 reported figures: the protocol is search_nb201_protocol.md), seeds first-seed.., ``budget`` evaluations
 (oracle lookups of ``column`` stand for trainings), no device constraint.  Each search picks its best cell
 by ``column``; the report gives that cell's ``report_column`` (and ``column``).  A strategy may carry
-settings of its own: ``prefiltered:population=10`` runs ``prefiltered`` with population 10.  The pre-filter's proxies are the default score's (zeroshot/score.py), computed by the real code
-on the first 64 real CIFAR-10 test images with proxy seed 0; the network proxies' values are cached per
-isomorphism class in benchmarks/results/search_nb201_proxies.csv (delete it after changing a proxy), so
-the seeds after the first reuse them and an interrupted run resumes.  A supplementary row runs the
-pre-filter with its cheap topology proxy alone (no torch).  Run it in the background:
+settings of its own: ``prefiltered:population=10`` runs ``prefiltered`` with population 10.  The
+pre-filter's proxies are the default score's (zeroshot/scoring.py), computed by the real code on 64 of
+the 846 real CIFAR-10 test images drawn by the search's seed, which also seeds the networks' weights
+(zeroshot/prefilter.py); the network proxies' values are cached per (seed, batch, isomorphism class) in
+benchmarks/results/search_nb201_proxies.csv (delete it after changing a proxy), so strategies of one seed
+share them and an interrupted run resumes.  A supplementary row runs the pre-filter with its cheap
+topology proxy alone (no torch).  The report is rewritten after each row.  Run it in the background:
 ``nohup python benchmarks/search_nb201.py > /tmp/search_nb201.log 2>&1 &``.
 """
 from __future__ import annotations
@@ -41,36 +43,32 @@ from zeroshot.searching import SearchConfig, run_search
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = RESULTS / "search_nb201_proxies.csv"
-SHARED_CACHE = RESULTS / "proxies_nb201_cache.csv"
 NETWORK = [n for n in DEFAULT_PROXIES if get_proxy(n).kind == "network"]
 CHEAP = (SearchConfig.cheap,)
 TARGET = 94.15
 
 
 def load_cache() -> dict:
-    """Network proxy values per isomorphism class: search_nb201_proxies.csv, completed by the per-cell
-    values of proxies_nb201.py (proxies_nb201_cache.csv: the same images, seed and code, read only)."""
+    """Network proxy values keyed by (proxy seed, batch digest, canonical cell): search_nb201_proxies.csv."""
     cache = {}
-    if SHARED_CACHE.exists():
-        with open(SHARED_CACHE, newline="") as f:
-            for row in csv.DictReader(f):
-                if row["proxy"] in NETWORK:
-                    cache.setdefault(row["arch"], {})[row["proxy"]] = float(row["value"])
     if CACHE.exists():
         with open(CACHE, newline="") as f:
             for row in csv.DictReader(f):
-                cache[row["arch"]] = {n: float(row[n]) for n in NETWORK if n in row}
-    return {k: v for k, v in cache.items() if len(v) == len(NETWORK)}
+                if {"seed", "batch", *NETWORK} <= row.keys():          # older files: proxy seed 0 only
+                    cache[(int(row["seed"]), row["batch"], row["arch"])] = {n: float(row[n]) for n in NETWORK}
+    return cache
 
 
 def save_cache(cache: dict) -> None:
-    tmp = CACHE.with_suffix(".tmp")
+    """Write ``cache`` with what the file holds already (another run may have added to it)."""
+    cache = {**load_cache(), **cache}
+    tmp = CACHE.with_suffix(f".{os.getpid()}.tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["arch"] + NETWORK)
+        w.writerow(["seed", "batch", "arch"] + NETWORK)
         for k in sorted(cache):
             if all(n in cache[k] for n in NETWORK):
-                w.writerow([k] + [repr(cache[k][n]) for n in NETWORK])
+                w.writerow(list(k) + [repr(cache[k][n]) for n in NETWORK])
     os.replace(tmp, CACHE)
 
 
@@ -84,6 +82,7 @@ def main() -> int:
     ap.add_argument("--out", default="search_nb201.md", help="report file name under benchmarks/results/")
     ap.add_argument("--strategies", default="random,evolution,prefiltered,zeroshot,prefiltered-cheap")
     args = ap.parse_args()
+    args.load_start = os.getloadavg()[0]
     oracle_path = shared_data("nb201/nb201_cifar10.csv")
     images = shared_data("images/cifar10_test_846.npz")
     if oracle_path is None or images is None:
@@ -97,26 +96,27 @@ def main() -> int:
     data = load_data(str(images), (3, 32, 32), 10)
     cache = load_cache()
     cached_at_start = len(cache)
-    scorers = {"full": ProxyScorer(space, DEFAULT_PROXIES, data, seed=0, batch_size=64, cache=cache),
-               "cheap": ProxyScorer(space, CHEAP, None, seed=0, batch_size=64)}
-    rows = {}
+    rows, ranked = {}, np.sort(np.array(list(report.table.values())))[::-1]
     for strategy in args.strategies.split(","):
-        runs = [run_seed(strategy, seed, args.budget, oracle, scorers) for seed in
-                range(args.first_seed, args.first_seed + args.seeds)]
-        save_cache(cache)
+        runs = []
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            runs.append(run_seed(strategy, seed, args.budget, space, oracle, data, cache))
+            save_cache(cache)                                         # an interrupted run resumes
         rows[strategy] = summarise(runs, space, oracle, report, args.budget)
-    write_report(args, rows, np.sort(np.array(list(report.table.values())))[::-1], cached_at_start, len(cache))
+        write_report(args, rows, ranked, cached_at_start, len(cache))        # after each row: a partial report
     return 0
 
 
-def run_seed(strategy: str, seed: int, budget: int, oracle, scorers: dict) -> dict:
+def run_seed(strategy: str, seed: int, budget: int, space, oracle, data, cache: dict) -> dict:
     """One search of ``strategy`` (``name[:setting=value...]``; ``prefiltered-cheap``: the pre-filter
-    with its cheap proxy alone) with ``seed``: its result dict, with the seconds it took."""
+    with its cheap proxy alone) with ``seed``, which is also the proxies' seed and draws their 64 images
+    of ``data`` (network values kept in ``cache``): its result dict, with the seconds it took."""
     name, *pairs = strategy.split(":")
     settings = {k: int(v) for k, v in (p.split("=") for p in pairs)}
-    scorer, proxies = scorers["full"], DEFAULT_PROXIES
+    scorer = ProxyScorer(space, DEFAULT_PROXIES, data, seed=seed, batch_size=64, cache=cache)
+    proxies = DEFAULT_PROXIES
     if name == "prefiltered-cheap":
-        name, scorer, proxies = "prefiltered", scorers["cheap"], CHEAP
+        name, scorer, proxies = "prefiltered", ProxyScorer(space, CHEAP, None, seed=seed), CHEAP
     cfg = SearchConfig(space="nb201", strategy=name, budget=budget, seed=seed, proxies=proxies, batch_size=64,
                        **settings)
     t = time.perf_counter()
@@ -161,7 +161,9 @@ def write_report(args, rows, ranked, cached_at_start, cached) -> None:
         "",
         f"`python benchmarks/search_nb201.py --seeds {args.seeds} --first-seed {args.first_seed} --budget "
         f"{args.budget} --column {args.column} --report-column {args.report_column} --strategies "
-        f"{args.strategies} --out {args.out}` on {platform.machine()}, {os.cpu_count()} cores, torch threads 1.",
+        f"{args.strategies} --out {args.out}` on {platform.machine()}, {os.cpu_count()} cores, torch threads 1; "
+        f"load average {args.load_start:.1f} at the start, {os.getloadavg()[0]:.1f} when this was written (the "
+        "machine shared with other runs: seconds are slower than on a quiet one).",
         "",
         f"Oracle: ../shared/data/nb201/nb201_cifar10.csv (15,625 cells). The searches see `{args.column}` and "
         f"pick their best cell by it; the table reports that cell's `{args.report_column}` (best cell "
@@ -169,9 +171,10 @@ def write_report(args, rows, ranked, cached_at_start, cached) -> None:
         f"ran on (protocol: search_nb201_protocol.md). Budget: {args.budget} evaluations (oracle lookups stand "
         f"for trainings), seeds {args.first_seed}..{last}, no device constraint. Strategies run with their "
         "documented defaults (zeroshot/strategies.py); `name:setting=value` rows override those settings.",
-        f"Pre-filter: the default score ({', '.join(DEFAULT_PROXIES)}) by the real code on the first 64 real "
-        "CIFAR-10 test images (images/cifar10_test_846.npz), proxy seed 0; network proxies cached per "
-        f"isomorphism class in search_nb201_proxies.csv ({cached_at_start} cached at start, {cached} at end). "
+        f"Pre-filter: the default score ({', '.join(DEFAULT_PROXIES)}) by the real code on 64 of the 846 real "
+        "CIFAR-10 test images (images/cifar10_test_846.npz) drawn by the search's seed, which also seeds the "
+        "networks' weights (each seed's own proxies); network proxies cached per (seed, batch, isomorphism "
+        f"class) in search_nb201_proxies.csv ({cached_at_start} cached at start, {cached} at end). "
         "`prefiltered-cheap` (supplementary): the same strategy scoring with the pre-filter's cheap topology "
         f"proxy alone ({', '.join(CHEAP)}, no torch). `zeroshot` trains nothing; its single evaluation is the "
         "final report of its best-scored candidate. Candidates scored: those given every proxy of the "

@@ -1,6 +1,8 @@
 """The zero-shot pre-filter of a search: proxy values of candidates, and the best few of a batch by score.
 
-:class:`ProxyScorer` computes (and caches) proxy values; :class:`Prefilter` keeps the book of every
+:class:`ProxyScorer` computes (and caches) proxy values; its ``seed`` is the proxies' seed (the networks'
+random weights, the synthetic input) and draws which images they see (:func:`draw_batch`), so a search's
+seed reaches its scores, not only its sampling.  :class:`Prefilter` keeps the book of every
 candidate scored in a search and ranks candidates among all of them: a candidate's score is the rank
 aggregate (:func:`zeroshot.scoring.rank_aggregate`) of the proxies over every candidate scored so far, so
 it may change as the search scores more.  :meth:`Prefilter.best` is the funnel in small: the funnel's cheap
@@ -21,25 +23,64 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import hashlib
+
 import numpy as np
 
 from .batches import Data
+from .evolution import tournament
 from .proxies import get_proxy
 from .proxy_cache import ProxyCache
 from .scoring import compute_proxies, rank_aggregate
 
-__all__ = ["Prefilter", "ProxyScorer"]
+__all__ = ["Prefilter", "ProxyScorer", "batch_key", "draw_batch"]
+
+
+def draw_batch(data: Data | None, n: int, seed: int) -> Data | None:
+    """``n`` images of ``data`` drawn without replacement by ``seed`` (kept in file order); all of them when
+    it holds no more; None stays None (the proxies then see seeded synthetic input).
+
+    >>> from zeroshot.batches import synthetic_data
+    >>> d = synthetic_data(10, (1, 2, 2), classes=3)
+    >>> [len(draw_batch(d, 4, 0)), len(draw_batch(d, 20, 0))]
+    [4, 10]
+    >>> same, other = draw_batch(d, 4, 0).x == draw_batch(d, 4, 0).x, draw_batch(d, 4, 0).x == draw_batch(d, 4, 1).x
+    >>> bool(same.all()), bool(other.all())
+    (True, False)
+    """
+    if data is None or len(data) <= n:
+        return data
+    rows = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=False))
+    return Data(data.x[rows], data.y[rows], data.synthetic)
+
+
+def batch_key(data: Data | None, batch_size: int) -> str:
+    """A short digest of what network proxies see (the images and labels; ``synthetic`` without data), to
+    key cached values by: values on one batch are not values on another.
+
+    >>> batch_key(None, 64)
+    'synthetic64'
+    """
+    if data is None:
+        return f"synthetic{batch_size}"
+    digest = hashlib.sha1(np.ascontiguousarray(data.x[:batch_size]).tobytes())
+    digest.update(np.ascontiguousarray(data.y[:batch_size]).tobytes())
+    return digest.hexdigest()[:12]
 
 
 class ProxyScorer:
     """Proxy values of architectures: topology proxies cached per encoding in memory, network proxies
-    computed once per isomorphism class and cached in ``cache`` (canonical encoding -> {proxy: value});
-    pass a dict loaded from a file to reuse values across runs (the benchmark does).  ``names`` are the
+    computed once per isomorphism class on ``batch_size`` images of ``data`` drawn by ``seed``
+    (:func:`draw_batch`) with weights initialised by ``seed``, and cached in ``cache`` keyed by
+    (seed, :func:`batch_key`, canonical encoding) -> {proxy: value}; pass a dict loaded from a file to reuse
+    values across runs (the benchmark does; scorers of different seeds may share it).  ``names`` are the
     proxies :meth:`values` gives by default; any registered proxy can be asked for."""
 
     def __init__(self, space, names: Sequence[str], data: Data | None, seed: int = 0, batch_size: int = 64,
                  cache: dict | None = None):
-        self.space, self.names, self.data, self.seed, self.batch_size = space, tuple(names), data, seed, batch_size
+        self.space, self.names, self.seed, self.batch_size = space, tuple(names), seed, batch_size
+        self.data = draw_batch(data, batch_size, seed)
+        self.context = (seed, batch_key(self.data, batch_size))
         self.cache = {} if cache is None else cache
         self._caches = {"topology": ProxyCache(), "network": ProxyCache(self.cache)}
 
@@ -51,10 +92,11 @@ class ProxyScorer:
             wanted = [n for n in names if get_proxy(n).kind == kind]
             if wanted:
                 rows = codes if kind == "topology" else self.space.canonical_codes(codes)
-                keys = [self.space.format(c) for c in rows]
+                archs = [self.space.format(c) for c in rows]
+                keys = archs if kind == "topology" else [(*self.context, a) for a in archs]
                 out.update(cache.values(keys, wanted, lambda todo: compute_proxies(
-                    self.space, np.array([self.space.parse(keys[i]) for i in todo]), wanted, self.data, self.seed,
-                    self.batch_size)))
+                    self.space, np.array([self.space.parse(archs[i]) for i in todo]), wanted, self.data,
+                    self.seed, self.batch_size)))
         return {n: out[n] for n in names}
 
     def needs_network(self) -> bool:
@@ -64,12 +106,14 @@ class ProxyScorer:
 class Prefilter:
     """The book of candidates scored in one search (module docstring).  ``cheap``: the topology proxy that
     picks which candidates pay for network proxies (None: all do); ``on_scored(codes, values)`` is told of
-    each batch of newly scored candidates (the search records them)."""
+    each batch of newly scored candidates (the search records them); ``tournament``: 0 keeps the best by
+    score, k >= 2 keeps each one as the best of k drawn by ``rng`` among those not kept yet."""
 
     def __init__(self, space, scorer: ProxyScorer, cheap: str | None = None, network_per_kept: int = 4,
-                 on_scored: Callable[[np.ndarray, dict], None] | None = None):
+                 on_scored: Callable[[np.ndarray, dict], None] | None = None, tournament: int = 0,
+                 rng: np.random.Generator | None = None):
         self.space, self.scorer, self.cheap, self.network_per_kept = space, scorer, cheap, network_per_kept
-        self.on_scored = on_scored
+        self.on_scored, self.tournament, self.rng = on_scored, tournament, rng
         self.keys: list[str] = []                  # every scored candidate (canonical encoding), in order
         self.codes: list[np.ndarray] = []          # the first code vector seen of each
         self._index: dict[str, int] = {}
@@ -85,8 +129,9 @@ class Prefilter:
         return total[positions]
 
     def best(self, codes: np.ndarray, keep: int) -> np.ndarray:
-        """The ``keep`` best of ``codes`` by the score, best first.  When the score needs a network, only
-        the best ``network_per_kept`` x ``keep`` by the ``cheap`` proxy pay for it."""
+        """The ``keep`` best of ``codes`` by the score, best first (with a ``tournament``: the winners of
+        successive tournaments, in that order).  When the score needs a network, only the best
+        ``network_per_kept`` x ``keep`` by the ``cheap`` proxy pay for it."""
         if not len(codes):
             return codes
         n_net = self.network_per_kept * keep
@@ -94,7 +139,12 @@ class Prefilter:
             cheap = rank_aggregate(self.scorer.values(codes, [self.cheap]))
             codes = codes[np.argsort(-cheap, kind="stable")[:n_net]]
         s = self.scores(codes)
-        return codes[np.argsort(-s, kind="stable")[:keep]]
+        if self.tournament < 2 or self.tournament >= len(codes):
+            return codes[np.argsort(-s, kind="stable")[:keep]]
+        left, kept = list(range(len(codes))), []
+        while left and len(kept) < keep:
+            kept.append(left.pop(tournament(s[left], self.tournament, self.rng)))
+        return codes[kept]
 
     def _book(self, codes: np.ndarray) -> list[int]:
         """Add candidates to the book (every proxy of the score); their positions in it."""

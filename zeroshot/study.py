@@ -70,7 +70,8 @@ class Study:
         self.cost = cost or cost_evaluator(space, cfg.device)
         self.constraints = Constraints.from_config(cfg, exclusive=True)
         scorer = scorer or ProxyScorer(space, cfg.proxies, None, cfg.seed, cfg.batch_size)
-        self.prefilter = Prefilter(space, scorer, cfg.cheap, cfg.network_per_kept, self._record_scored)
+        self.prefilter = Prefilter(space, scorer, cfg.cheap, cfg.network_per_kept, self._record_scored,
+                                   cfg.tournament, self.rng)
         self.evaluated: dict[str, dict] = {}       # canonical encoding -> record
         self.trajectory: list[dict] = []
         self.uncovered = 0
