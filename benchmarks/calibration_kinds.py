@@ -160,14 +160,37 @@ def unseen_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise", type=float, default=0.03)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--n", type=int, default=3000)
-    p.add_argument("--inner-seeds", type=int, default=2)
+def protocol_args(p: argparse.ArgumentParser, name: str, n: int, inner_seeds: int) -> None:
+    """The arguments of the leave-one-kind-out protocol (also calibration_uncertainty.py's); ``name``: the
+    results file's stem."""
+    p.add_argument("--n", type=int, default=n)
+    p.add_argument("--inner-seeds", type=int, default=inner_seeds)
     p.add_argument("--ks", default="10,20")
     unseen_device_args(p)
     p.add_argument("--spaces", default="nb201,fbnet")
-    p.add_argument("-o", "--output", default=str(Path(__file__).with_name("results") / "calibration_kinds.md"))
+    p.add_argument("-o", "--output", default=str(Path(__file__).with_name("results") / f"{name}.md"))
+
+
+def protocol_command(script: str, args) -> str:
+    return (f"python benchmarks/{script} --n {args.n} --seeds {args.seeds} --inner-seeds {args.inner_seeds} "
+            f"--ks {args.ks} --synthetic {args.synthetic} --noise {args.noise:g} --spaces {args.spaces}")
+
+
+def benches(args, log):
+    """Per space of ``args.spaces``: ``(space, architectures kept, Bench)``, built and used with one BLAS
+    thread (a shared machine)."""
+    for space, texts, measured in shared_or_exit(args.spaces):
+        pick = np.sort(np.random.default_rng(0).choice(len(texts), min(args.n, len(texts)), replace=False))
+        with threadpool_limits(1):
+            bench = Bench(space, [texts[i] for i in pick], {d: y[pick] for d, y in measured.items()},
+                          args.noise, args.synthetic)
+            log(f"{space.name}: {len(pick)} architectures, {len(bench.names)} sources")
+            yield space, pick, bench
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    protocol_args(p, "calibration_kinds", n=3000, inner_seeds=2)
     args = p.parse_args(argv)
     ks = [int(k) for k in args.ks.split(",")]
     t0 = time.time()
@@ -175,18 +198,11 @@ def main(argv=None):
     def log(msg):
         print(f"{msg} ({time.time() - t0:.0f} s)", file=sys.stderr)
 
-    command = (f"python benchmarks/calibration_kinds.py --n {args.n} --seeds {args.seeds} --inner-seeds "
-               f"{args.inner_seeds} --ks {args.ks} --synthetic {args.synthetic} --noise {args.noise:g} "
-               f"--spaces {args.spaces}")
+    command = protocol_command("calibration_kinds.py", args)
     lines = ["# Few-shot calibration on kinds never seen (leave one kind out; unseen accelerators)", "",
              f"`{command}`.  " + " ".join(" ".join(__doc__.split("\n\n")[1:3]).split()), ""]
-    for space, texts, measured in shared_or_exit(args.spaces):
-        pick = np.sort(np.random.default_rng(0).choice(len(texts), min(args.n, len(texts)), replace=False))
-        with threadpool_limits(1):          # a shared machine: one BLAS thread
-            bench = Bench(space, [texts[i] for i in pick], {d: y[pick] for d, y in measured.items()},
-                          args.noise, args.synthetic)
-            log(f"{space.name}: {len(pick)} architectures, {len(bench.names)} sources")
-            kinds, syn, chosen = run_space(bench, ks, args.seeds, args.inner_seeds, log)
+    for space, pick, bench in benches(args, log):
+        kinds, syn, chosen = run_space(bench, ks, args.seeds, args.inner_seeds, log)
         ceiling = {d: [f"{spearmanr(bench.exact_syn[d], bench.syn[d]).statistic:.3f}", bench.descr[d]]
                    for d in syn}
         lines += [f"## {space.name} ({len(pick)} architectures)", "", "### Leave one kind out", ""]

@@ -11,6 +11,11 @@ its own).  So a calibrated device's whole-model predictions are floored at :data
 fastest calibration measurement (never below :data:`MIN_FLOOR_MS`): a network far faster than every
 measured one is an extrapolation of the linear model, and no network runs in zero or negative time.
 
+Each prediction has an interval (:meth:`CalibratedDevice.interval_ms`): from the posterior of the
+parameters (:mod:`zeroshot.estimator.calibration_posterior`) and the measurement noise the fit estimated,
+where a measurement falls with probability ``level`` if the model's Gaussian assumptions hold (their
+observed coverage: benchmarks/results/calibration_uncertainty.md).
+
 Example
 -------
 >>> import numpy as np
@@ -22,6 +27,9 @@ Example
 >>> latency = predict_features(arch_features(space, archs), *load_prior().source(0))
 >>> device = calibrate(archs, latency, space="nb201", name="twin")
 >>> bool(np.allclose(device.predict(space, archs), latency, rtol=0.05))
+True
+>>> lo, hi = device.predict_interval(space, archs[:3], level=0.8)
+>>> bool(np.all(lo <= device.predict(space, archs[:3])) and np.all(hi >= lo))
 True
 >>> calibrate(archs[:2], latency[:2], space="nb201")
 Traceback (most recent call last):
@@ -39,8 +47,9 @@ from zeroshot.spaces import SearchSpace, get_space
 from zeroshot.spaces.ir import Arch, OpTable
 
 from .calibration_features import (FEATURE_VERSION, arch_features, arch_table, check_version, dense_theta,
-                                   kernel_slots, round_param, sparse_theta)
-from .calibration_fit import calibrate_features
+                                   kernel_slots, predict_features, round_param, sparse_theta, table_features)
+from .calibration_fit import fit_posterior
+from .calibration_posterior import Posterior
 from .calibration_prior import Prior, load_prior
 from .devices import Device, register_kind
 from .folding import live_kernels
@@ -63,15 +72,18 @@ MIN_MEASUREMENTS = 3
 @register_kind
 class CalibratedDevice(Device):
     """A device fitted by :func:`calibrate`: ``intercept_ms`` per network plus ``theta`` per feature;
-    whole-model latencies are at least ``floor_ms`` (and :data:`MIN_FLOOR_MS`)."""
+    whole-model latencies are at least ``floor_ms`` (and :data:`MIN_FLOOR_MS`); ``posterior`` (None in
+    files calibrated before intervals existed) gives each prediction's interval."""
 
     kind = "calibrated"
     kernel_bound = "fitted"     # a kernel's share of a linear fit to whole-model latencies (may be negative)
     whole_graph = True          # the ``live`` features need folding over the whole architecture
 
     def __init__(self, name: str, intercept_ms: float, theta: np.ndarray, fusion=DEFAULT_FUSION,
-                 description: str = "", space: str = "", measurements: int = 0, floor_ms: float = MIN_FLOOR_MS):
+                 description: str = "", space: str = "", measurements: int = 0, floor_ms: float = MIN_FLOOR_MS,
+                 posterior: Posterior | None = None):
         super().__init__(name, fusion, description)
+        self.posterior = posterior
         self.intercept_ms = float(intercept_ms)
         self.theta = np.asarray(theta, float)
         self.space = space
@@ -88,10 +100,11 @@ class CalibratedDevice(Device):
             if field not in d:
                 raise DeviceError(f"{where} has no {field!r}; recalibrate it with `zeroshot calibrate`")
         theta = dense_theta(d["theta"], where, signed=True)        # its errors name ``where`` already
+        posterior = Posterior.from_dict(d["posterior"], where) if d.get("posterior") is not None else None
         try:
             return cls(d["name"], float(d["intercept_ms"]), theta,
                        d.get("fusion", DEFAULT_FUSION), d.get("description", ""), d.get("space", ""),
-                       d.get("measurements", 0), float(d.get("floor_ms", MIN_FLOOR_MS)))
+                       d.get("measurements", 0), float(d.get("floor_ms", MIN_FLOOR_MS)), posterior)
         except (TypeError, ValueError) as e:          # TypeError: a field of the wrong JSON type (null, list)
             raise DeviceError(f"{where}: {e}") from None
 
@@ -100,7 +113,8 @@ class CalibratedDevice(Device):
                 "fusion": list(self.fusion), "feature_version": FEATURE_VERSION, "space": self.space,
                 "measurements": self.measurements, "floor_ms": round_param(self.floor_ms),
                 "intercept_ms": round_param(self.intercept_ms),
-                "theta": sparse_theta(self.theta)}
+                "theta": sparse_theta(self.theta)} | (
+                    {"posterior": self.posterior.to_dict()} if self.posterior is not None else {})
 
     def kernel_latency_ms(self, kt: KernelTable, live: np.ndarray | None = None) -> np.ndarray:
         """Per-kernel latency; ``live`` marks the kernels left after folding (default: all)."""
@@ -139,6 +153,25 @@ class CalibratedDevice(Device):
         """Latency (ms) of architectures of ``space`` given as encodings, codes or IR :class:`Arch` objects."""
         return self.latency_ms(arch_table(space, archs))
 
+    def interval_ms(self, table: OpTable, level: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)`` around each network's :meth:`latency_ms`: where its measured latency falls with
+        probability ``level`` under the fit's assumptions; ``lo`` stays at or below the (floored) prediction,
+        above :data:`MIN_FLOOR_MS`.  Raises :class:`~zeroshot.errors.DeviceError` for a device file without
+        a posterior."""
+        if self.posterior is None:
+            raise DeviceError(f"device {self.name!r} has no posterior (calibrated before prediction intervals "
+                              f"existed); recalibrate it with `zeroshot calibrate` to get intervals")
+        features = table_features(table, self.fusion)
+        mean = predict_features(features, self.intercept_ms, self.theta)
+        lo, hi = self.posterior.interval_ms(mean, features, level)
+        point = np.maximum(mean, self.floor_ms)
+        return np.clip(lo, MIN_FLOOR_MS, point), np.maximum(hi, point)
+
+    def predict_interval(self, space, archs, level: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`interval_ms` of architectures of ``space`` given as encodings, codes or IR :class:`Arch`
+        objects."""
+        return self.interval_ms(arch_table(space, archs), level)
+
     def summary(self) -> str:
         return (f"calibrated from {self.measurements} {self.space or 'whole-model'} measurements, "
                 f"{np.count_nonzero(self.theta)} cost parameters")
@@ -161,7 +194,8 @@ def calibrate(archs, latency_ms, space: str | SearchSpace | None = "nb201", name
     usable on any network; ``latency_ms``: their latencies, positive
     milliseconds in the same order.  ``prior``: the source devices (a :class:`Prior` or a prior file;
     default: the shipped ones).  ``hyper``: keywords of
-    :func:`~zeroshot.estimator.calibration_fit.calibrate_features`.  Raises
+    :func:`~zeroshot.estimator.calibration_fit.calibrate_features`.  The device keeps the posterior of its
+    parameters for prediction intervals (:meth:`CalibratedDevice.interval_ms`).  Raises
     :class:`~zeroshot.errors.ParameterError` naming the parameter that is wrong.
     """
     space = None if space is None else _resolve_space(space)
@@ -169,10 +203,10 @@ def calibrate(archs, latency_ms, space: str | SearchSpace | None = "nb201", name
     space_name = space.name if space is not None else None
     prior = (prior if isinstance(prior, Prior) else load_prior() if prior is None else load_prior(prior))
     prior = prior.subset(space_name)
-    intercept, theta = calibrate_features(arch_features(space, archs), latency_ms, prior, **hyper)
+    fit = fit_posterior(arch_features(space, archs), latency_ms, prior, **hyper)
     n = len(archs)
-    return CalibratedDevice(name, intercept, theta, space=space_name, measurements=n,
-                            floor_ms=latency_floor(latency_ms),
+    return CalibratedDevice(name, fit.intercept_ms, fit.theta, space=space_name, measurements=n,
+                            floor_ms=latency_floor(latency_ms), posterior=fit.posterior,
                             description=f"fitted to {n} whole-model latencies on {space_name or 'own networks'} "
                                         f"(sources: {len(prior.labels)} devices)")
 

@@ -19,7 +19,9 @@ measurements weighs more), its covariance a sum of components with the variances
 The measurements are latency (normalised by their mean) plus Gaussian noise; the noise variance and the
 ``local`` variance are picked by marginal likelihood from :data:`NOISE_GRID` and :data:`LOCAL_GRID`; one
 robust round inflates the noise of measurements that sit far from their leave-one-out prediction.  The
-calibrated parameters are the posterior mean (closed form, one ``k x k`` solve).  They may be negative:
+calibrated parameters are the posterior mean (closed form, one ``k x k`` solve); :func:`fit_posterior` also
+gives the posterior covariance (:class:`~zeroshot.estimator.calibration_posterior.Posterior`), from which a
+calibrated device draws prediction intervals.  They may be negative:
 they fit whole-model latency, and a per-kernel share of it is not a latency on its own (hence the floor
 of :class:`~zeroshot.estimator.calibrated_device.CalibratedDevice`).
 
@@ -35,6 +37,9 @@ Example
 >>> intercept, theta = calibrate_features(features, latency, prior)
 >>> bool(np.allclose(predict_features(features, intercept, theta), latency, rtol=0.05))
 True
+>>> fit = fit_posterior(features, latency, prior)
+>>> bool(fit.intercept_ms == intercept and (fit.posterior.variance_ms2(features) >= 0).all())
+True
 """
 from __future__ import annotations
 
@@ -46,10 +51,12 @@ from scipy import sparse
 from zeroshot.errors import ParameterError, UnknownNameError
 
 from .calibration_features import K_BUCKETS, N_COLS, SCOPES, column_index
+from .calibration_posterior import Posterior
 from .calibration_prior import Prior
 from .kernel_table import KERNEL_TYPES
 
-__all__ = ["LOCAL_GRID", "NOISE_GRID", "PRIOR_VARIANCES", "ROBUST_Z", "SIMILARITY", "calibrate_features"]
+__all__ = ["LOCAL_GRID", "NOISE_GRID", "PRIOR_VARIANCES", "ROBUST_Z", "SIMILARITY", "Fit", "calibrate_features",
+           "fit_posterior"]
 
 #: Prior variances of the calibration's components (normalised units: a device of mean latency 1).  The
 #: ``sources`` variance and SIMILARITY are the pair with the best leave-one-device-out mean Spearman at 10
@@ -62,6 +69,15 @@ SIMILARITY = 2.0
 LOCAL_GRID = (0.01, 0.1, 1.0)
 NOISE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 PRIMITIVE_VALUES = ("ops", "macs", "mem")
+
+
+@dataclass
+class Fit:
+    """A calibration: the posterior mean ``intercept_ms`` and ``theta``, and the posterior around them."""
+
+    intercept_ms: float
+    theta: np.ndarray
+    posterior: Posterior | None
 
 
 def calibrate_features(features: sparse.spmatrix, latency_ms: np.ndarray, prior: Prior,
@@ -78,6 +94,15 @@ def calibrate_features(features: sparse.spmatrix, latency_ms: np.ndarray, prior:
     ``(residual variance of a line through its predictions and the measurements) ** -similarity`` in the
     prior mean and covariance (0: all alike).
     """
+    fit = fit_posterior(features, latency_ms, prior, variances, noise, robust_z, similarity, covariance=False)
+    return fit.intercept_ms, fit.theta
+
+
+def fit_posterior(features: sparse.spmatrix, latency_ms: np.ndarray, prior: Prior, variances: dict | None = None,
+                  noise: float | None = None, robust_z: float = ROBUST_Z, similarity: float = SIMILARITY,
+                  covariance: bool = True) -> Fit:
+    """The :class:`Fit` of :func:`calibrate_features` (same arguments), with the posterior covariance of the
+    parameters and the measurement noise (``covariance=False``: None, saving its cost)."""
     y = _checked_latency(features, latency_ms)
     var = _checked_variances(variances)
     ybar = y.mean()
@@ -89,13 +114,26 @@ def calibrate_features(features: sparse.spmatrix, latency_ms: np.ndarray, prior:
     fixed = sum(var[c] * grams[c] for c in comps if c != "local")
     var["local"], noise = _most_likely(fixed, grams["local"], resid, var.get("local"), noise)
     gram = fixed + var["local"] * grams["local"]
-    noise = _robust_noise(gram, resid, np.full(len(y), float(noise)), robust_z)
-    alpha = np.linalg.solve(gram + np.diag(noise), resid)
+    noises = _robust_noise(gram, resid, np.full(len(y), float(noise)), robust_z)
+    alpha = np.linalg.solve(gram + np.diag(noises), resid)
     beta = mean.copy()
     for c, u in comps.items():
         w = np.asarray(seen[c].T @ alpha).ravel()
         beta += var[c] * (u.d * w if isinstance(u, Diagonal) else u @ w)
-    return float(beta[0]) * ybar, beta[1:] * ybar
+    post = _posterior(comps, seen, var, gram + np.diag(noises), noise, ybar) if covariance else None
+    return Fit(float(beta[0]) * ybar, beta[1:] * ybar, post)
+
+
+def _posterior(comps: dict, seen: dict, var: dict, cov: np.ndarray, noise: float, ybar: float) -> Posterior:
+    """The posterior covariance ``diag(diag) + plus plus^T - minus minus^T``: the prior's (``local`` on the
+    diagonal, the other components low rank) less what the measurements (covariance ``cov``) explain; in
+    ms^2 (the fit's normalised units times ``ybar`` squared), with the measurement ``noise``."""
+    diag = var["local"] * comps["local"].d ** 2
+    plus = np.hstack([np.sqrt(var[c]) * np.asarray(u) for c, u in comps.items() if not isinstance(u, Diagonal)])
+    cross = sum(var[c] * (u.d[:, None] * seen[c].T.toarray() if isinstance(u, Diagonal) else u @ seen[c].T)
+                for c, u in comps.items())                  # prior covariance of parameters and measurements
+    minus = cross @ np.linalg.cholesky(np.linalg.inv(cov))
+    return Posterior.build(diag * ybar ** 2, plus * ybar, minus * ybar, noise * ybar ** 2)
 
 
 def _checked_latency(features: sparse.spmatrix, latency_ms) -> np.ndarray:

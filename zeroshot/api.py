@@ -29,6 +29,7 @@ import numpy as np
 
 from zeroshot.estimator.counts import model_bytes, table_counts
 from zeroshot.estimator.devices import Device, load_device
+from zeroshot.estimator.calibration_posterior import z_of_level
 from zeroshot.estimator.estimate import Estimator
 from zeroshot.spaces import Arch, SearchSpace, get_space, to_table
 
@@ -138,9 +139,14 @@ def _name(item, i: int) -> str:
 
 
 def estimate(archs, space: str | SearchSpace | None = None, device: str | Device | None = None,
-             precision: str = "fp32", input_shape=None, per_layer: bool = False, **space_options) -> Table:
+             precision: str = "fp32", input_shape=None, per_layer: bool = False, interval: float | None = None,
+             **space_options) -> Table:
     """Exact ``params``, ``macs``, ``peak_activation_bytes`` and ``model_bytes`` (weights at ``precision``:
     fp32, fp16 or int8) of each architecture, and ``latency_ms`` on ``device`` when given.
+
+    ``interval`` (a coverage level such as 0.8; a calibrated device needed): also ``latency_lo_ms`` and
+    ``latency_hi_ms``, where a measurement of each network falls with that probability under the fit's
+    assumptions (:meth:`~zeroshot.estimator.calibrated_device.CalibratedDevice.interval_ms`).
 
     ``per_layer=True`` (a device needed): one row per kernel of each architecture instead, with its
     latency, MACs, bytes moved, lane utilisation, what bounds it and its share of the total
@@ -148,6 +154,8 @@ def estimate(archs, space: str | SearchSpace | None = None, device: str | Device
     """
     resolved = resolve_archs(archs, resolve_space(space, **space_options), input_shape)
     dev = resolve_device(device)
+    if interval is not None:
+        _check_interval(interval, dev, per_layer)
     if per_layer:
         return _per_layer(resolved, dev, precision)
     if resolved.codes is not None:
@@ -155,7 +163,22 @@ def estimate(archs, space: str | SearchSpace | None = None, device: str | Device
     else:
         cost = _estimate_irs(resolved.irs, dev, precision)
     columns = ["params", "macs", "peak_activation_bytes", "model_bytes"] + (["latency_ms"] if dev else [])
+    if interval is not None:
+        on = dev.for_space(resolved.space.name) if resolved.space is not None else dev
+        columns += ["latency_lo_ms", "latency_hi_ms"]
+        cost["latency_lo_ms"], cost["latency_hi_ms"] = on.interval_ms(to_table(resolved.irs), interval)
     return Table({"arch": resolved.names, **{c: cost[c] for c in columns}})
+
+
+def _check_interval(interval, device: Device | None, per_layer: bool) -> None:
+    """Intervals come from a calibrated device's posterior, per network, at a level in (0, 1)."""
+    z_of_level(interval)
+    if device is None or not hasattr(device, "interval_ms"):
+        raise ParameterError("interval", "given with a calibrated device (intervals come from its fit)",
+                             None if device is None else f"a {device.kind} device",
+                             fix="calibrate one with zs.calibrate or `zeroshot calibrate`, or drop interval")
+    if per_layer:
+        raise ParameterError("interval", "None with per_layer=True (intervals are per network)", "a level")
 
 
 def _per_layer(resolved: Archs, device: Device | None, precision: str) -> Table:
