@@ -300,7 +300,8 @@ def main():
         "## How the default was chosen",
         "",
         "Sum of log-ranks of each pre-listed candidate set (`zeroshot.scoring.CANDIDATES`); the default is "
-        "the best of the development column.  The reported column is shown for transparency only.",
+        "chosen on development data only: this development column together with NAS-Bench-Macro's development "
+        "networks (benchmarks/score_protocol.py).  The reported column is shown for transparency only.",
         "",
         "| candidate | Spearman (dev, val) | Spearman (reported, test) |",
         "|---|---|---|",

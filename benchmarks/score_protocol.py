@@ -1,10 +1,11 @@
 """Development protocol of the default zero-shot score: NB201 cells and MobileNet-style networks together.
 
-Usage: ``python benchmarks/score_protocol.py [--macro-dev 400] [--macro-held 600] [--mbv2 30] [--seed 0]
-[--compute-only {nb201,macro,mbv2}]`` -> ``benchmarks/results/score_protocol.md``.  Needs ../shared/data
-(nb201/nb201_cifar10.csv, macro/nas_bench_macro_cifar10_unique.csv, images/cifar10_test_846.npz).
+Usage: ``python benchmarks/score_protocol.py [--macro-dev 400] [--macro-held 600] [--mbv2 30] [--dense 6]
+[--seed 0] [--compute-only {nb201,macro,mbv2,dense}]`` -> ``benchmarks/results/score_protocol.md``.  Needs
+../shared/data (nb201/nb201_cifar10.csv, macro/nas_bench_macro_cifar10_unique.csv, images/cifar10_test_846.npz).
 
-Sets (every network proxy on the first 64 real CIFAR-10 test images, seed 0, one torch thread):
+Sets (NB201 and NAS-Bench-Macro: every network proxy on the first 64 real CIFAR-10 test images; seed 0, one
+torch thread):
 
 * NB201 development: the 600 development cells of benchmarks/proxies_nb201.py (none isomorphic to a
   reported cell) vs ``val_acc``; reported: its 1,000 cells vs ``test_acc``.  Values shared with that
@@ -15,6 +16,9 @@ Sets (every network proxy on the first 64 real CIFAR-10 test images, seed 0, one
 * mbv2 (no accuracies): ``--mbv2`` networks ``sample(seed=0)`` at their own input side and at 0.75x (the
   funnel's stage 4, :func:`zeroshot.funnel.proxy_codes`), 16 seeded Gaussian images (stage 4 without
   ``--data``).  Cache: benchmarks/results/score_mbv2_cache.csv.
+* dense heads (no accuracies): ``--dense`` mbv2 detect and segment networks at 0.75x, the whole network
+  and its backbone view (:func:`zeroshot.refine.proxy_view`), as for mbv2.  Caches:
+  benchmarks/results/score_{detect,segment}_cache.csv (backbones in the mbv2 cache).
 
 Decision rule (fixed before any value of the new proxies was seen): every candidate of
 :data:`zeroshot.scoring.CANDIDATES` (rank aggregate, ranks within each set) is scored on the two
@@ -31,6 +35,7 @@ import csv
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # before numpy loads: threaded BLAS stalls under load
@@ -49,6 +54,7 @@ from zeroshot.funnel import proxy_codes  # noqa: E402
 from zeroshot.proxies import get_proxy  # noqa: E402
 from zeroshot.proxies.passes import SWAP_SAMPLES, meco_leaves, network  # noqa: E402
 from zeroshot.proxies.structure import live_ops  # noqa: E402
+from zeroshot.refine import proxy_view  # noqa: E402
 from zeroshot.scoring import CANDIDATES, compute_proxies, input_batch, rank_aggregate  # noqa: E402
 from zeroshot.spaces import get_space  # noqa: E402
 from zeroshot.spaces.ir import ACT  # noqa: E402
@@ -68,7 +74,10 @@ BATCH = 64
 
 
 def rho(a, b) -> float:
-    return float(spearmanr(a, b)[0])
+    """Spearman's rho; NaN when one side is constant (a proxy at its cap for every network)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(spearmanr(a, b)[0])
 
 
 def proxy_values(space, codes: np.ndarray, keys: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
@@ -130,8 +139,9 @@ def candidate_rhos(values: dict, acc: np.ndarray) -> dict[tuple, float]:
     return {c: rho(rank_aggregate({n: values[n] for n in c}), acc) for c in CANDIDATES}
 
 
-def choose(nb201_dev: dict, macro_dev: dict) -> tuple[tuple, list[str]]:
-    """The default by the module's decision rule, and one line per candidate saying why."""
+def choose(nb201_dev: dict, macro_dev: dict) -> tuple[tuple, list[tuple], list[str]]:
+    """The default by the module's decision rule, the qualifying candidates within the margin of the best,
+    and one line per candidate saying why."""
     floor = nb201_dev[OLD_DEFAULT] - NB201_SLACK
     mean = {c: (nb201_dev[c] + macro_dev[c]) / 2 for c in CANDIDATES}
     ok = [c for c in CANDIDATES if nb201_dev[c] >= floor]
@@ -141,7 +151,7 @@ def choose(nb201_dev: dict, macro_dev: dict) -> tuple[tuple, list[str]]:
     rows = [f"| {' + '.join(c)} | {nb201_dev[c]:.3f} | {macro_dev[c]:.3f} | {mean[c]:.3f} | "
             f"{'yes' if c in ok else f'no (< {floor:.3f})'} | {'**chosen**' if c == chosen else ''} |"
             for c in CANDIDATES]
-    return chosen, rows
+    return chosen, close, rows
 
 
 def layer_units(arch) -> list[int]:
@@ -174,17 +184,52 @@ def mbv2_views(args, compute: bool) -> dict:
                "swap_layers": np.array([sum(min(2 ** SWAP_SAMPLES, x) for x in u) for u in units])}
         out[scale] = {"values": values, "at_cap": {n: float(np.mean(values[n] >= c)) for n, c in cap.items()},
                       "blind": float(np.median([meco_blind(a) for a in archs])),
-                      "res": (int(codes[:, space.resolution_column].min()), int(codes[:, space.resolution_column].max()))}
+                      "res": (int(codes[:, space.resolution_column].min()),
+                              int(codes[:, space.resolution_column].max()))}
     return out
+
+
+def dense_views(args, compute: bool) -> dict:
+    """Per dense task (detect, segment): each network proxy of ``--dense`` networks at 0.75x of their input
+    side, on the whole network (what stage 4 of the funnel scores) and on its proxy view
+    (:func:`zeroshot.refine.proxy_view`: the backbone with the classification head)."""
+    out = {}
+    for task in ("detect", "segment"):
+        space = get_space("mbv2", task=task)
+        codes = proxy_codes(space, np.array([space.parse(a) for a in space.sample(args.dense, seed=0)]), 0.75)
+        view, codes_of = proxy_view(space)
+        out[task] = {}
+        for label, sp, c, cache in (("whole", space, codes, RESULTS / f"score_{task}_cache.csv"),
+                                    ("backbone", view, codes_of(codes), MBV2_CACHE)):
+            got, _ = fill_cache(sp, [(c, NETWORK)] if compute else [],
+                                lambda arch: input_batch(arch, None, 16, args.seed), args.seed, 16, cache)
+            out[task][label] = {n: np.array([got.get((sp.format(k), n), np.nan) for k in c]) for n in NETWORK}
+    return out
+
+
+def dense_rows(dense: dict) -> list[str]:
+    rows = []
+    for task, views in dense.items():
+        for n in NETWORK:
+            whole, back = views["whole"][n], views["backbone"][n]
+            agree = rho(whole, back) if np.isfinite(whole).all() and np.isfinite(back).all() else np.nan
+            rows.append(f"| {task} | {n} | {np.mean(~np.isfinite(whole)):.0%} | {np.mean(~np.isfinite(back)):.0%} | "
+                        f"{'-' if np.isnan(agree) else f'{agree:.3f}'} |")
+    return rows
 
 
 def named(c: tuple) -> str:
     return " + ".join(c)
 
 
-def reported_rows(values: dict, acc: np.ndarray, chosen: tuple, extra: list[tuple[str, float]]) -> list[str]:
+def reported_rows(values: dict, acc: np.ndarray, chosen: tuple, close: list[tuple],
+                  extra: list[tuple[str, float]]) -> list[str]:
     """Table rows of the chosen default, its components, the old default and the baselines on one set."""
-    shown = {f"**default: {named(chosen)}**": chosen, f"old default: {named(OLD_DEFAULT)}": OLD_DEFAULT}
+    shown = {f"**default: {named(chosen)}**": chosen}
+    shown.update({f"{named(c)} (within the margin on the development sets, not chosen)": c for c in close
+                  if c != chosen})
+    if OLD_DEFAULT != chosen:
+        shown[f"old default: {named(OLD_DEFAULT)}"] = OLD_DEFAULT
     shown.update({n: (n,) for n in dict.fromkeys(NETWORK + list(chosen) + list(BASELINES))})
     rows = [f"| {label} | {rho(rank_aggregate({n: values[n] for n in c}), acc):.3f} |" for label, c in shown.items()]
     return rows + [f"| {label} | {value:.3f} |" for label, value in extra]
@@ -198,21 +243,23 @@ def mbv2_rows(mbv2: dict, chosen: tuple) -> list[str]:
         bad = " / ".join(f"{np.mean([~np.isfinite(mbv2[s]['values'][n]) for n in c]):.0%}" for s in (1.0, 0.75))
         cap = " / ".join(f"{mbv2[s]['at_cap'][c[0]]:.0%}" if c[0] in mbv2[s]["at_cap"] and len(c) == 1 else "-"
                          for s in (1.0, 0.75))
-        rows.append(f"| {label} | {bad} | {cap} | {rho(*views):.3f} |")
+        agree = rho(*views)
+        rows.append(f"| {label} | {bad} | {cap} | {'- (constant)' if np.isnan(agree) else f'{agree:.3f}'} |")
     return rows
 
 
-def report(args, nb201: dict, macro: dict, mbv2: dict, seconds: float) -> str:
+def report(args, nb201: dict, macro: dict, mbv2: dict, dense: dict, seconds: float) -> str:
     nb_dev = candidate_rhos(*nb201["dev"])
     mc_dev = candidate_rhos(*macro["dev"][:2])
-    chosen, decision = choose(nb_dev, mc_dev)
+    chosen, close, decision = choose(nb_dev, mc_dev)
     (held, held_acc, held_seeds), n_held = macro["held"], len(macro["held"][1])
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         "# The default score: development protocol and reported figures",
         "",
         f"`python benchmarks/score_protocol.py --macro-dev {args.macro_dev} --macro-held {args.macro_held} "
-        f"--mbv2 {args.mbv2} --seed {args.seed}` (one torch thread; 2 cores shared with other jobs, load "
+        f"--mbv2 {args.mbv2} --dense {args.dense} --seed {args.seed}` (one torch thread; 2 cores shared with "
+        "other jobs, load "
         f"average at the end {load}; this run {seconds:.0f} s, most values from the caches).  Protocol and "
         "decision rule: the script's docstring, fixed before the new proxies' values were seen.",
         "",
@@ -231,7 +278,7 @@ def report(args, nb201: dict, macro: dict, mbv2: dict, seconds: float) -> str:
         "",
         "| ranking | Spearman |",
         "|---|---|",
-        *reported_rows(*nb201["report"], chosen, [("val_acc vs test_acc of the same cells (a reference, "
+        *reported_rows(*nb201["report"], chosen, close, [("val_acc vs test_acc of the same cells (a reference, "
                                                    "no seed-to-seed data in the table)", nb201["val_test"])]),
         "",
         "CIFAR-100 and ImageNet16-120: no tables or images in ../shared/data, not measured "
@@ -241,7 +288,7 @@ def report(args, nb201: dict, macro: dict, mbv2: dict, seconds: float) -> str:
         "",
         "| ranking | Spearman |",
         "|---|---|",
-        *reported_rows(held, held_acc, chosen, [("seed-to-seed ceiling (mean of the 3 pairwise rhos)",
+        *reported_rows(held, held_acc, chosen, close, [("seed-to-seed ceiling (mean of the 3 pairwise rhos)",
                                                  ceiling(held_seeds))]),
         "",
         f"Network proxies: {macro['held_seconds']:.2f} s per network for all {len(NETWORK)} in one shared call "
@@ -258,6 +305,16 @@ def report(args, nb201: dict, macro: dict, mbv2: dict, seconds: float) -> str:
         "|---|---|---|---|",
         *mbv2_rows(mbv2, chosen),
         "",
+        f"## Dense heads: {args.dense} detect and {args.dense} segment networks at 0.75x, 16 Gaussian images",
+        "",
+        "Whole network (what the funnel's stage 4 scores) vs its proxy view (`zeroshot.refine.proxy_view`: the "
+        "backbone with the classification head, what `refine` scores).  Non-finite values become the worst "
+        "of their proxy (the NaN / inf rule), so a proxy non-finite on every network ranks nothing.",
+        "",
+        "| task | proxy | non-finite, whole | non-finite, backbone | Spearman whole vs backbone |",
+        "|---|---|---|---|---|",
+        *dense_rows(dense),
+        "",
     ]
     return "\n".join(lines)
 
@@ -267,8 +324,9 @@ def main() -> None:
     parser.add_argument("--macro-dev", type=int, default=400)
     parser.add_argument("--macro-held", type=int, default=600)
     parser.add_argument("--mbv2", type=int, default=30)
+    parser.add_argument("--dense", type=int, default=6, help="detect and segment networks each")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compute-only", choices=("nb201", "macro", "mbv2"),
+    parser.add_argument("--compute-only", choices=("nb201", "macro", "mbv2", "dense"),
                         help="fill that part's cache and stop (parts can run in parallel processes)")
     parser.add_argument("--no-compute", action="store_true", help="report from the caches as they are")
     args = parser.parse_args()
@@ -280,13 +338,14 @@ def main() -> None:
     if part:
         {"nb201": lambda: nb201_sets(nb201_table, images, args.seed, True),
          "macro": lambda: macro_sets(macro_table, images, args, True),
-         "mbv2": lambda: mbv2_views(args, True)}[part]()
+         "mbv2": lambda: mbv2_views(args, True), "dense": lambda: dense_views(args, True)}[part]()
         print(f"{part}: {time.perf_counter() - t0:.0f} s", flush=True)
         return
     nb201 = nb201_sets(nb201_table, images, args.seed, compute)
     macro = macro_sets(macro_table, images, args, compute)
     mbv2 = mbv2_views(args, compute)
-    OUT.write_text(report(args, nb201, macro, mbv2, time.perf_counter() - t0))
+    dense = dense_views(args, compute)
+    OUT.write_text(report(args, nb201, macro, mbv2, dense, time.perf_counter() - t0))
     print(OUT.read_text())
 
 

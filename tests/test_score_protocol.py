@@ -17,12 +17,12 @@ def figures(nb201: dict, macro: dict, rest: float = 0.0):
 
 
 def test_the_best_mean_wins_when_nothing_is_close():
-    chosen, rows = sp.choose(*figures({OLD: 0.90, TWO: 0.90}, {OLD: 0.80, TWO: 0.85}))
+    chosen, _, rows = sp.choose(*figures({OLD: 0.90, TWO: 0.90}, {OLD: 0.80, TWO: 0.85}))
     assert chosen == TWO and len(rows) == len(CANDIDATES)
 
 
 def test_a_candidate_below_the_nb201_floor_cannot_win():
-    chosen, _ = sp.choose(*figures({OLD: 0.90, TWO: 0.90 - sp.NB201_SLACK - 0.001}, {OLD: 0.80, TWO: 0.99}))
+    chosen, _, _ = sp.choose(*figures({OLD: 0.90, TWO: 0.90 - sp.NB201_SLACK - 0.001}, {OLD: 0.80, TWO: 0.99}))
     assert chosen == OLD
 
 

@@ -62,8 +62,8 @@ from .structure import init_network, live_ops, thin_arch, weighted_layer
 
 __all__ = ["BATCH_PROXIES", "FD_STEP", "Frozen", "GRASP_BATCH", "JACOB_K", "LABEL_PROXIES", "LR_DIVISOR",
            "LR_SAMPLES", "MECO_CHANNELS", "MECO_POSITIONS", "SHIFT_PIXELS", "SWAP_SAMPLES", "ZEN_BATCH", "ZEN_EPS",
-           "batch_pass", "grasp_exact", "jacob_cov_score", "linear_regions", "meco", "meco_layer", "meco_leaves", "network",
-           "stream_seed", "synflow", "zen", "zico_score"]
+           "batch_pass", "grasp_exact", "jacob_cov_score", "linear_regions", "meco", "meco_layer", "meco_leaves",
+           "network", "stream_seed", "synflow", "zen", "zico_score"]
 
 LABEL_PROXIES = frozenset({"grad_norm", "snip", "grasp", "fisher", "zico"})
 BATCH_PROXIES = LABEL_PROXIES | {"naswot", "swap", "swap_layers", "meco_batch", "jacob_cov", "ntk"}
