@@ -323,10 +323,10 @@ def main():
         "entropy, train mode) of the same network on the same batch (`zeroshot.proxies.network.suite_cost`: "
         "the two timed alternately in one process, one thread, medians of 3, freed memory kept for reuse as the "
         "command line does: `zeroshot.allocator`; median over architectures, "
-        "range in brackets).  all: the 13 network proxies; no grasp: 12; default: the network proxies of the "
-        f"default score ({', '.join(default_net)}).",
+        f"range in brackets).  all: the {len(net_names)} network proxies; no grasp: {len(variants['no grasp'])}; "
+        f"default: the network proxies of the default score ({', '.join(default_net)}).",
         "",
-        "| networks | all 13 | no grasp | default | seconds (all) | forward+backward s |",
+        f"| networks | all {len(net_names)} | no grasp | default | seconds (all) | forward+backward s |",
         "|---|---|---|---|---|---|",
         *cost_rows,
         "",
