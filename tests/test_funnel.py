@@ -11,6 +11,7 @@ import pytest
 from zeroshot.spaces import get_space
 from zeroshot.spaces.mbv2 import MOBILENETV2
 from zeroshot.backends import LocalBackend
+from zeroshot.cli import main
 from zeroshot.commands.cmd_screen import print_summary
 from zeroshot.constraints import Constraints, InfeasibleError
 from zeroshot.errors import InputError, ParameterError, UnknownNameError
@@ -71,7 +72,7 @@ def test_network_proxies_are_identical_whatever_the_worker_count(tmp_path):
     cfg = ScreenConfig(space="mbv2", n=300, chunk=100, survivors=3, top=2, seed=5, proxy_scale=0.25)
     a = run_screen(cfg, str(tmp_path / "a.db"), backend=LocalBackend(1), quiet=True)
     b = run_screen(cfg, str(tmp_path / "b.db"), backend=LocalBackend(2), quiet=True)
-    assert a["counts"]["scored"] == 3 and a["shortlist"] == b["shortlist"]
+    assert a["counts"]["scored"] == 3 and a["shortlist"] == b["shortlist"] and a["baseline"] == b["baseline"]
     assert rows_of(tmp_path / "a.db") == rows_of(tmp_path / "b.db")
     with ResultStore(str(tmp_path / "a.db"), space="mbv2") as store:
         scored = store.candidates(a["run_id"], "scored")
@@ -286,6 +287,7 @@ def test_screen_in_memory_equals_a_screen_into_a_database(tmp_path, monkeypatch)
     (dict(survivors=-1), "survivors", "survivors must be an integer >= 0, got -1"),
     (dict(top=0), "top", "top must be an integer >= 1, got 0"),
     (dict(chunk=0), "chunk", "chunk must be an integer >= 1, got 0"),
+    (dict(scored=0), "scored", "scored must be an integer >= 1, or None (every one of the best survivors), got 0"),
     (dict(proxy_scale=0.0), "proxy_scale", "proxy_scale must be in (0, 1], got 0.0"),
     (dict(batch_size=1), "batch_size", "batch_size must be at least 2 images"),
     (dict(precision="fp8"), "precision", "precision must be one of fp32, fp16, int8, got 'fp8'"),
@@ -297,6 +299,40 @@ def test_screen_names_the_parameter_it_refuses(options, param, words):
     with pytest.raises(ParameterError) as got:
         screen("nb201", **{"n": 10, **options})
     assert got.value.param == param and str(got.value).startswith(words)
+
+
+def test_stage_4_scores_the_best_survivors_with_the_largest_inputs(tmp_path):
+    space = get_space("mbv2")
+    cfg = ScreenConfig(space="mbv2", n=400, chunk=200, survivors=8, scored=3, top=2, seed=3, proxy_scale=0.25)
+    summary = run_screen(cfg, str(tmp_path / "s.db"), quiet=True)
+    with ResultStore(str(tmp_path / "s.db"), space="mbv2") as store:
+        best = [r["arch"] for r in store.top(summary["run_id"], "cheap", 8, min_stage="passed")]
+        scored = {r["arch"] for r in store.candidates(summary["run_id"], "scored")}
+    side = {a: int(space.parse(a)[space.resolution_column]) for a in best}
+    expect = sorted(best, key=lambda a: -side[a])[:3]          # stable: the cheap score's order in a side
+    assert len(set(side.values())) > 1 and summary["counts"]["scored"] == 3 and scored == set(expect)
+    everyone = run_screen(ScreenConfig(**{**cfg.__dict__, "scored": None}), str(tmp_path / "a.db"), quiet=True)
+    assert everyone["counts"]["scored"] == 8
+
+
+@pytest.mark.parametrize("scored, expect", [("2", 2), ("all", 3)])
+def test_cli_scored_takes_a_number_or_all(scored, expect, tmp_path, capsys):
+    args = ["screen", "nb201", "-n", "300", "--survivors", "3", "--scored", scored, "--db", str(tmp_path / "s.db")]
+    assert main(args + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["scored"] == expect
+    assert main(args[:6] + ["--scored", "most", "--db", str(tmp_path / "t.db")]) == 2
+    assert capsys.readouterr().err.strip() == "zeroshot screen: error: --scored must be a number of survivors or " \
+                                              "'all', got 'most'"
+
+
+def test_a_run_from_before_scored_resumes_scoring_every_best_survivor(tmp_path):
+    db = str(tmp_path / "old.db")
+    cfg = ScreenConfig(space="mbv2", n=300, chunk=100, survivors=4, scored=2, top=2, seed=5, proxy_scale=0.25)
+    with ResultStore(db, space="mbv2") as store:
+        old = {k: v for k, v in cfg.__dict__.items() if k != "scored"}
+        store.new_run(old, kind="screen")                        # as written before scored existed
+    summary = run_screen(cfg, db, resume="last", quiet=True)
+    assert summary["counts"]["scored"] == 4
 
 
 def test_screen_refuses_unknown_keywords_and_resumes_only_screens(tmp_path):

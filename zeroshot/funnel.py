@@ -6,7 +6,9 @@ Stages, each cheaper per candidate than the next:
 2. hardware cost (exact counts, device latency, model bytes) and topology-only proxies for whole chunks
    (Cython, segment cache); drop what breaks the constraints (:class:`~zeroshot.constraints.Constraints`);
 3. keep the best ``survivors`` by the cheap score plus the Pareto front of (cheap score, latency);
-4. network proxies (torch, shared passes) on the survivors, at ``proxy_scale`` times their input side in
+4. network proxies (torch, shared passes) on ``scored`` of the best survivors, those with the largest input
+   side first (ties by the cheap score; in a space whose codes hold the resolution, as mbv2's do: the default
+   score grows with the input side, while the cheap score ignores it), at ``proxy_scale`` times their input side in
    spaces whose codes carry the input resolution (mbv2 by default 0.75: 120-168 px instead of 160-224 px,
    at 0.56 of the cost; on 40 survivors of a separate screen the default score's ranking agrees with full
    resolution at Kendall 0.887 / Spearman 0.979, where two seeds at full resolution agree at 0.951 / 0.993;
@@ -51,7 +53,7 @@ from .table import Table
 
 __all__ = ["DEFAULT_BASELINE", "ScreenConfig", "ScreenResult", "baseline_encoding", "cheap_metrics", "chunk_codes",
            "brief_row",
-           "cost_chunks", "n_chunks", "proxy_codes", "run_screen", "screen"]
+           "cost_chunks", "n_chunks", "proxy_codes", "run_screen", "scored_survivors", "screen"]
 
 #: the baseline a screen compares with by default, in a space that has it (spaces/baselines.py)
 DEFAULT_BASELINE = "mobilenetv2"
@@ -70,6 +72,7 @@ class ScreenConfig:
     max_peak_kb: float | None = None
     max_model_bytes: float | None = None
     survivors: int = 200
+    scored: int | None = 80         # survivors given network proxies: largest inputs first (see the docstring)
     top: int = 10
     seed: int = 0
     chunk: int = 20_000
@@ -230,10 +233,11 @@ def screen(space: str, device: str | Device = "mobile-npu-16", n: int | None = 1
     (module docstring) to a shortlist.
 
     Constraints: ``max_latency_ms``, ``max_params``, ``max_peak_kb`` (peak activation memory),
-    ``max_model_bytes``.  ``survivors``: candidates given the network proxies (0: stop after the cheap
-    screen, without torch); ``top``: shortlist size.  ``options``: the other :class:`ScreenConfig` fields
-    (``space_options``, ``all``, ``chunk``, ``precision``, ``cheap``, ``data``, ``batch_size``,
-    ``proxy_scale``, ``baseline``, ``min_score``).
+    ``max_model_bytes``.  ``survivors``: candidates kept by the cheap score (0: stop after the cheap
+    screen, without torch); of those, ``scored`` (an option, default 80; None: all) get the network proxies
+    (:func:`scored_survivors`); ``top``: shortlist size.  ``options``: the other :class:`ScreenConfig`
+    fields (``space_options``, ``all``, ``chunk``, ``precision``, ``cheap``, ``data``, ``batch_size``,
+    ``proxy_scale``, ``scored``, ``baseline``, ``min_score``).
 
     Against a baseline (by default the space's MobileNetV2 for its task: mbv2; none in nb201 and fbnet):
     ``baseline`` names one of the space's baselines, is an encoding, or a network outside the space (an IR
@@ -304,7 +308,7 @@ def _screen(cfg: ScreenConfig, db: str | None, resume, backend, quiet: bool, mod
             best, survived = survivor_stage(run)
         if cfg.survivors:
             with _timed(timings, "proxies"):
-                network_stage(run, best)
+                network_stage(run, scored_survivors(cfg, space, best), reference if model is None else None)
                 baseline_proxies(reference, model, cfg)
             shortlist, front, constant, closest = shortlist_stage(run, reference)
         else:
@@ -349,6 +353,8 @@ def validate(cfg: ScreenConfig, model=None):
     for name, least in (("survivors", 0), ("top", 1), ("chunk", 1)):
         if getattr(cfg, name) < least:
             raise ParameterError(name, f"an integer >= {least}", getattr(cfg, name))
+    if cfg.scored is not None and cfg.scored < 1:
+        raise ParameterError("scored", "an integer >= 1, or None (every one of the best survivors)", cfg.scored)
     if not 0 < cfg.proxy_scale <= 1:
         raise ParameterError("proxy_scale", "in (0, 1]", cfg.proxy_scale)
     if model is None:
@@ -433,7 +439,8 @@ def open_run(store: ResultStore, cfg: ScreenConfig, resume: int | str | None) ->
                              f"run {run_id} of {store.path} is a {store.run_kind(run_id)} run")
     stored = store.run_config(run_id)
     if stored != asdict(cfg):
-        cfg = ScreenConfig(**{"proxy_scale": 1.0, **stored})     # runs from before proxy_scale: full size
+        # runs from before proxy_scale: full size; from before scored: every one of the best survivors
+        cfg = ScreenConfig(**{"proxy_scale": 1.0, "scored": None, **stored})
     return run_id, cfg
 
 
@@ -504,18 +511,44 @@ def survivor_stage(run: _Run) -> tuple[list[str], list[str]]:
     return best, survivors
 
 
-def network_stage(run: _Run, best: list[str]) -> None:
-    """Stage 4: the default score's proxies of the best survivors, in batches of 4 (each one transaction)."""
+def scored_survivors(cfg: ScreenConfig, space, best: list[str]) -> list[str]:
+    """The survivors stage 4 scores: of ``best`` (by the cheap score, best first), the ``cfg.scored`` with the
+    largest input side (``space.resolution_column``), ties in ``best``'s order; the first ``cfg.scored``
+    in a space whose codes hold no resolution; all of them when ``cfg.scored`` is None.
+
+    >>> from zeroshot.spaces import get_space
+    >>> best = ["r160 s16 | i3e1c16 | i3e6c24 | i3e6c32 | i3e6c64 | i3e6c96 | i3e6c160 | i3e6c320 | h1280",
+    ...         "r224 s16 | i3e1c16 | i3e6c24 | i3e6c32 | i3e6c64 | i3e6c96 | i3e6c160 | i3e6c320 | h1280",
+    ...         "r192 s16 | i3e1c16 | i3e6c24 | i3e6c32 | i3e6c64 | i3e6c96 | i3e6c160 | i3e6c320 | h1280"]
+    >>> [a[:4] for a in scored_survivors(ScreenConfig("mbv2", scored=2), get_space("mbv2"), best)]
+    ['r224', 'r192']
+    """
+    if cfg.scored is None or cfg.scored >= len(best):
+        return best
+    column = getattr(space, "resolution_column", None)
+    if column is None:
+        return best[:cfg.scored]
+    side = [int(space.parse(a)[column]) for a in best]
+    order = sorted(range(len(best)), key=lambda i: -side[i])          # stable: the cheap score's order in a side
+    return [best[i] for i in order[:cfg.scored]]
+
+
+def network_stage(run: _Run, best: list[str], reference: dict | None = None) -> None:
+    """Stage 4: the default score's proxies of the best survivors, in batches of 4 (each one transaction),
+    and of the ``reference`` row's encoding (the baseline, added to its row) as the first task beside them."""
     store, run_id = run.store, run.run_id
     names = sorted(best)
     scored = store.done_chunks(run_id, "scored")
     per = 4
     batches = [(j, names[s:s + per]) for j, s in enumerate(range(0, len(names), per)) if j not in scored]
+    first = [[reference["arch"]]] if reference is not None else []
     bar = progress(total=len(names), initial=len(names) - sum(len(b) for _, b in batches),
                    desc="proxies", unit="arch", disable=run.quiet)
     # one thread per task: local workers share the cores (threaded BLAS on a loaded machine mostly spins)
-    results = run.backend.map(network_chunk, [b for _, b in batches], init=_init_worker,
+    results = run.backend.map(network_chunk, first + [b for _, b in batches], init=_init_worker,
                               init_args=(asdict(run.cfg),), resources={"num_cpus": 1})
+    if first:
+        reference.update(next(results)[0])
     for (j, batch), values in zip(batches, results):
         store.write_chunk(run_id, j, [(a, "scored", m) for a, m in zip(batch, values)], stage_marker="scored")
         bar.update(len(batch))
@@ -523,14 +556,10 @@ def network_stage(run: _Run, best: list[str]) -> None:
 
 
 def baseline_proxies(reference: dict | None, model, cfg: ScreenConfig) -> None:
-    """Stage 4 of the baseline: the default score's proxies, added to its row; as :func:`network_chunk`
-    gives the survivors' (same input, seed and scale) for an encoding, through :func:`zeroshot.api.score`
-    for a ``model`` outside the space (the same seeded input and data, at its own input size: no
-    ``proxy_scale``)."""
-    if reference is None:
-        return
-    if model is None:
-        reference.update(network_chunk([reference["arch"]])[0])
+    """Stage 4 of a baseline ``model`` outside the space (an encoding's is computed beside the survivors',
+    :func:`network_stage`): the default score's proxies through :func:`zeroshot.api.score` (the same
+    seeded input and data, at its own input size: no ``proxy_scale``), added to its row."""
+    if reference is None or model is None:
         return
     from .api import score
     from .scoring import DEFAULT_PROXIES

@@ -38,7 +38,11 @@ def register(sub):
     p.add_argument("--max-model-bytes", type=float, help="drop candidates whose weights are larger")
     p.add_argument("--precision", default=DEFAULTS["precision"], help="fp32, fp16 or int8 (default fp32)")
     p.add_argument("--survivors", type=int, default=DEFAULTS["survivors"],
-                   help="candidates kept for network proxies (0: stop after the cheap screen, no torch)")
+                   help="candidates kept by the cheap score (default %(default)s; 0: stop after the cheap screen, "
+                        "no torch)")
+    p.add_argument("--scored", default=str(DEFAULTS["scored"]), metavar="N|all",
+                   help="of the survivors, how many get network proxies: the largest input side first (mbv2), ties "
+                        "by the cheap score (default %(default)s; all: every one)")
     p.add_argument("--top", type=int, default=DEFAULTS["top"], help="shortlist size (default %(default)s)")
     p.add_argument("--cheap", default=DEFAULTS["cheap"], help="topology proxy of the cheap screen")
     p.add_argument("--data", help="NPZ of images (x) and labels (y) for the network proxies")
@@ -67,7 +71,7 @@ def run(args):
                     max_latency_ms=args.max_latency_ms, max_params=args.max_params, max_peak_kb=args.max_peak_kb,
                     max_model_bytes=args.max_model_bytes, survivors=args.survivors, top=args.top, seed=args.seed,
                     db=db, space_options=space_options(args), resume=resume, quiet=args.json,
-                    min_score=min_score(args.min_score), baseline=baseline(args),
+                    min_score=min_score(args.min_score), baseline=baseline(args), scored=scored(args.scored),
                     backend=get_backend(args.backend, args.workers, args.address), **options)
     if args.json:
         json.dump(result.summary, sys.stdout, indent=2, default=float)
@@ -86,6 +90,16 @@ def baseline(args: argparse.Namespace):
     if len(irs) != 1:
         raise ParameterError("model", "one network as the baseline", f"{len(irs)} networks")
     return irs[0]
+
+
+def scored(text: str) -> int | None:
+    """``--scored``: a number of survivors, or ``all`` (None)."""
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ParameterError("scored", "a number of survivors or 'all'", text) from None
 
 
 def min_score(text: str) -> str | float | None:
