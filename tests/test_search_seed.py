@@ -100,6 +100,7 @@ def test_tournament_prefilter_keeps_well_scored_candidates_by_the_seed(tiny):
         pre, got = kept(2, seed)
         assert np.array_equal(got, kept(2, seed)[1]) and len({c.tobytes() for c in got}) == 5
         firsts.append(pre.scores(got[:1])[0])
+        assert (pre.scores(got) >= np.sort(scores)[::-1][4 * 5 - 1]).all()    # among the 4 x 5 best by score
     assert min(firsts) > scores.min()                 # a winner beats at least one other candidate
     assert len(set(firsts)) > 1                       # the seed decides which well-scored one is kept
 

@@ -106,8 +106,9 @@ class ProxyScorer:
 class Prefilter:
     """The book of candidates scored in one search (module docstring).  ``cheap``: the topology proxy that
     picks which candidates pay for network proxies (None: all do); ``on_scored(codes, values)`` is told of
-    each batch of newly scored candidates (the search records them); ``tournament``: 0 keeps the best by
-    score, k >= 2 keeps each one as the best of k drawn by ``rng`` among those not kept yet."""
+    each batch of newly scored candidates (the search records them); ``tournament``: 0 (or 1) keeps the
+    best by score, k >= 2 keeps each one as the best of k drawn by ``rng`` among the well-scored ones not
+    kept yet (:meth:`best`)."""
 
     def __init__(self, space, scorer: ProxyScorer, cheap: str | None = None, network_per_kept: int = 4,
                  on_scored: Callable[[np.ndarray, dict], None] | None = None, tournament: int = 0,
@@ -129,9 +130,10 @@ class Prefilter:
         return total[positions]
 
     def best(self, codes: np.ndarray, keep: int) -> np.ndarray:
-        """The ``keep`` best of ``codes`` by the score, best first (with a ``tournament``: the winners of
-        successive tournaments, in that order).  When the score needs a network, only the best
-        ``network_per_kept`` x ``keep`` by the ``cheap`` proxy pay for it."""
+        """The ``keep`` best of ``codes`` by the score, best first; with a ``tournament``, the winners of
+        successive tournaments among the best ``network_per_kept`` x ``keep`` by the score, in that order.
+        When the score needs a network, only the best ``network_per_kept`` x ``keep`` by the ``cheap``
+        proxy pay for it."""
         if not len(codes):
             return codes
         n_net = self.network_per_kept * keep
@@ -139,11 +141,13 @@ class Prefilter:
             cheap = rank_aggregate(self.scorer.values(codes, [self.cheap]))
             codes = codes[np.argsort(-cheap, kind="stable")[:n_net]]
         s = self.scores(codes)
-        if self.tournament < 2 or self.tournament >= len(codes):
-            return codes[np.argsort(-s, kind="stable")[:keep]]
-        left, kept = list(range(len(codes))), []
-        while left and len(kept) < keep:
-            kept.append(left.pop(tournament(s[left], self.tournament, self.rng)))
+        order = np.argsort(-s, kind="stable")
+        short = sorted(order[:n_net])                 # the tournaments' entrants, in the order given
+        if self.tournament < 2 or self.tournament >= len(short):
+            return codes[order[:keep]]
+        kept = []
+        while short and len(kept) < keep:
+            kept.append(short.pop(tournament(s[short], self.tournament, self.rng)))
         return codes[kept]
 
     def _book(self, codes: np.ndarray) -> list[int]:

@@ -68,7 +68,7 @@ class SearchConfig:
     children: int = 24
     pool: int = 3000
     network_per_kept: int = 4
-    tournament: int = 0
+    tournament: int = 2
     cheap: str = ScreenConfig.cheap
     parallel: int = 1
     oracle: str | None = None
@@ -144,8 +144,9 @@ def search(space, strategy: str = "prefiltered", budget: int = 50, oracle: str |
     ``oracle``: a CSV of known accuracies (encodings in a column ``arch`` or ``arch_str``, accuracies in
     ``column``); without one, each candidate is trained for real on ``data`` (``train``: TrainConfig fields;
     ``backend``: where trainings run, :mod:`zeroshot.backends`).  ``data``: an NPZ path (or image folder)
-    or an ``(x, y)`` pair of arrays; the pre-filter's proxies see its first ``batch_size`` images (seeded
-    synthetic input without).  ``device``: the hardware cost profile of the latency (a name, a ``.json``
+    or an ``(x, y)`` pair of arrays; the pre-filter's proxies see ``batch_size`` of its images drawn by
+    ``seed``, which also seeds their networks' weights (seeded synthetic input without data): the seed is
+    the whole run's.  ``device``: the hardware cost profile of the latency (a name, a ``.json``
     path or a device object).  ``db``: a results database to record the run in (none: in memory only).
     ``log(record)`` is called after each evaluation.  ``settings``: more :class:`SearchConfig` fields
     (``max_latency_ms``, ``max_params``, ``proxies``, ``population``, ``sample``, ``children``, ``pool``,
@@ -206,9 +207,9 @@ def run_search(cfg: SearchConfig, evaluator, db: str | None = None, scorer: Prox
     database) when given.  Returns the study's result (:meth:`~zeroshot.study.Study.result`) as a dict, with
     the ``run_id`` when recorded.
 
-    ``scorer`` defaults to a :class:`~zeroshot.prefilter.ProxyScorer` of ``cfg.proxies`` on ``data`` (the
-    first ``cfg.batch_size`` images; synthetic input when None).  ``space``: an already-built space object
-    (one with a custom raw description, which ``cfg.space_options`` cannot carry); by default
+    ``scorer`` defaults to a :class:`~zeroshot.prefilter.ProxyScorer` of ``cfg.proxies`` on ``data``
+    (``cfg.batch_size`` images drawn by ``cfg.seed``, weights seeded by it; synthetic input when None).
+    ``space``: an already-built space object (one with a custom raw description, which ``cfg.space_options`` cannot carry); by default
     ``get_space(cfg.space, **cfg.space_options)``."""
     from zeroshot.spaces import get_space
 
