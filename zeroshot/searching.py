@@ -209,8 +209,8 @@ def run_search(cfg: SearchConfig, evaluator, db: str | None = None, scorer: Prox
 
     ``scorer`` defaults to a :class:`~zeroshot.prefilter.ProxyScorer` of ``cfg.proxies`` on ``data``
     (``cfg.batch_size`` images drawn by ``cfg.seed``, weights seeded by it; synthetic input when None).
-    ``space``: an already-built space object (one with a custom raw description, which ``cfg.space_options`` cannot carry); by default
-    ``get_space(cfg.space, **cfg.space_options)``."""
+    ``space``: an already-built space object (one with a custom raw description, which
+    ``cfg.space_options`` cannot carry); by default ``get_space(cfg.space, **cfg.space_options)``."""
     from zeroshot.spaces import get_space
 
     from .store import ResultStore
