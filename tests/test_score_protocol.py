@@ -50,3 +50,16 @@ def test_ceiling_is_the_mean_pairwise_spearman_of_the_seeds():
     import numpy as np
     seeds = np.array([[1, 3, 2], [2, 1, 3], [3, 2, 1.0]])
     assert sp.ceiling(seeds) == pytest.approx(np.mean([-0.5, -0.5, -0.5]))
+
+
+def test_a_candidate_with_a_proxy_at_its_cap_cannot_win():
+    nb201, macro = {OLD: 0.90, TWO: 0.90}, {OLD: 0.90, TWO: 0.80}
+    assert sp.choose(*figures(nb201, macro))[0] == OLD
+    chosen, _, rows = sp.choose(*figures(nb201, macro), saturated=frozenset({"swap"}))
+    assert chosen == TWO and any("swap at its cap" in r for r in rows)
+
+
+def test_saturated_proxies_are_those_over_the_limit_at_either_scale():
+    over, under = sp.SATURATED_MAX + 0.01, sp.SATURATED_MAX
+    mbv2 = {1.0: {"at_cap": {"swap": over, "swap_layers": 0.0}}, 0.75: {"at_cap": {"swap": under, "swap_layers": under}}}
+    assert sp.saturated_proxies(mbv2) == {"swap"}
