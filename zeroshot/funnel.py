@@ -6,13 +6,11 @@ Stages, each cheaper per candidate than the next:
 2. hardware cost (exact counts, device latency, model bytes) and topology-only proxies for whole chunks
    (Cython, segment cache); drop what breaks the constraints (:class:`~zeroshot.constraints.Constraints`);
 3. keep the best ``survivors`` by the cheap score plus the Pareto front of (cheap score, latency);
-4. network proxies (torch, shared passes) on ``scored`` of the best survivors, those with the largest input
-   side first (ties by the cheap score; in a space whose codes hold the resolution, as mbv2's do: the default
-   score grows with the input side, while the cheap score ignores it), at ``proxy_scale`` times their input side in
-   spaces whose codes carry the input resolution (mbv2 by default 0.75: 120-168 px instead of 160-224 px,
-   at 0.56 of the cost; on 40 survivors of a separate screen the default score's ranking agrees with full
-   resolution at Kendall 0.887 / Spearman 0.979, where two seeds at full resolution agree at 0.951 / 0.993;
-   ``python benchmarks/funnel_speed.py --scale-check``, ``benchmarks/results/funnel_proxy_scale.md``);
+4. network proxies (torch, shared passes) on ``scored`` of the best survivors (:func:`scored_survivors`:
+   the largest input side first where the codes hold it, as mbv2's do, since the default score grows with
+   it and the cheap score ignores it), at ``proxy_scale`` times their input side (mbv2 by default 0.75:
+   120-168 px instead of 160-224 px, at 0.56 of the cost); how the default run's shortlist agrees with full
+   resolution, batch 64 and every survivor scored: ``benchmarks/results/screen_default_run.md``;
 5. shortlist the top ``top`` by the default score plus the Pareto front of (score, latency).
 
 Chunk ``i`` is a pure function of (config, i), results are consumed in chunk order, and each chunk is
@@ -72,7 +70,7 @@ class ScreenConfig:
     max_peak_kb: float | None = None
     max_model_bytes: float | None = None
     survivors: int = 200
-    scored: int | None = 80         # survivors given network proxies: largest inputs first (see the docstring)
+    scored: int | None = 64         # survivors given network proxies: largest inputs first (see the docstring)
     top: int = 10
     seed: int = 0
     chunk: int = 20_000
@@ -234,7 +232,7 @@ def screen(space: str, device: str | Device = "mobile-npu-16", n: int | None = 1
 
     Constraints: ``max_latency_ms``, ``max_params``, ``max_peak_kb`` (peak activation memory),
     ``max_model_bytes``.  ``survivors``: candidates kept by the cheap score (0: stop after the cheap
-    screen, without torch); of those, ``scored`` (an option, default 80; None: all) get the network proxies
+    screen, without torch); of those, ``scored`` (an option, default 64; None: all) get the network proxies
     (:func:`scored_survivors`); ``top``: shortlist size.  ``options``: the other :class:`ScreenConfig`
     fields (``space_options``, ``all``, ``chunk``, ``precision``, ``cheap``, ``data``, ``batch_size``,
     ``proxy_scale``, ``scored``, ``baseline``, ``min_score``).
