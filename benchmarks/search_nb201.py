@@ -13,10 +13,11 @@ by ``column``; the report gives that cell's ``report_column`` (and ``column``). 
 settings of its own: ``prefiltered:population=10`` runs ``prefiltered`` with population 10.  The
 pre-filter's proxies are the default score's (zeroshot/scoring.py), computed by the real code on 64 of
 the 846 real CIFAR-10 test images drawn by the search's seed, which also seeds the networks' weights
-(zeroshot/prefilter.py); the network proxies' values are cached per (seed, batch, isomorphism class) in
-benchmarks/results/search_nb201_proxies.csv (delete it after changing a proxy), so strategies of one seed
-share them and an interrupted run resumes.  A supplementary row runs the pre-filter with its cheap
-topology proxy alone (no torch).  The report is rewritten after each row.  Run it in the background:
+(zeroshot/prefilter.py); ``--proxies`` names another score.  The network proxies' values are cached per
+(seed, batch, isomorphism class) in benchmarks/results/search_nb201_proxies_<network proxies>.csv (delete
+it after changing a proxy), so strategies of one seed share them and an interrupted run resumes.  A
+supplementary row runs the pre-filter with its cheap topology proxy alone (no torch).  The report is
+rewritten after each row.  Run it in the background:
 ``nohup python benchmarks/search_nb201.py > /tmp/search_nb201.log 2>&1 &``.
 """
 from __future__ import annotations
@@ -42,34 +43,42 @@ from zeroshot.scoring import DEFAULT_PROXIES
 from zeroshot.searching import SearchConfig, run_search
 
 RESULTS = Path(__file__).parent / "results"
-CACHE = RESULTS / "search_nb201_proxies.csv"
-NETWORK = [n for n in DEFAULT_PROXIES if get_proxy(n).kind == "network"]
 CHEAP = (SearchConfig.cheap,)
 TARGET = 94.15
 
 
-def load_cache() -> dict:
-    """Network proxy values keyed by (proxy seed, batch digest, canonical cell): search_nb201_proxies.csv."""
-    cache = {}
-    if CACHE.exists():
-        with open(CACHE, newline="") as f:
+def network_proxies(proxies: tuple) -> list[str]:
+    return [n for n in proxies if get_proxy(n).kind == "network"]
+
+
+def cache_path(proxies: tuple) -> Path:
+    """The cache file of a score's network proxies: search_nb201_proxies_meco_swap.csv for (meco, swap)."""
+    return RESULTS / f"search_nb201_proxies_{'_'.join(network_proxies(proxies))}.csv"
+
+
+def load_cache(proxies: tuple) -> dict:
+    """Network proxy values keyed by (proxy seed, batch digest, canonical cell)."""
+    cache, network, path = {}, network_proxies(proxies), cache_path(proxies)
+    if path.exists():
+        with open(path, newline="") as f:
             for row in csv.DictReader(f):
-                if {"seed", "batch", *NETWORK} <= row.keys():          # older files: proxy seed 0 only
-                    cache[(int(row["seed"]), row["batch"], row["arch"])] = {n: float(row[n]) for n in NETWORK}
+                if {"seed", "batch", *network} <= row.keys():
+                    cache[(int(row["seed"]), row["batch"], row["arch"])] = {n: float(row[n]) for n in network}
     return cache
 
 
-def save_cache(cache: dict) -> None:
+def save_cache(cache: dict, proxies: tuple) -> None:
     """Write ``cache`` with what the file holds already (another run may have added to it)."""
-    cache = {**load_cache(), **cache}
-    tmp = CACHE.with_suffix(f".{os.getpid()}.tmp")
+    network, path = network_proxies(proxies), cache_path(proxies)
+    cache = {**load_cache(proxies), **cache}
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["seed", "batch", "arch"] + NETWORK)
+        w.writerow(["seed", "batch", "arch"] + network)
         for k in sorted(cache):
-            if all(n in cache[k] for n in NETWORK):
-                w.writerow(list(k) + [repr(cache[k][n]) for n in NETWORK])
-    os.replace(tmp, CACHE)
+            if all(n in cache[k] for n in network):
+                w.writerow(list(k) + [repr(cache[k][n]) for n in network])
+    os.replace(tmp, path)
 
 
 def main() -> int:
@@ -81,8 +90,10 @@ def main() -> int:
     ap.add_argument("--report-column", default="test_acc", help="the column reported of each search's pick")
     ap.add_argument("--out", default="search_nb201.md", help="report file name under benchmarks/results/")
     ap.add_argument("--strategies", default="random,evolution,prefiltered,zeroshot,prefiltered-cheap")
+    ap.add_argument("--proxies", default=",".join(DEFAULT_PROXIES), help="the pre-filter's score (default: "
+                    "the default score now)")
     args = ap.parse_args()
-    args.load_start = os.getloadavg()[0]
+    args.load_start, proxies = os.getloadavg()[0], tuple(args.proxies.split(","))
     oracle_path = shared_data("nb201/nb201_cifar10.csv")
     images = shared_data("images/cifar10_test_846.npz")
     if oracle_path is None or images is None:
@@ -94,27 +105,26 @@ def main() -> int:
     oracle = OracleEvaluator(str(oracle_path), args.column, space)
     report = OracleEvaluator(str(oracle_path), args.report_column, space)
     data = load_data(str(images), (3, 32, 32), 10)
-    cache = load_cache()
+    cache = load_cache(proxies)
     cached_at_start = len(cache)
     rows, ranked = {}, np.sort(np.array(list(report.table.values())))[::-1]
     for strategy in args.strategies.split(","):
         runs = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            runs.append(run_seed(strategy, seed, args.budget, space, oracle, data, cache))
-            save_cache(cache)                                         # an interrupted run resumes
+            runs.append(run_seed(strategy, seed, args.budget, space, oracle, data, cache, proxies))
+            save_cache(cache, proxies)                                         # an interrupted run resumes
         rows[strategy] = summarise(runs, space, oracle, report, args.budget)
         write_report(args, rows, ranked, cached_at_start, len(cache))        # after each row: a partial report
     return 0
 
 
-def run_seed(strategy: str, seed: int, budget: int, space, oracle, data, cache: dict) -> dict:
+def run_seed(strategy: str, seed: int, budget: int, space, oracle, data, cache: dict, proxies: tuple) -> dict:
     """One search of ``strategy`` (``name[:setting=value...]``; ``prefiltered-cheap``: the pre-filter
     with its cheap proxy alone) with ``seed``, which is also the proxies' seed and draws their 64 images
     of ``data`` (network values kept in ``cache``): its result dict, with the seconds it took."""
     name, *pairs = strategy.split(":")
     settings = {k: int(v) for k, v in (p.split("=") for p in pairs)}
-    scorer = ProxyScorer(space, DEFAULT_PROXIES, data, seed=seed, batch_size=64, cache=cache)
-    proxies = DEFAULT_PROXIES
+    scorer = ProxyScorer(space, proxies, data, seed=seed, batch_size=64, cache=cache)
     if name == "prefiltered-cheap":
         name, scorer, proxies = "prefiltered", ProxyScorer(space, CHEAP, None, seed=seed), CHEAP
     cfg = SearchConfig(space="nb201", strategy=name, budget=budget, seed=seed, proxies=proxies, batch_size=64,
@@ -161,7 +171,8 @@ def write_report(args, rows, ranked, cached_at_start, cached) -> None:
         "",
         f"`python benchmarks/search_nb201.py --seeds {args.seeds} --first-seed {args.first_seed} --budget "
         f"{args.budget} --column {args.column} --report-column {args.report_column} --strategies "
-        f"{args.strategies} --out {args.out}` on {platform.machine()}, {os.cpu_count()} cores, torch threads 1; "
+        f"{args.strategies} --proxies {args.proxies} --out {args.out}` on {platform.machine()}, "
+        f"{os.cpu_count()} cores, torch threads 1; "
         f"load average {args.load_start:.1f} at the start, {os.getloadavg()[0]:.1f} when this was written (the "
         "machine shared with other runs: seconds are slower than on a quiet one).",
         "",
@@ -171,10 +182,11 @@ def write_report(args, rows, ranked, cached_at_start, cached) -> None:
         f"ran on (protocol: search_nb201_protocol.md). Budget: {args.budget} evaluations (oracle lookups stand "
         f"for trainings), seeds {args.first_seed}..{last}, no device constraint. Strategies run with their "
         "documented defaults (zeroshot/strategies.py); `name:setting=value` rows override those settings.",
-        f"Pre-filter: the default score ({', '.join(DEFAULT_PROXIES)}) by the real code on 64 of the 846 real "
+        f"Pre-filter: the score ({args.proxies.replace(',', ', ')}) by the real code on 64 of the 846 real "
         "CIFAR-10 test images (images/cifar10_test_846.npz) drawn by the search's seed, which also seeds the "
         "networks' weights (each seed's own proxies); network proxies cached per (seed, batch, isomorphism "
-        f"class) in search_nb201_proxies.csv ({cached_at_start} cached at start, {cached} at end). "
+        f"class) in {cache_path(tuple(args.proxies.split(','))).name} ({cached_at_start} cached at start, "
+        f"{cached} at end). "
         "`prefiltered-cheap` (supplementary): the same strategy scoring with the pre-filter's cheap topology "
         f"proxy alone ({', '.join(CHEAP)}, no torch). `zeroshot` trains nothing; its single evaluation is the "
         "final report of its best-scored candidate. Candidates scored: those given every proxy of the "
