@@ -13,7 +13,8 @@ Every figure of one table comes from the same run.
   cheap topology score through the segment cache, filter by constraints, keep the top M by the cheap score
   and the Pareto front; run on ``--workers`` processes exactly as `zeroshot screen` does, without the store.
 * the same through `zeroshot screen --survivors 0` (with the SQLite store).
-* the whole funnel on defaults (100,000 candidates, 200 survivors with network proxies, top 10).
+* the whole funnel on defaults (100,000 candidates, 200 survivors of which 64 get network proxies, top 10;
+  timed in fresh processes with its ranking quality by screen_default_run.py).
 * ``--store-ratio``: in one process, alternating, stages 1-3 in memory and
   ``screen(..., survivors=0, db=FILE)`` (the same candidates through the results store, with its reads of
   stage 3 and the shortlist) on ``--workers`` processes: the store's cost as a ratio measured under the
@@ -153,8 +154,8 @@ def main():
         if not args.skip_full:
             db = str(Path(tmp) / "full.db")
             wall_f, _, out = screen_cli([args.space, "--db", db, "--workers", str(args.workers)], "full funnel")
-            lines += [f"| whole funnel on defaults (100,000 candidates, 200 survivors, top 10, network proxies at "
-                      f"{cfg.proxy_scale} x the input side) | {wall_f:.0f} s |",
+            lines += [f"| whole funnel on defaults (100,000 candidates, {cfg.survivors} survivors, {cfg.scored} "
+                      f"scored, top 10, network proxies at {cfg.proxy_scale} x the input side) | {wall_f:.0f} s |",
                       "", "Output of the default run:", "", "```", out.strip(), "```"]
     lines += ["", "Peak RSS is that of the largest child so far (getrusage), so the second figure bounds the "
               "first: equal figures mean memory stays flat as N grows.", "",

@@ -477,7 +477,8 @@ def test_arrays_are_the_columns_stream_gives_without_formatting_an_encoding(monk
     with ResultStore(":memory:", space="nb201") as store:
         blocks, rows = _same_candidates_two_ways(store, codes, metrics, metrics["params"] > 3)
         for run in (blocks, rows):
-            store.write_chunk(run, -1, [(space.format(codes[0]), "shortlisted", {"top": 1.0})], stage_marker="shortlisted")
+            store.write_chunk(run, -1, [(space.format(codes[0]), "shortlisted", {"top": 1.0})],
+                              stage_marker="shortlisted")
             expect = np.array(list(store.stream(run, ("cheap", "stage", "top"), "passed", has="cheap")), dtype=float)
             monkeypatch.setattr(type(space), "format", lambda *a: pytest.fail("an encoding was formatted"))
             got = store.arrays(run, ("cheap", "stage", "top"), "passed", has="cheap")
