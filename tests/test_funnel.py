@@ -252,6 +252,16 @@ def test_report_writes_png_and_html(tmp_path):
         assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_report_where_nothing_was_ever_shortlisted_lists_the_closest(tmp_path):
+    pytest.importorskip("matplotlib", reason="plots need the optional matplotlib extra")
+    from zeroshot.report import write_report
+    db = str(tmp_path / "none.db")
+    summary = run_screen(ScreenConfig(space="mbv2", n=300, survivors=0, top=3, min_score=1e9), db, quiet=True)
+    assert summary["shortlist"] == [] and len(summary["closest"]) == 3
+    page = write_report(db, str(tmp_path / "rep")).read_text()
+    assert "Nothing beats the baseline" in page and all(r["arch"] in page for r in summary["closest"])
+
+
 def test_a_batch_smaller_than_swaps_samples_is_said_once(tmp_path):
     cfg = ScreenConfig(space="nb201", n=200, survivors=2, top=1, batch_size=4)
     with pytest.warns(UserWarning) as got:

@@ -69,9 +69,10 @@ def _read_run(db: str, run_id: int | None) -> dict:
         counts = store.counts(run_id)
         scored = "score" in store.metrics() and counts["scored"] > 0
         metric, stage = ("score", "scored") if scored else ("cheap", "passed")
-        columns = store.arrays(run_id, (metric, "latency_ms", "stage", "top"), stage, has=metric)
+        top = ("top",) if "top" in store.metrics() else ()          # none when nothing was ever shortlisted
+        columns = store.arrays(run_id, (metric, "latency_ms", "stage", *top), stage, has=metric)
         listed = store.candidates(run_id, "shortlisted", has=metric, columns=(
-            "arch", metric, "latency_ms", "params", "peak_activation_bytes", "top"))
+            "arch", metric, "latency_ms", "params", "peak_activation_bytes", *top))
         shortlisted = columns["stage"] >= store.stages(run_id).index("shortlisted") + 1
         run = {"run_id": run_id, "space": store.space, "config": store.run_config(run_id),
                "summary": store.run_summary(run_id), "scored": scored,
@@ -83,7 +84,7 @@ def _read_run(db: str, run_id: int | None) -> dict:
         r["s"], r["top"] = r.pop(metric), bool(r["top"]) if scored else True
     run["listed"] = listed
     run["points"] = {"s": columns[metric], "latency_ms": columns["latency_ms"], "shortlisted": shortlisted,
-                     "top": columns["top"] == 1 if scored else shortlisted}
+                     "top": columns.get("top", np.zeros(len(shortlisted))) == 1 if scored else shortlisted}
     return run
 
 
