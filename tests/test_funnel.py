@@ -594,3 +594,21 @@ def test_constraints_count_what_each_removes_and_word_the_tightest():
     class SearchLike:                                                    # a config with some of the maxima
         max_latency_ms, max_params = 3.0, None
     assert Constraints.from_config(SearchLike()).limits == {"latency_ms": 3.0}
+
+
+def test_stage_4_scores_a_detection_network_on_its_backbone_view(tmp_path):
+    import math
+
+    from zeroshot.refine import proxy_view
+    from zeroshot.scoring import compute_proxies
+    cfg = ScreenConfig(space="mbv2", space_options={"task": "detect"}, n=200, chunk=100, survivors=2, scored=2,
+                       top=1, seed=5, proxy_scale=0.25)
+    a = run_screen(cfg, str(tmp_path / "a.db"), quiet=True)
+    with ResultStore(str(tmp_path / "a.db"), space="mbv2") as store:
+        scored = store.candidates(a["run_id"], "scored")
+    assert scored and all(math.isfinite(r["meco"]) for r in scored)     # the whole SSDLite network: NaN
+    space = get_space("mbv2", task="detect")
+    view, _ = proxy_view(space)
+    codes = proxy_codes(space, np.array([space.parse(scored[0]["arch"])]), 0.25)
+    direct = compute_proxies(view, codes, DEFAULT_PROXIES, seed=5, batch_size=cfg.batch_size)
+    assert {n: scored[0][n] for n in DEFAULT_PROXIES} == pytest.approx({n: float(direct[n][0]) for n in DEFAULT_PROXIES})

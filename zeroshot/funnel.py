@@ -10,7 +10,8 @@ Stages, each cheaper per candidate than the next:
    the largest input side first where the codes hold it, as mbv2's do, since the default score grows with
    it and the cheap score ignores it), at ``proxy_scale`` times their input side (mbv2 by default 0.75:
    120-168 px instead of 160-224 px, at 0.56 of the cost); how the default run's shortlist agrees with full
-   resolution, batch 64 and every survivor scored: ``benchmarks/results/screen_default_run.md``;
+   resolution, batch 64 and every survivor scored: ``benchmarks/results/screen_default_run.md``; a
+   detection or segmentation candidate on its backbone with the classification head (:func:`network_chunk`);
 5. shortlist the top ``top`` by the default score plus the Pareto front of (score, latency).
 
 Chunk ``i`` is a pure function of (config, i), results are consumed in chunk order, and each chunk is
@@ -180,12 +181,15 @@ def proxy_codes(space, codes: np.ndarray, scale: float) -> np.ndarray:
 def network_chunk(archs: list[str]) -> list[dict]:
     """Stage 4 (worker side): the default score's proxies of a few architectures, each at its own input
     resolution times ``proxy_scale`` (the ``data`` images resized, or seeded synthetic input of that
-    shape)."""
+    shape), on its proxy view (:func:`zeroshot.refine.proxy_view`: a detection or segmentation network's
+    backbone with the classification head, whose maps are never 1x1 where train-mode BN sees one value)."""
     import torch
 
     from .batches import load_data
+    from .refine import proxy_view
     from .scoring import DEFAULT_PROXIES, compute_proxies
     cfg, space = _WORKER["cfg"], _WORKER["space"]
+    view, _ = proxy_view(space)
     codes = proxy_codes(space, np.array([space.parse(a) for a in archs], dtype=np.int64), cfg.proxy_scale)
     if cfg.data and "data" not in _WORKER:
         _WORKER["data"] = load_data(cfg.data)
@@ -194,7 +198,7 @@ def network_chunk(archs: list[str]) -> list[dict]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "swap reads", UserWarning)      # said once by validate
-            values = compute_proxies(space, codes, DEFAULT_PROXIES, _WORKER.get("data"), cfg.seed,
+            values = compute_proxies(view, codes, DEFAULT_PROXIES, _WORKER.get("data"), cfg.seed,
                                      cfg.batch_size)
     finally:
         torch.set_num_threads(threads)
