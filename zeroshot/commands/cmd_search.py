@@ -44,7 +44,11 @@ def register(sub):
     for name in ("sample", "children", "pool"):
         p.add_argument(f"--{name}", type=int, default=DEFAULTS[name],
                        help="strategy setting (default %(default)s; see zeroshot/strategies.py)")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    p.add_argument("--tournament", type=int, default=DEFAULTS["tournament"],
+                   help="pre-filter: each kept candidate the best by score of this many drawn by the seed "
+                        "(default %(default)s; 0: the best by score)")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                   help="seed of the whole run: sampling, mutations, the proxies' weights and image batch")
     p.add_argument("--db", help="SQLite results file (default: none, nothing recorded)")
     p.add_argument("--backend", default="local", help="where trainings run: local or ray")
     p.add_argument("--address", help="Ray cluster address (with --backend ray)")
@@ -59,7 +63,8 @@ def run(args):
         raise ParameterError("workers", "at least 1", workers)
     backend = None if args.oracle else get_backend(args.backend, workers, args.address)
     settings = {name: getattr(args, name) for name in ("max_latency_ms", "max_params", "cheap", "batch_size",
-                                                      "population", "sample", "children", "pool")}
+                                                      "population", "sample", "children", "pool",
+                                                      "tournament")}
     if args.proxies:
         settings["proxies"] = args.proxies.split(",")
     result = search(args.space, strategy=args.strategy, budget=args.budget, oracle=args.oracle, column=args.column,
