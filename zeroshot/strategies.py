@@ -14,8 +14,9 @@
   Which of the well-scored ones: ``tournament`` = 2, each kept candidate is the better by score of 2 drawn
   by the seed among the ``network_per_kept`` x kept best (0: the best by score, as before).
 * ``zeroshot``: the same warm-up and generations with the score as fitness and nothing trained; the
-  best-scored candidate seen is evaluated once at the end, for the report.  It proposes exactly what
-  ``prefiltered`` proposes for the same budget.
+  best-scored candidate seen is evaluated once at the end, for the report.  Its proposals are made as
+  ``prefiltered``'s, but its generations follow the score instead of accuracy, so they diverge after the
+  warm-up.
 
 The pre-filter's own two stages follow the funnel (:meth:`~zeroshot.prefilter.Prefilter.best`): the
 funnel's cheap topology proxy (``cheap``, the screen's default) ranks a batch, and only
