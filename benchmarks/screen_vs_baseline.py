@@ -18,6 +18,7 @@ from pathlib import Path
 from zeroshot.backends import LocalBackend
 from zeroshot.estimator.devices import list_devices, load_device
 from zeroshot.funnel import screen
+from zeroshot.scoring import DEFAULT_PROXIES
 
 OUT = Path(__file__).parent / "results" / "screen_vs_baseline.md"
 
@@ -67,8 +68,8 @@ def main():
     OUT.write_text(f"""# Screen vs baseline (mbv2, MobileNetV2 at 224 px)
 
 `{command}` ({total:.0f} s in all on a shared 2-core machine, load average {os.getloadavg()[0]:.1f} at the
-end; the screen's defaults are 100,000 candidates and 200 survivors: the whole run on defaults is too slow
-for the shared machine, so it used the figures in the command).  Each row: one `zeroshot screen mbv2` on the device,
+end; the screen's defaults: 100,000 candidates, 200 survivors, 64 of them scored; default score
+{' + '.join(DEFAULT_PROXIES)}).  Each row: one `zeroshot screen mbv2` on the device,
 on the defaults otherwise (baseline-relative: faster than MobileNetV2, params and peak activations no
 larger, default score at or above the baseline's, the baseline scored in the survivors' batch).  Changes
 are against the baseline on the same device; score: the default score (rank aggregate over the scored
