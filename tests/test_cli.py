@@ -62,6 +62,8 @@ def test_estimate_reads_stdin():
     (["sample", "mbv2", "-n", "2", "--image-size", "16"], "", "does not take --image-size; it takes --parallelism"),
     (["sample", "nb201", "-n", "2", "--image-size", "0"], "", "must be positive"),
     (["sample", "nb201", "-n", "2", "--image-size", "7"], "", "multiple of 4"),
+    (["estimate", "nb201"], "", "--archs must be a file of encodings"),
+    (["measure", "nb201"], "", "--archs must be a file of encodings"),
 ])
 def test_bad_input_one_line_exit_2(args, stdin, words):
     code, out, err = run(args, stdin)
@@ -94,6 +96,9 @@ def test_screen_builds_the_space_of_every_space_flag(tmp_path, capsys):
                              "relax --max-params"),
     (["--resume", "x"], "--resume must be a run id or 'last', got 'x'"),
     (["--resume", "last"], "has no screen run"),
+    (["--scored", "0"], "--scored must be an integer >= 1, or None (every one of the best survivors; all on the "
+                        "command line), got 0"),
+    (["--scored", "many"], "--scored must be a number of survivors or 'all', got 'many'"),
 ])
 def test_screen_bad_input_names_the_flag(args, words, tmp_path, capsys):
     db = str(tmp_path / "s.db")

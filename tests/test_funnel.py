@@ -297,7 +297,7 @@ def test_screen_in_memory_equals_a_screen_into_a_database(tmp_path, monkeypatch)
     (dict(survivors=-1), "survivors", "survivors must be an integer >= 0, got -1"),
     (dict(top=0), "top", "top must be an integer >= 1, got 0"),
     (dict(chunk=0), "chunk", "chunk must be an integer >= 1, got 0"),
-    (dict(scored=0), "scored", "scored must be an integer >= 1, or None (every one of the best survivors), got 0"),
+    (dict(scored=0), "scored", "scored must be an integer >= 1, or None (every one of the best survivors; all on the command line), got 0"),
     (dict(proxy_scale=0.0), "proxy_scale", "proxy_scale must be in (0, 1], got 0.0"),
     (dict(batch_size=1), "batch_size", "batch_size must be at least 2 images"),
     (dict(precision="fp8"), "precision", "precision must be one of fp32, fp16, int8, got 'fp8'"),

@@ -110,6 +110,10 @@ def read_lines(path: str) -> list[str]:
 def read_archs(space: SearchSpace, path: str):
     """Canonical encodings and codes of an architecture file (blank lines and ``#`` comments skipped);
     errors name the line (commands hand them to the API as an :class:`~zeroshot.api.Archs`, parsed once)."""
+    if path is None:
+        raise ParameterError("archs", "a file of encodings, one per line ('-': standard input), or --model "
+                             "FILE.py:FUNC --input C,H,W", None, fix=f"for example: zeroshot sample {space.name} "
+                             "-n 10 > archs.txt, then --archs archs.txt")
     texts, codes = space.parse_many(read_lines(path))
     if not texts:
         raise InputError(f"{path}: no architectures (expected one {space.name} encoding per line)")

@@ -356,7 +356,8 @@ def validate(cfg: ScreenConfig, model=None):
         if getattr(cfg, name) < least:
             raise ParameterError(name, f"an integer >= {least}", getattr(cfg, name))
     if cfg.scored is not None and cfg.scored < 1:
-        raise ParameterError("scored", "an integer >= 1, or None (every one of the best survivors)", cfg.scored)
+        raise ParameterError("scored", "an integer >= 1, or None (every one of the best survivors; all on the "
+                             "command line)", cfg.scored)
     if not 0 < cfg.proxy_scale <= 1:
         raise ParameterError("proxy_scale", "in (0, 1]", cfg.proxy_scale)
     if model is None:
