@@ -297,7 +297,8 @@ def test_screen_in_memory_equals_a_screen_into_a_database(tmp_path, monkeypatch)
     (dict(survivors=-1), "survivors", "survivors must be an integer >= 0, got -1"),
     (dict(top=0), "top", "top must be an integer >= 1, got 0"),
     (dict(chunk=0), "chunk", "chunk must be an integer >= 1, got 0"),
-    (dict(scored=0), "scored", "scored must be an integer >= 1, or None (every one of the best survivors; all on the command line), got 0"),
+    (dict(scored=0), "scored",
+     "scored must be an integer >= 1, or None (every one of the best survivors; all on the command line), got 0"),
     (dict(proxy_scale=0.0), "proxy_scale", "proxy_scale must be in (0, 1], got 0.0"),
     (dict(batch_size=1), "batch_size", "batch_size must be at least 2 images"),
     (dict(precision="fp8"), "precision", "precision must be one of fp32, fp16, int8, got 'fp8'"),
@@ -611,4 +612,5 @@ def test_stage_4_scores_a_detection_network_on_its_backbone_view(tmp_path):
     view, _ = proxy_view(space)
     codes = proxy_codes(space, np.array([space.parse(scored[0]["arch"])]), 0.25)
     direct = compute_proxies(view, codes, DEFAULT_PROXIES, seed=5, batch_size=cfg.batch_size)
-    assert {n: scored[0][n] for n in DEFAULT_PROXIES} == pytest.approx({n: float(direct[n][0]) for n in DEFAULT_PROXIES})
+    expected = {n: float(direct[n][0]) for n in DEFAULT_PROXIES}
+    assert {n: scored[0][n] for n in DEFAULT_PROXIES} == pytest.approx(expected)
