@@ -1,4 +1,4 @@
-"""meco_batch and swap_layers: by hand on small tensors and networks, NaN-free where meco is not, not
+"""meco_batch, meco_full and swap_layers: by hand on small tensors and networks, NaN-free where meco is not, not
 saturated where swap is."""
 import math
 import warnings
@@ -9,7 +9,7 @@ import torch
 
 from zeroshot.proxies.compiled import count_distinct_rows, pack_signs
 from zeroshot.proxies.network import compute_network_proxies
-from zeroshot.proxies.passes import MECO_CHANNELS, MECO_POSITIONS, SWAP_SAMPLES, meco_layer, network
+from zeroshot.proxies.passes import MECO_CHANNELS, MECO_POSITIONS, SWAP_SAMPLES, _gen, meco_layer, network
 from zeroshot.proxies.structure import live_ops
 from zeroshot.spaces import get_space
 from zeroshot.spaces.ir import ACT, Graph
@@ -108,3 +108,26 @@ def test_swap_layers_is_not_saturated_where_swap_is():
     units = [v[0].numel() for v in activation_inputs(arch, x)]
     assert got["swap"] >= 0.99 * 2 ** SWAP_SAMPLES                      # one 2^16 bound for ~10^6 units
     assert got["swap_layers"] < 0.8 * sum(min(u, 2 ** SWAP_SAMPLES) for u in units)
+
+
+def relu_maps(c, h):
+    """input (c channels, h x h) -> relu -> classifier: meco reads the relu's output, the input's positives."""
+    g = Graph(c, h, h)
+    return g.finish(g.classifier(g.act(0, "relu"), 3))
+
+
+def test_meco_full_adds_the_unweighted_eight_channel_term_where_meco_is_blind():
+    arch = relu_maps(16, 3)                                      # 16 channels >= 9 pixels: meco's term is 0
+    x = gaussian((4, 16, 3, 3))
+    got = compute_network_proxies(arch, ["meco", "meco_full"], x, seed=0)
+    assert got["meco"] == 0.0
+    img = torch.randn(1, 16, 3, 3, generator=_gen(0, "meco")).clamp(min=0)
+    assert got["meco_full"] == pytest.approx(by_hand(img) * MECO_CHANNELS / 16, rel=1e-9)
+    assert 0 < got["meco_full"] < 1                              # one layer: at most 1, as meco's terms
+
+
+def test_meco_full_is_meco_where_every_layer_has_more_pixels_than_channels():
+    arch = relu_maps(3, 4)
+    x = gaussian((4, 3, 4, 4))
+    got = compute_network_proxies(arch, ["meco", "meco_full"], x, seed=0)
+    assert got["meco_full"] == got["meco"] > 0

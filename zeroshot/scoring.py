@@ -54,7 +54,8 @@ DEFAULT_PROXIES = ("meco", "swap_layers")
 #: the combinations the default was (re-)chosen from, fixed before the run (see the module docstring)
 CANDIDATES = (("meco", "swap"), ("meco_batch", "swap"), ("meco", "swap_layers"), ("meco_batch", "swap_layers"),
               ("meco", "meco_batch", "swap_layers"), ("meco_batch", "swap_layers", "live_macs"),
-              ("meco", "swap_layers", "live_macs"), ("meco_batch",), ("swap_layers",))
+              ("meco", "swap_layers", "live_macs"), ("meco_batch",), ("swap_layers",),
+              ("meco_full", "swap_layers"), ("meco_full",))
 DEFAULT_BATCH = 64
 
 

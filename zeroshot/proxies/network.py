@@ -75,6 +75,8 @@ _SPECS = {   # name: (needs, higher_is_better, description)
     "zen": ("random", True, "log E|f(x) - f(x + 0.01 e)| + sum log BN std, N(0,1) weights (Zen-NAS)"),
     "zico": ("labels", True, "sum over layers of log sum mean|g| / std(g) over two half batches (ZiCo)"),
     "meco": ("random", True, "sum over layers of the smallest eigenvalue of the channel correlation (MeCo)"),
+    "meco_full": ("random", True, "meco, plus the smallest eigenvalue over 8 sampled channels (MeCo_opt, "
+                  "unweighted) on the layers with C >= H*W, where meco's term is 0"),
     "swap": ("images", True, "distinct sign patterns of activations over 16 samples (SWAP, no regulariser)"),
     "swap_layers": ("images", True, "swap per activation layer, summed: no single 2^16 cap for the network"),
     "meco_batch": ("images", True, "meco over the batch: 8 channels per layer x every image's positions, "
@@ -146,11 +148,11 @@ def compute_network_proxies(arch: Arch, names: Sequence[str], x, y=None, seed: i
     torch.manual_seed(stream_seed(seed, "torch"))
     want = set(names)
     raw: dict[str, float] = {}
-    net = network(arch, seed) if want & (BATCH_PROXIES | {"meco", "zen"}) else None   # one build, reused
+    net = network(arch, seed) if want & (BATCH_PROXIES | {"meco", "meco_full", "zen"}) else None   # one build, reused
     if want & BATCH_PROXIES:
         raw.update(batch_pass(arch, net, want, x, y))
-    if "meco" in want:
-        raw["meco"] = meco(arch, net, seed)
+    if want & {"meco", "meco_full"}:
+        raw["meco"], raw["meco_full"] = meco(arch, net, seed)
     if "zen" in want:                      # last: re-initialises the network
         raw["zen"] = zen(arch, net, seed)
     if "synflow" in want:

@@ -24,7 +24,7 @@ Passes (each runs only when a requested proxy needs it; ``B`` is the batch size)
 * **synflow**: float64 copy, BN removed, ``|W|``, an all-ones input of batch 1.
 * **zen**: the network re-initialised with N(0, 1) weights, two no-grad forwards of a Gaussian batch of
   16 (``x``, ``x + 0.01 e``).
-* **meco**: one no-grad forward of one Gaussian image through the default-init network.
+* **meco** (and meco_full): one no-grad forward of one Gaussian image through the default-init network.
 * **linear_regions**: a thin copy (channels / 8) on 1,000 random small crops of the batch, no grad.
 
 Deliberate differences from the reference implementations (one network, one batch, shared passes):
@@ -546,12 +546,13 @@ def meco_leaves(arch: Arch, net: nn.Module) -> set[int]:
             and arch.ops[i].kind != LINEAR}
 
 
-def meco_layer(val: torch.Tensor) -> float:
+def meco_layer(val: torch.Tensor, weighted: bool = True) -> float:
     """One layer's term of meco_batch: ``(C / n) * lambda_min`` of the correlation matrix of ``n = min(C, 8)``
     evenly spaced channels of ``val`` (``(B, C, H, W)``), each channel's values over the ``B * H * W``
     positions of the batch (evenly strided down to at most :data:`MECO_POSITIONS`); NaN / inf entries of
     the correlation (a constant channel) set to 0, as meco does.  The ``C / n`` weight is MeCo_opt's: the
-    sampled channels stand for all ``C``.  With fewer positions than sampled channels the term is 0.
+    sampled channels stand for all ``C``; ``weighted=False`` drops it (meco_full's terms, at most 1 each, as
+    meco's).  With fewer positions than sampled channels the term is 0.
 
     >>> abs(meco_layer(torch.eye(4).reshape(4, 4, 1, 1))) < 1e-9      # 4 channels over 4 positions: rank 3
     True
@@ -566,35 +567,43 @@ def meco_layer(val: torch.Tensor) -> float:
     with np.errstate(all="ignore"):
         corr = np.atleast_2d(np.corrcoef(fea))
     corr[~np.isfinite(corr)] = 0.0
-    return c / len(idx) * float(eigvalsh(corr)[0])
+    return (c / len(idx) if weighted else 1.0) * float(eigvalsh(corr)[0])
 
 
-def meco(arch: Arch, net: nn.Module, seed: int) -> float:
+def meco(arch: Arch, net: nn.Module, seed: int) -> tuple[float, float]:
     """MeCo: sum over the outputs of live conv / BN / activation / pool ops, for one Gaussian image, of
     the smallest eigenvalue of the channel correlation matrix (NaN / inf entries set to 0; 0 when the
-    layer has at least as many channels as pixels); ``net``: ``arch`` built with the default init."""
+    layer has at least as many channels as pixels); ``net``: ``arch`` built with the default init.
+
+    Returns ``(meco, meco_full)``: meco_full adds, for each layer where meco's term is 0 (``C >= H*W``),
+    the unweighted :func:`meco_layer` of the same image (MeCo_opt's 8 sampled channels), so that the deep,
+    narrow-map layers count too; NaN for both when a batch-one BN sees one value per channel."""
     leaf = meco_leaves(arch, net)
-    total = [0.0]
+    total = [0.0, 0.0]
 
     def tap(t, val):
-        if t in leaf and val.shape[1] < val[0].numel() // val.shape[1]:
-            # with C >= H*W channels the correlation matrix has rank <= H*W - 1 < C: its smallest
-            # eigenvalue is exactly 0, no eigen-solver needed (deep layers of wide networks)
+        if t not in leaf:
+            return
+        if val.shape[1] < val[0].numel() // val.shape[1]:
             fea = val[0].detach().double().reshape(val.shape[1], -1).numpy()
             with np.errstate(all="ignore"):
                 corr = np.atleast_2d(np.corrcoef(fea))
             corr[~np.isfinite(corr)] = 0.0
             total[0] += float(eigvalsh(corr)[0])
+        else:
+            # with C >= H*W channels the correlation matrix has rank <= H*W - 1 < C: its smallest
+            # eigenvalue is exactly 0, no eigen-solver needed (deep layers of wide networks)
+            total[1] += meco_layer(val[:1].detach(), weighted=False)
 
     net.tap = tap
     try:
         with torch.no_grad():
             net(torch.randn(1, *arch.input_shape, generator=_gen(seed, "meco")))
     except ValueError:                    # BN over a single value per channel (1x1 maps, batch 1)
-        return float("nan")
+        return float("nan"), float("nan")
     finally:
         net.tap = None
-    return total[0]
+    return total[0], total[0] + total[1]
 
 
 def linear_regions(arch: Arch, x: torch.Tensor, seed: int) -> float:
