@@ -11,8 +11,8 @@ measurements weighs more), its covariance a sum of components with the variances
 - ``sources``: the sources' deviations from their mean (any combination of the source devices, negative
   weights included, with the spread the sources have);
 - ``scale`` and ``intercept``: the mean device scaled, a per-network overhead;
-- ``primitives``: device-independent directions (total ops, MACs, elements moved), for a device unlike
-  every source;
+- ``primitives``: device-independent directions (kernel count, i.e. a fixed cost per kernel launch; total
+  ops, MACs, elements moved), for a device unlike every source;
 - ``local``: every parameter on its own, with the spread of the sources' values of it, so that with more
   measurements the fit leaves the span of the sources.
 
@@ -68,7 +68,7 @@ SIMILARITY = 2.0
 #: chosen per calibration by the marginal likelihood of the measurements (empirical Bayes)
 LOCAL_GRID = (0.01, 0.1, 1.0)
 NOISE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-PRIMITIVE_VALUES = ("ops", "macs", "mem")
+PRIMITIVE_VALUES = ("n", "ops", "macs", "mem")
 
 
 @dataclass
@@ -224,7 +224,8 @@ def _log_evidence(gram: np.ndarray, resid: np.ndarray, noise: float) -> float:
 
 
 def _primitive_thetas() -> np.ndarray:
-    """Device-independent cost directions: total ops, MACs and elements moved, eager and folded."""
+    """Device-independent cost directions: kernel count (launch overhead), total ops, MACs and elements
+    moved, eager and folded."""
     rows = np.zeros((len(SCOPES) * len(PRIMITIVE_VALUES), N_COLS))
     for i, (scope, value) in enumerate((s, v) for s in SCOPES for v in PRIMITIVE_VALUES):
         for t in KERNEL_TYPES:
