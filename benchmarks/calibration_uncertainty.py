@@ -51,7 +51,7 @@ def residuals(bench: Bench, prior, y, k, seeds, salt) -> tuple[np.ndarray, np.nd
         mean = predict_features(bench.features[rest], fit.intercept_ms, fit.theta)
         FLOORED[0] += int(np.sum(mean < latency_floor(y[idx])))
         FLOORED[1] += len(mean)
-        sd = fit.posterior.sd_ms(bench.features[rest], mean)
+        sd = fit.posterior.sd_ms(bench.features[rest])
         z.append((y[rest] - mean) / sd)
         rel.append(sd / np.abs(mean))
     return np.concatenate(z), np.concatenate(rel)

@@ -16,9 +16,7 @@ measurements weighs more), its covariance a sum of components with the variances
 - ``local``: every parameter on its own, with the spread of the sources' values of it, so that with more
   measurements the fit leaves the span of the sources.
 
-The measurements are latency (normalised by their mean) plus Gaussian noise whose standard deviation is a
-share of the latency (timing noise is relative: a 30 ms network wanders by more milliseconds than a 3 ms
-one, so a slow measurement pulls the fit less); the variance of that share and the
+The measurements are latency (normalised by their mean) plus Gaussian noise; the noise variance and the
 ``local`` variance are picked by marginal likelihood from :data:`NOISE_GRID` and :data:`LOCAL_GRID`; one
 robust round inflates the noise of measurements that sit far from their leave-one-out prediction.  The
 calibrated parameters are the posterior mean (closed form, one ``k x k`` solve); :func:`fit_posterior` also
@@ -89,8 +87,8 @@ def calibrate_features(features: sparse.spmatrix, latency_ms: np.ndarray, prior:
     the posterior mean under the Gaussian prior of the module docstring.
 
     ``variances`` overrides entries of :data:`PRIOR_VARIANCES` (or fixes ``local``); the ``local``
-    variance (from :data:`LOCAL_GRID`) and ``noise`` (variance of a measurement's relative error, from
-    :data:`NOISE_GRID`) default to the pair with the highest marginal likelihood of the
+    variance (from :data:`LOCAL_GRID`) and ``noise`` (variance of a measurement relative to the mean
+    latency, from :data:`NOISE_GRID`) default to the pair with the highest marginal likelihood of the
     measurements; a measurement whose leave-one-out residual exceeds ``robust_z`` standard deviations
     gets its noise inflated to that bound (once; ``inf``: never).  Each source weighs
     ``(residual variance of a line through its predictions and the measurements) ** -similarity`` in the
@@ -114,10 +112,9 @@ def fit_posterior(features: sparse.spmatrix, latency_ms: np.ndarray, prior: Prio
     seen = {c: (a.multiply(u.d).tocsr() if isinstance(u, Diagonal) else a @ u) for c, u in comps.items()}
     grams = {c: _gram(seen[c]) for c in comps}
     fixed = sum(var[c] * grams[c] for c in comps if c != "local")
-    rel = (y / ybar) ** 2                      # relative noise: variance grows with the latency squared
-    var["local"], noise = _most_likely(fixed, grams["local"], resid, rel, var.get("local"), noise)
+    var["local"], noise = _most_likely(fixed, grams["local"], resid, var.get("local"), noise)
     gram = fixed + var["local"] * grams["local"]
-    noises = _robust_noise(gram, resid, float(noise) * rel, robust_z)
+    noises = _robust_noise(gram, resid, np.full(len(y), float(noise)), robust_z)
     alpha = np.linalg.solve(gram + np.diag(noises), resid)
     beta = mean.copy()
     for c, u in comps.items():
@@ -130,14 +127,13 @@ def fit_posterior(features: sparse.spmatrix, latency_ms: np.ndarray, prior: Prio
 def _posterior(comps: dict, seen: dict, var: dict, cov: np.ndarray, noise: float, ybar: float) -> Posterior:
     """The posterior covariance ``diag(diag) + plus plus^T - minus minus^T``: the prior's (``local`` on the
     diagonal, the other components low rank) less what the measurements (covariance ``cov``) explain; in
-    ms^2 (the fit's normalised units times ``ybar`` squared), with the measurement ``noise`` (relative
-    variance: ``noise * ybar ** 2`` ms^2 at the mean latency ``ybar``)."""
+    ms^2 (the fit's normalised units times ``ybar`` squared), with the measurement ``noise``."""
     diag = var["local"] * comps["local"].d ** 2
     plus = np.hstack([np.sqrt(var[c]) * np.asarray(u) for c, u in comps.items() if not isinstance(u, Diagonal)])
     cross = sum(var[c] * (u.d[:, None] * seen[c].T.toarray() if isinstance(u, Diagonal) else u @ seen[c].T)
                 for c, u in comps.items())                  # prior covariance of parameters and measurements
     minus = cross @ np.linalg.cholesky(np.linalg.inv(cov))
-    return Posterior.build(diag * ybar ** 2, plus * ybar, minus * ybar, noise * ybar ** 2, noise_at_ms=ybar)
+    return Posterior.build(diag * ybar ** 2, plus * ybar, minus * ybar, noise * ybar ** 2)
 
 
 def _checked_latency(features: sparse.spmatrix, latency_ms) -> np.ndarray:
@@ -161,14 +157,14 @@ def _checked_variances(variances: dict | None) -> dict:
     return {**PRIOR_VARIANCES, **(variances or {})}
 
 
-def _most_likely(fixed: np.ndarray, local_gram: np.ndarray, resid: np.ndarray, rel: np.ndarray,
-                 local: float | None, noise: float | None) -> tuple[float, float]:
+def _most_likely(fixed: np.ndarray, local_gram: np.ndarray, resid: np.ndarray, local: float | None,
+                 noise: float | None) -> tuple[float, float]:
     """The ``(local variance, noise)`` pair of highest marginal likelihood, each from its grid unless given;
-    ``fixed`` is the covariance of the other components, ``noise * rel`` the measurements' noise variances."""
+    ``fixed`` is the covariance of the other components."""
     locals_ = LOCAL_GRID if local is None else (local,)
     noises = NOISE_GRID if noise is None else (noise,)
     return max(((v, z) for v in locals_ for z in noises),
-               key=lambda vz: _log_evidence(fixed + vz[0] * local_gram, resid, vz[1] * rel))
+               key=lambda vz: _log_evidence(fixed + vz[0] * local_gram, resid, vz[1]))
 
 
 def _robust_noise(gram: np.ndarray, resid: np.ndarray, noise: np.ndarray, robust_z: float) -> np.ndarray:
@@ -220,9 +216,9 @@ def _gram(x) -> np.ndarray:
     return np.asarray((x @ x.T).todense() if sparse.issparse(x) else x @ x.T)
 
 
-def _log_evidence(gram: np.ndarray, resid: np.ndarray, noise: np.ndarray) -> float:
-    """Log marginal likelihood (up to a constant) of ``resid ~ N(0, gram + diag(noise))``."""
-    chol = np.linalg.cholesky(gram + np.diag(noise))
+def _log_evidence(gram: np.ndarray, resid: np.ndarray, noise: float) -> float:
+    """Log marginal likelihood (up to a constant) of ``resid ~ N(0, gram + noise I)``."""
+    chol = np.linalg.cholesky(gram + noise * np.eye(len(resid)))
     z = np.linalg.solve(chol, resid)
     return float(-0.5 * z @ z - np.log(np.diag(chol)).sum())
 

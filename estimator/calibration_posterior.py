@@ -5,8 +5,7 @@ Gaussian prior and Gaussian measurement noise, the parameters ``[intercept, thet
 posterior whose mean is the calibrated device.  Its covariance (in ms^2) is kept in a compact form,
 ``diag(d) + sum_i s_i f_i f_i^T`` over the parameters any component touches (``s_i`` = +-1), so that the
 variance of a network's latency is a few sparse products of its features.  A prediction interval adds the
-measurement noise the fit estimated (a measured latency varies by that much around the model's; relative
-noise, so it scales with the predicted latency, unless a device file from before says otherwise), and is
+measurement noise the fit estimated (a measured latency varies by that much around the model's), and is
 Gaussian: ``mean +- z sd`` for the two-sided ``level``.
 
 Example
@@ -21,9 +20,6 @@ array([5., 1.])
 >>> lo, hi = post.interval_ms(np.array([10.0, 10.0]), features, level=0.8)
 >>> bool(np.all(lo < 10.0) and np.all(hi > 10.0))
 True
->>> relative = Posterior.build(np.zeros(3), np.zeros((3, 0)), np.zeros((3, 0)), noise_ms2=1.0, noise_at_ms=10.0)
->>> relative.noise_var_ms2(np.array([10.0, 20.0]))   # measurement noise grows with the latency
-array([1., 4.])
 """
 from __future__ import annotations
 
@@ -57,20 +53,16 @@ def z_of_level(level: float) -> float:
 @dataclass
 class Posterior:
     """Covariance of ``[intercept, theta]`` (ms^2) restricted to ``columns`` (0: the intercept, ``j + 1``:
-    feature ``j``): ``diag(diag) + factors.T @ diag(signs) @ factors``; ``noise_ms2``: measurement noise
-    variance of a network of latency ``noise_at_ms`` (relative noise: ``noise_ms2 * (ms / noise_at_ms) ** 2``
-    at ``ms``; None: ``noise_ms2`` at every latency, as device files written before relative noise)."""
+    feature ``j``): ``diag(diag) + factors.T @ diag(signs) @ factors``; ``noise_ms2``: measurement noise."""
 
     columns: np.ndarray
     diag: np.ndarray
     factors: np.ndarray
     signs: np.ndarray
     noise_ms2: float
-    noise_at_ms: float | None = None
 
     @classmethod
-    def build(cls, diag: np.ndarray, plus: np.ndarray, minus: np.ndarray, noise_ms2: float,
-              noise_at_ms: float | None = None) -> "Posterior":
+    def build(cls, diag: np.ndarray, plus: np.ndarray, minus: np.ndarray, noise_ms2: float) -> "Posterior":
         """The posterior ``diag(diag) + plus @ plus.T - minus @ minus.T`` (dense ``(N_COLS + 1, .)``
         factors), compressed to the parameters it touches and to orthogonal factors."""
         low = np.hstack([plus, minus])
@@ -83,8 +75,7 @@ class Posterior:
         lam, v = np.linalg.eigh((r * signs) @ r.T)
         keep = np.abs(lam) > 1e-12 * max(np.abs(lam).max(initial=0.0), 1e-300)
         factors = (q @ v[:, keep] * np.sqrt(np.abs(lam[keep]))).T * unit
-        return cls(touched, diag[touched], factors, np.sign(lam[keep]), float(noise_ms2),
-                   None if noise_at_ms is None else float(noise_at_ms))
+        return cls(touched, diag[touched], factors, np.sign(lam[keep]), float(noise_ms2))
 
     def variance_ms2(self, features: sparse.spmatrix) -> np.ndarray:
         """Variance of the modelled latency (without measurement noise) of networks with these feature
@@ -99,25 +90,17 @@ class Posterior:
         """``(lo, hi)``: where a measurement falls with probability ``level`` around the predicted
         ``mean_ms`` (the parameters' uncertainty plus the measurement noise)."""
         z = z_of_level(level)
-        sd = self.sd_ms(features, mean_ms)
+        sd = self.sd_ms(features)
         return mean_ms - z * sd, mean_ms + z * sd
 
-    def sd_ms(self, features: sparse.spmatrix, mean_ms: np.ndarray) -> np.ndarray:
-        """Standard deviation of a measurement around the model's prediction ``mean_ms``: the parameters'
-        uncertainty plus the measurement noise (at that latency)."""
-        return np.sqrt(self.variance_ms2(features) + self.noise_var_ms2(mean_ms))
-
-    def noise_var_ms2(self, mean_ms: np.ndarray) -> np.ndarray:
-        """Measurement noise variance of networks predicted at ``mean_ms``."""
-        mean_ms = np.asarray(mean_ms, float)
-        if self.noise_at_ms is None:
-            return np.full(mean_ms.shape, self.noise_ms2)
-        return self.noise_ms2 * (mean_ms / self.noise_at_ms) ** 2
+    def sd_ms(self, features: sparse.spmatrix) -> np.ndarray:
+        """Standard deviation of a measurement around the model's prediction: the parameters' uncertainty
+        plus the measurement noise."""
+        return np.sqrt(self.variance_ms2(features) + self.noise_ms2)
 
     def to_dict(self) -> dict:
         names = [INTERCEPT if c == 0 else column_name(c - 1) for c in self.columns]
-        at = {} if self.noise_at_ms is None else {"noise_at_ms": round_param(self.noise_at_ms)}
-        return {"noise_ms2": round_param(self.noise_ms2), **at, "columns": names,
+        return {"noise_ms2": round_param(self.noise_ms2), "columns": names,
                 "diag": [round_param(v) for v in self.diag], "signs": [int(s) for s in self.signs],
                 "factors": [[round_param(v) for v in f] for f in self.factors]}
 
@@ -130,7 +113,6 @@ class Posterior:
             factors = np.asarray(d["factors"], float).reshape(-1, len(columns))
             signs = np.asarray(d["signs"], float)
             noise = float(d["noise_ms2"])
-            at = None if d.get("noise_at_ms") is None else float(d["noise_at_ms"])
         except KeyError as e:           # a missing field, or column_index's word for an unknown feature
             raise DeviceError(f"{where}: malformed posterior ({e.args[0]}); recalibrate it with "
                               f"`zeroshot calibrate`") from None
@@ -139,7 +121,7 @@ class Posterior:
                 from None
         if diag.shape != columns.shape or len(signs) != len(factors) or not np.all(np.isfinite(diag)) \
                 or not np.all(np.isfinite(factors)) or not np.isfinite(noise) or noise < 0 \
-                or (len(columns) and columns.max() > N_COLS) or (at is not None and not 0 < at < np.inf):
-            raise DeviceError(f"{where}: inconsistent posterior (columns, diag, factors, signs, noise_ms2, "
-                              f"noise_at_ms); recalibrate it with `zeroshot calibrate`")
-        return cls(columns, diag, factors, signs, noise, at)
+                or (len(columns) and columns.max() > N_COLS):
+            raise DeviceError(f"{where}: inconsistent posterior (columns, diag, factors, signs, noise_ms2); "
+                              f"recalibrate it with `zeroshot calibrate`")
+        return cls(columns, diag, factors, signs, noise)

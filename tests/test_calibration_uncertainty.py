@@ -109,25 +109,11 @@ def test_intervals_survive_saving_and_an_old_file_has_none(noisy_device, tmp_pat
     for change, message in (({"columns": ["all.conv.k3.flops"]}, "unknown value 'flops'"),
                             ({"diag": [1.0, 2.0]}, "inconsistent posterior"),
                             ({"noise_ms2": -1.0}, "inconsistent posterior"),
-                            ({"noise_at_ms": 0.0}, "inconsistent posterior"),
                             ({"factors": "x"}, "malformed posterior")):
         bad = {**device.to_dict(), "posterior": {**device.posterior.to_dict(), **change}}
         path.write_text(json.dumps(bad))
         with pytest.raises(DeviceError, match=message):
             load_device(str(path))
-
-
-def test_measurement_noise_is_relative_and_an_old_file_keeps_constant_noise(noisy_device):
-    space, archs, features, prior, measured = noisy_device
-    post = fit_posterior(features[:20], measured[:20], prior).posterior
-    assert post.noise_at_ms == pytest.approx(measured[:20].mean()) and post.noise_ms2 > 0
-    at = np.array([0.5, 1.0, 2.0]) * post.noise_at_ms
-    assert np.allclose(post.noise_var_ms2(at), [0.25 * post.noise_ms2, post.noise_ms2, 4 * post.noise_ms2])
-    back = Posterior.from_dict(json.loads(json.dumps(post.to_dict())), "new")
-    assert back.noise_at_ms == pytest.approx(post.noise_at_ms, rel=1e-7)
-    old = {k: v for k, v in post.to_dict().items() if k != "noise_at_ms"}   # written before relative noise
-    constant = Posterior.from_dict(old, "old")
-    assert constant.noise_at_ms is None and np.allclose(constant.noise_var_ms2(at), constant.noise_ms2)
 
 
 def test_estimate_adds_interval_columns(noisy_device):
