@@ -13,10 +13,12 @@ thread, all architectures interleaved in every round, each sample after one unti
 session A); profile this machine as ``zeroshot device profile`` does (all registered spaces,
 ``--budget-s``); measure the same architectures again (session B).  The reference latency of an
 architecture is the mean of its two session medians; the figure is the share of predictions within
-+-10 % of it.  Noise is reported four ways: the median relative IQR of the samples within a session, the
-A-vs-B disagreement, the share of architectures whose two sessions agree within +-10 %, and the profile's
-40 mbv2 calibration models measured again in both sessions (interleaved with the evaluation
-architectures) against their latency during the profile.  The evaluation architectures are drawn with a
++-10 % of it; beside it, the same with the device speed-checked in each session (its reference models
+measured in that session rescale it, as ``zeroshot device check -o`` does).  Noise is reported four ways:
+the median relative IQR of the samples within a session, the A-vs-B disagreement, the share of
+architectures whose two sessions agree within +-10 %, and the profile's 40 mbv2 calibration models
+measured again in both sessions (interleaved with the evaluation architectures) against their latency
+during the profile.  The evaluation architectures are drawn with a
 seed the profile never uses (the profile's calibration architectures are checked to be disjoint); the
 prediction is the one `zeroshot estimate --device` makes, with the device's mbv2 correction.  The load
 average is recorded: on a shared machine, other processes slow timings down in ways no model of this
@@ -44,6 +46,7 @@ from zeroshot.estimator.kernel_table import KT, decompose
 from zeroshot.estimator.timing import measure_archs
 from zeroshot.estimator.measured_device import POOLED, written_mb
 from zeroshot.estimator.profiling import calibration_archs_of, profile
+from zeroshot.estimator.speed_check import SpeedCheck
 from zeroshot.spaces import get_space, list_spaces, to_table
 
 EVAL_SEED_OFFSET = 1000          # the profile samples with seeds seed and seed + 1
@@ -126,6 +129,13 @@ def main():
     return accuracy(args)
 
 
+def session_speed_check(dev, cal_texts: list, cal_ms: np.ndarray) -> SpeedCheck:
+    """The device's mbv2 reference models as measured within a session (interleaved with the evaluation
+    networks) against their profile-time latency: what `zeroshot device check` measures, taken in the session."""
+    at = dict(zip(cal_texts, cal_ms))
+    return SpeedCheck(np.array([at[r["arch"]] / r["ms"] for r in dev.info["reference"] if r["space"] == "mbv2"]))
+
+
 def accuracy(args):
     log = lambda s: print(f"[{time.strftime('%X')}] {s}", file=sys.stderr, flush=True)  # noqa: E731
     space = get_space("mbv2")
@@ -156,6 +166,7 @@ def accuracy(args):
     log("session B")
     b = session(archs + cal_archs, args.rounds, args.seed + 1)
     cal_sessions = (a[0][args.n:] + b[0][args.n:]) / 2
+    checks = [session_speed_check(dev, cal_texts, x[0][args.n:]) for x in (a, b)]
     a, b = [(x[0][:args.n], x[1][:args.n]) + x[2:] for x in (a, b)]
     ref = (a[0] + b[0]) / 2
     pred = Estimator(space, dev).evaluate(codes)["latency_ms"]        # as `zeroshot estimate --device`
@@ -213,6 +224,11 @@ def accuracy(args):
         f"| plain sum of kernel predictions (no per-model correction): within +-10 % | {within(raw, ref):.0%} |",
         f"| with the pooled correction (all spaces' calibration models) instead of mbv2's: within +-10 % | "
         f"{within(pooled, ref):.0%} |",
+        f"| **speed-checked**: the device rescaled in each session by its {len(checks[0].ratios)} mbv2 reference "
+        f"networks as measured in that session (`zeroshot device check -o`): within +-10 % of session A / B; "
+        f"mean; the ratios | {within(pred * checks[0].ratio, a[0]):.0%} / {within(pred * checks[1].ratio, b[0]):.0%}; "
+        f"**{(within(pred * checks[0].ratio, a[0]) + within(pred * checks[1].ratio, b[0])) / 2:.0%}**; "
+        f"{checks[0].ratio:.3f} / {checks[1].ratio:.3f} |",
         f"| **noise**: median relative IQR of samples within a session (A / B) | "
         f"{np.median(a[1]):.1%} / {np.median(b[1]):.1%} |",
         f"| **noise**: session B / session A latency, median (5th-95th percentile) | {np.median(ratio_ab):.3f} "

@@ -37,9 +37,11 @@ import numpy as np
 
 from zeroshot.spaces.ir import to_table
 
+from .counts import table_counts
 from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, decompose
 from .measured_device import FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, written_mb
 from .sampling import KernelPool, neighbours, row_key
+from .speed_check import reference_models
 
 # torch is imported where used (by the measuring stages).
 
@@ -213,8 +215,9 @@ def refine(session: Session, samples: Samples, rng: np.random.Generator, rounds:
 
 def fit_corrections(device: MeasuredDevice, models: CalibrationModels) -> dict:
     """Set ``device.corrections`` from the calibration models (one per space and a pooled one) and return
-    the calibration record (arrays ``arch``, ``space``, ``measured_ms``, ``raw_ms``, ``mb``)."""
-    kt = decompose(to_table(models.archs), device.fusion)
+    the calibration record (arrays ``arch``, ``space``, ``measured_ms``, ``raw_ms``, ``mb``, ``params``)."""
+    table = to_table(models.archs)
+    kt = decompose(table, device.fusion)
     raw = kt.sum_per_arch(device.raw_kernel_ms(kt))
     mb = kt.sum_per_arch(written_mb(kt))
     measured = models.measured_ms()
@@ -224,7 +227,8 @@ def fit_corrections(device: MeasuredDevice, models: CalibrationModels) -> dict:
         m = of_space == sp
         corrections[sp] = fit_correction(raw[m], mb[m], measured[m])
     device.corrections = corrections
-    return {"arch": np.array(models.texts), "space": of_space, "measured_ms": measured, "raw_ms": raw, "mb": mb}
+    return {"arch": np.array(models.texts), "space": of_space, "measured_ms": measured, "raw_ms": raw, "mb": mb,
+            "params": table_counts(table)["params"]}
 
 
 def profile_info(session: Session, device: MeasuredDevice, samples: Samples, errors: np.ndarray,
@@ -251,6 +255,7 @@ def profile_info(session: Session, device: MeasuredDevice, samples: Samples, err
         "calibration_within_10pct_per_space": {sp: float(np.mean(err[of_space == sp] <= 0.10))
                                                for sp in dict.fromkeys(of_space)},
         "profile_seconds": round(session.spent(), 1), "seed": session.seed,
+        "reference": reference_models(calibration, calibration["params"]),
     }
 
 
@@ -271,7 +276,9 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     ``clock``: see :func:`zeroshot.estimator.timing.pick_clock`; ``runtime``: torch or onnxruntime (see
     :func:`zeroshot.estimator.timing.measure_archs`).  ``log`` (a callable taking a string) receives
     progress lines.  The measurements stay on the result (not saved): kernels as ``samples``, calibration
-    models as ``calibration`` (dict of arrays: arch, space, measured_ms, raw_ms, mb).
+    models as ``calibration`` (dict of arrays: arch, space, measured_ms, raw_ms, mb, params); the first
+    :data:`~zeroshot.estimator.speed_check.REFERENCE_MODELS` of each space, with their latency, go to
+    ``info["reference"]`` for speed checks (:mod:`zeroshot.estimator.speed_check`).
     """
     from .timing import BusyMachineWarning, busy_reason
 

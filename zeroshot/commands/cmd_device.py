@@ -1,5 +1,6 @@
 """``zeroshot device list`` / ``zeroshot device show NAME_OR_FILE``: the device models;
-``zeroshot device profile -o FILE.json``: measure this machine into a ``measured`` device.
+``zeroshot device profile -o FILE.json``: measure this machine into a ``measured`` device;
+``zeroshot device check FILE.json [-o NOW.json]``: is this machine as fast now as when it was profiled?
 
 Each action is a pair ``(add_parser, run)`` in :data:`ACTIONS`; a new action (``device profile``) is one
 more function pair and one more entry.
@@ -82,7 +83,46 @@ def run_profile(args):
           file=sys.stderr)
 
 
-ACTIONS = {"list": (add_list, run_list), "show": (add_show, run_show), "profile": (add_profile, run_profile)}
+def add_check(sub):
+    p = sub.add_parser("check", help="measure a `measured` device's reference networks now: does this machine "
+                                     "run as fast as when it was profiled?")
+    p.add_argument("device", metavar="FILE.json", help="a device file written by `zeroshot device profile`")
+    p.add_argument("-o", "--output", metavar="NOW.json", help="write the device rescaled to today's speed")
+    p.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
+    return p
+
+
+def run_check(args):
+    import sys
+    from pathlib import Path
+
+    from zeroshot.estimator.measured_device import MeasuredDevice
+    from zeroshot.estimator.speed_check import speed_check
+
+    if args.rounds < 1:
+        raise ParameterError("rounds", "at least 1", args.rounds)
+    if args.output and Path(args.output).suffix != ".json":
+        raise ParameterError("output", "a .json file name", args.output)
+    dev = load_device(args.device)
+    if not isinstance(dev, MeasuredDevice):
+        raise InputError(f"{args.device} is a {dev.kind} device: a speed check needs a measured device file "
+                         "(zeroshot device profile -o FILE.json)")
+    check = speed_check(dev, rounds=args.rounds)
+    print(f"{len(check.ratios)} reference networks run at {check.ratio:.3f}x their latency during the profile "
+          f"(per network {check.ratios.min():.3f}-{check.ratios.max():.3f})")
+    if check.drifted():
+        print(f"zeroshot device check: warning: this machine runs {abs(check.ratio - 1):.0%} "
+              f"{'slower' if check.ratio > 1 else 'faster'} than when {args.device} was profiled (other work on "
+              "its cores?): its estimates are off by about as much; -o NOW.json writes it rescaled", file=sys.stderr)
+    if args.output:
+        try:
+            check.rescale(dev).save(Path(args.output))
+        except OSError as e:
+            raise InputError(f"cannot write {args.output}: {e.strerror}") from None
+
+
+ACTIONS = {"list": (add_list, run_list), "show": (add_show, run_show), "profile": (add_profile, run_profile),
+           "check": (add_check, run_check)}
 
 
 def register(sub):
