@@ -6,7 +6,9 @@ now (interleaved, as ``zeroshot measure`` does) and gives the median ratio now /
 cores got busier since the profile runs every network slower by about that factor, which no kernel model
 fitted earlier can know (on this 2-core machine, 6.5% slower in one run with other work on the second core:
 docs/estimator.md).  :meth:`SpeedCheck.rescale` returns the device with its latencies multiplied by the
-ratio; ``zeroshot device check FILE [-o NOW.json]`` prints the ratio and writes that device.
+ratio; ``zeroshot device check FILE [-o NOW.json]`` prints the ratio and writes that device, and
+``zeroshot measure ... --check-device FILE`` times the references interleaved with the networks it measures
+(the check taken in the same conditions as the measurement).
 
 Example
 -------
@@ -27,7 +29,8 @@ from zeroshot.errors import DeviceError
 
 from .measured_device import MeasuredDevice
 
-__all__ = ["DRIFT_WARN", "REFERENCE_MODELS", "SpeedCheck", "rebuilt", "reference_models", "speed_check"]
+__all__ = ["DRIFT_WARN", "REFERENCE_MODELS", "SpeedCheck", "rebuilt", "reference_models", "references",
+           "speed_check"]
 
 #: calibration models of each space kept with their profile-time latency
 REFERENCE_MODELS = 8
@@ -76,6 +79,15 @@ class SpeedCheck:
 
     ratios: np.ndarray
 
+    @classmethod
+    def of(cls, refs: list[dict], now_ms) -> "SpeedCheck":
+        """The check of reference rows (``info["reference"]``) measured now at ``now_ms``.
+
+        >>> SpeedCheck.of([{"ms": 2.0}, {"ms": 4.0}], [2.2, 4.4]).ratio
+        1.1
+        """
+        return cls(np.asarray(now_ms, float) / np.array([r["ms"] for r in refs]))
+
     @property
     def ratio(self) -> float:
         """The median ratio: how much slower (> 1) or faster this machine runs now."""
@@ -94,18 +106,23 @@ class SpeedCheck:
         return out
 
 
+def references(device: MeasuredDevice) -> list[dict]:
+    """``device``'s reference rows; :class:`~zeroshot.errors.DeviceError` for a device without them."""
+    refs = device.info.get("reference")
+    if not refs:
+        raise DeviceError(f"device {device.name!r} keeps no reference models (profiled before speed checks "
+                          "existed); profile it again: zeroshot device profile -o FILE")
+    return refs
+
+
 def speed_check(device: MeasuredDevice, rounds: int = 15, seed: int = 0) -> SpeedCheck:
     """Measure ``device``'s reference models now, as it was profiled (threads, clock, runtime), against
     their profile-time latency.  Raises :class:`~zeroshot.errors.DeviceError` for a device without them."""
     from .timing import measure_archs
 
-    refs = device.info.get("reference")
-    if not refs:
-        raise DeviceError(f"device {device.name!r} keeps no reference models (profiled before speed checks "
-                          "existed); profile it again: zeroshot device profile -o FILE")
-    archs = rebuilt(refs)
+    refs = references(device)
     info = device.info
-    timings = measure_archs(archs, threads=info.get("threads", 1), rounds=rounds, seed=seed,
+    timings = measure_archs(rebuilt(refs), threads=info.get("threads", 1), rounds=rounds, seed=seed,
                             clock=info.get("clock", "auto"), runtime=info.get("runtime", "torch"),
                             device=info.get("torch_device", "auto"))
-    return SpeedCheck(np.array([t.median_ms / r["ms"] for t, r in zip(timings, refs)]))
+    return SpeedCheck.of(refs, [t.median_ms for t in timings])

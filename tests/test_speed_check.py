@@ -83,3 +83,26 @@ def test_cli_device_check_bad_input_is_one_line(nb201_device, capsys, argv, mess
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
 
+
+
+def test_measure_times_the_references_with_the_networks(nb201_device, tmp_path, capsys):
+    _, path = nb201_device
+    archs = tmp_path / "a.txt"
+    archs.write_text("\n".join(get_space("nb201").sample(2, seed=5)) + "\n")
+    assert main(["measure", "nb201", "--archs", str(archs), "--rounds", "2", "--check-device", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 3 and out.startswith("arch,latency_ms,noise")      # only the networks asked for
+    assert "3 reference networks ran at" in err and "x their latency during its profile" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threads", "2"], "was profiled with --threads 1, this measurement uses 2"),
+    (["--batch", "4"], "was profiled with --batch 1, this measurement uses 4"),
+])
+def test_measure_check_device_needs_the_profile_settings(nb201_device, tmp_path, capsys, argv, message):
+    _, path = nb201_device
+    archs = tmp_path / "a.txt"
+    archs.write_text(get_space("nb201").sample(1, seed=5)[0] + "\n")
+    assert main(["measure", "nb201", "--archs", str(archs), "--check-device", str(path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -3,7 +3,9 @@ networks): latency of architectures measured with torch on this machine.
 
 Prints CSV ``arch,latency_ms,noise`` (median over interleaved rounds; noise = relative inter-quartile
 range).  Batch 1, one thread and the thread's CPU time by default (see :mod:`zeroshot.estimator.timing`);
-``--runtime onnxruntime`` runs each network exported to ONNX with ONNX Runtime on the CPU.
+``--runtime onnxruntime`` runs each network exported to ONNX with ONNX Runtime on the CPU;
+``--check-device FILE.json`` times a measured device's reference networks with them and prints how fast this
+machine runs against that device's profile (:mod:`zeroshot.estimator.speed_check`).
 """
 from zeroshot.api import measure
 from zeroshot.cli import add_space_args, models_from_args, read_archs, space_from_args, write_text
@@ -24,8 +26,47 @@ def register(sub):
     p.add_argument("--runtime", default="torch",
                    help="what runs the networks: torch (default) or onnxruntime (on the CPU, needs onnxruntime)")
     p.add_argument("--seed", type=int, default=0, help="seed of inputs and timing order (default 0)")
+    p.add_argument("--check-device", metavar="FILE.json",
+                   help="a measured device: time its reference networks interleaved with these and say how fast "
+                        "this machine runs against its profile (warns past 5%%)")
     p.add_argument("-o", "--output", help="write the CSV to this file instead of standard output")
     p.set_defaults(run=run)
+
+
+def checked_device(args):
+    """The measured device of ``--check-device`` and its reference networks, checked to be measured as it was
+    profiled (threads, batch 1, runtime)."""
+    from zeroshot.estimator.devices import load_device
+    from zeroshot.estimator.measured_device import MeasuredDevice
+    from zeroshot.estimator.speed_check import rebuilt, references
+
+    dev = load_device(args.check_device)
+    if not isinstance(dev, MeasuredDevice):
+        raise InputError(f"{args.check_device} is a {dev.kind} device: --check-device needs a measured device "
+                         "file (zeroshot device profile -o FILE.json)")
+    info = dev.info
+    for flag, now, then in (("--threads", args.threads, info.get("threads", 1)), ("--batch", args.batch, 1),
+                            ("--runtime", args.runtime, info.get("runtime", "torch"))):
+        if now != then:
+            raise InputError(f"{args.check_device} was profiled with {flag} {then}, this measurement uses {now}: "
+                             f"measure with {flag} {then} to compare with it")
+    refs = references(dev)
+    return refs, rebuilt(refs)
+
+
+def report_check(args, refs, ms) -> None:
+    import sys
+
+    from zeroshot.estimator.speed_check import SpeedCheck
+
+    check = SpeedCheck.of(refs, ms)
+    print(f"zeroshot measure: speed check: {args.check_device}'s {len(refs)} reference networks ran at "
+          f"{check.ratio:.3f}x their latency during its profile (interleaved with these networks)", file=sys.stderr)
+    if check.drifted():
+        print(f"zeroshot measure: warning: this machine runs {abs(check.ratio - 1):.0%} "
+              f"{'slower' if check.ratio > 1 else 'faster'} than when {args.check_device} was profiled: its "
+              "estimates differ from these latencies by about as much (zeroshot device check -o NOW.json rescales "
+              "it)", file=sys.stderr)
 
 
 def run(args):
@@ -43,7 +84,11 @@ def run(args):
             archs = [at_resolution(a, args.resolution) for a in archs]
         except ParameterError as e:      # this command's --resolution (elsewhere the flag is --image-size)
             raise InputError(e.message_for("--resolution")) from None
-    table = measure(archs, threads=args.threads, batch=args.batch, rounds=args.rounds, device=args.device,
-                    clock=args.clock, seed=args.seed, runtime=args.runtime)
+    refs, ref_archs = checked_device(args) if args.check_device else ([], [])
+    table = measure(archs + ref_archs, threads=args.threads, batch=args.batch, rounds=args.rounds,
+                    device=args.device, clock=args.clock, seed=args.seed, runtime=args.runtime)
+    if refs:
+        report_check(args, refs, table["latency_ms"][len(archs):])
+        table = Table({c: table[c][:len(archs)] for c in table.columns})
     write_text(Table({"arch": texts, "latency_ms": table["latency_ms"], "noise": table["noise"]}).to_csv(),
                args.output)
