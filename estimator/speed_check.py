@@ -97,6 +97,16 @@ class SpeedCheck:
         """Whether the ratio is further than ``tol`` from 1."""
         return abs(self.ratio - 1.0) > tol
 
+    def warning(self, source: str) -> str:
+        """What a drifted check means for the device file ``source``, in one line.
+
+        >>> SpeedCheck(np.array([1.08])).warning("local.json")
+        'this machine runs 8% slower than when local.json was profiled: its estimates are off by about as much (zeroshot device check local.json -o NOW.json writes it rescaled)'
+        """
+        return (f"this machine runs {abs(self.ratio - 1):.0%} {'slower' if self.ratio > 1 else 'faster'} than "
+                f"when {source} was profiled: its estimates are off by about as much (zeroshot device check "
+                f"{source} -o NOW.json writes it rescaled)")
+
     def rescale(self, device: MeasuredDevice) -> MeasuredDevice:
         """``device`` with every correction (scale, ms per MB, intercept) multiplied by :attr:`ratio`: its
         latencies, kernel by kernel and per model, times the ratio."""

@@ -111,9 +111,7 @@ def run_check(args):
     print(f"{len(check.ratios)} reference networks run at {check.ratio:.3f}x their latency during the profile "
           f"(per network {check.ratios.min():.3f}-{check.ratios.max():.3f})")
     if check.drifted():
-        print(f"zeroshot device check: warning: this machine runs {abs(check.ratio - 1):.0%} "
-              f"{'slower' if check.ratio > 1 else 'faster'} than when {args.device} was profiled (other work on "
-              "its cores?): its estimates are off by about as much; -o NOW.json writes it rescaled", file=sys.stderr)
+        print(f"zeroshot device check: warning: {check.warning(args.device)}", file=sys.stderr)
     if args.output:
         try:
             check.rescale(dev).save(Path(args.output))

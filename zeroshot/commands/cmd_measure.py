@@ -63,10 +63,7 @@ def report_check(args, refs, ms) -> None:
     print(f"zeroshot measure: speed check: {args.check_device}'s {len(refs)} reference networks ran at "
           f"{check.ratio:.3f}x their latency during its profile (interleaved with these networks)", file=sys.stderr)
     if check.drifted():
-        print(f"zeroshot measure: warning: this machine runs {abs(check.ratio - 1):.0%} "
-              f"{'slower' if check.ratio > 1 else 'faster'} than when {args.check_device} was profiled: its "
-              "estimates differ from these latencies by about as much (zeroshot device check -o NOW.json rescales "
-              "it)", file=sys.stderr)
+        print(f"zeroshot measure: warning: {check.warning(args.check_device)}", file=sys.stderr)
 
 
 def run(args):
