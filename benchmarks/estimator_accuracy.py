@@ -199,6 +199,7 @@ def accuracy(args):
         for t, sp, m, r, mb in zip(*(cal[k] for k in ("arch", "space", "measured_ms", "raw_ms", "mb"))):
             w.writerow([t, sp, f"{m:.5g}", f"{sess[t]:.5g}" if sp == "mbv2" else "", f"{r:.5g}", f"{mb:.5g}"])
     i = dev.info
+    checked = [within(pred * check.ratio, x[0]) for check, x in zip(checks, (a, b))]
     lines = [
         "# Measured-device accuracy on this machine (mbv2, batch 1, one thread)",
         "",
@@ -226,8 +227,7 @@ def accuracy(args):
         f"{within(pooled, ref):.0%} |",
         f"| **speed-checked**: the device rescaled in each session by its {len(checks[0].ratios)} mbv2 reference "
         f"networks as measured in that session (`zeroshot device check -o`): within +-10 % of session A / B; "
-        f"mean; the ratios | {within(pred * checks[0].ratio, a[0]):.0%} / {within(pred * checks[1].ratio, b[0]):.0%}; "
-        f"**{(within(pred * checks[0].ratio, a[0]) + within(pred * checks[1].ratio, b[0])) / 2:.0%}**; "
+        f"mean; the ratios | {checked[0]:.0%} / {checked[1]:.0%}; **{np.mean(checked):.0%}**; "
         f"{checks[0].ratio:.3f} / {checks[1].ratio:.3f} |",
         f"| **noise**: median relative IQR of samples within a session (A / B) | "
         f"{np.median(a[1]):.1%} / {np.median(b[1]):.1%} |",

@@ -100,8 +100,9 @@ class SpeedCheck:
     def warning(self, source: str) -> str:
         """What a drifted check means for the device file ``source``, in one line.
 
-        >>> SpeedCheck(np.array([1.08])).warning("local.json")
-        'this machine runs 8% slower than when local.json was profiled: its estimates are off by about as much (zeroshot device check local.json -o NOW.json writes it rescaled)'
+        >>> print(SpeedCheck(np.array([1.08])).warning("local.json"))  # doctest: +NORMALIZE_WHITESPACE
+        this machine runs 8% slower than when local.json was profiled: its estimates are off by about as much
+        (zeroshot device check local.json -o NOW.json writes it rescaled)
         """
         return (f"this machine runs {abs(self.ratio - 1):.0%} {'slower' if self.ratio > 1 else 'faster'} than "
                 f"when {source} was profiled: its estimates are off by about as much (zeroshot device check "
