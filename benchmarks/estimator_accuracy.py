@@ -133,7 +133,8 @@ def session_speed_check(dev, cal_texts: list, cal_ms: np.ndarray) -> SpeedCheck:
     """The device's mbv2 reference models as measured within a session (interleaved with the evaluation
     networks) against their profile-time latency: what `zeroshot device check` measures, taken in the session."""
     at = dict(zip(cal_texts, cal_ms))
-    return SpeedCheck(np.array([at[r["arch"]] / r["ms"] for r in dev.info["reference"] if r["space"] == "mbv2"]))
+    refs = [r for r in dev.info["reference"] if r["space"] == "mbv2"]
+    return SpeedCheck.of(refs, [at[r["arch"]] for r in refs])
 
 
 def accuracy(args):
