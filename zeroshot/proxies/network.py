@@ -152,7 +152,7 @@ def compute_network_proxies(arch: Arch, names: Sequence[str], x, y=None, seed: i
     if want & BATCH_PROXIES:
         raw.update(batch_pass(arch, net, want, x, y))
     if want & {"meco", "meco_full"}:
-        raw["meco"], raw["meco_full"] = meco(arch, net, seed)
+        raw["meco"], raw["meco_full"] = meco(arch, net, seed, full="meco_full" in want)
     if "zen" in want:                      # last: re-initialises the network
         raw["zen"] = zen(arch, net, seed)
     if "synflow" in want:

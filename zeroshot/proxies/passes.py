@@ -570,14 +570,15 @@ def meco_layer(val: torch.Tensor, weighted: bool = True) -> float:
     return (c / len(idx) if weighted else 1.0) * float(eigvalsh(corr)[0])
 
 
-def meco(arch: Arch, net: nn.Module, seed: int) -> tuple[float, float]:
+def meco(arch: Arch, net: nn.Module, seed: int, full: bool = True) -> tuple[float, float]:
     """MeCo: sum over the outputs of live conv / BN / activation / pool ops, for one Gaussian image, of
     the smallest eigenvalue of the channel correlation matrix (NaN / inf entries set to 0; 0 when the
     layer has at least as many channels as pixels); ``net``: ``arch`` built with the default init.
 
     Returns ``(meco, meco_full)``: meco_full adds, for each layer where meco's term is 0 (``C >= H*W``),
     the unweighted :func:`meco_layer` of the same image (MeCo_opt's 8 sampled channels), so that the deep,
-    narrow-map layers count too; NaN for both when a batch-one BN sees one value per channel."""
+    narrow-map layers count too (computed only with ``full``; otherwise meco_full is returned as NaN); NaN for
+    both when a batch-one BN sees one value per channel."""
     leaf = meco_leaves(arch, net)
     total = [0.0, 0.0]
 
@@ -590,7 +591,7 @@ def meco(arch: Arch, net: nn.Module, seed: int) -> tuple[float, float]:
                 corr = np.atleast_2d(np.corrcoef(fea))
             corr[~np.isfinite(corr)] = 0.0
             total[0] += float(eigvalsh(corr)[0])
-        else:
+        elif full:
             # with C >= H*W channels the correlation matrix has rank <= H*W - 1 < C: its smallest
             # eigenvalue is exactly 0, no eigen-solver needed (deep layers of wide networks)
             total[1] += meco_layer(val[:1].detach(), weighted=False)
@@ -603,7 +604,7 @@ def meco(arch: Arch, net: nn.Module, seed: int) -> tuple[float, float]:
         return float("nan"), float("nan")
     finally:
         net.tap = None
-    return total[0], total[0] + total[1]
+    return total[0], total[0] + total[1] if full else float("nan")
 
 
 def linear_regions(arch: Arch, x: torch.Tensor, seed: int) -> float:
