@@ -8,7 +8,8 @@ non-negative least squares to the latencies one device gives on many architectur
 analytic accelerators of :func:`npu_sources` (the built-in ``npu`` profiles and :data:`N_SAMPLED_NPU`
 devices sampled around and between them, :mod:`zeroshot.estimator.synthetic_devices`), costed on the same
 architectures.  :func:`build_prior` fits them all and writes the file; run
-``python -m zeroshot.estimator.calibration_prior`` to rebuild it.
+``python -m zeroshot.estimator.calibration_prior [--measured FILE ...]`` to rebuild it (``--measured``: latency
+CSVs of further devices, e.g. this machine's CPU from ``benchmarks/cpu_sources.py``).
 
 Example
 -------
@@ -39,7 +40,7 @@ from .calibration_features import (FEATURE_VERSION, N_COLS, arch_table, check_ve
 from .kernel_table import DEFAULT_FUSION
 
 __all__ = ["KINDS", "N_SAMPLED_NPU", "PRIOR_PATH", "Prior", "build_prior", "device_kind", "fit_source",
-           "load_prior", "npu_sources"]
+           "load_prior", "measured_datasets", "npu_sources"]
 
 PRIOR_PATH = Path(__file__).with_name("calibration_prior.json")
 #: sampled accelerators among the prior's sources (stream ``prior`` of
@@ -141,16 +142,17 @@ def _normalised_design(features: sparse.spmatrix):
     return active, scale, np.column_stack([np.ones(features.shape[0]), dense / scale])
 
 
-def build_prior(datasets, path=PRIOR_PATH, npu=None) -> Prior:
+def build_prior(datasets, path=PRIOR_PATH, npu=None, measured=()) -> Prior:
     """Fit every source device of ``datasets`` (``(space, archs, {device: latencies})`` triples) and the
-    analytic devices ``npu`` (default :func:`npu_sources`; ``()``: none) on the same architectures, and write
-    the prior file (``path=None``: do not write)."""
+    analytic devices ``npu`` (default :func:`npu_sources`; ``()``: none) on the same architectures, then the
+    devices of ``measured`` (triples too, e.g. this machine measured on a few hundred architectures: no
+    analytic device is costed on them), and write the prior file (``path=None``: do not write)."""
     npu = npu_sources() if npu is None else npu
     labels, intercepts, thetas = [], [], []
-    for space, archs, devices in datasets:
+    for (space, archs, devices), costed in [(d, npu) for d in datasets] + [(d, ()) for d in measured]:
         table = arch_table(space, archs)
         features = table_features(table)
-        latencies = {**devices, **{d.name: d.latency_ms(table) for d in npu}}
+        latencies = {**devices, **{d.name: d.latency_ms(table) for d in costed}}
         for device, latency in latencies.items():
             b, th = fit_source(features, latency)
             labels.append(f"{space.name}/{device}")
@@ -162,14 +164,36 @@ def build_prior(datasets, path=PRIOR_PATH, npu=None) -> Prior:
     return prior
 
 
-def main() -> None:
-    """Rebuild :data:`PRIOR_PATH` from the shared measurements (``../shared/data/hw/*_latency.csv``)."""
+def measured_datasets(paths) -> list:
+    """``(space, archs, {device: latencies})`` of latency CSVs named ``..._<space>.csv`` (e.g.
+    ``benchmarks/results/cpu_sources_fbnet.csv``: every ``*_ms`` column a device)."""
+    from zeroshot.spaces import get_space
+
+    from .latency_csv import latency_column, read_latency_csv
+
+    out = []
+    for path in paths:
+        space = get_space(Path(path).stem.rsplit("_", 1)[-1])
+        texts, raw = read_latency_csv(path, space)
+        out.append((space, texts, {c: latency_column(raw, c, path) for c in raw if c.endswith("_ms")}))
+    return out
+
+
+def main(argv=None) -> None:
+    """Rebuild :data:`PRIOR_PATH` from the shared measurements (``../shared/data/hw/*_latency.csv``) and the
+    ``--measured`` CSVs."""
+    import argparse
+
     from .latency_csv import shared_datasets
 
+    p = argparse.ArgumentParser(description="rebuild the calibration prior")
+    p.add_argument("--measured", nargs="*", default=[],
+                   help="latency CSVs of other devices, named ..._<space>.csv (benchmarks/cpu_sources.py)")
+    args = p.parse_args(argv)
     data = shared_datasets()
     if not data:
         raise SystemExit("../shared/data/hw/*_latency.csv not found (set ZEROSHOT_SHARED_DATA)")
-    built = build_prior(data)
+    built = build_prior(data, measured=measured_datasets(args.measured))
     print(f"wrote {PRIOR_PATH} with {len(built.labels)} source devices")
 
 

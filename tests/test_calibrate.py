@@ -11,7 +11,8 @@ from zeroshot.estimator.calibrated_device import FLOOR_FRACTION, MIN_FLOOR_MS, C
 from zeroshot.estimator.calibration_features import (N_COLS, arch_features, column_index, column_name,
                                                      predict_features)
 from zeroshot.estimator.calibration_fit import ROBUST_Z, calibrate_features
-from zeroshot.estimator.calibration_prior import Prior, fit_source, load_prior
+from zeroshot.estimator.calibration_prior import (Prior, build_prior, device_kind, fit_source, load_prior,
+                                                  measured_datasets)
 from zeroshot.estimator.devices import DeviceError, load_device
 from zeroshot.estimator.folding import live_ops
 from zeroshot.spaces import get_space, to_table
@@ -23,6 +24,25 @@ def nb201():
     space = get_space("nb201")
     archs = space.sample(120, seed=3)
     return space, archs, arch_features(space, archs)
+
+
+def test_measured_devices_join_the_prior_without_costing_the_npu_family_on_them(tmp_path, nb201):
+    space, archs, features = nb201
+    source = load_prior().subset("nb201").source(0)
+    y = predict_features(features, *source) * 4.0
+    path = tmp_path / "cpu_sources_nb201.csv"
+    path.write_text("arch,local_cpu_torch_ms\n" + "".join(f"{a},{v}\n" for a, v in zip(archs, y)))
+    prior = build_prior([], path=None, npu=(), measured=measured_datasets([path]))
+    assert prior.labels == ["nb201/local_cpu_torch_ms"] and device_kind(prior.labels[0]) == "cpu"
+    fitted = predict_features(features, *prior.source(0)) * y.mean()
+    assert np.corrcoef(fitted, y)[0, 1] > 0.999
+
+
+def test_measured_csv_named_for_no_space_is_refused(tmp_path):
+    path = tmp_path / "cpu_sources_resnet.csv"
+    path.write_text("arch,x_ms\na,1\n")
+    with pytest.raises(UnknownNameError, match="resnet"):
+        measured_datasets([path])
 
 
 def test_fit_source_recovers_identifiable_parameters():
