@@ -90,6 +90,15 @@ def rho(a, b) -> float:
         return float(spearmanr(a, b)[0])
 
 
+def rho_interval(a, b, draws: int = 1000, seed: int = 0) -> str:
+    """The 2.5-97.5 percentiles of :func:`rho` over ``draws`` bootstrap resamples of the networks: how far the
+    figure could move on another sample of the same size."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    picks = np.random.default_rng(seed).integers(0, len(a), (draws, len(a)))
+    lo, hi = np.nanpercentile([rho(a[i], b[i]) for i in picks], [2.5, 97.5])
+    return f"{lo:.3f}-{hi:.3f}"
+
+
 def proxy_values(space, codes: np.ndarray, keys: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
     """Topology proxies of ``codes`` and cached network proxies of ``keys`` (their representatives)."""
     values = compute_proxies(space, codes, TOPOLOGY)
@@ -242,15 +251,17 @@ def named(c: tuple) -> str:
 
 def reported_rows(values: dict, acc: np.ndarray, chosen: tuple, close: list[tuple],
                   extra: list[tuple[str, float]]) -> list[str]:
-    """Table rows of the chosen default, its components, the old default and the baselines on one set."""
+    """Table rows of the chosen default, its components, the old default and the baselines on one set, each
+    with its bootstrap interval (:func:`rho_interval`)."""
     shown = {f"**default: {named(chosen)}**": chosen}
     shown.update({f"{named(c)} (within the margin on the development sets, not chosen)": c for c in close
                   if c != chosen})
     if OLD_DEFAULT != chosen:
         shown[f"old default: {named(OLD_DEFAULT)}"] = OLD_DEFAULT
     shown.update({n: (n,) for n in dict.fromkeys(NETWORK + list(chosen) + list(BASELINES))})
-    rows = [f"| {label} | {rho(rank_aggregate({n: values[n] for n in c}), acc):.3f} |" for label, c in shown.items()]
-    return rows + [f"| {label} | {value:.3f} |" for label, value in extra]
+    ranked = {label: rank_aggregate({n: values[n] for n in c}) for label, c in shown.items()}
+    rows = [f"| {label} | {rho(r, acc):.3f} | {rho_interval(r, acc)} |" for label, r in ranked.items()]
+    return rows + [f"| {label} | {value:.3f} | |" for label, value in extra]
 
 
 def mbv2_rows(mbv2: dict, chosen: tuple) -> list[str]:
@@ -313,8 +324,8 @@ def report(args, nb201: dict, macro: dict, mbv2: dict, dense: dict, seconds: flo
         "",
         "## Reported: NB201 CIFAR-10, 1,000 cells vs test_acc",
         "",
-        "| ranking | Spearman |",
-        "|---|---|",
+        "| ranking | Spearman | 95% bootstrap interval |",
+        "|---|---|---|",
         *reported_rows(*nb201["report"], chosen, close, [("val_acc vs test_acc of the same cells (a reference, "
                                                    "no seed-to-seed data in the table)", nb201["val_test"])]),
         "",
@@ -323,8 +334,8 @@ def report(args, nb201: dict, macro: dict, mbv2: dict, dense: dict, seconds: flo
         "",
         f"## Reported: NAS-Bench-Macro, {n_held} held-out networks vs mean_test_acc",
         "",
-        "| ranking | Spearman |",
-        "|---|---|",
+        "| ranking | Spearman | 95% bootstrap interval |",
+        "|---|---|---|",
         *reported_rows(held, held_acc, chosen, close, [("seed-to-seed ceiling (mean of the 3 pairwise rhos)",
                                                  ceiling(held_seeds))]),
         "",
