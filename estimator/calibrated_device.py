@@ -13,8 +13,9 @@ measured one is an extrapolation of the linear model, and no network runs in zer
 
 Each prediction has an interval (:meth:`CalibratedDevice.interval_ms`): from the posterior of the
 parameters (:mod:`zeroshot.estimator.calibration_posterior`) and the measurement noise the fit estimated,
-where a measurement falls with probability ``level`` if the model's Gaussian assumptions hold (their
-observed coverage: benchmarks/results/calibration_uncertainty.md).
+Student-t with the fit's residual degrees of freedom (device files from before that: Gaussian),
+where a measurement falls with probability ``level`` if the model's assumptions hold (their observed
+coverage: benchmarks/results/calibration_uncertainty.md).
 
 Example
 -------
