@@ -4,8 +4,9 @@ For each space (the ``mbv2`` space, and NAS-Bench-Macro as declared in ``benchma
 ``--n`` random networks are measured end to end with torch on this machine (batch 1, one thread, every
 network interleaved in every round, medians: :func:`zeroshot.estimator.timing.measure_archs`) in two
 sessions, A and B; the reference latency is their mean, and Spearman rho of A against B is the noise
-ceiling.  ``zeroshot.estimator.calibrated_device.calibrate`` gets k measured networks (the shipped prior;
-no source was fitted on these spaces) and predicts the others; Spearman rho on those, mean over
+ceiling.  ``zeroshot.estimator.calibrated_device.calibrate`` gets k measured networks (the shipped prior
+without this machine's own NB201 / FBNet sources, :meth:`Prior.without_local`; no source was fitted on these
+spaces) and predicts the others; Spearman rho on those, mean over
 ``--seeds`` draws, beside the old prior (the shared devices only) and MACs as the predictor.
 
 Usage: python benchmarks/calibration_cpu.py [--n 200] [--ks 10,20] [--seeds 5] [--rounds 15] [--reuse]
@@ -71,7 +72,8 @@ def measured(space, codes, args) -> tuple[np.ndarray, np.ndarray, float, str]:
 def fits(space, codes, y, k: int, seeds: int) -> np.ndarray:
     """Mean over ``seeds`` draws of k measured networks: Spearman rho on the rest of the prior's and the
     old prior's calibrated device and of MACs."""
-    priors = (load_prior(), load_prior().without_kinds({"npu"}))
+    mine = load_prior().without_local()                    # this machine is the device under test
+    priors = (mine, mine.without_kinds({"npu"}))
     macs = compute_proxies(space, codes, ["macs"])["macs"]
     rows = []
     for idx, rest in draws(len(codes), 0, k, seeds):

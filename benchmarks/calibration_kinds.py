@@ -94,7 +94,8 @@ class Bench:
         self.rows = {d: local[d][0] if d in local else np.arange(len(texts)) for d in self.names}
         exact = {**measured, **{d: _spread(len(texts), *local[d]) for d in local}, **npu}
         self.fits = {d: fit_source(self.features[self.rows[d]], exact[d][self.rows[d]]) for d in self.names}
-        self.y = {d: with_noise(y, noise, seed=i) if d in npu else y for i, (d, y) in enumerate(exact.items())}
+        seeds = {d: i for i, d in enumerate([*measured, *npu])}     # the npu targets' noise, local devices or not
+        self.y = {d: with_noise(y, noise, seed=seeds[d]) if d in npu else y for d, y in exact.items()}
         synthetic = sample_npu_devices(n_synthetic, stream="test")
         self.exact_syn = {d.name: d.latency_ms(table) for d in synthetic}
         self.syn = {d: with_noise(y, noise, seed=1000 + i) for i, (d, y) in enumerate(self.exact_syn.items())}

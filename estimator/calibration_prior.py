@@ -39,13 +39,15 @@ from .calibration_features import (FEATURE_VERSION, N_COLS, arch_table, check_ve
                                    round_param, sparse_theta, table_features)
 from .kernel_table import DEFAULT_FUSION
 
-__all__ = ["KINDS", "N_SAMPLED_NPU", "PRIOR_PATH", "Prior", "build_prior", "device_kind", "fit_source",
+__all__ = ["KINDS", "LOCAL_PREFIX", "N_SAMPLED_NPU", "PRIOR_PATH", "Prior", "build_prior", "device_kind", "fit_source",
            "load_prior", "measured_datasets", "npu_sources"]
 
 PRIOR_PATH = Path(__file__).with_name("calibration_prior.json")
 #: sampled accelerators among the prior's sources (stream ``prior`` of
 #: :func:`~zeroshot.estimator.synthetic_devices.sample_npu_devices`), beside the built-in npu profiles
 N_SAMPLED_NPU = 24
+#: name prefix of the devices measured on the project's machine (benchmarks/cpu_sources.py)
+LOCAL_PREFIX = "local_"
 #: hardware kind -> substrings of the device names of that kind (the shared measurements' column names)
 KINDS = {"gpu": ("1080ti", "2080ti", "titanx"), "cpu": ("gold", "silver", "cpu"),
          "phone": ("pixel", "samsung"), "pi": ("raspi",), "npu": ("npu-",)}
@@ -91,6 +93,12 @@ class Prior:
     def without_kinds(self, kinds) -> "Prior":
         """The sources of every hardware kind (:func:`device_kind`) but ``kinds``."""
         return self.take([i for i, lab in enumerate(self.labels) if device_kind(lab) not in set(kinds)])
+
+    def without_local(self) -> "Prior":
+        """The sources but those measured on the project's own machine (devices named :data:`LOCAL_PREFIX`...:
+        a benchmark on that machine must not find it in the prior)."""
+        return self.take([i for i, lab in enumerate(self.labels)
+                          if not lab.split("/")[-1].startswith(LOCAL_PREFIX)])
 
     def take(self, keep) -> "Prior":
         """The sources at indices ``keep``."""

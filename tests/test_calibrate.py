@@ -38,6 +38,12 @@ def test_measured_devices_join_the_prior_without_costing_the_npu_family_on_them(
     assert np.corrcoef(fitted, y)[0, 1] > 0.999
 
 
+def test_without_local_drops_only_the_sources_measured_on_the_project_machine():
+    prior = Prior(["nb201/gold_6226_ms", "nb201/local_cpu_torch_ms", "fbnet/local_cpu_ort_ms", "fbnet/npu-x"],
+                  np.zeros(4), np.zeros((4, N_COLS)))
+    assert prior.without_local().labels == ["nb201/gold_6226_ms", "fbnet/npu-x"]
+
+
 def test_measured_csv_named_for_no_space_is_refused(tmp_path):
     path = tmp_path / "cpu_sources_resnet.csv"
     path.write_text("arch,x_ms\na,1\n")
