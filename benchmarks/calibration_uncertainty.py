@@ -1,7 +1,8 @@
 """Coverage of the calibrated device's prediction intervals on hardware kinds never seen.
 
 The protocol of calibration_kinds.py: devices per space are the ten of ``../shared/data/hw`` (kinds gpu, cpu,
-phone, pi) and the npu kind (the seven built-in profiles with ``--noise`` measurement noise); each kind K is
+phone, pi; with ``--local-cpu`` this machine's CPU too) and the npu kind (the seven built-in profiles with
+``--noise`` measurement noise); each kind K is
 held out of the prior in turn; each of its devices gives k random measured architectures (``--seeds`` draws)
 and the interval of every other architecture is checked against its latency.  Then ``--synthetic`` unseen
 accelerators (npu family, test seed stream, prior: every source).  The fit's setting is the module default
@@ -53,12 +54,12 @@ DOF_RULES = {"Gaussian (before)": lambda dof, k: np.full_like(dof, np.inf),
              f"Student-t, residual + {PRIOR_DOF:g} (shipped)": lambda dof, k: dof}
 
 
-def residuals(bench: Bench, prior, y, k, seeds, salt) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def residuals(bench: Bench, prior, y, k, seeds, salt, dev=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Standardised residuals ``(y - prediction) / sd``, relative sd and the fit's degrees of freedom of every
-    unmeasured architecture, over ``seeds`` draws of k measured ones (counts in FLOORED the predictions the
-    floor would lift)."""
+    unmeasured architecture, over ``seeds`` draws of k measured ones (among the rows device ``dev`` was
+    measured on; ``None``: all) (counts in FLOORED the predictions the floor would lift)."""
     z, rel, dof = [], [], []
-    for idx, rest in draws(len(y), salt, k, seeds):
+    for idx, rest in (bench.draws(dev, salt, k, seeds) if dev else draws(len(y), salt, k, seeds)):
         fit = fit_posterior(bench.features[idx], y[idx], prior)
         mean = predict_features(bench.features[rest], fit.intercept_ms, fit.theta)
         FLOORED[0] += int(np.sum(mean < latency_floor(y[idx])))
@@ -87,7 +88,7 @@ def pooled(got: list[tuple]) -> tuple[np.ndarray, ...]:
 
 def inner(bench: Bench, out: str, k: int, seeds: int) -> tuple[np.ndarray, ...]:
     """Residuals of every kind but ``out`` held out one level down (prior without ``out`` and that kind)."""
-    return pooled([residuals(bench, bench.prior({out, kind}), bench.y[dev], k, seeds, 100 + u)
+    return pooled([residuals(bench, bench.prior({out, kind}), bench.y[dev], k, seeds, 100 + u, dev)
                    for kind in KIND_ORDER if kind != out for u, dev in enumerate(bench.targets(kind))])
 
 
@@ -127,7 +128,7 @@ def run_space(bench: Bench, ks, seeds, inner_seeds, log) -> list[str]:
     for k in ks:
         kinds, inners = [], []
         for kind in KIND_ORDER:
-            got = pooled([residuals(bench, bench.prior({kind}), bench.y[dev], k, seeds, t)
+            got = pooled([residuals(bench, bench.prior({kind}), bench.y[dev], k, seeds, t, dev)
                           for t, dev in enumerate(bench.targets(kind))])
             kinds.append(got)
             inners.append(inner(bench, kind, k, inner_seeds))
@@ -147,6 +148,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     protocol_args(p, "calibration_uncertainty", n=1000, inner_seeds=3)
     p.set_defaults(seeds=3)
+    p.add_argument("--local-cpu", action="store_true",
+                   help="this machine's CPU (benchmarks/cpu_sources.py) among the devices, kind cpu")
     args = p.parse_args(argv)
     ks = [int(k) for k in args.ks.split(",")]
     t0 = time.time()
@@ -155,9 +158,9 @@ def main(argv=None):
         print(f"{msg} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
 
     lines = ["# Prediction intervals of calibrated devices: coverage on kinds never seen", "",
-             f"`{protocol_command('calibration_uncertainty.py', args)}`.  " +
+             f"`{protocol_command('calibration_uncertainty.py', args)}{' --local-cpu' * args.local_cpu}`.  " +
              " ".join(" ".join(__doc__.split("\n\n")[1:3]).split()), ""]
-    for space, pick, bench in benches(args, log):
+    for space, pick, bench in benches(args, log, args.local_cpu):
         lines += [f"## {space.name} ({len(pick)} architectures)", ""]
         lines += run_space(bench, ks, args.seeds, args.inner_seeds, log) + [""]
     lines += [f"The floor would lift {FLOORED[0]} of {FLOORED[1]} predictions.",
