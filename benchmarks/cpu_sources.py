@@ -6,7 +6,8 @@ batch-norm folded, fused kernels, far less per-operation overhead).  For each sp
 ``--n`` architectures of ``../shared/data/hw/<space>_latency.csv`` among those the development protocol
 keeps (:func:`calibration_kinds.kept_rows`, so the protocol can hold these devices out like the shared
 ones), measures each end to end (batch 1, one thread, the thread's CPU-time clock, all networks interleaved
-in every round, medians; :func:`zeroshot.estimator.timing.measure_archs`) with each runtime, and writes
+in every round, one chunk, so that a machine drifting during the run shifts every network alike; medians:
+:func:`zeroshot.estimator.timing.measure_archs`) with each runtime, and writes
 the medians to ``benchmarks/results/cpu_sources_<space>.csv`` (columns ``arch, local_cpu_torch_ms,
 local_cpu_ort_ms``: a latency CSV as :func:`zeroshot.estimator.latency_csv.read_latency_csv` reads) and
 their noise (the relative inter-quartile range of each network's samples) to ``cpu_sources.md``.
@@ -41,7 +42,7 @@ def measure(space, texts, rounds: int) -> tuple[dict, list[str]]:
     archs = [space.to_ir(t) for t in texts]
     out, notes = {}, []
     for column, runtime in RUNTIMES.items():
-        timings = measure_archs(archs, rounds=rounds, clock="thread", runtime=runtime)
+        timings = measure_archs(archs, rounds=rounds, clock="thread", runtime=runtime, chunk=len(archs))
         out[column] = np.array([t.median_ms for t in timings])
         noise = np.array([t.noise for t in timings])
         notes.append(f"| {space.name} | {runtime} | {np.median(out[column]):.2f} | {np.min(out[column]):.2f} - "

@@ -45,10 +45,10 @@ from zeroshot.spaces.ir import Arch, Graph
 
 from .sampling import kernel_arch
 
-__all__ = ["BUSY_NOISE", "CLOCKS", "RUNTIMES", "BusyMachineWarning", "Timing", "at_resolution", "busy_reason",
-           "call_overhead_ms", "measure_archs", "measure_kernels", "onnxruntime_call", "pick_clock",
-           "pinned_threads", "replay", "require_onnxruntime", "runtime_device", "time_calls", "torch_device",
-           "upsample_size", "warn_if_busy"]
+__all__ = ["BUSY_NOISE", "CHUNK_ANCHORS", "CHUNK_DRIFT_WARN", "CLOCKS", "RUNTIMES", "BusyMachineWarning",
+           "Timing", "at_resolution", "busy_reason", "call_overhead_ms", "carry_drift", "measure_archs",
+           "measure_kernels", "onnxruntime_call", "pick_clock", "pinned_threads", "replay", "require_onnxruntime",
+           "runtime_device", "time_calls", "torch_device", "upsample_size", "warn_if_busy", "warn_if_drifted"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,10 @@ class Timing:
     def noise(self) -> float:
         """Relative inter-quartile range of the samples (IQR / median)."""
         return (self.q3_ms - self.q1_ms) / self.median_ms if self.median_ms > 0 else 0.0
+
+    def scaled(self, factor: float) -> "Timing":
+        """The same timing with every latency multiplied by ``factor``."""
+        return Timing(self.median_ms * factor, self.q1_ms * factor, self.q3_ms * factor, self.samples)
 
     @classmethod
     def of(cls, samples_ms) -> "Timing":
@@ -206,32 +210,77 @@ def time_calls(calls: Sequence[Callable[[], object]], rounds: int = 15, warmup: 
     return [Timing.of(s) for s in samples]
 
 
+#: architectures of the first group that :func:`measure_archs` times again with every later group
+CHUNK_ANCHORS = 4
+#: a group whose anchors ran this much faster or slower than in the first group is worth a warning
+CHUNK_DRIFT_WARN = 0.05
+
+
 def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1, device: str = "auto",
                   rounds: int = 15, warmup: int = 2, min_sample_ms: float = 1.0, chunk: int = 32,
-                  seed: int = 0, clock: str = "auto", warm: int = 1, runtime: str = "torch") -> list[Timing]:
+                  seed: int = 0, clock: str = "auto", warm: int = 1, runtime: str = "torch",
+                  anchors: int = CHUNK_ANCHORS) -> list[Timing]:
     """End-to-end latency of each architecture (eval mode, batch ``batch``) run by ``runtime``: torch, or
     ONNX Runtime on the CPU (each network exported to ONNX in memory; ``threads`` intra-op threads).
 
-    Architectures are built and timed interleaved in groups of ``chunk`` (bounding memory).  Warns once
-    (:class:`BusyMachineWarning`) when the measurement looks disturbed by load (:func:`busy_reason`).
+    Architectures are built and timed interleaved in groups of ``chunk`` (bounding memory); with more than one
+    group, the first ``anchors`` architectures are timed again with every later group and carry the machine's
+    drift between groups (:func:`carry_drift`; 0: none).  Warns (:class:`BusyMachineWarning`) when the
+    measurement looks disturbed by load (:func:`busy_reason`) or the machine's speed moved between groups.
     """
     dev = runtime_device(runtime, device)
     clock = pick_clock(clock, dev, threads)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
-    out: list[Timing] = []
+    anchors = list(archs[:min(anchors, chunk)]) if len(archs) > chunk else []
+    groups = []
     gen = torch.Generator().manual_seed(seed)
     with pinned_threads(threads), torch.inference_mode():
         for start in range(0, len(archs), chunk):
             calls = []
-            for arch in archs[start:start + chunk]:
+            for arch in list(archs[start:start + chunk]) + (anchors if start else []):
                 torch.manual_seed(seed)
                 net = build(arch).eval().to(dev)
                 x = torch.randn((batch, *arch.input_shape), generator=gen).to(dev)
                 calls.append((lambda net=net, x=x: net(x)) if runtime == "torch"
                              else onnxruntime_call(net, x, threads))
-            out += time_calls(calls, rounds, warmup, min_sample_ms, seed + start, sync, clock, warm)
+            groups.append(time_calls(calls, rounds, warmup, min_sample_ms, seed + start, sync, clock, warm))
+    out, ratios = carry_drift(groups, len(anchors))
     warn_if_busy(out)
+    warn_if_drifted(ratios)
     return out
+
+
+def carry_drift(groups: Sequence[Sequence[Timing]], anchors: int) -> tuple[list[Timing], np.ndarray]:
+    """The timings of ``groups`` (the first starting with ``anchors`` anchor timings, every later one ending
+    with them) in one list without the repeated anchors, each later group divided by its drift ratio (the
+    median over the anchors of their latency there / in the first group); and those ratios.
+
+    >>> first = [Timing.of([2.0]), Timing.of([4.0]), Timing.of([3.0])]
+    >>> later = [Timing.of([6.6]), Timing.of([2.2]), Timing.of([4.4])]     # 10% slower, anchors appended
+    >>> out, ratios = carry_drift([first, later], anchors=2)
+    >>> [round(t.median_ms, 6) for t in out], ratios.round(6).tolist()
+    ([2.0, 4.0, 3.0, 6.0], [1.1])
+    """
+    out = list(groups[0])
+    if not anchors:
+        return out + [t for g in groups[1:] for t in g], np.ones(0)
+    base = np.array([t.median_ms for t in groups[0][:anchors]])
+    ratios = []
+    for group in groups[1:]:
+        again = np.array([t.median_ms for t in group[-anchors:]])
+        ratios.append(float(np.median(again / np.maximum(base, 1e-12))))
+        out += [t.scaled(1.0 / ratios[-1]) for t in group[:-anchors]]
+    return out, np.array(ratios)
+
+
+def warn_if_drifted(ratios: np.ndarray) -> None:
+    """One :class:`BusyMachineWarning` when a group's drift ratio (:func:`carry_drift`) moved past
+    :data:`CHUNK_DRIFT_WARN`."""
+    if len(ratios) and np.max(np.abs(ratios - 1.0)) > CHUNK_DRIFT_WARN:
+        warnings.warn(f"the machine's speed moved while measuring ({np.min(ratios):.0%}-{np.max(ratios):.0%} of "
+                      f"its speed in the first group of networks): later groups were rescaled by "
+                      f"networks timed in each; measure on a quieter machine to avoid it",
+                      BusyMachineWarning, stacklevel=3)
 
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -302,7 +351,8 @@ def measure_kernels(rows: Sequence[dict], threads: int | None = 1, device: str =
     if overhead_ms is None:
         overhead_ms = call_overhead_ms(threads, device, clock=clock, runtime=runtime)
     timings = measure_archs([kernel_arch(r) for r in rows], threads=threads, device=device, rounds=rounds,
-                            warmup=warmup, min_sample_ms=min_sample_ms, seed=seed, clock=clock, runtime=runtime)
+                            warmup=warmup, min_sample_ms=min_sample_ms, seed=seed, clock=clock, runtime=runtime,
+                            anchors=0)       # a profile's kernels: no anchors (its budget buys kernels)
     return [Timing(t.median_ms - overhead_ms, t.q1_ms - overhead_ms, t.q3_ms - overhead_ms, t.samples)
             for t in timings]
 

@@ -1,5 +1,6 @@
 """Measurement with torch, kernel sampling and the ``measured`` device kind (tiny networks only)."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ from zeroshot.estimator.kernel_table import KERNEL_TYPES
 from zeroshot.estimator.measured_device import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor,
                                                 written_mb)
 from zeroshot.estimator.profiling import profile
-from zeroshot.estimator.timing import (BUSY_NOISE, BusyMachineWarning, Timing, at_resolution, busy_reason, measure_archs, measure_kernels, pick_clock,
-                                       pinned_threads, time_calls, torch_device, warn_if_busy)
+from zeroshot.estimator.timing import (BUSY_NOISE, BusyMachineWarning, Timing, at_resolution, busy_reason, carry_drift, measure_archs, measure_kernels, pick_clock,
+                                       pinned_threads, time_calls, torch_device, warn_if_busy, warn_if_drifted)
 from zeroshot.errors import ParameterError
 from zeroshot.estimator.sampling import KernelPool, canonical, kernel_arch, kernel_rows, neighbours
 from zeroshot.spaces import get_space, to_table
@@ -133,6 +134,35 @@ def test_measure_archs_and_kernels_tiny():
     kt = measure_kernels(rows, rounds=3, overhead_ms=0.0)
     assert all(t.median_ms > 0 for t in kt)
     assert kernel_arch(rows[0]).input_shape == (rows[0]["c_in"], rows[0]["h_in"], rows[0]["w_in"])
+
+
+def test_measure_archs_in_groups_returns_one_timing_per_network_without_the_anchors():
+    space = get_space("nb201", **TINY)
+    archs = [space.to_ir(s) for s in space.sample(5, seed=1)]
+    for anchors in (2, 0):
+        timings = measure_archs(archs, rounds=3, chunk=2, anchors=anchors)
+        assert len(timings) == 5 and all(t.median_ms > 0 for t in timings)
+
+
+def test_carry_drift_rescales_later_groups_by_their_anchors_only():
+    first = [Timing.of([1.0]), Timing.of([2.0]), Timing.of([5.0])]
+    slower = [Timing.of([10.0, 12.0, 14.0]), Timing.of([1.3]), Timing.of([2.6])]      # 30% slower
+    faster = [Timing.of([4.0]), Timing.of([0.8]), Timing.of([1.8])]                    # 20%, 10% faster
+    out, ratios = carry_drift([first, slower, faster], anchors=2)
+    assert ratios == pytest.approx([1.3, 0.85])
+    assert [t.median_ms for t in out] == pytest.approx([1.0, 2.0, 5.0, 12.0 / 1.3, 4.0 / 0.85])
+    assert out[3].q1_ms == pytest.approx(11.0 / 1.3) and out[3].samples == 3
+    plain, none = carry_drift([first, slower], anchors=0)
+    assert [t.median_ms for t in plain] == [1.0, 2.0, 5.0, 12.0, 1.3, 2.6] and len(none) == 0
+
+
+def test_drift_between_groups_warns_past_five_percent():
+    with pytest.warns(BusyMachineWarning, match=r"speed moved while measuring \(98%-108%"):
+        warn_if_drifted(np.array([0.98, 1.08]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_drifted(np.array([0.98, 1.03]))
+        warn_if_drifted(np.ones(0))
 
 
 @pytest.fixture(scope="module")
