@@ -3,7 +3,8 @@
 ``zeroshot measure`` builds and times networks in groups of 32 (memory); when other work on the machine
 starts or stops between groups, a whole group runs faster or slower and its networks' latencies move
 together.  :func:`zeroshot.estimator.timing.measure_archs` times the first 4 networks again with every
-later group and divides the group by their median ratio (:func:`zeroshot.estimator.timing.carry_drift`).
+later group and divides each group by their median ratio to their median over the groups
+(:func:`zeroshot.estimator.timing.carry_drift`).
 
 This benchmark (pinned to core 0) measures ``--n`` random networks of ``--space``: first as one group, every
 network interleaved in every round, with the other core quiet (the reference); then in groups of
@@ -93,8 +94,8 @@ def main(argv=None):
              "|---|---|---|---|---|",
              f"| in groups, as measured (no anchors) | {agreement(raw, ref)} |",
              f"| in groups, carried by the {CHUNK_ANCHORS} anchors (`measure_archs`) | {agreement(carried, ref)} |",
-             "", "Groups (load on core 1: during the odd ones): the anchors' median ratio to the first group: " +
-             ", ".join(f"{r:.3f}{' (load)' if lo else ''}" for r, lo in zip(ratios, loaded[1:])) + ".", ""]
+             "", "Groups (load on core 1: during the odd ones): the anchors' median ratio to their median over the "
+             "groups: " + ", ".join(f"{r:.3f}{' (load)' if lo else ''}" for r, lo in zip(ratios, loaded)) + ".", ""]
     out = Path(__file__).with_name("results") / "measure_drift.md"
     out.write_text("\n".join(lines))
     print("\n".join(lines))

@@ -224,9 +224,10 @@ def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1
     ONNX Runtime on the CPU (each network exported to ONNX in memory; ``threads`` intra-op threads).
 
     Architectures are built and timed interleaved in groups of ``chunk`` (bounding memory); with more than one
-    group, the first ``anchors`` architectures are timed again with every later group and carry the machine's
-    drift between groups (:func:`carry_drift`; 0: none).  Warns (:class:`BusyMachineWarning`) when the
-    measurement looks disturbed by load (:func:`busy_reason`) or the machine's speed moved between groups.
+    group, the first ``anchors`` architectures are timed again with every later group, and each group is
+    rescaled to the machine's typical speed over the run (:func:`carry_drift`; 0: none).  Warns
+    (:class:`BusyMachineWarning`) when the measurement looks disturbed by load (:func:`busy_reason`) or the
+    machine's speed moved between groups.
     """
     dev = runtime_device(runtime, device)
     clock = pick_clock(clock, dev, threads)
@@ -252,35 +253,35 @@ def measure_archs(archs: Sequence[Arch], threads: int | None = 1, batch: int = 1
 
 def carry_drift(groups: Sequence[Sequence[Timing]], anchors: int) -> tuple[list[Timing], np.ndarray]:
     """The timings of ``groups`` (the first starting with ``anchors`` anchor timings, every later one ending
-    with them) in one list without the repeated anchors, each later group divided by its drift ratio (the
-    median over the anchors of their latency there / in the first group); and those ratios.
+    with them) in one list without the repeated anchors, each group divided by its drift ratio: the median
+    over the anchors of their latency in that group / their median latency over all groups (the machine's
+    typical speed, not the first group's); and those ratios, one per group.
 
     >>> first = [Timing.of([2.0]), Timing.of([4.0]), Timing.of([3.0])]
-    >>> later = [Timing.of([6.6]), Timing.of([2.2]), Timing.of([4.4])]     # 10% slower, anchors appended
-    >>> out, ratios = carry_drift([first, later], anchors=2)
-    >>> [round(t.median_ms, 6) for t in out], ratios.round(6).tolist()
-    ([2.0, 4.0, 3.0, 6.0], [1.1])
+    >>> later = [Timing.of([6.6]), Timing.of([2.2]), Timing.of([4.4])]     # anchors 10% slower, appended
+    >>> out, ratios = carry_drift([first, later, later], anchors=2)
+    >>> [float(round(t.median_ms, 3)) for t in out], ratios.round(3).tolist()
+    ([2.2, 4.4, 3.3, 6.6, 6.6], [0.909, 1.0, 1.0])
     """
-    out = list(groups[0])
-    if not anchors:
-        return out + [t for g in groups[1:] for t in g], np.ones(0)
-    base = np.array([t.median_ms for t in groups[0][:anchors]])
-    ratios = []
-    for group in groups[1:]:
-        again = np.array([t.median_ms for t in group[-anchors:]])
-        ratios.append(float(np.median(again / np.maximum(base, 1e-12))))
-        out += [t.scaled(1.0 / ratios[-1]) for t in group[:-anchors]]
-    return out, np.array(ratios)
+    if not anchors or len(groups) < 2:
+        return [t for g in groups for t in g], np.ones(len(groups))
+    runs = np.array([[t.median_ms for t in g[:anchors]] for g in groups[:1]] +
+                    [[t.median_ms for t in g[-anchors:]] for g in groups[1:]])
+    ratios = np.median(runs / np.maximum(np.median(runs, 0), 1e-12), 1)
+    out = [t.scaled(1.0 / ratios[0]) for t in groups[0]]
+    for group, ratio in zip(groups[1:], ratios[1:]):
+        out += [t.scaled(1.0 / ratio) for t in group[:-anchors]]
+    return out, ratios
 
 
 def warn_if_drifted(ratios: np.ndarray) -> None:
-    """One :class:`BusyMachineWarning` when a group's drift ratio (:func:`carry_drift`) moved past
-    :data:`CHUNK_DRIFT_WARN`."""
+    """One :class:`BusyMachineWarning` when a group's drift ratio (:func:`carry_drift`) is further than
+    :data:`CHUNK_DRIFT_WARN` from 1."""
     if len(ratios) and np.max(np.abs(ratios - 1.0)) > CHUNK_DRIFT_WARN:
-        warnings.warn(f"the machine's speed moved while measuring ({np.min(ratios):.0%}-{np.max(ratios):.0%} of "
-                      f"its speed in the first group of networks): later groups were rescaled by "
-                      f"networks timed in each; measure on a quieter machine to avoid it",
-                      BusyMachineWarning, stacklevel=3)
+        warnings.warn(f"the machine's speed moved while measuring (networks timed again with each group took "
+                      f"{np.min(ratios):.0%} to {np.max(ratios):.0%} of their usual time): each group was "
+                      f"rescaled by them; measure on a quieter machine to avoid it", BusyMachineWarning,
+                      stacklevel=3)
 
 
 RUNTIMES = ("torch", "onnxruntime")

@@ -13,8 +13,9 @@ from zeroshot.estimator.kernel_table import KERNEL_TYPES
 from zeroshot.estimator.measured_device import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor,
                                                 written_mb)
 from zeroshot.estimator.profiling import profile
-from zeroshot.estimator.timing import (BUSY_NOISE, BusyMachineWarning, Timing, at_resolution, busy_reason, carry_drift, measure_archs, measure_kernels, pick_clock,
-                                       pinned_threads, time_calls, torch_device, warn_if_busy, warn_if_drifted)
+from zeroshot.estimator.timing import (BUSY_NOISE, BusyMachineWarning, Timing, at_resolution, busy_reason,
+                                       carry_drift, measure_archs, measure_kernels, pick_clock, pinned_threads,
+                                       time_calls, torch_device, warn_if_busy, warn_if_drifted)
 from zeroshot.errors import ParameterError
 from zeroshot.estimator.sampling import KernelPool, canonical, kernel_arch, kernel_rows, neighbours
 from zeroshot.spaces import get_space, to_table
@@ -149,15 +150,19 @@ def test_carry_drift_rescales_later_groups_by_their_anchors_only():
     slower = [Timing.of([10.0, 12.0, 14.0]), Timing.of([1.3]), Timing.of([2.6])]      # 30% slower
     faster = [Timing.of([4.0]), Timing.of([0.8]), Timing.of([1.8])]                    # 20%, 10% faster
     out, ratios = carry_drift([first, slower, faster], anchors=2)
-    assert ratios == pytest.approx([1.3, 0.85])
+    assert ratios == pytest.approx([1.0, 1.3, 0.85])       # against each anchor's median over groups
     assert [t.median_ms for t in out] == pytest.approx([1.0, 2.0, 5.0, 12.0 / 1.3, 4.0 / 0.85])
     assert out[3].q1_ms == pytest.approx(11.0 / 1.3) and out[3].samples == 3
+    a = [Timing.of([1.1]), Timing.of([2.2]), Timing.of([3.0])]
+    b = [Timing.of([5.0]), Timing.of([1.0]), Timing.of([2.0])]
+    out, ratios = carry_drift([a, b, b], anchors=2)     # the first group slow: it is rescaled, not the others
+    assert ratios == pytest.approx([1.1, 1.0, 1.0]) and out[2].median_ms == pytest.approx(3.0 / 1.1)
     plain, none = carry_drift([first, slower], anchors=0)
-    assert [t.median_ms for t in plain] == [1.0, 2.0, 5.0, 12.0, 1.3, 2.6] and len(none) == 0
+    assert [t.median_ms for t in plain] == [1.0, 2.0, 5.0, 12.0, 1.3, 2.6] and list(none) == [1.0, 1.0]
 
 
 def test_drift_between_groups_warns_past_five_percent():
-    with pytest.warns(BusyMachineWarning, match=r"speed moved while measuring \(98%-108%"):
+    with pytest.warns(BusyMachineWarning, match=r"speed moved while measuring .* took 98% to 108% of their usual"):
         warn_if_drifted(np.array([0.98, 1.08]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
