@@ -44,7 +44,7 @@ from zeroshot.estimator.calibrated_device import latency_floor  # noqa: E402
 from zeroshot.estimator.calibration_features import arch_table, predict_features, table_features  # noqa: E402
 from zeroshot.estimator.calibration_fit import PRIOR_VARIANCES, SIMILARITY, calibrate_features  # noqa: E402
 from zeroshot.estimator.calibration_prior import Prior, device_kind, fit_source, npu_sources  # noqa: E402
-from zeroshot.estimator.latency_csv import latency_column, read_latency_csv  # noqa: E402
+from zeroshot.estimator.latency_csv import latency_dataset  # noqa: E402
 from zeroshot.estimator.synthetic_devices import ANCHORS, sample_npu_devices, with_noise  # noqa: E402
 
 KIND_ORDER = ("gpu", "cpu", "phone", "pi", "npu")
@@ -70,13 +70,13 @@ def local_devices(space, kept_texts) -> dict:
     path = Path(__file__).with_name("results") / f"cpu_sources_{space.name}.csv"
     if not path.exists():
         raise SystemExit(f"--local-cpu: {path} not found; run python benchmarks/cpu_sources.py first")
-    texts, raw = read_latency_csv(path, space)
+    _, texts, devices = latency_dataset(path, space)
     where = {t: i for i, t in enumerate(kept_texts)}
     if any(t not in where for t in texts):
         raise SystemExit(f"--local-cpu: {path} holds architectures this --n does not keep (measured for "
                          f"another --kept)")
     rows = np.array([where[t] for t in texts])
-    return {c: (rows, latency_column(raw, c, path)) for c in raw if c.endswith("_ms")}
+    return {d: (rows, y) for d, y in devices.items()}
 
 
 class Bench:

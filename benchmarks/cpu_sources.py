@@ -65,6 +65,8 @@ def main(argv=None):
     p.add_argument("--spaces", default="nb201,fbnet")
     p.add_argument("--kept", type=int, default=3000, help="the protocol's --n (architectures it keeps)")
     args = p.parse_args(argv)
+    if not 1 <= args.n <= args.kept or args.rounds < 1:
+        p.error(f"--n must be 1..--kept ({args.kept}) and --rounds at least 1, got {args.n} and {args.rounds}")
     t0 = time.time()
     rows = ["| space | runtime | median ms | range ms | median relative IQR of the samples | 90th percentile |",
             "|---|---|---|---|---|---|"]

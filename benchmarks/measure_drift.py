@@ -75,6 +75,9 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if not CHUNK_ANCHORS <= args.chunk < args.n or args.rounds < 1:
+        p.error(f"--chunk must be at least {CHUNK_ANCHORS} and below --n (two groups or more), --rounds at least "
+                f"1; got --chunk {args.chunk}, --n {args.n}, --rounds {args.rounds}")
     os.sched_setaffinity(0, {0})
     space = get_space(args.space)
     archs = [space.to_ir(t) for t in space.sample(args.n, seed=args.seed)]

@@ -33,14 +33,14 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import nnls
 
-from zeroshot.errors import DeviceError
+from zeroshot.errors import DeviceError, Error
 
 from .calibration_features import (FEATURE_VERSION, N_COLS, arch_table, check_version, dense_theta,
                                    round_param, sparse_theta, table_features)
 from .kernel_table import DEFAULT_FUSION
 
-__all__ = ["KINDS", "LOCAL_PREFIX", "N_SAMPLED_NPU", "PRIOR_PATH", "Prior", "build_prior", "device_kind", "fit_source",
-           "load_prior", "measured_datasets", "npu_sources"]
+__all__ = ["KINDS", "LOCAL_PREFIX", "N_SAMPLED_NPU", "PRIOR_PATH", "Prior", "build_prior", "device_kind",
+           "fit_source", "load_prior", "measured_datasets", "npu_sources"]
 
 PRIOR_PATH = Path(__file__).with_name("calibration_prior.json")
 #: sampled accelerators among the prior's sources (stream ``prior`` of
@@ -173,18 +173,13 @@ def build_prior(datasets, path=PRIOR_PATH, npu=None, measured=()) -> Prior:
 
 
 def measured_datasets(paths) -> list:
-    """``(space, archs, {device: latencies})`` of latency CSVs named ``..._<space>.csv`` (e.g.
-    ``benchmarks/results/cpu_sources_fbnet.csv``: every ``*_ms`` column a device)."""
+    """:func:`~zeroshot.estimator.latency_csv.latency_dataset` of latency CSVs named ``..._<space>.csv`` (e.g.
+    ``benchmarks/results/cpu_sources_fbnet.csv``)."""
     from zeroshot.spaces import get_space
 
-    from .latency_csv import latency_column, read_latency_csv
+    from .latency_csv import latency_dataset
 
-    out = []
-    for path in paths:
-        space = get_space(Path(path).stem.rsplit("_", 1)[-1])
-        texts, raw = read_latency_csv(path, space)
-        out.append((space, texts, {c: latency_column(raw, c, path) for c in raw if c.endswith("_ms")}))
-    return out
+    return [latency_dataset(path, get_space(Path(path).stem.rsplit("_", 1)[-1])) for path in paths]
 
 
 def main(argv=None) -> None:
@@ -198,10 +193,14 @@ def main(argv=None) -> None:
     p.add_argument("--measured", nargs="*", default=[],
                    help="latency CSVs of other devices, named ..._<space>.csv (benchmarks/cpu_sources.py)")
     args = p.parse_args(argv)
+    try:
+        measured = measured_datasets(args.measured)
+    except Error as e:
+        p.exit(2, f"calibration_prior: error: {e}\n")
     data = shared_datasets()
     if not data:
         raise SystemExit("../shared/data/hw/*_latency.csv not found (set ZEROSHOT_SHARED_DATA)")
-    built = build_prior(data, measured=measured_datasets(args.measured))
+    built = build_prior(data, measured=measured)
     print(f"wrote {PRIOR_PATH} with {len(built.labels)} source devices")
 
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from zeroshot.errors import DataError, EncodingError
 
-__all__ = ["ARCH_COLUMNS", "latency_column", "numeric_columns", "read_latency_csv", "shared_datasets"]
+__all__ = ["ARCH_COLUMNS", "latency_column", "latency_dataset", "numeric_columns", "read_latency_csv",
+           "shared_datasets"]
 
 ARCH_COLUMNS = ("arch", "arch_str", "op_names")      # accepted names of the encoding column
 
@@ -93,17 +94,17 @@ def _is_index(column: str) -> bool:
     return low in ("index", "id", "") or low.endswith("idx")
 
 
+def latency_dataset(path, space) -> tuple:
+    """``(space, encodings, {device: latencies})`` of a latency CSV of ``space``: every ``*_ms`` column a
+    device."""
+    texts, raw = read_latency_csv(path, space)
+    return space, texts, {c: latency_column(raw, c, path) for c in raw if c.endswith("_ms")}
+
+
 def shared_datasets(names=("nb201", "fbnet")):
-    """``(space, encodings, {device: latencies})`` of the shared measurements (``hw/<space>_latency.csv``)
-    that are present."""
+    """:func:`latency_dataset` of the shared measurements (``hw/<space>_latency.csv``) that are present."""
     from zeroshot.spaces import get_space
     from zeroshot.spaces.shared_data import shared_data
 
-    out = []
-    for name in names:
-        path = shared_data(f"hw/{name}_latency.csv")
-        if path is not None:
-            space = get_space(name)
-            texts, raw = read_latency_csv(path, space)
-            out.append((space, texts, {c: latency_column(raw, c, path) for c in raw if c.endswith("_ms")}))
-    return out
+    paths = {name: shared_data(f"hw/{name}_latency.csv") for name in names}
+    return [latency_dataset(path, get_space(name)) for name, path in paths.items() if path is not None]

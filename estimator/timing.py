@@ -212,7 +212,7 @@ def time_calls(calls: Sequence[Callable[[], object]], rounds: int = 15, warmup: 
 
 #: architectures of the first group that :func:`measure_archs` times again with every later group
 CHUNK_ANCHORS = 4
-#: a group whose anchors ran this much faster or slower than in the first group is worth a warning
+#: a group whose anchors ran this much faster or slower than their median over the groups is worth a warning
 CHUNK_DRIFT_WARN = 0.05
 
 

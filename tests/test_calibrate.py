@@ -51,6 +51,15 @@ def test_measured_csv_named_for_no_space_is_refused(tmp_path):
         measured_datasets([path])
 
 
+def test_prior_rebuild_refuses_a_missing_measured_csv_in_one_line(tmp_path, capsys):
+    from zeroshot.estimator import calibration_prior
+
+    with pytest.raises(SystemExit) as info:
+        calibration_prior.main(["--measured", str(tmp_path / "gone_nb201.csv")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "cannot read" in err and "gone_nb201.csv" in err
+
+
 def test_fit_source_recovers_identifiable_parameters():
     rng = np.random.default_rng(0)
     cols = np.array([column_index(n) for n in ("all.conv.k3.macs", "all.add.k1.n", "live.pool.k3.mem",

@@ -100,9 +100,10 @@ def _coverage_at_10(features, measured, prior, gaussian=False):
     inside, dofs = [], []
     for seed in range(12):
         idx = np.random.default_rng(seed).choice(100, 10, replace=False)
-        post = fit_posterior(features[idx], measured[idx], prior).posterior
-        fit = calibrate_features(features[idx], measured[idx], prior)
-        z = np.abs(measured[100:] - predict_features(features[100:], *fit)) / post.sd_ms(features[100:])
+        fit = fit_posterior(features[idx], measured[idx], prior)
+        post = fit.posterior
+        z = np.abs(measured[100:] - predict_features(features[100:], fit.intercept_ms, fit.theta)) \
+            / post.sd_ms(features[100:])
         inside.append([np.mean(z <= z_of_level(lv, None if gaussian else post.dof)) for lv in (0.5, 0.8, 0.95)])
         dofs.append(post.dof)
     return np.mean(inside, 0), np.array(dofs)
