@@ -45,7 +45,7 @@ from zeroshot.estimator.estimate import Estimator
 from zeroshot.estimator.kernel_table import KT, decompose
 from zeroshot.estimator.timing import measure_archs
 from zeroshot.estimator.measured_device import POOLED, written_mb
-from zeroshot.estimator.profiling import calibration_archs_of, profile
+from zeroshot.estimator.profiling import calibration_archs_of, fit_correction, profile
 from zeroshot.estimator.speed_check import SpeedCheck
 from zeroshot.spaces import get_space, list_spaces, to_table
 
@@ -58,7 +58,15 @@ def within(pred, ref, tol=0.10):
 
 
 def fmt(c):
-    return f"{c['scale']:.3f}, {c['ms_per_mb']:.4f}, {c['intercept_ms']:.2f}"
+    return f"{c['scale']:.3f}, {c['ms_per_mb']:.4f}, {c['ms_per_kernel']:.4f}, {c['intercept_ms']:.2f}"
+
+
+def without_kernel_term(cal: dict, space: str, raw_ms: np.ndarray, mb: np.ndarray) -> np.ndarray:
+    """Predictions from the raw kernel sums and MB written with ``space``'s correction refitted on the same
+    calibration models without its per-kernel term (the correction's form before that term existed)."""
+    m = cal["space"] == space
+    c = fit_correction(cal["raw_ms"][m], cal["mb"][m], np.zeros(int(m.sum())), cal["measured_ms"][m])
+    return c["scale"] * raw_ms + c["ms_per_mb"] * mb + c["intercept_ms"]
 
 
 def session(archs, rounds, seed):
@@ -168,6 +176,8 @@ def accuracy(args):
     b = session(archs + cal_archs, args.rounds, args.seed + 1)
     cal_sessions = (a[0][args.n:] + b[0][args.n:]) / 2
     checks = [session_speed_check(dev, cal_texts, x[0][args.n:]) for x in (a, b)]
+    checks_all = [SpeedCheck(x[0][args.n:] / cal_profile_ms) for x in (a, b)]   # all 40 models as references
+    cal_ab = {t: (ma, mb) for t, ma, mb in zip(cal_texts, a[0][args.n:], b[0][args.n:])}
     a, b = [(x[0][:args.n], x[1][:args.n]) + x[2:] for x in (a, b)]
     ref = (a[0] + b[0]) / 2
     pred = Estimator(space, dev).evaluate(codes)["latency_ms"]        # as `zeroshot estimate --device`
@@ -179,6 +189,7 @@ def accuracy(args):
     kernel_raw = dev.raw_kernel_ms(kt)
     raw = per_arch(kernel_raw)
     pooled = dev.for_space(POOLED).latency_ms(table)
+    before = without_kernel_term(cal, "mbv2", raw, per_arch(written_mb(kt)))
     csv_path = Path(args.out).with_suffix(".csv")
     with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
@@ -195,12 +206,16 @@ def accuracy(args):
     ratio_cal = cal_sessions / cal_profile_ms
     with open(Path(args.out).with_name(Path(args.out).stem + "_calibration.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["arch", "space", "profile_ms", "sessions_ms", "raw_sum_ms", "written_mb"])
+        w.writerow(["arch", "space", "profile_ms", "sessions_ms", "raw_sum_ms", "written_mb", "kernels",
+                    "session_a_ms", "session_b_ms"])
         sess = dict(zip(cal_texts, cal_sessions))
-        for t, sp, m, r, mb in zip(*(cal[k] for k in ("arch", "space", "measured_ms", "raw_ms", "mb"))):
-            w.writerow([t, sp, f"{m:.5g}", f"{sess[t]:.5g}" if sp == "mbv2" else "", f"{r:.5g}", f"{mb:.5g}"])
+        for t, sp, m, r, mb, n in zip(*(cal[k] for k in ("arch", "space", "measured_ms", "raw_ms", "mb", "kernels"))):
+            w.writerow([t, sp, f"{m:.5g}", f"{sess[t]:.5g}" if sp == "mbv2" else "", f"{r:.5g}", f"{mb:.5g}",
+                        f"{n:g}"] + ([f"{v:.5g}" for v in cal_ab[t]] if sp == "mbv2" else ["", ""]))
     i = dev.info
     checked = [within(pred * check.ratio, x[0]) for check, x in zip(checks, (a, b))]
+    checked_before = [within(before * check.ratio, x[0]) for check, x in zip(checks, (a, b))]
+    checked_all = [within(pred * check.ratio, x[0]) for check, x in zip(checks_all, (a, b))]
     lines = [
         "# Measured-device accuracy on this machine (mbv2, batch 1, one thread)",
         "",
@@ -230,6 +245,12 @@ def accuracy(args):
         f"networks as measured in that session (`zeroshot device check -o`): within +-10 % of session A / B; "
         f"mean; the ratios | {checked[0]:.0%} / {checked[1]:.0%}; **{np.mean(checked):.0%}**; "
         f"{checks[0].ratio:.3f} / {checks[1].ratio:.3f} |",
+        f"| speed-checked with all {len(cal_texts)} mbv2 calibration models as references, not "
+        f"{len(checks[0].ratios)}: within +-10 % of A / B; mean; the ratios | {checked_all[0]:.0%} / "
+        f"{checked_all[1]:.0%}; {np.mean(checked_all):.0%}; {checks_all[0].ratio:.3f} / {checks_all[1].ratio:.3f} |",
+        f"| the mbv2 correction refitted without its per-kernel term (the form before it): within +-10 % "
+        f"(mean of sessions); speed-checked, A / B; mean | {within(before, ref):.0%}; {checked_before[0]:.0%} / "
+        f"{checked_before[1]:.0%}; {np.mean(checked_before):.0%} |",
         f"| **noise**: median relative IQR of samples within a session (A / B) | "
         f"{np.median(a[1]):.1%} / {np.median(b[1]):.1%} |",
         f"| **noise**: session B / session A latency, median (5th-95th percentile) | {np.median(ratio_ab):.3f} "
@@ -242,7 +263,7 @@ def accuracy(args):
         f"{', '.join(i['spaces'])} |",
         f"| profile: kernel noise (median relative IQR), kernels within +-10 % out-of-bag | "
         f"{i['kernel_noise_median']:.1%}, {i['kernel_oob_within_10pct']:.0%} |",
-        f"| profile: mbv2 correction (scale, ms per MB written, intercept ms); pooled | "
+        f"| profile: mbv2 correction (scale, ms per MB written, ms per kernel, intercept ms); pooled | "
         f"{fmt(mbv2_dev.correction)}; {fmt(dev.corrections[POOLED])} |",
         f"| profile: calibration models within +-10 % (own space's correction) | "
         f"{i['calibration_within_10pct']:.0%} of {i['calibration_models']}, each measured on "

@@ -7,8 +7,9 @@ baseline of the kernel's work, which extrapolates to larger kernels, times a ran
 few rounds of adaptive sampling measure channel variations of the configurations the regressor gets wrong
 (out-of-bag error over 10% and over twice their own measurement noise), and a model's latency is the sum
 of its kernels' predictions.  Whole models also pay costs no single kernel shows (a kernel timed alone
-finds its input and weights in cache and reuses its output buffer); a correction ``scale * prediction +
-ms_per_mb * MB its ops write`` per kernel plus ``intercept_ms`` per model
+finds its input and weights in cache and reuses its output buffer, and is called without the model's
+per-layer dispatch); a correction ``scale * prediction + ms_per_mb * MB its ops write + ms_per_kernel`` per
+kernel plus ``intercept_ms`` per model
 (:attr:`~zeroshot.estimator.devices.Device.model_overhead_ms`) is fitted by non-negative least squares of
 relative error on end-to-end measured calibration models, once per profiled space (the models of each space
 pay these costs differently; on this machine's CPU, on a quiet machine, the pooled correction puts 84 % of
@@ -53,7 +54,7 @@ from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, KernelTable
 # scikit-learn and joblib are imported where used: loading an ``npu`` device must not pay for them.
 
 __all__ = ["FEATURES", "POOLED", "RETRAIN", "BaselineForest", "MeasuredDevice", "feature_matrix", "fit_regressor",
-           "sklearn_version", "written_mb"]
+           "launched", "sklearn_version", "written_mb"]
 
 #: Kernel features the regressors read, in column order.
 FEATURES = ("h_in", "w_in", "c_in", "c_out", "k", "stride", "groups", "macs", "in_elems", "out_elems",
@@ -124,7 +125,8 @@ POOLED = "*"          # key of the correction fitted on the calibration models o
 class MeasuredDevice(Device):
     """Per-kernel-type regressors plus per-model corrections (see the module docstring).
 
-    ``corrections`` maps a space name, or :data:`POOLED`, to ``{scale, ms_per_mb, intercept_ms}``;
+    ``corrections`` maps a space name, or :data:`POOLED`, to ``{scale, ms_per_mb, ms_per_kernel, intercept_ms}``
+    (device files written before ``ms_per_kernel`` existed read it as 0);
     :meth:`for_space` gives the device applying one space's correction (the pooled one for spaces it was
     not calibrated on), which is what :class:`~zeroshot.estimator.estimate.Estimator` uses.  A device used
     directly applies the pooled correction.
@@ -141,7 +143,8 @@ class MeasuredDevice(Device):
             raise DeviceError(f"regressors for unknown kernel type(s) {', '.join(unknown)}; {RETRAIN}")
         self.regressors = dict(regressors)
         self.corrections = {key: {k: float(c.get(k, d)) for k, d in
-                                  (("scale", 1.0), ("ms_per_mb", 0.0), ("intercept_ms", 0.0))}
+                                  (("scale", 1.0), ("ms_per_mb", 0.0), ("ms_per_kernel", 0.0),
+                                                       ("intercept_ms", 0.0))}
                             for key, c in {POOLED: {}, **corrections}.items()}
         self.space = space if space in self.corrections else POOLED
         self.info = dict(info or {})
@@ -177,13 +180,14 @@ class MeasuredDevice(Device):
         return out
 
     def kernel_latency_ms(self, kt: KernelTable) -> np.ndarray:
-        return self.apply_correction(self.raw_kernel_ms(kt), written_mb(kt), intercept=False)
+        return self.apply_correction(self.raw_kernel_ms(kt), written_mb(kt), launched(kt), intercept=False)
 
-    def apply_correction(self, raw_ms, mb, intercept: bool = True):
-        """Corrected latency from raw predictions and megabytes written (of kernels, or summed per model
-        with ``intercept``)."""
+    def apply_correction(self, raw_ms, mb, kernels, intercept: bool = True):
+        """Corrected latency from raw predictions, megabytes written and kernels launched (of kernels, or
+        summed per model with ``intercept``)."""
         c = self.correction
-        return c["scale"] * raw_ms + c["ms_per_mb"] * mb + (c["intercept_ms"] if intercept else 0.0)
+        return (c["scale"] * raw_ms + c["ms_per_mb"] * mb + c["ms_per_kernel"] * kernels
+                + (c["intercept_ms"] if intercept else 0.0))
 
     @property
     def model_overhead_ms(self) -> float:
@@ -247,7 +251,7 @@ class MeasuredDevice(Device):
         corrections = d["corrections"]
         if not isinstance(corrections, dict) or not all(isinstance(c, dict) for c in corrections.values()):
             raise DeviceError(f"device {name!r}: 'corrections' must map space names to {{scale, ms_per_mb, "
-                              f"intercept_ms}}, got {json.dumps(corrections)[:60]}; {RETRAIN}")
+                              f"ms_per_kernel, intercept_ms}}, got {json.dumps(corrections)[:60]}; {RETRAIN}")
         try:
             dev = cls(name, regressors, corrections, d.get("info"), d.get("fusion", DEFAULT_FUSION),
                       d.get("description", ""))
@@ -255,6 +259,11 @@ class MeasuredDevice(Device):
             raise DeviceError(f"device {name!r}: {e}; {RETRAIN}") from None
         dev.model_file, dev.model_sha256 = d["model_file"], d.get("model_sha256")
         return dev
+
+
+def launched(kt: KernelTable) -> np.ndarray:
+    """1 for each kernel a model runs, 0 for a ``zero`` kernel (an op that is not computed)."""
+    return (kt.cols["type"] != KERNEL_TYPES.index("zero")).astype(float)
 
 
 def written_mb(kt: KernelTable) -> np.ndarray:

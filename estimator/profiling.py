@@ -39,7 +39,8 @@ from zeroshot.spaces.ir import to_table
 
 from .counts import table_counts
 from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, decompose
-from .measured_device import FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, written_mb
+from .measured_device import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, launched,
+                              written_mb)
 from .sampling import KernelPool, neighbours, row_key
 from .speed_check import reference_models
 
@@ -90,15 +91,21 @@ def fit_all(samples: Samples, seed: int = 0) -> tuple[dict, np.ndarray]:
     return regs, errors
 
 
-def fit_correction(raw_sum_ms: np.ndarray, mb: np.ndarray, measured_ms: np.ndarray) -> dict:
-    """Non-negative ``scale, ms_per_mb, intercept_ms`` minimising squared relative error."""
+def fit_correction(raw_sum_ms: np.ndarray, mb: np.ndarray, kernels: np.ndarray, measured_ms: np.ndarray) -> dict:
+    """Non-negative ``scale, ms_per_mb, ms_per_kernel, intercept_ms`` minimising squared relative error.
+
+    >>> raw, mb, kernels = np.array([2.0, 4.0, 6.0, 3.0]), np.array([1.0, 3.0, 2.0, 5.0]), np.array([10, 30, 20, 40])
+    >>> c = fit_correction(raw, mb, kernels, 1.1 * raw + 0.01 * kernels + 0.5)
+    >>> [round(c[k], 3) for k in ("scale", "ms_per_mb", "ms_per_kernel", "intercept_ms")]
+    [1.1, 0.0, 0.01, 0.5]
+    """
     from scipy.optimize import nnls
 
-    a = np.stack([raw_sum_ms, mb, np.ones_like(mb)], axis=1) / measured_ms[:, None]
+    a = np.stack([raw_sum_ms, mb, kernels, np.ones_like(mb)], axis=1) / measured_ms[:, None]
     coef, _ = nnls(a, np.ones_like(measured_ms))
     if coef[0] == 0:      # degenerate calibration (too few or too noisy models): plain sum
-        coef = np.array([1.0, 0.0, 0.0])
-    return {"scale": float(coef[0]), "ms_per_mb": float(coef[1]), "intercept_ms": float(coef[2])}
+        coef = np.array([1.0, 0.0, 0.0, 0.0])
+    return dict(zip(("scale", "ms_per_mb", "ms_per_kernel", "intercept_ms"), map(float, coef)))
 
 
 def calibration_archs_of(space, n: int, seed: int = 0) -> list[str]:
@@ -215,20 +222,22 @@ def refine(session: Session, samples: Samples, rng: np.random.Generator, rounds:
 
 def fit_corrections(device: MeasuredDevice, models: CalibrationModels) -> dict:
     """Set ``device.corrections`` from the calibration models (one per space and a pooled one) and return
-    the calibration record (arrays ``arch``, ``space``, ``measured_ms``, ``raw_ms``, ``mb``, ``params``)."""
+    the calibration record (arrays ``arch``, ``space``, ``measured_ms``, ``raw_ms``, ``mb``, ``kernels``,
+    ``params``)."""
     table = to_table(models.archs)
     kt = decompose(table, device.fusion)
     raw = kt.sum_per_arch(device.raw_kernel_ms(kt))
     mb = kt.sum_per_arch(written_mb(kt))
+    kernels = kt.sum_per_arch(launched(kt))
     measured = models.measured_ms()
     of_space = np.array(models.space)
-    corrections = {POOLED: fit_correction(raw, mb, measured)}
+    corrections = {POOLED: fit_correction(raw, mb, kernels, measured)}
     for sp in dict.fromkeys(of_space):
         m = of_space == sp
-        corrections[sp] = fit_correction(raw[m], mb[m], measured[m])
+        corrections[sp] = fit_correction(raw[m], mb[m], kernels[m], measured[m])
     device.corrections = corrections
     return {"arch": np.array(models.texts), "space": of_space, "measured_ms": measured, "raw_ms": raw, "mb": mb,
-            "params": table_counts(table)["params"]}
+            "kernels": kernels, "params": table_counts(table)["params"]}
 
 
 def profile_info(session: Session, device: MeasuredDevice, samples: Samples, errors: np.ndarray,
@@ -237,8 +246,8 @@ def profile_info(session: Session, device: MeasuredDevice, samples: Samples, err
     import torch
 
     of_space, measured = calibration["space"], calibration["measured_ms"]
-    pred = np.array([device.for_space(sp).apply_correction(r, b)
-                     for sp, r, b in zip(of_space, calibration["raw_ms"], calibration["mb"])])
+    pred = np.array([device.for_space(sp).apply_correction(r, b, n) for sp, r, b, n in
+                     zip(of_space, calibration["raw_ms"], calibration["mb"], calibration["kernels"])])
     err = np.abs(pred - measured) / measured
     oob = errors[np.isfinite(errors)]
     noise = [n for ns in samples.noise.values() for n in ns]

@@ -11,8 +11,8 @@ from zeroshot.estimator.kernel_table import KT, decompose
 from zeroshot.estimator.estimate import Estimator
 from zeroshot.estimator.kernel_table import KERNEL_TYPES
 from zeroshot.estimator.measured_device import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor,
-                                                written_mb)
-from zeroshot.estimator.profiling import profile
+                                                launched, written_mb)
+from zeroshot.estimator.profiling import fit_correction, profile
 from zeroshot.estimator.timing import (BUSY_NOISE, BusyMachineWarning, Timing, at_resolution, busy_reason,
                                        carry_drift, measure_archs, measure_kernels, pick_clock, pinned_threads,
                                        time_calls, torch_device, warn_if_busy, warn_if_drifted)
@@ -207,15 +207,45 @@ def test_written_bytes_and_segmented_estimate_match_whole_architectures():
     regs = {KERNEL_TYPES[t]: fit_regressor(x[kt.cols["type"] == t], y[kt.cols["type"] == t])
             for t in np.unique(kt.cols["type"])}
     dev = MeasuredDevice("made-up", regs, {POOLED: {"scale": 1.1, "ms_per_mb": 0.01, "intercept_ms": 0.7},
-                                           "mbv2": {"scale": 0.9, "ms_per_mb": 0.0, "intercept_ms": 2.0}})
+                                           "mbv2": {"scale": 0.9, "ms_per_mb": 0.0, "ms_per_kernel": 0.02,
+                                                    "intercept_ms": 2.0}})
     whole = dev.for_space("mbv2").latency_ms(table)
     np.testing.assert_allclose(Estimator(space, dev).evaluate(codes)["latency_ms"], whole, rtol=1e-9)
-    np.testing.assert_allclose(whole, 0.9 * kt.sum_per_arch(dev.raw_kernel_ms(kt)) + 2.0)
+    np.testing.assert_allclose(whole, 0.9 * kt.sum_per_arch(dev.raw_kernel_ms(kt)) + 0.02 * np.diff(kt.ptr) + 2.0)
     # used directly, or for a space it was not calibrated on, the device applies the pooled correction
     pooled = kt.sum_per_arch(dev.kernel_latency_ms(kt)) + 0.7
     np.testing.assert_allclose(dev.latency_ms(table), pooled)
     np.testing.assert_allclose(dev.for_space("fbnet").latency_ms(table), pooled)
     assert dev.for_space("mbv2").correction["intercept_ms"] == 2.0 and dev.correction["intercept_ms"] == 0.7
+
+
+def test_per_kernel_overhead_is_fitted_and_skips_zero_kernels():
+    space = get_space("nb201", channels=4, cells=1, resolution=8)
+    table = to_table([space.to_ir(t) for t in space.sample(60, seed=3)])
+    kt = decompose(table)
+    raw = kt.sum_per_arch(kt.cols["macs"] * 1e-6 + 0.05 * launched(kt))
+    mb, kernels = kt.sum_per_arch(written_mb(kt)), kt.sum_per_arch(launched(kt))
+    assert (kernels < np.diff(kt.ptr)).any()          # some cells hold `none` ops: zero kernels launch nothing
+    measured = 1.2 * raw + 0.01 * kernels + 0.3         # whole models pay 10 us more per kernel than alone
+    c = fit_correction(raw, mb, kernels, measured)
+    assert c["scale"] == pytest.approx(1.2, rel=1e-6) and c["ms_per_kernel"] == pytest.approx(0.01, rel=1e-4)
+    assert c["ms_per_mb"] == pytest.approx(0.0, abs=1e-9) and c["intercept_ms"] == pytest.approx(0.3, rel=1e-4)
+
+
+def test_device_file_without_the_per_kernel_term_reads_it_as_zero(tiny_device, tmp_path):
+    space, dev, path = tiny_device
+    table = to_table([space.to_ir(s) for s in space.sample(5, seed=9)])
+    d = json.loads(path.read_text())
+    for c in d["corrections"].values():
+        c.pop("ms_per_kernel")
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(d))
+    (tmp_path / d["model_file"]).write_bytes((path.parent / d["model_file"]).read_bytes())
+    loaded = load_device(str(old))
+    assert all(c["ms_per_kernel"] == 0.0 for c in loaded.corrections.values())
+    before = MeasuredDevice("before", dev.regressors, {k: {**c, "ms_per_kernel": 0.0} for k, c in
+                                                       dev.corrections.items()})
+    np.testing.assert_allclose(loaded.latency_ms(table), before.latency_ms(table))
 
 
 def test_regressor_extrapolates_to_larger_kernels():
