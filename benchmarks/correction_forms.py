@@ -3,8 +3,9 @@
 Usage: python benchmarks/correction_forms.py [--out benchmarks/results/correction_forms.md]
 
 Every ``benchmarks/results/estimator_accuracy*.csv`` run with its ``_calibration.csv`` holds, per evaluation
-architecture, the raw kernel sum of the run's profile, the MB its ops write, its kernel count and its latency
-in sessions A and B, and per mbv2 calibration model its latency during the profile.  For each form of the
+architecture, the raw kernel sum of the run's profile, the MB its ops write, its kernel count, the MB of its
+weights and its latency in sessions A and B, and per mbv2 calibration model its raw kernel sum and latency
+during the profile (its other terms are counted again from the architecture where the run did not write them).  For each form of the
 correction (:func:`zeroshot.estimator.profiling.fit_correction` with some terms held at 0) this refits it on the
 run's 40 mbv2 calibration models, as the profile does, and reports the share of the 100 evaluation
 architectures within +-10 %: of the mean of the two sessions; drift-free (the run's median error removed: what
@@ -19,14 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from zeroshot.estimator.kernel_table import decompose
-from zeroshot.estimator.measured_device import launched
+from zeroshot.estimator.measured_device import PER_UNIT, model_terms
 from zeroshot.estimator.profiling import fit_correction
 from zeroshot.spaces import get_space, to_table
 
 RESULTS = Path("benchmarks/results")
-#: name -> the terms a form fits (the others held at 0)
-FORMS = {"scale, MB, intercept (before)": ("mb",), "scale, MB, kernels, intercept (now)": ("mb", "kernels"),
-         "scale, kernels, intercept": ("kernels",), "scale, intercept": ()}
+#: name -> the per-unit terms a form fits (the others held at 0)
+FORMS = {"scale, MB, intercept (seeds 0-6)": ("ms_per_mb",),
+         "scale, MB, kernels, intercept (seeds 7-11)": ("ms_per_mb", "ms_per_kernel"),
+         "scale, MB, kernels, weights, intercept (now)": PER_UNIT,
+         "scale, kernels, intercept": ("ms_per_kernel",), "scale, intercept": ()}
+#: the evaluation CSV's column of each per-unit term
+COLUMNS = {"ms_per_mb": "written_mb", "ms_per_kernel": "kernels", "ms_per_weight_mb": "weight_mb"}
 RATIOS = re.compile(r"the ratios \| [^|]*; ([0-9.]+) / ([0-9.]+) \|")
 
 
@@ -35,13 +40,13 @@ def read(path: Path) -> dict:
     return {k: [r[k] for r in rows] for k in rows[0]}
 
 
-def calibration_kernels(cal: dict) -> np.ndarray:
-    """Kernels per calibration model: the column where the run wrote it, else counted again."""
-    if "kernels" in cal:
-        return np.array(cal["kernels"], float)
+def calibration_terms(cal: dict) -> np.ndarray:
+    """:func:`~zeroshot.estimator.measured_device.model_terms` of the calibration models: their columns where the
+    run wrote them all, else counted again from the architectures."""
+    if all(c in cal for c in COLUMNS.values()):
+        return np.column_stack([np.array(cal[COLUMNS[k]], float) for k in PER_UNIT])
     space = get_space("mbv2")
-    kt = decompose(to_table([space.to_ir(t) for t in cal["arch"]]))
-    return kt.sum_per_arch(launched(kt))
+    return model_terms(decompose(to_table([space.to_ir(t) for t in cal["arch"]])))
 
 
 def run_rows(path: Path) -> list:
@@ -50,20 +55,17 @@ def run_rows(path: Path) -> list:
     cal = read(path.with_name(path.stem + "_calibration.csv"))
     mbv2 = np.array(cal["space"]) == "mbv2"
     cal = {k: np.array(v)[mbv2] for k, v in cal.items()}
-    cal_terms = {"raw": cal["raw_sum_ms"].astype(float), "mb": cal["written_mb"].astype(float),
-                 "kernels": calibration_kernels(cal)}
-    terms = {"raw": np.array(test["raw_sum_ms"], float), "mb": np.array(test["written_mb"], float),
-             "kernels": np.array(test["kernels"], float)}
+    cal_raw, cal_terms = cal["raw_sum_ms"].astype(float), calibration_terms(cal)
+    raw = np.array(test["raw_sum_ms"], float)
+    terms = np.column_stack([np.array(test[COLUMNS[k]], float) for k in PER_UNIT])
     a, b = np.array(test["session_a_ms"], float), np.array(test["session_b_ms"], float)
     found = RATIOS.search(path.with_suffix(".md").read_text())
     within = lambda pred, ref: float(np.mean(np.abs(pred / ref - 1) <= 0.10))  # noqa: E731
     rows = []
     for form, used in FORMS.items():
-        keep = lambda name, v: v if name in used else np.zeros_like(v)  # noqa: E731
-        c = fit_correction(cal_terms["raw"], keep("mb", cal_terms["mb"]), keep("kernels", cal_terms["kernels"]),
-                           cal["profile_ms"].astype(float))
-        pred = (c["scale"] * terms["raw"] + c["ms_per_mb"] * keep("mb", terms["mb"])
-                + c["ms_per_kernel"] * keep("kernels", terms["kernels"]) + c["intercept_ms"])
+        mask = np.array([k in used for k in PER_UNIT], float)
+        c = fit_correction(cal_raw, cal_terms * mask, cal["profile_ms"].astype(float))
+        pred = c["scale"] * raw + (terms * mask) @ np.array([c[k] for k in PER_UNIT]) + c["intercept_ms"]
         ref = (a + b) / 2
         drift = np.exp(np.median(np.log(ref / pred)))
         checked = (within(pred * float(found[1]), a) + within(pred * float(found[2]), b)) / 2 if found else None

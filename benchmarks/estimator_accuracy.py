@@ -44,7 +44,7 @@ from zeroshot.estimator.devices import load_device
 from zeroshot.estimator.estimate import Estimator
 from zeroshot.estimator.kernel_table import KT, decompose
 from zeroshot.estimator.timing import measure_archs
-from zeroshot.estimator.measured_device import POOLED, written_mb
+from zeroshot.estimator.measured_device import CORRECTION, PER_UNIT, POOLED, model_terms
 from zeroshot.estimator.profiling import calibration_archs_of, fit_correction, profile
 from zeroshot.estimator.speed_check import SpeedCheck
 from zeroshot.spaces import get_space, list_spaces, to_table
@@ -57,16 +57,22 @@ def within(pred, ref, tol=0.10):
     return float(np.mean(np.abs(pred - ref) / ref <= tol))
 
 
+#: earlier forms of the correction (the per-unit terms they had), refitted on each run's calibration models
+EARLIER_FORMS = {"without its weight term (scale, MB, kernels, intercept)": ("ms_per_mb", "ms_per_kernel"),
+                 "without its weight and per-kernel terms (scale, MB, intercept)": ("ms_per_mb",)}
+
+
 def fmt(c):
-    return f"{c['scale']:.3f}, {c['ms_per_mb']:.4f}, {c['ms_per_kernel']:.4f}, {c['intercept_ms']:.2f}"
+    return ", ".join(f"{c[k]:.4f}" for k in CORRECTION)
 
 
-def without_kernel_term(cal: dict, space: str, raw_ms: np.ndarray, mb: np.ndarray) -> np.ndarray:
-    """Predictions from the raw kernel sums and MB written with ``space``'s correction refitted on the same
-    calibration models without its per-kernel term (the correction's form before that term existed)."""
+def refitted(cal: dict, space: str, raw_ms: np.ndarray, terms: np.ndarray, kept: tuple) -> np.ndarray:
+    """Predictions from raw kernel sums and :func:`model_terms` with ``space``'s correction refitted on the
+    same calibration models with only the per-unit terms in ``kept`` (an earlier form of the correction)."""
     m = cal["space"] == space
-    c = fit_correction(cal["raw_ms"][m], cal["mb"][m], np.zeros(int(m.sum())), cal["measured_ms"][m])
-    return c["scale"] * raw_ms + c["ms_per_mb"] * mb + c["intercept_ms"]
+    mask = np.array([k in kept for k in PER_UNIT], float)
+    c = fit_correction(cal["raw_ms"][m], cal["terms"][m] * mask, cal["measured_ms"][m])
+    return c["scale"] * raw_ms + (terms * mask) @ np.array([c[k] for k in PER_UNIT]) + c["intercept_ms"]
 
 
 def session(archs, rounds, seed):
@@ -189,7 +195,8 @@ def accuracy(args):
     kernel_raw = dev.raw_kernel_ms(kt)
     raw = per_arch(kernel_raw)
     pooled = dev.for_space(POOLED).latency_ms(table)
-    before = without_kernel_term(cal, "mbv2", raw, per_arch(written_mb(kt)))
+    terms = model_terms(kt)
+    earlier = {form: refitted(cal, "mbv2", raw, terms, kept) for form, kept in EARLIER_FORMS.items()}
     csv_path = Path(args.out).with_suffix(".csv")
     with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
@@ -197,8 +204,8 @@ def accuracy(args):
                     "raw_conv_ms", "raw_dwconv_ms", "predicted_ms", "pooled_predicted_ms", "session_a_ms",
                     "session_b_ms", "noise_a", "noise_b"])
         per_type = {t: per_arch(np.where(kt.cols["type"] == KT[t], kernel_raw, 0)) for t in ("conv", "dwconv")}
-        columns = (per_arch(written_mb(kt)), per_arch(kt.cols["weight_elems"] * 4e-6), raw, per_type["conv"],
-                   per_type["dwconv"], pred, pooled, a[0], b[0], a[1], b[1])
+        columns = (terms[:, PER_UNIT.index("ms_per_mb")], terms[:, PER_UNIT.index("ms_per_weight_mb")], raw,
+                   per_type["conv"], per_type["dwconv"], pred, pooled, a[0], b[0], a[1], b[1])
         for j, text in enumerate(texts):
             w.writerow([text, archs[j].input_shape[1], archs[j].macs, kt.ptr[j + 1] - kt.ptr[j]] +
                        [f"{v[j]:.5g}" for v in columns])
@@ -207,14 +214,15 @@ def accuracy(args):
     with open(Path(args.out).with_name(Path(args.out).stem + "_calibration.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["arch", "space", "profile_ms", "sessions_ms", "raw_sum_ms", "written_mb", "kernels",
-                    "session_a_ms", "session_b_ms"])
+                    "weight_mb", "session_a_ms", "session_b_ms"])
         sess = dict(zip(cal_texts, cal_sessions))
-        for t, sp, m, r, mb, n in zip(*(cal[k] for k in ("arch", "space", "measured_ms", "raw_ms", "mb", "kernels"))):
+        for t, sp, m, r, (mb, n, wmb) in zip(*(cal[k] for k in ("arch", "space", "measured_ms", "raw_ms", "terms"))):
             w.writerow([t, sp, f"{m:.5g}", f"{sess[t]:.5g}" if sp == "mbv2" else "", f"{r:.5g}", f"{mb:.5g}",
-                        f"{n:g}"] + ([f"{v:.5g}" for v in cal_ab[t]] if sp == "mbv2" else ["", ""]))
+                        f"{n:g}", f"{wmb:.5g}"] + ([f"{v:.5g}" for v in cal_ab[t]] if sp == "mbv2" else ["", ""]))
     i = dev.info
     checked = [within(pred * check.ratio, x[0]) for check, x in zip(checks, (a, b))]
-    checked_before = [within(before * check.ratio, x[0]) for check, x in zip(checks, (a, b))]
+    checked_earlier = {form: [within(p * check.ratio, x[0]) for check, x in zip(checks, (a, b))]
+                       for form, p in earlier.items()}
     checked_all = [within(pred * check.ratio, x[0]) for check, x in zip(checks_all, (a, b))]
     lines = [
         "# Measured-device accuracy on this machine (mbv2, batch 1, one thread)",
@@ -248,9 +256,9 @@ def accuracy(args):
         f"| speed-checked with all {len(cal_texts)} mbv2 calibration models as references, not "
         f"{len(checks[0].ratios)}: within +-10 % of A / B; mean; the ratios | {checked_all[0]:.0%} / "
         f"{checked_all[1]:.0%}; {np.mean(checked_all):.0%}; {checks_all[0].ratio:.3f} / {checks_all[1].ratio:.3f} |",
-        f"| the mbv2 correction refitted without its per-kernel term (the form before it): within +-10 % "
-        f"(mean of sessions); speed-checked, A / B; mean | {within(before, ref):.0%}; {checked_before[0]:.0%} / "
-        f"{checked_before[1]:.0%}; {np.mean(checked_before):.0%} |",
+        *(f"| the mbv2 correction refitted {form}: within +-10 % (mean of sessions); speed-checked, A / B; "
+          f"mean | {within(p, ref):.0%}; {checked_earlier[form][0]:.0%} / {checked_earlier[form][1]:.0%}; "
+          f"{np.mean(checked_earlier[form]):.0%} |" for form, p in earlier.items()),
         f"| **noise**: median relative IQR of samples within a session (A / B) | "
         f"{np.median(a[1]):.1%} / {np.median(b[1]):.1%} |",
         f"| **noise**: session B / session A latency, median (5th-95th percentile) | {np.median(ratio_ab):.3f} "
@@ -263,7 +271,8 @@ def accuracy(args):
         f"{', '.join(i['spaces'])} |",
         f"| profile: kernel noise (median relative IQR), kernels within +-10 % out-of-bag | "
         f"{i['kernel_noise_median']:.1%}, {i['kernel_oob_within_10pct']:.0%} |",
-        f"| profile: mbv2 correction (scale, ms per MB written, ms per kernel, intercept ms); pooled | "
+        f"| profile: mbv2 correction (scale, ms per MB written, ms per kernel, ms per MB of weights, intercept "
+        f"ms); pooled | "
         f"{fmt(mbv2_dev.correction)}; {fmt(dev.corrections[POOLED])} |",
         f"| profile: calibration models within +-10 % (own space's correction) | "
         f"{i['calibration_within_10pct']:.0%} of {i['calibration_models']}, each measured on "

@@ -8,8 +8,8 @@ few rounds of adaptive sampling measure channel variations of the configurations
 (out-of-bag error over 10% and over twice their own measurement noise), and a model's latency is the sum
 of its kernels' predictions.  Whole models also pay costs no single kernel shows (a kernel timed alone
 finds its input and weights in cache and reuses its output buffer, and is called without the model's
-per-layer dispatch); a correction ``scale * prediction + ms_per_mb * MB its ops write + ms_per_kernel`` per
-kernel plus ``intercept_ms`` per model
+per-layer dispatch); a correction ``scale * prediction + ms_per_mb * MB its ops write + ms_per_kernel +
+ms_per_weight_mb * MB of its weights`` per kernel (:func:`correction_terms`) plus ``intercept_ms`` per model
 (:attr:`~zeroshot.estimator.devices.Device.model_overhead_ms`) is fitted by non-negative least squares of
 relative error on end-to-end measured calibration models, once per profiled space (the models of each space
 pay these costs differently; on this machine's CPU, on a quiet machine, the pooled correction puts 84 % of
@@ -53,8 +53,9 @@ from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, KernelTable
 
 # scikit-learn and joblib are imported where used: loading an ``npu`` device must not pay for them.
 
-__all__ = ["FEATURES", "POOLED", "RETRAIN", "BaselineForest", "MeasuredDevice", "feature_matrix", "fit_regressor",
-           "launched", "sklearn_version", "written_mb"]
+__all__ = ["CORRECTION", "FEATURES", "PER_UNIT", "POOLED", "RETRAIN", "BaselineForest", "MeasuredDevice",
+           "correction_terms", "feature_matrix", "fit_regressor", "launched", "model_terms", "sklearn_version",
+           "weight_mb", "written_mb"]
 
 #: Kernel features the regressors read, in column order.
 FEATURES = ("h_in", "w_in", "c_in", "c_out", "k", "stride", "groups", "macs", "in_elems", "out_elems",
@@ -119,14 +120,18 @@ def fit_regressor(x: np.ndarray, y_ms: np.ndarray, seed: int = 0) -> BaselineFor
 
 
 POOLED = "*"          # key of the correction fitted on the calibration models of every space
+#: the per-unit costs of a correction, one per column of :func:`correction_terms`
+PER_UNIT = ("ms_per_mb", "ms_per_kernel", "ms_per_weight_mb")
+#: a correction's coefficients: ``scale`` on the kernels' predicted sum, :data:`PER_UNIT`, ``intercept_ms``
+CORRECTION = ("scale", *PER_UNIT, "intercept_ms")
 
 
 @register_kind
 class MeasuredDevice(Device):
     """Per-kernel-type regressors plus per-model corrections (see the module docstring).
 
-    ``corrections`` maps a space name, or :data:`POOLED`, to ``{scale, ms_per_mb, ms_per_kernel, intercept_ms}``
-    (device files written before ``ms_per_kernel`` existed read it as 0);
+    ``corrections`` maps a space name, or :data:`POOLED`, to the :data:`CORRECTION` coefficients (a term
+    missing from a device file, written before it existed, reads as 0; a missing scale as 1);
     :meth:`for_space` gives the device applying one space's correction (the pooled one for spaces it was
     not calibrated on), which is what :class:`~zeroshot.estimator.estimate.Estimator` uses.  A device used
     directly applies the pooled correction.
@@ -142,9 +147,7 @@ class MeasuredDevice(Device):
         if unknown:
             raise DeviceError(f"regressors for unknown kernel type(s) {', '.join(unknown)}; {RETRAIN}")
         self.regressors = dict(regressors)
-        self.corrections = {key: {k: float(c.get(k, d)) for k, d in
-                                  (("scale", 1.0), ("ms_per_mb", 0.0), ("ms_per_kernel", 0.0),
-                                                       ("intercept_ms", 0.0))}
+        self.corrections = {key: {k: float(c.get(k, 1.0 if k == "scale" else 0.0)) for k in CORRECTION}
                             for key, c in {POOLED: {}, **corrections}.items()}
         self.space = space if space in self.corrections else POOLED
         self.info = dict(info or {})
@@ -180,13 +183,13 @@ class MeasuredDevice(Device):
         return out
 
     def kernel_latency_ms(self, kt: KernelTable) -> np.ndarray:
-        return self.apply_correction(self.raw_kernel_ms(kt), written_mb(kt), launched(kt), intercept=False)
+        return self.apply_correction(self.raw_kernel_ms(kt), correction_terms(kt), intercept=False)
 
-    def apply_correction(self, raw_ms, mb, kernels, intercept: bool = True):
-        """Corrected latency from raw predictions, megabytes written and kernels launched (of kernels, or
-        summed per model with ``intercept``)."""
+    def apply_correction(self, raw_ms, terms, intercept: bool = True):
+        """Corrected latency from raw predictions and their :func:`correction_terms` (of kernels, or summed
+        per model, :func:`model_terms`, with ``intercept``)."""
         c = self.correction
-        return (c["scale"] * raw_ms + c["ms_per_mb"] * mb + c["ms_per_kernel"] * kernels
+        return (c["scale"] * raw_ms + np.asarray(terms) @ np.array([c[k] for k in PER_UNIT])
                 + (c["intercept_ms"] if intercept else 0.0))
 
     @property
@@ -250,8 +253,8 @@ class MeasuredDevice(Device):
                               f"lists ({d.get('kernel_types')}); {RETRAIN}")
         corrections = d["corrections"]
         if not isinstance(corrections, dict) or not all(isinstance(c, dict) for c in corrections.values()):
-            raise DeviceError(f"device {name!r}: 'corrections' must map space names to {{scale, ms_per_mb, "
-                              f"ms_per_kernel, intercept_ms}}, got {json.dumps(corrections)[:60]}; {RETRAIN}")
+            raise DeviceError(f"device {name!r}: 'corrections' must map space names to {{{', '.join(CORRECTION)}}}, "
+                              f"got {json.dumps(corrections)[:60]}; {RETRAIN}")
         try:
             dev = cls(name, regressors, corrections, d.get("info"), d.get("fusion", DEFAULT_FUSION),
                       d.get("description", ""))
@@ -269,6 +272,32 @@ def launched(kt: KernelTable) -> np.ndarray:
 def written_mb(kt: KernelTable) -> np.ndarray:
     """Megabytes (fp32) each kernel's ops write: every op of a kernel writes a tensor of its output's shape."""
     return kt.cols["n_ops"] * kt.cols["out_elems"] * 4 / 1e6
+
+
+def weight_mb(kt: KernelTable) -> np.ndarray:
+    """Megabytes (fp32) of each kernel's weights, which a whole model reads from memory (a kernel timed alone
+    finds them in cache)."""
+    return kt.cols["weight_elems"] * 4 / 1e6
+
+
+def correction_terms(kt: KernelTable) -> np.ndarray:
+    """Per kernel, the quantities a correction charges per unit, columns as :data:`PER_UNIT`: MB written,
+    launched (:func:`launched`), MB of weights.
+
+    >>> from zeroshot.spaces import get_space, to_table
+    >>> from zeroshot.estimator.kernel_table import decompose
+    >>> space = get_space("mbv2")
+    >>> kt = decompose(to_table([space.to_ir(space.sample(1, seed=0)[0])]))
+    >>> terms = correction_terms(kt)
+    >>> terms.shape == (len(kt.cols["type"]), len(PER_UNIT)), model_terms(kt).shape
+    (True, (1, 3))
+    """
+    return np.column_stack([written_mb(kt), launched(kt), weight_mb(kt)])
+
+
+def model_terms(kt: KernelTable) -> np.ndarray:
+    """:func:`correction_terms` summed per model (rows: the table's architectures)."""
+    return np.column_stack([kt.sum_per_arch(col) for col in correction_terms(kt).T])
 
 
 def _sha256(path) -> str:

@@ -39,8 +39,7 @@ from zeroshot.spaces.ir import to_table
 
 from .counts import table_counts
 from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, decompose
-from .measured_device import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, launched,
-                              written_mb)
+from .measured_device import CORRECTION, FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, model_terms
 from .sampling import KernelPool, neighbours, row_key
 from .speed_check import reference_models
 
@@ -91,21 +90,24 @@ def fit_all(samples: Samples, seed: int = 0) -> tuple[dict, np.ndarray]:
     return regs, errors
 
 
-def fit_correction(raw_sum_ms: np.ndarray, mb: np.ndarray, kernels: np.ndarray, measured_ms: np.ndarray) -> dict:
-    """Non-negative ``scale, ms_per_mb, ms_per_kernel, intercept_ms`` minimising squared relative error.
+def fit_correction(raw_sum_ms: np.ndarray, terms: np.ndarray, measured_ms: np.ndarray) -> dict:
+    """Non-negative :data:`~zeroshot.estimator.measured_device.CORRECTION` coefficients minimising squared
+    relative error, from each model's raw kernel sum and :func:`~zeroshot.estimator.measured_device.model_terms`
+    (a column of zeros leaves its term at 0).
 
-    >>> raw, mb, kernels = np.array([2.0, 4.0, 6.0, 3.0]), np.array([1.0, 3.0, 2.0, 5.0]), np.array([10, 30, 20, 40])
-    >>> c = fit_correction(raw, mb, kernels, 1.1 * raw + 0.01 * kernels + 0.5)
-    >>> [round(c[k], 3) for k in ("scale", "ms_per_mb", "ms_per_kernel", "intercept_ms")]
-    [1.1, 0.0, 0.01, 0.5]
+    >>> raw = np.array([2.0, 4.0, 6.0, 3.0, 5.0])
+    >>> terms = np.array([[1.0, 10, 0.5], [3.0, 30, 0.2], [2.0, 20, 0.9], [5.0, 40, 0.1], [4.0, 25, 0.7]])
+    >>> c = fit_correction(raw, terms, 1.1 * raw + 0.01 * terms[:, 1] + 0.3 * terms[:, 2] + 0.5)
+    >>> [round(c[k], 3) for k in ("scale", "ms_per_mb", "ms_per_kernel", "ms_per_weight_mb", "intercept_ms")]
+    [1.1, 0.0, 0.01, 0.3, 0.5]
     """
     from scipy.optimize import nnls
 
-    a = np.stack([raw_sum_ms, mb, kernels, np.ones_like(mb)], axis=1) / measured_ms[:, None]
+    a = np.column_stack([raw_sum_ms, terms, np.ones_like(raw_sum_ms)]) / measured_ms[:, None]
     coef, _ = nnls(a, np.ones_like(measured_ms))
     if coef[0] == 0:      # degenerate calibration (too few or too noisy models): plain sum
-        coef = np.array([1.0, 0.0, 0.0, 0.0])
-    return dict(zip(("scale", "ms_per_mb", "ms_per_kernel", "intercept_ms"), map(float, coef)))
+        coef = np.eye(len(CORRECTION))[0]
+    return dict(zip(CORRECTION, map(float, coef)))
 
 
 def calibration_archs_of(space, n: int, seed: int = 0) -> list[str]:
@@ -222,22 +224,21 @@ def refine(session: Session, samples: Samples, rng: np.random.Generator, rounds:
 
 def fit_corrections(device: MeasuredDevice, models: CalibrationModels) -> dict:
     """Set ``device.corrections`` from the calibration models (one per space and a pooled one) and return
-    the calibration record (arrays ``arch``, ``space``, ``measured_ms``, ``raw_ms``, ``mb``, ``kernels``,
-    ``params``)."""
+    the calibration record (arrays ``arch``, ``space``, ``measured_ms``, ``raw_ms``, ``terms`` (models x
+    :data:`~zeroshot.estimator.measured_device.PER_UNIT`), ``params``)."""
     table = to_table(models.archs)
     kt = decompose(table, device.fusion)
     raw = kt.sum_per_arch(device.raw_kernel_ms(kt))
-    mb = kt.sum_per_arch(written_mb(kt))
-    kernels = kt.sum_per_arch(launched(kt))
+    terms = model_terms(kt)
     measured = models.measured_ms()
     of_space = np.array(models.space)
-    corrections = {POOLED: fit_correction(raw, mb, kernels, measured)}
+    corrections = {POOLED: fit_correction(raw, terms, measured)}
     for sp in dict.fromkeys(of_space):
         m = of_space == sp
-        corrections[sp] = fit_correction(raw[m], mb[m], kernels[m], measured[m])
+        corrections[sp] = fit_correction(raw[m], terms[m], measured[m])
     device.corrections = corrections
-    return {"arch": np.array(models.texts), "space": of_space, "measured_ms": measured, "raw_ms": raw, "mb": mb,
-            "kernels": kernels, "params": table_counts(table)["params"]}
+    return {"arch": np.array(models.texts), "space": of_space, "measured_ms": measured, "raw_ms": raw,
+            "terms": terms, "params": table_counts(table)["params"]}
 
 
 def profile_info(session: Session, device: MeasuredDevice, samples: Samples, errors: np.ndarray,
@@ -246,8 +247,8 @@ def profile_info(session: Session, device: MeasuredDevice, samples: Samples, err
     import torch
 
     of_space, measured = calibration["space"], calibration["measured_ms"]
-    pred = np.array([device.for_space(sp).apply_correction(r, b, n) for sp, r, b, n in
-                     zip(of_space, calibration["raw_ms"], calibration["mb"], calibration["kernels"])])
+    pred = np.array([device.for_space(sp).apply_correction(r, t) for sp, r, t in
+                     zip(of_space, calibration["raw_ms"], calibration["terms"])])
     err = np.abs(pred - measured) / measured
     oob = errors[np.isfinite(errors)]
     noise = [n for ns in samples.noise.values() for n in ns]
@@ -285,7 +286,7 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     ``clock``: see :func:`zeroshot.estimator.timing.pick_clock`; ``runtime``: torch or onnxruntime (see
     :func:`zeroshot.estimator.timing.measure_archs`).  ``log`` (a callable taking a string) receives
     progress lines.  The measurements stay on the result (not saved): kernels as ``samples``, calibration
-    models as ``calibration`` (dict of arrays: arch, space, measured_ms, raw_ms, mb, params); the first
+    models as ``calibration`` (dict of arrays: arch, space, measured_ms, raw_ms, terms, params); the first
     :data:`~zeroshot.estimator.speed_check.REFERENCE_MODELS` of each space, with their latency, go to
     ``info["reference"]`` for speed checks (:mod:`zeroshot.estimator.speed_check`).
     """

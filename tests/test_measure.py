@@ -10,8 +10,8 @@ from zeroshot.estimator.devices import DeviceError, load_device
 from zeroshot.estimator.kernel_table import KT, decompose
 from zeroshot.estimator.estimate import Estimator
 from zeroshot.estimator.kernel_table import KERNEL_TYPES
-from zeroshot.estimator.measured_device import (FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor,
-                                                launched, written_mb)
+from zeroshot.estimator.measured_device import (FEATURES, PER_UNIT, POOLED, MeasuredDevice, feature_matrix,
+                                                fit_regressor, launched, model_terms, weight_mb, written_mb)
 from zeroshot.estimator.profiling import fit_correction, profile
 from zeroshot.estimator.timing import (BUSY_NOISE, BusyMachineWarning, Timing, at_resolution, busy_reason,
                                        carry_drift, measure_archs, measure_kernels, pick_clock, pinned_threads,
@@ -219,32 +219,39 @@ def test_written_bytes_and_segmented_estimate_match_whole_architectures():
     assert dev.for_space("mbv2").correction["intercept_ms"] == 2.0 and dev.correction["intercept_ms"] == 0.7
 
 
-def test_per_kernel_overhead_is_fitted_and_skips_zero_kernels():
-    space = get_space("nb201", channels=4, cells=1, resolution=8)
-    table = to_table([space.to_ir(t) for t in space.sample(60, seed=3)])
-    kt = decompose(table)
+def test_per_kernel_and_weight_costs_are_fitted_and_zero_kernels_launch_nothing():
+    cells = get_space("nb201", channels=4, cells=1, resolution=8)
+    kt = decompose(to_table([cells.to_ir(t) for t in cells.sample(20, seed=3)]))
+    assert (model_terms(kt)[:, PER_UNIT.index("ms_per_kernel")] < np.diff(kt.ptr)).any()   # `none` ops launch nothing
+    space = get_space("mbv2")        # weights and MACs apart: resolutions and widths vary
+    kt = decompose(to_table([space.to_ir(t) for t in space.sample(60, seed=3)]))
     raw = kt.sum_per_arch(kt.cols["macs"] * 1e-6 + 0.05 * launched(kt))
-    mb, kernels = kt.sum_per_arch(written_mb(kt)), kt.sum_per_arch(launched(kt))
-    assert (kernels < np.diff(kt.ptr)).any()          # some cells hold `none` ops: zero kernels launch nothing
-    measured = 1.2 * raw + 0.01 * kernels + 0.3         # whole models pay 10 us more per kernel than alone
-    c = fit_correction(raw, mb, kernels, measured)
+    terms = model_terms(kt)
+    kernels, weights = terms[:, PER_UNIT.index("ms_per_kernel")], terms[:, PER_UNIT.index("ms_per_weight_mb")]
+    np.testing.assert_allclose(weights, kt.sum_per_arch(weight_mb(kt)))
+    # whole models pay 10 us more per kernel than alone, and 0.2 ms per MB of weights read from memory
+    measured = 1.2 * raw + 0.01 * kernels + 0.2 * weights + 0.3
+    c = fit_correction(raw, terms, measured)
     assert c["scale"] == pytest.approx(1.2, rel=1e-6) and c["ms_per_kernel"] == pytest.approx(0.01, rel=1e-4)
-    assert c["ms_per_mb"] == pytest.approx(0.0, abs=1e-9) and c["intercept_ms"] == pytest.approx(0.3, rel=1e-4)
+    assert c["ms_per_weight_mb"] == pytest.approx(0.2, rel=1e-4) and c["intercept_ms"] == pytest.approx(0.3, rel=1e-4)
+    assert c["ms_per_mb"] == pytest.approx(0.0, abs=1e-9)
+    without = fit_correction(raw, terms * [1, 1, 0], measured)       # a column of zeros: its term stays 0
+    assert without["ms_per_weight_mb"] == 0.0
 
 
-def test_device_file_without_the_per_kernel_term_reads_it_as_zero(tiny_device, tmp_path):
+def test_device_file_without_the_newer_terms_reads_them_as_zero(tiny_device, tmp_path):
     space, dev, path = tiny_device
     table = to_table([space.to_ir(s) for s in space.sample(5, seed=9)])
     d = json.loads(path.read_text())
     for c in d["corrections"].values():
-        c.pop("ms_per_kernel")
+        c.pop("ms_per_kernel"), c.pop("ms_per_weight_mb")
     old = tmp_path / "old.json"
     old.write_text(json.dumps(d))
     (tmp_path / d["model_file"]).write_bytes((path.parent / d["model_file"]).read_bytes())
     loaded = load_device(str(old))
-    assert all(c["ms_per_kernel"] == 0.0 for c in loaded.corrections.values())
-    before = MeasuredDevice("before", dev.regressors, {k: {**c, "ms_per_kernel": 0.0} for k, c in
-                                                       dev.corrections.items()})
+    assert all(c["ms_per_kernel"] == c["ms_per_weight_mb"] == 0.0 for c in loaded.corrections.values())
+    before = MeasuredDevice("before", dev.regressors, {k: {**c, "ms_per_kernel": 0.0, "ms_per_weight_mb": 0.0}
+                                                       for k, c in dev.corrections.items()})
     np.testing.assert_allclose(loaded.latency_ms(table), before.latency_ms(table))
 
 
