@@ -28,6 +28,7 @@ import argparse
 import csv
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 import platform
 import subprocess
 import sys
@@ -51,6 +52,7 @@ from zeroshot.spaces import get_space, list_spaces, to_table
 
 EVAL_SEED_OFFSET = 1000          # the profile samples with seeds seed and seed + 1
 CALIBRATION_ARCHS = 40           # per space, profile()'s default
+KT_COLUMNS = ("conv", "dwconv")  # kernel types whose raw sums the per-architecture CSV keeps
 
 
 def within(pred, ref, tol=0.10):
@@ -151,146 +153,206 @@ def session_speed_check(dev, cal_texts: list, cal_ms: np.ndarray) -> SpeedCheck:
     return SpeedCheck.of(refs, [at[r["arch"]] for r in refs])
 
 
-def accuracy(args):
-    log = lambda s: print(f"[{time.strftime('%X')}] {s}", file=sys.stderr, flush=True)  # noqa: E731
-    space = get_space("mbv2")
-    codes = space.sample_distinct_codes(args.n, np.random.default_rng(args.seed + EVAL_SEED_OFFSET))
-    texts = [space.format(c) for c in codes]
-    spaces = [get_space(n) for n in list_spaces()]
-    cal_texts = calibration_archs_of(space, CALIBRATION_ARCHS, args.seed)
-    assert not set(cal_texts) & set(texts), "evaluation architectures overlap the profile's calibration set"
-    archs = [space.to_ir(t) for t in texts]
-    if args.load_check:
-        return load_check(archs, args.rounds, args.seed, Path(args.out).with_name("estimator_accuracy_load.md"))
-    table = to_table(archs)
-    cal_archs = [space.to_ir(t) for t in cal_texts]      # re-measured in the sessions: same conditions?
+@dataclass
+class Run:
+    """One run's measurements: the evaluation networks' sessions A and B (median ms, noise, load before and
+    after, seconds), the profiled device and its calibration record, and the mbv2 calibration models as
+    measured in each session."""
 
+    args: argparse.Namespace
+    texts: list
+    archs: list
+    cal_texts: list
+    a: tuple
+    b: tuple
+    cal_a: np.ndarray
+    cal_b: np.ndarray
+    load_profile: float
+    dev: object
+
+    @property
+    def cal(self) -> dict:
+        return self.dev.calibration
+
+    @property
+    def cal_profile_ms(self) -> np.ndarray:
+        return self.cal["measured_ms"][self.cal["space"] == "mbv2"]
+
+    @property
+    def ref(self) -> np.ndarray:
+        return (self.a[0] + self.b[0]) / 2
+
+
+def measure(args, space, texts, cal_texts, log) -> Run:
+    """Session A, the profile (the device saved and loaded again, as a user has it), session B; the mbv2
+    calibration models are interleaved with the evaluation networks in both sessions."""
+    archs, cal_archs = [space.to_ir(t) for t in texts], [space.to_ir(t) for t in cal_texts]
     log(f"session A: {args.n} mbv2 architectures")
     a = session(archs + cal_archs, args.rounds, args.seed)
     log(f"profile ({args.budget_s:.0f} s budget)")
-    load_p = os.getloadavg()[0]
-    dev = profile(spaces, budget_s=args.budget_s, threads=1, seed=args.seed, log=log,
-                  calibration_archs=CALIBRATION_ARCHS)
-    cal = dev.calibration
-    in_mbv2 = cal["space"] == "mbv2"
-    assert list(cal["arch"][in_mbv2]) == cal_texts
-    cal_profile_ms = cal["measured_ms"][in_mbv2]
+    load_profile = os.getloadavg()[0]
+    dev = profile([get_space(n) for n in list_spaces()], budget_s=args.budget_s, threads=1, seed=args.seed,
+                  log=log, calibration_archs=CALIBRATION_ARCHS)
+    calibration = dev.calibration
+    assert list(calibration["arch"][calibration["space"] == "mbv2"]) == cal_texts
     with tempfile.TemporaryDirectory() as tmp:        # predict with the device as saved and loaded
         dev.save(Path(tmp) / "local.json")
         dev = load_device(str(Path(tmp) / "local.json"))
+    dev.calibration = calibration
     log("session B")
     b = session(archs + cal_archs, args.rounds, args.seed + 1)
-    cal_sessions = (a[0][args.n:] + b[0][args.n:]) / 2
-    checks = [session_speed_check(dev, cal_texts, x[0][args.n:]) for x in (a, b)]
-    checks_all = [SpeedCheck(x[0][args.n:] / cal_profile_ms) for x in (a, b)]   # all 40 models as references
-    cal_ab = {t: (ma, mb) for t, ma, mb in zip(cal_texts, a[0][args.n:], b[0][args.n:])}
-    a, b = [(x[0][:args.n], x[1][:args.n]) + x[2:] for x in (a, b)]
-    ref = (a[0] + b[0]) / 2
-    pred = Estimator(space, dev).evaluate(codes)["latency_ms"]        # as `zeroshot estimate --device`
-    mbv2_dev = dev.for_space("mbv2")
-    whole = mbv2_dev.latency_ms(table)
+    n = args.n
+    return Run(args, texts, archs, cal_texts, *[(x[0][:n], x[1][:n]) + x[2:] for x in (a, b)], a[0][n:], b[0][n:],
+               load_profile, dev)
+
+
+def predict(run: Run, space, codes) -> dict:
+    """Predictions of the evaluation networks: as `zeroshot estimate --device`, whole-network, pooled, the
+    plain kernel sum (also per kernel type), and the earlier correction forms refitted."""
+    dev, table = run.dev, to_table(run.archs)
     kt = decompose(table, dev.fusion)
-    owner = np.repeat(np.arange(len(kt)), np.diff(kt.ptr))
-    per_arch = lambda v: np.bincount(owner, weights=v, minlength=len(kt))  # noqa: E731
     kernel_raw = dev.raw_kernel_ms(kt)
-    raw = per_arch(kernel_raw)
-    pooled = dev.for_space(POOLED).latency_ms(table)
-    terms = model_terms(kt)
-    earlier = {form: refitted(cal, "mbv2", raw, terms, kept) for form, kept in EARLIER_FORMS.items()}
-    csv_path = Path(args.out).with_suffix(".csv")
-    with open(csv_path, "w", newline="") as f:
+    raw, terms = kt.sum_per_arch(kernel_raw), model_terms(kt)
+    return {"pred": Estimator(space, dev).evaluate(codes)["latency_ms"], "raw": raw, "terms": terms,
+            "whole": dev.for_space("mbv2").latency_ms(table), "pooled": dev.for_space(POOLED).latency_ms(table),
+            "kernels": np.diff(kt.ptr),
+            "per_type": {t: kt.sum_per_arch(np.where(kt.cols["type"] == KT[t], kernel_raw, 0)) for t in KT_COLUMNS},
+            "earlier": {form: refitted(run.cal, "mbv2", raw, terms, kept) for form, kept in EARLIER_FORMS.items()}}
+
+
+def write_architectures(run: Run, p: dict, path: Path):
+    """Per evaluation network: its cost features, raw sums, predictions and session measurements."""
+    columns = (p["terms"][:, PER_UNIT.index("ms_per_mb")], p["terms"][:, PER_UNIT.index("ms_per_weight_mb")],
+               p["raw"], *p["per_type"].values(), p["pred"], p["pooled"], run.a[0], run.b[0], run.a[1], run.b[1])
+    with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["arch", "resolution", "macs", "kernels", "written_mb", "weight_mb", "raw_sum_ms",
-                    "raw_conv_ms", "raw_dwconv_ms", "predicted_ms", "pooled_predicted_ms", "session_a_ms",
+                    *(f"raw_{t}_ms" for t in KT_COLUMNS), "predicted_ms", "pooled_predicted_ms", "session_a_ms",
                     "session_b_ms", "noise_a", "noise_b"])
-        per_type = {t: per_arch(np.where(kt.cols["type"] == KT[t], kernel_raw, 0)) for t in ("conv", "dwconv")}
-        columns = (terms[:, PER_UNIT.index("ms_per_mb")], terms[:, PER_UNIT.index("ms_per_weight_mb")], raw,
-                   per_type["conv"], per_type["dwconv"], pred, pooled, a[0], b[0], a[1], b[1])
-        for j, text in enumerate(texts):
-            w.writerow([text, archs[j].input_shape[1], archs[j].macs, kt.ptr[j + 1] - kt.ptr[j]] +
-                       [f"{v[j]:.5g}" for v in columns])
-    ratio_ab = b[0] / a[0]
-    ratio_cal = cal_sessions / cal_profile_ms
-    with open(Path(args.out).with_name(Path(args.out).stem + "_calibration.csv"), "w", newline="") as f:
+        for j, (text, arch) in enumerate(zip(run.texts, run.archs)):
+            w.writerow([text, arch.input_shape[1], arch.macs, p["kernels"][j]] + [f"{v[j]:.5g}" for v in columns])
+
+
+def write_calibration(run: Run, path: Path):
+    """Per calibration model of the profile: its latency then and (mbv2) in the sessions, raw sum and terms."""
+    sessions = {t: (ma, mb) for t, ma, mb in zip(run.cal_texts, run.cal_a, run.cal_b)}
+    with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["arch", "space", "profile_ms", "sessions_ms", "raw_sum_ms", "written_mb", "kernels",
                     "weight_mb", "session_a_ms", "session_b_ms"])
-        sess = dict(zip(cal_texts, cal_sessions))
-        for t, sp, m, r, (mb, n, wmb) in zip(*(cal[k] for k in ("arch", "space", "measured_ms", "raw_ms", "terms"))):
-            w.writerow([t, sp, f"{m:.5g}", f"{sess[t]:.5g}" if sp == "mbv2" else "", f"{r:.5g}", f"{mb:.5g}",
-                        f"{n:g}", f"{wmb:.5g}"] + ([f"{v:.5g}" for v in cal_ab[t]] if sp == "mbv2" else ["", ""]))
-    i = dev.info
-    checked = [within(pred * check.ratio, x[0]) for check, x in zip(checks, (a, b))]
-    checked_earlier = {form: [within(p * check.ratio, x[0]) for check, x in zip(checks, (a, b))]
-                       for form, p in earlier.items()}
-    checked_all = [within(pred * check.ratio, x[0]) for check, x in zip(checks_all, (a, b))]
-    lines = [
-        "# Measured-device accuracy on this machine (mbv2, batch 1, one thread)",
-        "",
-        f"`python benchmarks/estimator_accuracy.py --budget-s {args.budget_s:g} --n {args.n} --rounds "
-        f"{args.rounds} --seed {args.seed}{' --busy' if args.busy else ''}`; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"scikit-learn {sklearn.__version__}; clock: {i['clock']} (the thread's CPU time; time slices "
-        f"taken by other processes do not count, their contention for caches and memory does)."
-        + (" Busy: a busy-loop process pinned to core 1 for the whole run (session A, the profile, session B), "
-           "this process pinned to core 0; other processes of the machine ran as they came." if args.busy else ""),
-        "",
-        "| figure | value |",
-        "|---|---|",
+        for t, sp, m, r, (mb, n, wmb) in zip(*(run.cal[k] for k in ("arch", "space", "measured_ms", "raw_ms",
+                                                                     "terms"))):
+            ab = sessions.get(t) if sp == "mbv2" else None
+            w.writerow([t, sp, f"{m:.5g}", f"{np.mean(ab):.5g}" if ab else "", f"{r:.5g}", f"{mb:.5g}", f"{n:g}",
+                        f"{wmb:.5g}"] + ([f"{v:.5g}" for v in ab] if ab else ["", ""]))
+
+
+def accuracy_rows(run: Run, p: dict) -> list:
+    """The report's rows on the predictions: plain, per session, speed-checked, earlier forms."""
+    a, b, ref, pred = run.a, run.b, run.ref, p["pred"]
+    checks = [session_speed_check(run.dev, run.cal_texts, ms) for ms in (run.cal_a, run.cal_b)]
+    checks_all = [SpeedCheck(ms / run.cal_profile_ms) for ms in (run.cal_a, run.cal_b)]   # all 40 as references
+    checked = lambda q, cs: [within(q * c.ratio, x[0]) for c, x in zip(cs, (a, b))]  # noqa: E731
+    ok, ok_all = checked(pred, checks), checked(pred, checks_all)
+    return [
         f"| predictions within +-10 % of the measured latency (mean of sessions A and B) | "
-        f"**{within(pred, ref):.0%}** ({args.n} architectures) |",
+        f"**{within(pred, ref):.0%}** ({len(ref)} architectures) |",
         f"| within +-10 % of session A / of session B alone | {within(pred, a[0]):.0%} / {within(pred, b[0]):.0%} |",
         f"| within +-5 % / +-20 % (mean of sessions) | {within(pred, ref, 0.05):.0%} / {within(pred, ref, 0.20):.0%} |",
         f"| median / 90th percentile absolute relative error | {np.median(np.abs(pred / ref - 1)):.1%} / "
         f"{np.percentile(np.abs(pred / ref - 1), 90):.1%} |",
         f"| Spearman rho, predicted vs measured | {spearmanr(pred, ref)[0]:.3f} |",
         f"| largest difference, segment-cached estimate vs whole-architecture prediction | "
-        f"{np.max(np.abs(pred / whole - 1)):.2e} |",
-        f"| plain sum of kernel predictions (no per-model correction): within +-10 % | {within(raw, ref):.0%} |",
+        f"{np.max(np.abs(pred / p['whole'] - 1)):.2e} |",
+        f"| plain sum of kernel predictions (no per-model correction): within +-10 % | {within(p['raw'], ref):.0%} |",
         f"| with the pooled correction (all spaces' calibration models) instead of mbv2's: within +-10 % | "
-        f"{within(pooled, ref):.0%} |",
+        f"{within(p['pooled'], ref):.0%} |",
         f"| **speed-checked**: the device rescaled in each session by its {len(checks[0].ratios)} mbv2 reference "
         f"networks as measured in that session (`zeroshot device check -o`): within +-10 % of session A / B; "
-        f"mean; the ratios | {checked[0]:.0%} / {checked[1]:.0%}; **{np.mean(checked):.0%}**; "
+        f"mean; the ratios | {ok[0]:.0%} / {ok[1]:.0%}; **{np.mean(ok):.0%}**; "
         f"{checks[0].ratio:.3f} / {checks[1].ratio:.3f} |",
-        f"| speed-checked with all {len(cal_texts)} mbv2 calibration models as references, not "
-        f"{len(checks[0].ratios)}: within +-10 % of A / B; mean; the ratios | {checked_all[0]:.0%} / "
-        f"{checked_all[1]:.0%}; {np.mean(checked_all):.0%}; {checks_all[0].ratio:.3f} / {checks_all[1].ratio:.3f} |",
+        f"| speed-checked with all {len(run.cal_texts)} mbv2 calibration models as references, not "
+        f"{len(checks[0].ratios)}: within +-10 % of A / B; mean; the ratios | {ok_all[0]:.0%} / "
+        f"{ok_all[1]:.0%}; {np.mean(ok_all):.0%}; {checks_all[0].ratio:.3f} / {checks_all[1].ratio:.3f} |",
         *(f"| the mbv2 correction refitted {form}: within +-10 % (mean of sessions); speed-checked, A / B; "
-          f"mean | {within(p, ref):.0%}; {checked_earlier[form][0]:.0%} / {checked_earlier[form][1]:.0%}; "
-          f"{np.mean(checked_earlier[form]):.0%} |" for form, p in earlier.items()),
+          f"mean | {within(q, ref):.0%}; {checked(q, checks)[0]:.0%} / {checked(q, checks)[1]:.0%}; "
+          f"{np.mean(checked(q, checks)):.0%} |" for form, q in p["earlier"].items()),
+    ]
+
+
+def noise_rows(run: Run) -> list:
+    """The report's rows on the machine: noise, drift, load, and the profile."""
+    a, b, ref, i = run.a, run.b, run.ref, run.dev.info
+    ratio_ab, ratio_cal = b[0] / a[0], (run.cal_a + run.cal_b) / 2 / run.cal_profile_ms
+    spread = lambda r: f"{np.median(r):.3f} ({np.percentile(r, 5):.3f}-{np.percentile(r, 95):.3f})"  # noqa: E731
+    return [
         f"| **noise**: median relative IQR of samples within a session (A / B) | "
         f"{np.median(a[1]):.1%} / {np.median(b[1]):.1%} |",
-        f"| **noise**: session B / session A latency, median (5th-95th percentile) | {np.median(ratio_ab):.3f} "
-        f"({np.percentile(ratio_ab, 5):.3f}-{np.percentile(ratio_ab, 95):.3f}) |",
+        f"| **noise**: session B / session A latency, median (5th-95th percentile) | {spread(ratio_ab)} |",
         f"| **noise**: architectures whose two sessions agree within +-10 % | {within(b[0], a[0]):.0%} |",
         f"| measured latency, median (min-max) | {np.median(ref):.1f} ms ({ref.min():.1f}-{ref.max():.1f}) |",
         f"| load average (1 min) at session A start/end, profile start, session B start/end | "
-        f"{a[2]:.1f}/{a[3]:.1f}, {load_p:.1f}, {b[2]:.1f}/{b[3]:.1f} on {os.cpu_count()} CPUs |",
+        f"{a[2]:.1f}/{a[3]:.1f}, {run.load_profile:.1f}, {b[2]:.1f}/{b[3]:.1f} on {os.cpu_count()} CPUs |",
         f"| profile: seconds, kernels measured, spaces | {i['profile_seconds']:.0f} s, {i['kernels_measured']}, "
         f"{', '.join(i['spaces'])} |",
         f"| profile: kernel noise (median relative IQR), kernels within +-10 % out-of-bag | "
         f"{i['kernel_noise_median']:.1%}, {i['kernel_oob_within_10pct']:.0%} |",
         f"| profile: mbv2 correction (scale, ms per MB written, ms per kernel, ms per MB of weights, intercept "
-        f"ms); pooled | "
-        f"{fmt(mbv2_dev.correction)}; {fmt(dev.corrections[POOLED])} |",
+        f"ms); pooled | {fmt(run.dev.corrections['mbv2'])}; {fmt(run.dev.corrections[POOLED])} |",
         f"| profile: calibration models within +-10 % (own space's correction) | "
         f"{i['calibration_within_10pct']:.0%} of {i['calibration_models']}, each measured on "
         f"{i['calibration_occasions']} occasions ("
         f"{', '.join(f'{k} {v:.0%}' for k, v in i['calibration_within_10pct_per_space'].items())}) |",
         f"| **noise**: mbv2 calibration models, latency in the sessions / during the profile, median "
-        f"(5th-95th percentile) | {np.median(ratio_cal):.3f} ({np.percentile(ratio_cal, 5):.3f}-"
-        f"{np.percentile(ratio_cal, 95):.3f}) |",
-        f"| session A / B measuring time (with the {len(cal_texts)} mbv2 calibration models interleaved) | "
+        f"(5th-95th percentile) | {spread(ratio_cal)} |",
+        f"| session A / B measuring time (with the {len(run.cal_texts)} mbv2 calibration models interleaved) | "
         f"{a[4]:.0f} s / {b[4]:.0f} s |",
+    ]
+
+
+def header(run: Run) -> list:
+    args = run.args
+    return [
+        "# Measured-device accuracy on this machine (mbv2, batch 1, one thread)",
+        "",
+        f"`python benchmarks/estimator_accuracy.py --budget-s {args.budget_s:g} --n {args.n} --rounds "
+        f"{args.rounds} --seed {args.seed}{' --busy' if args.busy else ''}`; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"scikit-learn {sklearn.__version__}; clock: {run.dev.info['clock']} (the thread's CPU time; time slices "
+        f"taken by other processes do not count, their contention for caches and memory does)."
+        + (" Busy: a busy-loop process pinned to core 1 for the whole run (session A, the profile, session B), "
+           "this process pinned to core 0; other processes of the machine ran as they came." if args.busy else ""),
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
+
+
+def accuracy(args):
+    log = lambda s: print(f"[{time.strftime('%X')}] {s}", file=sys.stderr, flush=True)  # noqa: E731
+    space = get_space("mbv2")
+    codes = space.sample_distinct_codes(args.n, np.random.default_rng(args.seed + EVAL_SEED_OFFSET))
+    texts = [space.format(c) for c in codes]
+    cal_texts = calibration_archs_of(space, CALIBRATION_ARCHS, args.seed)
+    assert not set(cal_texts) & set(texts), "evaluation architectures overlap the profile's calibration set"
+    if args.load_check:
+        return load_check([space.to_ir(t) for t in texts], args.rounds, args.seed,
+                          Path(args.out).with_name("estimator_accuracy_load.md"))
+    run = measure(args, space, texts, cal_texts, log)
+    p = predict(run, space, codes)
+    csv_path = Path(args.out).with_suffix(".csv")
+    write_architectures(run, p, csv_path)
+    write_calibration(run, Path(args.out).with_name(Path(args.out).stem + "_calibration.csv"))
+    lines = header(run) + accuracy_rows(run, p) + noise_rows(run) + [
         "",
         "Target (issue 4): >= 95 % within +-10 % (nn-Meter: 99.0 % on a mobile CPU).  A prediction cannot be",
         "more consistent with a measurement than two measurements of the same network are with each other:",
         "the session agreement row is the ceiling this machine allowed during the run.",
         "",
+        f"Per architecture: `{csv_path}`.",
+        "",
     ]
-    lines.append(f"Per architecture: `{csv_path}`.")
-    lines.append("")
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))
 
