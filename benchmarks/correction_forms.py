@@ -5,9 +5,9 @@ Usage: python benchmarks/correction_forms.py [--out benchmarks/results/correctio
 Every ``benchmarks/results/estimator_accuracy*.csv`` run with its ``_calibration.csv`` holds, per evaluation
 architecture, the raw kernel sum of the run's profile, the MB its ops write, its kernel count, the MB of its
 weights and its latency in sessions A and B, and per mbv2 calibration model its raw kernel sum and latency
-during the profile (its other terms are counted again from the architecture where the run did not write them).  For each form of the
-correction (:func:`zeroshot.estimator.profiling.fit_correction` with some terms held at 0) this refits it on the
-run's 40 mbv2 calibration models, as the profile does, and reports the share of the 100 evaluation
+during the profile (its other terms are counted again from the architecture where the run did not write
+them).  For each form of the correction (:func:`zeroshot.estimator.profiling.fit_correction` with some terms
+held at 0) this refits it on the run's 40 mbv2 calibration models, as the profile does, and reports the share of the 100 evaluation
 architectures within +-10 %: of the mean of the two sessions; drift-free (the run's median error removed: what
 the model gets wrong, not the machine's change of speed); and speed-checked (each session's prediction
 rescaled by the speed check's ratio the run recorded, where it recorded one).  No measurement is taken.
@@ -15,12 +15,13 @@ rescaled by the speed check's ratio the run recorded, where it recorded one).  N
 import argparse
 import csv
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from zeroshot.estimator.kernel_table import decompose
-from zeroshot.estimator.measured_device import PER_UNIT, model_terms
+from zeroshot.estimator.measured_device import PER_UNIT, corrected_ms, model_terms
 from zeroshot.estimator.profiling import fit_correction
 from zeroshot.spaces import get_space, to_table
 
@@ -63,9 +64,7 @@ def run_rows(path: Path) -> list:
     within = lambda pred, ref: float(np.mean(np.abs(pred / ref - 1) <= 0.10))  # noqa: E731
     rows = []
     for form, used in FORMS.items():
-        mask = np.array([k in used for k in PER_UNIT], float)
-        c = fit_correction(cal_raw, cal_terms * mask, cal["profile_ms"].astype(float))
-        pred = c["scale"] * raw + (terms * mask) @ np.array([c[k] for k in PER_UNIT]) + c["intercept_ms"]
+        pred = corrected_ms(fit_correction(cal_raw, cal_terms, cal["profile_ms"].astype(float), used), raw, terms)
         ref = (a + b) / 2
         drift = np.exp(np.median(np.log(ref / pred)))
         checked = (within(pred * float(found[1]), a) + within(pred * float(found[2]), b)) / 2 if found else None
@@ -85,6 +84,10 @@ def main():
     args = ap.parse_args()
     runs = sorted((p for p in RESULTS.glob("estimator_accuracy*.csv") if not p.stem.endswith("_calibration")
                    and p.with_name(p.stem + "_calibration.csv").exists()), key=run_order)
+    if not runs:
+        print(f"correction_forms: no estimator_accuracy runs with a _calibration.csv under {RESULTS}/ "
+              "(run from the repository root, after benchmarks/estimator_accuracy.py)", file=sys.stderr)
+        sys.exit(2)
     table = {p.stem.replace("estimator_accuracy", "") or "(quiet)": run_rows(p) for p in runs}
     lines = ["# Forms of the per-model correction, refitted on the kept runs", "",
              "`python benchmarks/correction_forms.py` (method: the script's docstring).  Each cell: within +-10 % "

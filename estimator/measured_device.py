@@ -54,8 +54,8 @@ from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, KernelTable
 # scikit-learn and joblib are imported where used: loading an ``npu`` device must not pay for them.
 
 __all__ = ["CORRECTION", "FEATURES", "PER_UNIT", "POOLED", "RETRAIN", "BaselineForest", "MeasuredDevice",
-           "correction_terms", "feature_matrix", "fit_regressor", "launched", "model_terms", "sklearn_version",
-           "weight_mb", "written_mb"]
+           "corrected_ms", "correction_terms", "feature_matrix", "fit_regressor", "launched", "model_terms",
+           "sklearn_version", "weight_mb", "written_mb"]
 
 #: Kernel features the regressors read, in column order.
 FEATURES = ("h_in", "w_in", "c_in", "c_out", "k", "stride", "groups", "macs", "in_elems", "out_elems",
@@ -186,11 +186,8 @@ class MeasuredDevice(Device):
         return self.apply_correction(self.raw_kernel_ms(kt), correction_terms(kt), intercept=False)
 
     def apply_correction(self, raw_ms, terms, intercept: bool = True):
-        """Corrected latency from raw predictions and their :func:`correction_terms` (of kernels, or summed
-        per model, :func:`model_terms`, with ``intercept``)."""
-        c = self.correction
-        return (c["scale"] * raw_ms + np.asarray(terms) @ np.array([c[k] for k in PER_UNIT])
-                + (c["intercept_ms"] if intercept else 0.0))
+        """:func:`corrected_ms` with this device's :attr:`correction`."""
+        return corrected_ms(self.correction, raw_ms, terms, intercept)
 
     @property
     def model_overhead_ms(self) -> float:
@@ -293,6 +290,18 @@ def correction_terms(kt: KernelTable) -> np.ndarray:
     (True, (1, 3))
     """
     return np.column_stack([written_mb(kt), launched(kt), weight_mb(kt)])
+
+
+def corrected_ms(correction: dict, raw_ms, terms, intercept: bool = True):
+    """Latency from raw predictions and their :func:`correction_terms` (of kernels, or summed per model,
+    :func:`model_terms`, with ``intercept``) under ``correction`` (the :data:`CORRECTION` coefficients).
+
+    >>> c = {"scale": 0.9, "ms_per_mb": 0.0, "ms_per_kernel": 0.02, "ms_per_weight_mb": 0.1, "intercept_ms": 0.5}
+    >>> round(float(corrected_ms(c, 10.0, np.array([3.0, 40, 5.0]))), 6)
+    10.8
+    """
+    return (correction["scale"] * raw_ms + np.asarray(terms) @ np.array([correction[k] for k in PER_UNIT])
+            + (correction["intercept_ms"] if intercept else 0.0))
 
 
 def model_terms(kt: KernelTable) -> np.ndarray:

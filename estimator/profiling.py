@@ -39,7 +39,8 @@ from zeroshot.spaces.ir import to_table
 
 from .counts import table_counts
 from .kernel_table import DEFAULT_FUSION, KERNEL_TYPES, decompose
-from .measured_device import CORRECTION, FEATURES, POOLED, MeasuredDevice, feature_matrix, fit_regressor, model_terms
+from .measured_device import (CORRECTION, FEATURES, PER_UNIT, POOLED, MeasuredDevice, feature_matrix, fit_regressor,
+                              model_terms)
 from .sampling import KernelPool, neighbours, row_key
 from .speed_check import reference_models
 
@@ -90,10 +91,11 @@ def fit_all(samples: Samples, seed: int = 0) -> tuple[dict, np.ndarray]:
     return regs, errors
 
 
-def fit_correction(raw_sum_ms: np.ndarray, terms: np.ndarray, measured_ms: np.ndarray) -> dict:
+def fit_correction(raw_sum_ms: np.ndarray, terms: np.ndarray, measured_ms: np.ndarray,
+                   fitted: Sequence[str] = PER_UNIT) -> dict:
     """Non-negative :data:`~zeroshot.estimator.measured_device.CORRECTION` coefficients minimising squared
-    relative error, from each model's raw kernel sum and :func:`~zeroshot.estimator.measured_device.model_terms`
-    (a column of zeros leaves its term at 0).
+    relative error, from each model's raw kernel sum and :func:`~zeroshot.estimator.measured_device.model_terms`;
+    the per-unit terms not in ``fitted`` are held at 0 (an earlier or simpler form of the correction).
 
     >>> raw = np.array([2.0, 4.0, 6.0, 3.0, 5.0])
     >>> terms = np.array([[1.0, 10, 0.5], [3.0, 30, 0.2], [2.0, 20, 0.9], [5.0, 40, 0.1], [4.0, 25, 0.7]])
@@ -103,6 +105,7 @@ def fit_correction(raw_sum_ms: np.ndarray, terms: np.ndarray, measured_ms: np.nd
     """
     from scipy.optimize import nnls
 
+    terms = np.asarray(terms) * np.array([k in fitted for k in PER_UNIT])
     a = np.column_stack([raw_sum_ms, terms, np.ones_like(raw_sum_ms)]) / measured_ms[:, None]
     coef, _ = nnls(a, np.ones_like(measured_ms))
     if coef[0] == 0:      # degenerate calibration (too few or too noisy models): plain sum

@@ -109,8 +109,8 @@ class SpeedCheck:
                 f"{source} -o NOW.json writes it rescaled)")
 
     def rescale(self, device: MeasuredDevice) -> MeasuredDevice:
-        """``device`` with every correction term (scale, ms per MB, per kernel, intercept) times :attr:`ratio`: its
-        latencies, kernel by kernel and per model, times the ratio."""
+        """``device`` with every correction coefficient multiplied by :attr:`ratio`: its latencies, kernel by
+        kernel and per model, times the ratio."""
         out = copy.copy(device)
         out.corrections = {k: {n: v * self.ratio for n, v in c.items()} for k, c in device.corrections.items()}
         out.info = {**device.info, "speed_check_ratio": self.ratio}

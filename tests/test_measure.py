@@ -11,7 +11,8 @@ from zeroshot.estimator.kernel_table import KT, decompose
 from zeroshot.estimator.estimate import Estimator
 from zeroshot.estimator.kernel_table import KERNEL_TYPES
 from zeroshot.estimator.measured_device import (FEATURES, PER_UNIT, POOLED, MeasuredDevice, feature_matrix,
-                                                fit_regressor, launched, model_terms, weight_mb, written_mb)
+                                                corrected_ms, fit_regressor, launched, model_terms, weight_mb,
+                                                written_mb)
 from zeroshot.estimator.profiling import fit_correction, profile
 from zeroshot.estimator.timing import (BUSY_NOISE, BusyMachineWarning, Timing, at_resolution, busy_reason,
                                        carry_drift, measure_archs, measure_kernels, pick_clock, pinned_threads,
@@ -235,8 +236,10 @@ def test_per_kernel_and_weight_costs_are_fitted_and_zero_kernels_launch_nothing(
     assert c["scale"] == pytest.approx(1.2, rel=1e-6) and c["ms_per_kernel"] == pytest.approx(0.01, rel=1e-4)
     assert c["ms_per_weight_mb"] == pytest.approx(0.2, rel=1e-4) and c["intercept_ms"] == pytest.approx(0.3, rel=1e-4)
     assert c["ms_per_mb"] == pytest.approx(0.0, abs=1e-9)
-    without = fit_correction(raw, terms * [1, 1, 0], measured)       # a column of zeros: its term stays 0
+    without = fit_correction(raw, terms, measured, fitted=("ms_per_mb", "ms_per_kernel"))     # an earlier form
     assert without["ms_per_weight_mb"] == 0.0
+    assert corrected_ms(c, raw, terms) == pytest.approx(measured, rel=1e-6)
+    assert np.abs(corrected_ms(without, raw, terms) / measured - 1).max() > 1e-3    # it cannot fit the weights' cost
 
 
 def test_device_file_without_the_newer_terms_reads_them_as_zero(tiny_device, tmp_path):
