@@ -209,6 +209,8 @@ def test_cli_real_training_search(tmp_path, capsys):
     (["--strategy", "random", "--oracle", "O", "--column", "acc", "--population", "0"], "--population must be"),
     (["--strategy", "random", "--oracle", "O", "--column", "acc", "--workers", "-2"], "--workers must be"),
     (["--strategy", "prefiltered", "--oracle", "O", "--column", "acc", "--tournament", "-1"], "--tournament must be"),
+    (["--strategy", "prefiltered", "--oracle", "O", "--column", "acc", "--cheap-tournament", "-2"],
+     "--cheap-tournament must be"),
 ])
 def test_cli_bad_input_one_line_exit_2(extra, message, oracle_csv, capsys):
     argv = ["search", "nb201", "--budget", "3"] + [oracle_csv if a == "O" else a for a in extra]

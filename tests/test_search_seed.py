@@ -110,3 +110,27 @@ def test_tournament_search_is_reproducible_and_checked(stub, images):
     with pytest.raises(ParameterError) as e:
         search(stub, images, 1, tournament=-1)
     assert e.value.param == "tournament"
+
+
+def test_cheap_tournament_draws_who_pays_for_network_proxies_by_the_seed(tiny, images):
+    """The cheap stage keeps the winners of tournaments among the best network_per_kept x as many by the
+    cheap proxy; without it, the best by the cheap proxy; the network stage then decides."""
+    codes = tiny.sample_codes(60, np.random.default_rng(8))
+    keys = [tiny.format(c) for c in tiny.canonical_codes(codes)]
+    codes = codes[sorted({k: i for i, k in enumerate(keys)}.values())]      # one cell of each class
+
+    def scored(cheap_tournament, seed):
+        scorer = ProxyScorer(tiny, PROXIES, images, seed=0, batch_size=16)
+        pre = Prefilter(tiny, scorer, cheap="entropy", network_per_kept=2, rng=np.random.default_rng(seed),
+                        cheap_tournament=cheap_tournament)
+        pre.best(codes, 2)                          # 2 x 2 = 4 pay for network proxies
+        return pre.keys, scorer
+    plain, scorer = scored(0, 0)
+    entropy = dict(zip([tiny.format(c) for c in tiny.canonical_codes(codes)],
+                       scorer.values(codes, ["entropy"])["entropy"]))
+    ranked = sorted(entropy.values(), reverse=True)
+    assert len(plain) == 4 and min(entropy[k] for k in plain) >= ranked[3]
+    drawn = [frozenset(scored(2, seed)[0]) for seed in range(8)]
+    assert drawn[3] == frozenset(scored(2, 3)[0])
+    assert all(len(d) == 4 and min(entropy[k] for k in d) >= ranked[7] for d in drawn)   # among the 8 best
+    assert len(set(drawn)) > 1 and any(d != frozenset(plain) for d in drawn)

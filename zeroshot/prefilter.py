@@ -108,13 +108,14 @@ class Prefilter:
     picks which candidates pay for network proxies (None: all do); ``on_scored(codes, values)`` is told of
     each batch of newly scored candidates (the search records them); ``tournament``: 0 (or 1) keeps the
     best by score, k >= 2 keeps each one as the best of k drawn by ``rng`` among the well-scored ones not
-    kept yet (:meth:`best`)."""
+    kept yet (:meth:`best`); ``cheap_tournament``: the same for the cheap stage, which picks the candidates
+    that pay for network proxies."""
 
     def __init__(self, space, scorer: ProxyScorer, cheap: str | None = None, network_per_kept: int = 4,
                  on_scored: Callable[[np.ndarray, dict], None] | None = None, tournament: int = 0,
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None, cheap_tournament: int = 0):
         self.space, self.scorer, self.cheap, self.network_per_kept = space, scorer, cheap, network_per_kept
-        self.on_scored, self.tournament, self.rng = on_scored, tournament, rng
+        self.on_scored, self.tournament, self.cheap_tournament, self.rng = on_scored, tournament, cheap_tournament, rng
         self.keys: list[str] = []                  # every scored candidate (canonical encoding), in order
         self.codes: list[np.ndarray] = []          # the first code vector seen of each
         self._index: dict[str, int] = {}
@@ -132,23 +133,28 @@ class Prefilter:
     def best(self, codes: np.ndarray, keep: int) -> np.ndarray:
         """The ``keep`` best of ``codes`` by the score, best first; with a ``tournament``, the winners of
         successive tournaments among the best ``network_per_kept`` x ``keep`` by the score, in that order.
-        When the score needs a network, only the best ``network_per_kept`` x ``keep`` by the ``cheap``
-        proxy pay for it."""
+        When the score needs a network, only ``network_per_kept`` x ``keep`` chosen by the ``cheap`` proxy
+        pay for it: the best by it, or with a ``cheap_tournament`` the winners of its tournaments."""
         if not len(codes):
             return codes
         n_net = self.network_per_kept * keep
         if self.cheap and self.scorer.needs_network() and n_net < len(codes):
             cheap = rank_aggregate(self.scorer.values(codes, [self.cheap]))
-            codes = codes[np.argsort(-cheap, kind="stable")[:n_net]]
-        s = self.scores(codes)
-        order = np.argsort(-s, kind="stable")
-        short = sorted(order[:n_net])                 # the tournaments' entrants, in the order given
-        if self.tournament < 2 or self.tournament >= len(short):
-            return codes[order[:keep]]
+            codes = codes[self._winners(cheap, n_net, self.cheap_tournament)]
+        return codes[self._winners(self.scores(codes), keep, self.tournament)]
+
+    def _winners(self, fitness: np.ndarray, keep: int, k: int) -> np.ndarray:
+        """Positions of ``keep`` of ``fitness``: the best, best first (``k`` < 2), or the winners of
+        successive tournaments of ``k`` drawn by ``rng`` among the best ``network_per_kept`` x ``keep`` not
+        kept yet, in that order."""
+        order = np.argsort(-fitness, kind="stable")
+        short = sorted(order[:self.network_per_kept * keep])      # the tournaments' entrants, in the order given
+        if k < 2 or k >= len(short):
+            return order[:keep]
         kept = []
         while short and len(kept) < keep:
-            kept.append(short.pop(tournament(s[short], self.tournament, self.rng)))
-        return codes[kept]
+            kept.append(short.pop(tournament(fitness[short], k, self.rng)))
+        return np.array(kept, dtype=np.int64)
 
     def _book(self, codes: np.ndarray) -> list[int]:
         """Add candidates to the book (every proxy of the score); their positions in it."""

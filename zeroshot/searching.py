@@ -69,6 +69,7 @@ class SearchConfig:
     pool: int = 3000
     network_per_kept: int = 4
     tournament: int = 2
+    cheap_tournament: int = 2
     cheap: str = ScreenConfig.cheap
     parallel: int = 1
     oracle: str | None = None
@@ -81,10 +82,10 @@ class SearchConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ParameterError(name, "an integer >= 1", value)
-        if isinstance(self.tournament, bool) or not isinstance(self.tournament, (int, np.integer)) \
-                or self.tournament < 0:
-            raise ParameterError("tournament", "an integer >= 0 (0: the pre-filter keeps the best by score)",
-                                 self.tournament)
+        for name, what in (("tournament", "score"), ("cheap_tournament", "cheap proxy")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ParameterError(name, f"an integer >= 0 (0: the pre-filter keeps the best by {what})", value)
         if self.sample > self.population:
             raise ParameterError("sample", f"at most the population ({self.population}): tournaments draw "
                                            f"from it", self.sample)
@@ -150,7 +151,7 @@ def search(space, strategy: str = "prefiltered", budget: int = 50, oracle: str |
     path or a device object).  ``db``: a results database to record the run in (none: in memory only).
     ``log(record)`` is called after each evaluation.  ``settings``: more :class:`SearchConfig` fields
     (``max_latency_ms``, ``max_params``, ``proxies``, ``population``, ``sample``, ``children``, ``pool``,
-    ``cheap``, ``batch_size``, ``network_per_kept``, ``tournament``, ``parallel``)."""
+    ``cheap``, ``batch_size``, ``network_per_kept``, ``tournament``, ``cheap_tournament``, ``parallel``)."""
     from .api import resolve_device, resolve_space
     resolved = resolve_space(space, **(space_options or {}))
     allowed = {f.name for f in fields(SearchConfig)} - {"space", "strategy", "budget", "space_options", "seed",

@@ -71,7 +71,7 @@ class Study:
         self.constraints = Constraints.from_config(cfg, exclusive=True)
         scorer = scorer or ProxyScorer(space, cfg.proxies, None, cfg.seed, cfg.batch_size)
         self.prefilter = Prefilter(space, scorer, cfg.cheap, cfg.network_per_kept, self._record_scored,
-                                   cfg.tournament, self.rng)
+                                   cfg.tournament, self.rng, cfg.cheap_tournament)
         self.evaluated: dict[str, dict] = {}       # canonical encoding -> record
         self.trajectory: list[dict] = []
         self.uncovered = 0

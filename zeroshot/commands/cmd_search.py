@@ -47,6 +47,9 @@ def register(sub):
     p.add_argument("--tournament", type=int, default=DEFAULTS["tournament"],
                    help="pre-filter: each kept candidate the best by score of this many drawn by the seed "
                         "(default %(default)s; 0: the best by score)")
+    p.add_argument("--cheap-tournament", type=int, default=DEFAULTS["cheap_tournament"],
+                   help="pre-filter: each candidate given network proxies the best by --cheap of this many drawn "
+                        "by the seed (default %(default)s; 0: the best by --cheap)")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"],
                    help="seed of the whole run: sampling, mutations, the proxies' weights and image batch")
     p.add_argument("--db", help="SQLite results file (default: none, nothing recorded)")
@@ -64,7 +67,7 @@ def run(args):
     backend = None if args.oracle else get_backend(args.backend, workers, args.address)
     settings = {name: getattr(args, name) for name in ("max_latency_ms", "max_params", "cheap", "batch_size",
                                                       "population", "sample", "children", "pool",
-                                                      "tournament")}
+                                                      "tournament", "cheap_tournament")}
     if args.proxies:
         settings["proxies"] = args.proxies.split(",")
     result = search(args.space, strategy=args.strategy, budget=args.budget, oracle=args.oracle, column=args.column,
