@@ -21,7 +21,9 @@
 The pre-filter's own two stages follow the funnel (:meth:`~zeroshot.prefilter.Prefilter.best`): the
 funnel's cheap topology proxy (``cheap``, the screen's default) ranks a batch, and only
 ``network_per_kept`` = 4 candidates per one kept pay for the score's network proxies (20 of the warm-up's
-3,000, 4 of a generation's 24), which bounds the proxy cost at a few forward passes per training.
+3,000, 4 of a generation's 24), which bounds the proxy cost at a few forward passes per training.  Which
+ones: ``cheap_tournament`` = 2, each the better by the cheap proxy of 2 drawn by the seed among the
+``network_per_kept`` x as many best by it (4 of a generation's best 16; 0: the best by it).
 Settings were chosen on these principles before any benchmark ran, but for the pre-filtered warm-up
 (population 10 of a pool of 1,000 before): population 5 of a pool of 3,000 was chosen among a handful of
 settings on NB201 CIFAR-10 *validation* accuracy with 25 trainings and development seeds
@@ -29,9 +31,9 @@ settings on NB201 CIFAR-10 *validation* accuracy with 25 trainings and developme
 The seed is the whole run's: it draws the warm-up's pool, every mutation and the pre-filter's tournaments,
 seeds the pre-filter's network proxies and draws the images they see (:class:`~zeroshot.prefilter.ProxyScorer`).
 ``tournament`` = 2 was chosen over the arg-max on development seeds by the same protocol (median validation
-rank 2 vs 6, shared trained cells 0.59 vs 0.63).  Runs still share much of what they train: the cheap
-topology proxy that picks which mutants are scored does not depend on the seed, and good runs meet near the
-same best cells.  :func:`register_strategy` adds a strategy of one's own.
+rank 2 vs 6, shared trained cells 0.59 vs 0.63), then ``cheap_tournament`` = 2 over the seed-free cheap
+stage (median validation rank 5 vs 5, shared trained 0.22 vs 0.61; 16 vs 20 of 20 seeds in the validation
+top 20).  :func:`register_strategy` adds a strategy of one's own.
 
 Example
 -------
