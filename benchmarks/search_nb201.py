@@ -209,11 +209,11 @@ def write_report(args, rows, ranked, cached_at_start, cached) -> None:
                      f"{r['distinct']} | {r['overlap']:.2f} | {int(np.median(r['steps']))} | "
                      f"{int(np.median(r['scored']))} | {np.median(r['secs']):.1f} |")
     marks = [n for n in range(10, args.budget + 1, 10)]
-    lines += ["", f"Median `{args.report_column}` of the best pick so far after N evaluations:", "",
-              "| strategy | " + " | ".join(str(n) for n in marks) + " |", "|---|" + "---|" * len(marks)]
-    for s, r in rows.items():
-        if not s.startswith("zeroshot"):
-            lines.append(f"| {s} | " + " | ".join(f"{v:.3f}" for v in r["curve"]) + " |")
+    trained = {s: r for s, r in rows.items() if not s.startswith("zeroshot")}   # zeroshot evaluates once
+    if trained:
+        lines += ["", f"Median `{args.report_column}` of the best pick so far after N evaluations:", "",
+                  "| strategy | " + " | ".join(str(n) for n in marks) + " |", "|---|" + "---|" * len(marks)]
+        lines += [f"| {s} | " + " | ".join(f"{v:.3f}" for v in r["curve"]) + " |" for s, r in trained.items()]
     lines.append("")
     (RESULTS / args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

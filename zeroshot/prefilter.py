@@ -115,7 +115,8 @@ class Prefilter:
                  on_scored: Callable[[np.ndarray, dict], None] | None = None, tournament: int = 0,
                  rng: np.random.Generator | None = None, cheap_tournament: int = 0):
         self.space, self.scorer, self.cheap, self.network_per_kept = space, scorer, cheap, network_per_kept
-        self.on_scored, self.tournament, self.cheap_tournament, self.rng = on_scored, tournament, cheap_tournament, rng
+        self.on_scored, self.tournament, self.cheap_tournament = on_scored, tournament, cheap_tournament
+        self.rng = rng
         self.keys: list[str] = []                  # every scored candidate (canonical encoding), in order
         self.codes: list[np.ndarray] = []          # the first code vector seen of each
         self._index: dict[str, int] = {}
@@ -148,7 +149,7 @@ class Prefilter:
         successive tournaments of ``k`` drawn by ``rng`` among the best ``network_per_kept`` x ``keep`` not
         kept yet, in that order."""
         order = np.argsort(-fitness, kind="stable")
-        short = sorted(order[:self.network_per_kept * keep])      # the tournaments' entrants, in the order given
+        short = sorted(order[:self.network_per_kept * keep])    # the tournaments' entrants, in the order given
         if k < 2 or k >= len(short):
             return order[:keep]
         kept = []
