@@ -77,12 +77,15 @@ def test_same_seed_same_run_other_seeds_other_runs(tiny, stub, images):
 
 
 def test_run_search_scores_with_the_search_seed(tiny, stub, images):
-    """Without a scorer the pre-filter's proxies take the search's seed; a scorer of another seed (same
-    sampling and mutations) changes which cells are trained: the proxies' seed steers the run."""
+    """Without a scorer the pre-filter's proxies take the search's seed; scorers of other seeds (same
+    sampling and mutations) change which cells are trained: the proxies' seed steers the run (in a space
+    this small one other seed may happen to train the same cells; not three)."""
     own = ProxyScorer(tiny, PROXIES, images, seed=5, batch_size=16)
-    other = ProxyScorer(tiny, PROXIES, images, seed=6, batch_size=16)
-    assert search(stub, images, 5) == search(stub, images, 5, scorer=own)
-    assert search(stub, images, 5, scorer=other) != search(stub, images, 5)
+    base = search(stub, images, 5)
+    assert base == search(stub, images, 5, scorer=own)
+    others = [search(stub, images, 5, scorer=ProxyScorer(tiny, PROXIES, images, seed=s, batch_size=16))
+              for s in (6, 7, 8)]
+    assert any(run != base for run in others)
 
 
 def test_tournament_prefilter_keeps_well_scored_candidates_by_the_seed(tiny):
