@@ -203,10 +203,11 @@ def write_report(args, rows, ranked, cached_at_start, cached) -> None:
         picked = r["picked"]
         q1, q3 = np.percentile(picked, [25, 75])
         reached = f"{int((picked >= TARGET).sum())}/{len(picked)}" if args.report_column == "test_acc" else "-"
+        shared = "-" if np.isnan(r["overlap"]) else f"{r['overlap']:.2f}"          # one seed: no pairs
         lines.append(f"| {s} | {np.median(picked):.3f} | {picked.mean():.3f} | {q1:.2f}-{q3:.2f} | "
                      f"{picked.min():.2f} | {picked.max():.2f} | {rank(np.median(picked))} | "
                      f"{reached} | {np.median(r['searched']):.3f} | "
-                     f"{r['distinct']} | {r['overlap']:.2f} | {int(np.median(r['steps']))} | "
+                     f"{r['distinct']} | {shared} | {int(np.median(r['steps']))} | "
                      f"{int(np.median(r['scored']))} | {np.median(r['secs']):.1f} |")
     marks = [n for n in range(10, args.budget + 1, 10)]
     trained = {s: r for s, r in rows.items() if not s.startswith("zeroshot")}   # zeroshot evaluates once
