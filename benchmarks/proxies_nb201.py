@@ -28,6 +28,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -155,7 +156,7 @@ def cost_sets(space, reps, data, args):
         yield (f"MobileNetV2, {len(nets)} nets, 128 px, batch 16", nets, x, None)
 
 
-def main():
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--dev", type=int, default=600)
@@ -178,125 +179,142 @@ def main():
     if not cifar10 and (args.table is None or args.images is None):
         ap.error("another dataset needs --table and --images together (with its --classes and --image-size); "
                  "without them the run is on CIFAR-10 at 10 classes, 32 px")
-    torch.set_num_threads(1)
-    keep_freed_memory()                 # as the command line does (zeroshot.allocator)
+    if args.cost_n < 1:
+        ap.error(f"--cost-n must be at least 1 (cells in the cost table), got {args.cost_n}")
+    return args
+
+
+def load_benchmark(args) -> SimpleNamespace:
+    """The dataset's table and images, the space, the reported and development cells and their classes."""
     table_path = args.table or shared_data("nb201/nb201_cifar10.csv")
     images = args.images or shared_data("images/cifar10_test_846.npz")
     if table_path is None or images is None:
         raise SystemExit("needs ../shared/data/nb201/nb201_cifar10.csv and images/cifar10_test_846.npz")
     suffix = f"_{Path(table_path).stem}" if args.table else ""
-    dataset = Path(table_path).stem if args.table else "CIFAR-10"
-    cache_path = RESULTS / f"proxies_nb201{suffix}_cache.csv"
     space = get_space("nb201", classes=args.classes, resolution=args.image_size)
     codes = official_codes(table_path, space)
     with open(table_path, newline="") as f:
         rows = sorted(csv.DictReader(f), key=lambda r: int(r["index"]))
-    test_acc = np.array([float(r["test_acc"]) for r in rows])
-    val_acc = np.array([float(r["val_acc"]) for r in rows])
     canon = space.canonical_codes(codes)
     report, dev = split_cells(canon, args.n, args.dev, args.seed)
-    data = load_data(str(images), (3, args.image_size, args.image_size), args.classes)
-
-    net_names = list_proxies("network")
-    topo_names = list_proxies("topology")
     rep_u, dev_u = (np.unique(canon[c], axis=0) for c in (report, dev))
-    cheap = [n for n in CHEAP if n in net_names]
-    rest_names = [n for n in net_names if n not in cheap and n != "grasp"]
-    last = [n for n in net_names if n == "grasp"]
     print(f"{len(report)} + {len(dev)} cells, {len(rep_u)} + {len(dev_u)} isomorphism classes", flush=True)
-    t0 = time.perf_counter()
-    # the costly proxies run on the reported classes only, in a random order: if the run is stopped
-    # early, the cells they cover are a random subset (the table says how many)
-    shuffled = rep_u[np.random.default_rng(args.seed + 2).permutation(len(rep_u))]
-    phases = [(dev_u, cheap), (rep_u, cheap), (shuffled, rest_names), (shuffled, last)]
+    return SimpleNamespace(
+        space=space, codes=codes, canon=canon, report=report, dev=dev, rep_u=rep_u, dev_u=dev_u,
+        test_acc=np.array([float(r["test_acc"]) for r in rows]), val_acc=np.array([float(r["val_acc"]) for r in rows]),
+        data=load_data(str(images), (3, args.image_size, args.image_size), args.classes), images=images,
+        dataset=Path(table_path).stem if args.table else "CIFAR-10", suffix=suffix,
+        cache_path=RESULTS / f"proxies_nb201{suffix}_cache.csv",
+        # the costly proxies run on the reported classes only, in a random order: if the run is stopped
+        # early, the cells they cover are a random subset (the table says how many)
+        shuffled=rep_u[np.random.default_rng(args.seed + 2).permutation(len(rep_u))])
+
+
+def compute_cache(args, b: SimpleNamespace) -> tuple[dict, dict, float]:
+    """Fill the cache phase by phase (cheap proxies on every class, then the costly ones on the reported
+    classes); the cached values, their seconds and this run's computing time."""
+    net_names = list_proxies("network")
+    cheap = [n for n in CHEAP if n in net_names]
+    rest = [n for n in net_names if n not in cheap and n != "grasp"]
+    last = [n for n in net_names if n == "grasp"]
+    phases = [(b.dev_u, cheap), (b.rep_u, cheap), (b.shuffled, rest), (b.shuffled, last)]
     if args.reverse:
         phases = [(reps[::-1], names) for reps, names in phases]
     if args.no_compute:
         phases = phases[:2]                 # the cheap proxies must be complete; the costly ones as they are
-    cache, per_proxy = fill_cache(space, [p for p in phases if p[1]], data, args.seed, args.batch_size, cache_path)
-    wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cache, per_proxy = fill_cache(b.space, [p for p in phases if p[1]], b.data, args.seed, args.batch_size,
+                                  b.cache_path)
+    return cache, per_proxy, time.perf_counter() - t0
+
+
+def proxy_values(b: SimpleNamespace, cache: dict) -> dict[str, np.ndarray]:
+    """Every proxy and the default score on the reported cells, then the development cells."""
+    cells = np.concatenate([b.report, b.dev])
+    values = compute_proxies(b.space, b.codes[cells], list_proxies("topology"))
+    for n in list_proxies("network"):
+        values[n] = np.array([cache.get((b.space.format(r), n), np.nan) for r in b.canon[cells]])
+    nr = len(b.report)
+    values["score"] = np.zeros(len(cells))
+    for part in (slice(0, nr), slice(nr, len(cells))):
+        values["score"][part] = rank_aggregate({n: values[n][part] for n in DEFAULT_PROXIES})
+    return values
+
+
+def main():
+    args = parse_args()
+    torch.set_num_threads(1)
+    keep_freed_memory()                 # as the command line does (zeroshot.allocator)
+    b = load_benchmark(args)
+    cache, per_proxy, wall = compute_cache(args, b)
     if args.compute_only:
         return
-    cells = np.concatenate([report, dev])
-    values = compute_proxies(space, codes[cells], topo_names)
-    for n in net_names:
-        values[n] = np.array([cache.get((space.format(r), n), np.nan) for r in canon[cells]])
-    nr, nd = len(report), len(dev)
-    values["score"] = np.zeros(len(cells))
-    for part in (slice(0, nr), slice(nr, nr + nd)):
-        values["score"][part] = rank_aggregate({n: values[n][part] for n in DEFAULT_PROXIES})
-    rep_corr = correlations({k: v[:nr] for k, v in values.items()}, test_acc[report])
-    dev_corr = correlations({k: v[nr:] for k, v in values.items()}, val_acc[dev])
+    values = proxy_values(b, cache)
+    lines = [*header_lines(args, b), *proxy_table(b, values), *candidates_section(b, values),
+             *few_shot_section(args, b, values), *cost_section(args, b, per_proxy, wall)]
+    out = RESULTS / f"proxies_nb201{b.suffix}.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
-    # the candidate combinations the default was chosen from (chosen on the dev column only)
-    cand_rows = []
-    for combo in CANDIDATES:
-        if all(n in values for n in combo):
-            r = spearmanr(rank_aggregate({n: values[n][:nr] for n in combo}), test_acc[report])[0]
-            d = spearmanr(rank_aggregate({n: values[n][nr:] for n in combo}), val_acc[dev])[0]
-            cand_rows.append(f"| {' + '.join(combo)} | {d:.3f} | {r:.3f} |")
 
-    # few-shot calibration: the first --few-shot dev cells with their val_acc train a ridge model
-    complete = [n for n in net_names + topo_names if not np.isnan(values[n]).any()]
-    feats = rank_features(values, complete)
-    fs = {}
-    for k in (args.few_shot, 4 * args.few_shot):
-        pred = few_shot(feats[nr:nr + k], val_acc[dev[:k]], feats[:nr])
-        fs[k] = spearmanr(pred, test_acc[report])[0], kendalltau(pred, test_acc[report])[0]
-
-    # cost of the suite in forward+backward passes of the same network on the same batch (suite_cost: the
-    # two timed alternately, medians of 3), NB201 at batch 64, 16 and 128, and a few MobileNetV2 nets
-    default_net = [n for n in DEFAULT_PROXIES if get_proxy(n).kind == "network"]
-    variants = {"all": net_names, "no grasp": [n for n in net_names if n != "grasp"], "default": default_net}
-    cost_rows = []
-    for label, archs, xb, yb in cost_sets(space, shuffled[: args.cost_n], data, args):
-        got = {k: [suite_cost(a, names, xb, yb, args.seed) for a in archs] for k, names in variants.items()}
-        cost_rows.append(f"| {label} | " + " | ".join(
-            f"{np.median([c['multiple'] for c in v]):.2f} ({min(c['multiple'] for c in v):.2f}-"
-            f"{max(c['multiple'] for c in v):.2f})" for v in got.values())
-            + f" | {np.median([c['seconds'] for c in got['all']]):.2f} | "
-            f"{np.median([c['fwd_bwd_seconds'] for c in got['all']]):.3f} |")
-        print(cost_rows[-1], flush=True)
-    per_arch = np.array([sum(per_proxy[space.format(c), n] for n in cheap) for c in rep_u])
-
+def header_lines(args, b: SimpleNamespace) -> list[str]:
     dataset_args = (f"--table {args.table} --images {args.images} --classes {args.classes} --image-size "
                     f"{args.image_size} " if args.table else "")
-    lines = [
-        f"# Zero-shot proxies on NAS-Bench-201 {dataset}",
+    return [
+        f"# Zero-shot proxies on NAS-Bench-201 {b.dataset}",
         "",
         f"`python benchmarks/proxies_nb201.py --n {args.n} --dev {args.dev} --seed {args.seed} {dataset_args}"
         f"--batch-size {args.batch_size} --cost-n {args.cost_n} --cost-mbv2 {args.cost_mbv2} --few-shot {args.few_shot}` on "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, one thread, "
         f"{os.cpu_count()} cores shared with other jobs.",
         "",
-        f"Reported set: {nr} random cells (`default_rng({args.seed})`) vs **test** accuracy (200 epochs). "
-        f"Development set: {nd} other cells (`default_rng({args.seed + 1})`, none isomorphic to a reported "
+        f"Reported set: {len(b.report)} random cells (`default_rng({args.seed})`) vs **test** accuracy (200 epochs). "
+        f"Development set: {len(b.dev)} other cells (`default_rng({args.seed + 1})`, none isomorphic to a reported "
         "cell) vs **validation** accuracy; the default score's components were chosen on principles and on "
         "the development set only, never on the reported set.  Network proxies: the first "
-        f"{args.batch_size} of the {len(data)} images of `{Path(images).name}`, seed {args.seed}, computed once per "
-        f"isomorphism class ({len(rep_u)} + {len(dev_u)} classes).",
+        f"{args.batch_size} of the {len(b.data)} images of `{Path(b.images).name}`, seed {args.seed}, computed once per "
+        f"isomorphism class ({len(b.rep_u)} + {len(b.dev_u)} classes).",
         "",
-        f"Default `score` = sum of log-ranks of {', '.join(DEFAULT_PROXIES)} (zeroshot/score.py).",
+        f"Default `score` = sum of log-ranks of {', '.join(DEFAULT_PROXIES)} (zeroshot/scoring.py).",
         "",
-        "| proxy | kind | needs | Spearman (reported, test) | Kendall (reported, test) | cells | "
-        "Spearman (dev, val) |",
-        "|---|---|---|---|---|---|---|",
     ]
-    order = sorted(rep_corr, key=lambda n: -np.nan_to_num(rep_corr[n][0], nan=-2))
-    for n in order:
+
+
+def proxy_table(b: SimpleNamespace, values: dict) -> list[str]:
+    """Spearman and Kendall of every proxy on the reported cells (test), Spearman on the development
+    cells (validation)."""
+    nr, nd = len(b.report), len(b.dev)
+    rep_corr = correlations({k: v[:nr] for k, v in values.items()}, b.test_acc[b.report])
+    dev_corr = correlations({k: v[nr:] for k, v in values.items()}, b.val_acc[b.dev])
+    lines = ["| proxy | kind | needs | Spearman (reported, test) | Kendall (reported, test) | cells | "
+             "Spearman (dev, val) |",
+             "|---|---|---|---|---|---|---|"]
+    for n in sorted(rep_corr, key=lambda n: -np.nan_to_num(rep_corr[n][0], nan=-2)):
         rho, tau, used = rep_corr[n]
         kind, needs = ("aggregate", "-") if n == "score" else (get_proxy(n).kind, get_proxy(n).needs)
         name = f"**{n}**" if n in ("score", "params", "macs") else n
         dev_rho = "-" if dev_corr[n][2] < 0.9 * nd else f"{dev_corr[n][0]:.3f}"
         lines.append(f"| {name} | {kind} | {needs} | {rho:.3f} | {tau:.3f} | {used} | {dev_rho} |")
-    base = rep_corr["score"][0]
-    lines += [
+    return lines + [
         "",
         "Cells: how many of the reported cells the proxy was computed on (the costly proxies ran on a "
         "random subset of the reported isomorphism classes in the time this run had; each figure is over "
         "that proxy's cells).  Non-finite values (a network with no input->output path) are kept at the "
         "worst end of their proxy's order.",
         "",
+    ]
+
+
+def candidates_section(b: SimpleNamespace, values: dict) -> list[str]:
+    """The candidate combinations the default was chosen from (chosen on the dev column only)."""
+    nr = len(b.report)
+    rows = []
+    for combo in CANDIDATES:
+        if all(n in values for n in combo):
+            r = spearmanr(rank_aggregate({n: values[n][:nr] for n in combo}), b.test_acc[b.report])[0]
+            d = spearmanr(rank_aggregate({n: values[n][nr:] for n in combo}), b.val_acc[b.dev])[0]
+            rows.append(f"| {' + '.join(combo)} | {d:.3f} | {r:.3f} |")
+    return [
         "## How the default was chosen",
         "",
         "Sum of log-ranks of each pre-listed candidate set (`zeroshot.scoring.CANDIDATES`); the default is "
@@ -305,8 +323,23 @@ def main():
         "",
         "| candidate | Spearman (dev, val) | Spearman (reported, test) |",
         "|---|---|---|",
-        *cand_rows,
+        *rows,
         "",
+    ]
+
+
+def few_shot_section(args, b: SimpleNamespace, values: dict) -> list[str]:
+    """Ridge on the proxies complete on every cell, fitted on the first k development cells (val_acc)."""
+    nr = len(b.report)
+    complete = [n for n in list_proxies("network") + list_proxies("topology") if not np.isnan(values[n]).any()]
+    feats = rank_features(values, complete)
+    base = spearmanr(values["score"][:nr], b.test_acc[b.report])[0]
+    rows = []
+    for k in (args.few_shot, 4 * args.few_shot):
+        pred = few_shot(feats[nr:nr + k], b.val_acc[b.dev[:k]], feats[:nr])
+        r, t = spearmanr(pred, b.test_acc[b.report])[0], kendalltau(pred, b.test_acc[b.report])[0]
+        rows.append(f"| {k} | {r:.3f} | {t:.3f} | {r - base:+.3f} |")
+    return [
         "## Few-shot calibration",
         "",
         "Ridge regression (scikit-learn `RidgeCV` on standardised log-rank features of the "
@@ -315,8 +348,29 @@ def main():
         "",
         "| trained archs k | Spearman | Kendall | gain over the score |",
         "|---|---|---|---|",
-        *[f"| {k} | {r:.3f} | {t:.3f} | {r - base:+.3f} |" for k, (r, t) in fs.items()],
+        *rows,
         "",
+    ]
+
+
+def cost_section(args, b: SimpleNamespace, per_proxy: dict, wall: float) -> list[str]:
+    """Cost of the suite in forward+backward passes of the same network on the same batch (suite_cost:
+    the two timed alternately, medians of 3), NB201 at batch 64, 16 and 128, and a few MobileNetV2 nets."""
+    net_names = list_proxies("network")
+    cheap = [n for n in CHEAP if n in net_names]
+    default_net = [n for n in DEFAULT_PROXIES if get_proxy(n).kind == "network"]
+    variants = {"all": net_names, "no grasp": [n for n in net_names if n != "grasp"], "default": default_net}
+    rows = []
+    for label, archs, xb, yb in cost_sets(b.space, b.shuffled[: args.cost_n], b.data, args):
+        got = {k: [suite_cost(a, names, xb, yb, args.seed) for a in archs] for k, names in variants.items()}
+        rows.append(f"| {label} | " + " | ".join(
+            f"{np.median([c['multiple'] for c in v]):.2f} ({min(c['multiple'] for c in v):.2f}-"
+            f"{max(c['multiple'] for c in v):.2f})" for v in got.values())
+            + f" | {np.median([c['seconds'] for c in got['all']]):.2f} | "
+            f"{np.median([c['fwd_bwd_seconds'] for c in got['all']]):.3f} |")
+        print(rows[-1], flush=True)
+    per_arch = np.array([sum(per_proxy[b.space.format(c), n] for n in cheap) for c in b.rep_u])
+    return [
         "## Cost",
         "",
         "Cost of one call of `compute_network_proxies` as a multiple of one forward+backward pass (cross-"
@@ -328,7 +382,7 @@ def main():
         "",
         f"| networks | all {len(net_names)} | no grasp | default | seconds (all) | forward+backward s |",
         "|---|---|---|---|---|---|",
-        *cost_rows,
+        *rows,
         "",
         f"The {len(cheap)} cheap proxies ({', '.join(cheap)}) in one shared call, as timed when the cache's values "
         f"were computed (by the code of that day, on a loaded machine; the table above is this run's "
@@ -337,9 +391,6 @@ def main():
         f"computed missing values for {wall:.0f} s.  Topology proxies: microseconds per architecture "
         "(benchmarks/results/proxies_topology.md).",
     ]
-    out = RESULTS / f"proxies_nb201{suffix}.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

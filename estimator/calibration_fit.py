@@ -150,7 +150,12 @@ def _posterior(comps: dict, seen: dict, var: dict, gram: np.ndarray, noises: np.
 
 
 def _checked_latency(features: sparse.spmatrix, latency_ms) -> np.ndarray:
-    y = np.asarray(latency_ms, float)
+    if isinstance(latency_ms, (str, bytes)):
+        raise ParameterError("latency_ms", "a sequence of milliseconds, one per architecture", latency_ms)
+    try:
+        y = np.asarray(latency_ms, float)
+    except (TypeError, ValueError):
+        raise ParameterError("latency_ms", "numbers (milliseconds), one per architecture", latency_ms) from None
     if y.ndim != 1 or features.shape[0] != len(y):
         raise ParameterError("latency_ms", f"one latency per architecture ({features.shape[0]})",
                              len(y) if y.ndim == 1 else f"shape {y.shape}")

@@ -12,6 +12,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from zeroshot.checks import check_int, check_seed
 from zeroshot.errors import EncodingError, ParameterError
 
 from .ir import Arch
@@ -91,11 +92,10 @@ class SearchSpace(ABC):
 
     def sample(self, n: int, seed: int | None = 0) -> list[str]:
         """``n`` distinct architectures (encodings), reproducible for a seed."""
-        return [self.format(c) for c in self.sample_distinct_codes(n, np.random.default_rng(seed))]
+        return [self.format(c) for c in self.sample_distinct_codes(n, _rng(seed))]
 
     def sample_distinct_codes(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        if n < 0:
-            raise ParameterError("n", "a non-negative count", n)
+        check_int("n", n, 0, "a non-negative count")
         if n > self.size:
             raise ParameterError("n", f"at most the {self.size} architectures of space {self.name!r} (only "
                                  f"{self.size} distinct ones exist)", n)
@@ -107,10 +107,10 @@ class SearchSpace(ABC):
         return out[:n]
 
     def mutate(self, arch: str, seed: int | None = None) -> str:
-        return self.format(self.mutate_codes(self.parse(arch), np.random.default_rng(seed)))
+        return self.format(self.mutate_codes(self.parse(arch), _rng(seed)))
 
     def crossover(self, a: str, b: str, seed: int | None = None) -> str:
-        return self.format(self.crossover_codes(self.parse(a), self.parse(b), np.random.default_rng(seed)))
+        return self.format(self.crossover_codes(self.parse(a), self.parse(b), _rng(seed)))
 
     def enumerate(self) -> Iterator[str]:
         for chunk in self.enumerate_codes():
@@ -176,3 +176,8 @@ class ProductSpace(SearchSpace):
         for start in range(0, self.size, chunk):
             idx = np.arange(start, min(start + chunk, self.size), dtype=np.int64)
             yield (idx[:, None] // weights[None, :]) % self.cards[None, :]
+
+
+def _rng(seed: int | None) -> np.random.Generator:
+    """numpy's generator of a checked seed (None: fresh entropy)."""
+    return np.random.default_rng(check_seed(seed, optional=True))

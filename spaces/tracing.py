@@ -86,6 +86,8 @@ _LAYOUT = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, torch.p
 _REORDER = {torch.permute, torch.transpose, "permute", "transpose"}
 _FREE = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.AlphaDropout)
 _FREE_FUNCTIONS = {F.dropout, F.dropout2d, F.alpha_dropout, "clone", "detach", "float"}
+#: what a refused layer's error adds: where the supported ones are listed
+SUPPORTED = "use the layers and functions docs/spaces.md lists under 'Your own network'"
 _POOL_FUNCTIONS = {F.max_pool2d: "max", F.avg_pool2d: "avg"}
 _ADAPTIVE_MODULES = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 _ADAPTIVE = {nn.AdaptiveAvgPool2d: "avg", nn.AdaptiveMaxPool2d: "max", F.adaptive_avg_pool2d: "avg",
@@ -130,7 +132,7 @@ def _input_shape(input_shape) -> tuple[int, int, int]:
         shape = tuple(int(v) for v in input_shape)
     except (TypeError, ValueError):
         shape = ()
-    if len(shape) != 3 or min(shape) < 1:
+    if len(shape) != 3 or min(shape) < 1 or any(v != s for v, s in zip(input_shape, shape)):
         raise ParameterError("input_shape", "three positive integers (C, H, W)", input_shape)
     return shape
 
@@ -166,7 +168,8 @@ def _trace(module: nn.Module) -> fx.GraphModule:
     except Exception as e:          # fx's complaint about the user's forward (control flow on values ...)
         why = " ".join(str(e).split())[:300]
         raise InputError(f"{type(module).__name__} cannot be traced by torch.fx ({type(e).__name__}: {why}); "
-                         "from_torch needs a forward without control flow on tensor values") from None
+                         "from_torch needs a forward without Python control flow on tensors (on their values or "
+                         "shapes)") from None
 
 
 def _check_modules(gm: fx.GraphModule) -> None:
@@ -174,14 +177,14 @@ def _check_modules(gm: fx.GraphModule) -> None:
     modules = dict(gm.named_modules())
     for n in gm.graph.nodes:
         if n.op == "call_module" and not isinstance(modules[n.target], _MODULES):
-            raise UnsupportedLayerError(n.target, type(modules[n.target]).__name__)
+            raise UnsupportedLayerError(n.target, type(modules[n.target]).__name__, fix=SUPPORTED)
 
 
-def _where(n: fx.Node, kind: str) -> UnsupportedLayerError:
-    """The error for node ``n``: the module path that calls it and ``kind``."""
+def _where(n: fx.Node, kind: str, fix: str | None = None) -> UnsupportedLayerError:
+    """The error for node ``n``: the module path that calls it, ``kind`` and what to do instead."""
     stack = n.meta.get("nn_module_stack") or {}
     path = next(reversed(stack.values()))[0] if stack else "forward"
-    return UnsupportedLayerError(path, kind)
+    return UnsupportedLayerError(path, kind, fix=fix)
 
 
 def _name(target) -> str:
@@ -229,7 +232,9 @@ class _Converter(fx.Interpreter):
         if isinstance(src, (tuple, list)) and isinstance(i, int):
             return src[i]
         if src is not None and isinstance(out, torch.Tensor):
-            raise _where(n, "tensor indexing or slicing")
+            raise _where(n, "tensor indexing or slicing",
+                         "broadcast a gate with .view(N, C, 1, 1) or .unsqueeze(-1) instead of [:, :, None, None]; "
+                         "slices and channel splits of feature maps have no IR op")
         return None
 
     # -- values ---------------------------------------------------------------------------------------
@@ -319,7 +324,7 @@ class _Converter(fx.Interpreter):
             return self._upsample(n, m.mode, out)
         if isinstance(m, nn.ConstantPad2d):
             return self._pad(n, m.padding)
-        raise UnsupportedLayerError(n.target, type(m).__name__)
+        raise UnsupportedLayerError(n.target, type(m).__name__, fix=SUPPORTED)
 
     def _function(self, n: fx.Node, fn, args, kwargs, out: torch.Tensor):
         g = self.g
@@ -344,7 +349,7 @@ class _Converter(fx.Interpreter):
             return self._pad(n, _kwargs(fn, args, kwargs)["pad"])
         if fn is F.interpolate:
             return self._upsample(n, _kwargs(fn, args, kwargs)["mode"], out)
-        raise _where(n, _name(fn))
+        raise _where(n, _name(fn), SUPPORTED)
 
     # -- op families ----------------------------------------------------------------------------------
     def _unary(self, n: fx.Node, a, make):
@@ -417,7 +422,9 @@ class _Converter(fx.Interpreter):
             return self.value(a)
         va, vb = self.value(a), self.value(b)
         if op == "div" or None in (va, vb):
-            raise _where(n, f"{op} of two tensors" if op == "div" else f"{op} with a constant tensor")
+            raise (_where(n, f"{op} of two tensors") if op == "div" else
+                   _where(n, f"{op} with a constant tensor", "normalise inputs outside the model (a constant "
+                          "tensor, such as a mean / std buffer, has no IR op)"))
         if isinstance(va, _View) and isinstance(vb, _View):
             return _View(self._merge(n, op, va.t, vb.t))
         return self._merge(n, op, self.tensor(n, a, op), self.tensor(n, b, op))

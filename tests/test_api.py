@@ -9,6 +9,7 @@ from conftest import need_shared
 import zeroshot as zs
 from zeroshot.cli import main
 from zeroshot.errors import Error, ParameterError, UnknownNameError
+from zeroshot.searching import SearchConfig
 
 IMAGES = "images/cifar10_test_846.npz"
 ORACLE = "nb201/nb201_cifar10.csv"
@@ -123,11 +124,26 @@ def test_search_with_an_oracle():
     (lambda: zs.score(zs.get_space("nb201").sample(2), space="nb201", batch_size=1), "batch_size"),
     (lambda: zs.score(zs.get_space("nb201").sample(2), space="nb201", proxies=[]), "proxies"),
     (lambda: zs.score(zs.get_space("nb201").sample(2), space="nb201", data=42), "data"),
+    (lambda: zs.estimate(5), "archs"),
+    (lambda: zs.score(zs.get_space("nb201").sample(2), space="nb201", batch_size="8"), "batch_size"),
+    (lambda: zs.score(zs.get_space("nb201").sample(2), space="nb201", seed=-1), "seed"),
+    (lambda: zs.score(zs.get_space("nb201").sample(2), space="nb201", seed="a"), "seed"),
+    (lambda: zs.measure(zs.get_space("nb201").sample(1), space="nb201", rounds="3"), "rounds"),
+    (lambda: zs.calibrate(zs.get_space("nb201").sample(4), "abcd", space="nb201"), "latency_ms"),
+    (lambda: zs.get_space("nb201").sample(2, seed=-1), "seed"),
+    (lambda: zs.get_space("nb201").mutate(zs.get_space("nb201").sample(1)[0], seed=-3), "seed"),
+    (lambda: zs.screen("nb201", n=50, survivors=0, seed=-1), "seed"),
 ])
 def test_bad_parameters_are_typed_and_named(call, param):
     with pytest.raises(ParameterError) as e:
         call()
     assert e.value.param == param and isinstance(e.value, (Error, ValueError))
+
+
+def test_a_search_config_refuses_a_negative_seed():
+    with pytest.raises(ParameterError) as e:
+        SearchConfig(space="nb201", strategy="random", budget=4, seed=-1).check()
+    assert e.value.param == "seed"
 
 
 def test_unknown_names_list_the_choices():

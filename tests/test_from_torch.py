@@ -208,16 +208,17 @@ class Slicing(nn.Module):
         return F.relu(x[:, :2])
 
 
-@pytest.mark.parametrize("model, message", [
-    (Recurrent(), "features.2.3 (LSTM) is not supported"),
-    (Custom(), "block.1 (LayerNorm) is not supported"),
-    (Matmul(), "attn (matmul) is not supported"),
-    (Slicing(), "forward (tensor indexing or slicing) is not supported"),
+@pytest.mark.parametrize("model, message, fix", [
+    (Recurrent(), "features.2.3 (LSTM) is not supported", "docs/spaces.md"),
+    (Custom(), "block.1 (LayerNorm) is not supported", "docs/spaces.md"),
+    (Matmul(), "attn (matmul) is not supported", "docs/spaces.md"),
+    (Slicing(), "forward (tensor indexing or slicing) is not supported", ".view(N, C, 1, 1)"),
 ])
-def test_unsupported_layer_is_one_line_naming_path_and_type(model, message):
+def test_unsupported_layer_is_one_line_naming_path_type_and_what_to_do(model, message, fix):
     with pytest.raises(UnsupportedLayerError) as err:
         from_torch(model, (3, 8, 8))
-    assert str(err.value) == message and "\n" not in str(err.value)
+    text = str(err.value)
+    assert text.startswith(message + "; ") and fix in text.split("; ", 1)[1] and "\n" not in text
     assert isinstance(err.value, InputError)
 
 

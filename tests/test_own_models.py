@@ -10,6 +10,8 @@ from torch import nn
 
 import zeroshot as zs
 from zeroshot.cli import main
+from zeroshot.errors import InputError, ParameterError
+from zeroshot.proxies import network
 from zeroshot.spaces import Arch
 
 NETS = '''
@@ -45,6 +47,10 @@ def recurrent():
 
 def not_a_net():
     return "resnet"
+
+
+def pair():
+    return [net(), recurrent()]
 '''
 
 
@@ -135,6 +141,9 @@ def test_calibrate_on_own_models_predicts_other_models(nets, tmp_path, capsys):
     (["score", "--model", "{nets}:net", "--input", "3,32"], "--input must be C,H,W"),
     (["estimate", "--archs", "x.txt"], "name a space"),
     (["score", "--model", "{broken}:net", "--input", "3,32,32"], "does not import: ModuleNotFoundError"),
+    (["estimate", "--model", "{nets}:pair", "--input", "3,32,32"], "pair[1]: 1 (LSTM) is not supported"),
+    (["estimate", "--model", "{nets}:net", "--input", "1,32,32"], "--input must be"),
+    (["score", "--model", "{nets}:net", "--input", "3,32,32", "--seed", "-1"], "--seed must be an integer >= 0"),
 ])
 def test_bad_model_input_is_one_line_exit_2(nets, tmp_path, capsys, argv, words):
     broken = tmp_path / "broken.py"
@@ -149,3 +158,23 @@ def test_modules_need_an_input_shape():
     assert e.value.param == "input_shape"
     arch = zs.from_torch(nn.Sequential(nn.Conv2d(3, 8, 3)), input_shape=(3, 8, 8))
     assert isinstance(arch, Arch) and arch.ops[0].h_out == 6
+
+
+def test_own_networks_are_refused_clearly_where_they_do_not_fit(nets, monkeypatch):
+    """A module as a screen's baseline names the conversion; images of another side name input_shape; a
+    network a labelled proxy cannot read is refused before any network is scored; shapes must be integers."""
+    with pytest.raises(ParameterError, match=r"zs\.from_torch\(module") as e:
+        zs.screen("mbv2", baseline=user_net(nets), n=50, survivors=0)
+    assert e.value.param == "baseline"
+    x, y = np.zeros((4, 3, 64, 64), np.float32), np.zeros(4, np.int64)
+    with pytest.raises(ParameterError) as e:
+        zs.score(user_net(nets), input_shape=(3, 32, 32), data=(x, y), proxies=["synflow"])
+    assert e.value.param == "input_shape" and "(3, 64, 64)" in str(e.value)
+    scored = []
+    monkeypatch.setattr(network, "compute_network_proxies", lambda *a, **k: scored.append(a) or {"snip": 0.0})
+    with pytest.raises(InputError, match="snip needs a classifier's labels"):
+        zs.score([user_net(nets), nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))], input_shape=(3, 16, 16),
+                 proxies=["snip"], data=(np.zeros((4, 3, 16, 16), np.float32), np.zeros(4, np.int64)))
+    assert scored == []
+    with pytest.raises(ParameterError):
+        zs.from_torch(user_net(nets), (3, 32.5, 32))

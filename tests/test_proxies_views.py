@@ -9,10 +9,10 @@ import torch
 
 from zeroshot.proxies.compiled import count_distinct_rows, pack_signs
 from zeroshot.proxies.network import compute_network_proxies
-from zeroshot.proxies.passes import MECO_CHANNELS, MECO_POSITIONS, SWAP_SAMPLES, _gen, meco_layer, network
+from zeroshot.proxies.passes import MECO_CHANNELS, MECO_POSITIONS, SWAP_SAMPLES, _gen, meco, meco_layer, network
 from zeroshot.proxies.structure import live_ops
 from zeroshot.spaces import get_space
-from zeroshot.spaces.ir import ACT, Graph
+from zeroshot.spaces.ir import ACT, BN, Graph
 
 
 @pytest.fixture(autouse=True)
@@ -66,8 +66,42 @@ def test_meco_batch_is_finite_where_meco_is_nan(n):
         warnings.simplefilter("error")                          # no non-finite warning for meco_batch
         got = compute_network_proxies(arch, ["meco_batch"], x, seed=0)["meco_batch"]
     assert math.isfinite(got)
-    with pytest.warns(RuntimeWarning, match="meco=nan"):
-        assert compute_network_proxies(arch, ["meco"], x, seed=0)["meco"] == -math.inf
+
+
+def se_net(gate_bn: bool):
+    """A 4x4 stage with a squeeze-excite gate (global pool, 1x1 conv, [BN at 1x1,] sigmoid) feeding 4x4 convs."""
+    g = Graph(3, 8, 8)
+    x = g.act(g.bn(g.conv(0, 8, 3, stride=2, pad=1)), "relu")
+    gate = g.conv(g.gap(x), 8, 1)
+    gate = g.act(g.bn(gate) if gate_bn else gate, "sigmoid")
+    t = g.act(g.bn(g.conv(g.mul(x, gate), 16, 3, pad=1)), "relu")
+    return g.finish(g.classifier(t, 3))
+
+
+@pytest.mark.parametrize("arch", [one_by_one_net(), se_net(True)], ids=["one-by-one", "se-gate-bn"])
+def test_meco_is_finite_where_a_batch_one_bn_sees_one_value_per_channel(arch):
+    x = gaussian((16, 3) + arch.input_shape[1:])
+    net = network(arch, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                          # no non-finite warning, no numpy warning
+        got = compute_network_proxies(arch, ["meco", "meco_full"], x, seed=0)
+    assert all(math.isfinite(v) for v in got.values())
+    bns = [m for m in network(arch, 0).modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(m.training for m in bns)                 # modes as built
+    assert len(list(net.modules())) == len(list(network(arch, 0).modules()))
+
+
+def test_meco_passes_a_one_value_bn_through():
+    """BN over 1x1 maps uses its initial running statistics (an identity at init): meco is that of the same
+    network, same weights, with that BN replaced by an identity."""
+    arch = se_net(True)
+    gate_bn = [i for i, op in enumerate(arch.ops) if op.kind == BN and op.h_out == 1]
+    assert len(gate_bn) == 1
+    net = network(arch, 0)
+    got = meco(arch, net, 0, full=False)[0]
+    net.layers[gate_bn[0]] = torch.nn.Identity()
+    assert got > 0.01
+    assert got == pytest.approx(meco(arch, net, 0, full=False)[0], rel=1e-4)
 
 
 def test_meco_batch_is_deterministic_and_reads_the_batch():

@@ -394,8 +394,9 @@ def _report_lines(advice: Advice) -> list[str]:
         lines.append("no move applies to this network")
     for i, row in enumerate(advice.table, 1):
         fits = "" if "fits" not in row else ("  fits" if row["fits"] else "  over budget")
+        slower = "" if row["gain_ms"] > 0 else "  (no faster on this device)"
         lines.append(f"{i:>3}. {row['latency_ms']:.3f} ms ({-row['gain_pct']:+.1f}%)  {int(row['params']):,} params"
-                     f"  peak {row['peak_kb']:,.0f} KiB{fits}  {row['move']}")
+                     f"  peak {row['peak_kb']:,.0f} KiB{fits}  {row['move']}{slower}")
     if len(advice.blocks):
         lines.append("fusing each inverted bottleneck alone:")
         lines += [f"  {r['change_pct']:+6.1f}%  {r['where']}" for r in advice.blocks]

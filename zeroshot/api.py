@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from zeroshot.estimator.estimate import Estimator
 from zeroshot.spaces import Arch, SearchSpace, get_space, to_table
 
 from .batches import Data, load_data, validate
+from .checks import check_int, check_seed
 from .errors import ParameterError
 from .proxies.network import check_batch_size
 from .scoring import (DEFAULT_PROXIES, compute_ir_proxies, compute_proxies, rank_aggregate, resolve_proxies,
@@ -90,6 +91,9 @@ def resolve_archs(archs, space: SearchSpace | None, input_shape=None) -> Archs:
     command line parsed) is returned as it is."""
     if isinstance(archs, Archs):
         return archs
+    if not (_is_single(archs) or isinstance(archs, Iterable)):
+        raise ParameterError("archs", "an architecture (an encoding, an IR Arch or a torch module) or a sequence of "
+                             "them", type(archs).__name__)
     items = [archs] if _is_single(archs) else list(archs)
     if not items:
         raise ParameterError("archs", "at least one architecture", "an empty sequence")
@@ -213,10 +217,12 @@ def score(archs, space: str | SearchSpace | None = None, data=None, seed: int = 
     compares the architectures given together.
     """
     names = list(DEFAULT_PROXIES) if proxies is None else resolve_proxies(proxies)
+    check_seed(seed)
     if batch_size is not None:
         check_batch_size(batch_size)
     resolved = resolve_archs(archs, resolve_space(space, **space_options), input_shape)
-    batch = _score_data(data, resolved.irs[0], names, batch_size)
+    batch = _score_data(data, resolved.irs[0], names, batch_size, "resolution" if resolved.codes is not None
+                        else "input_shape")
     if resolved.codes is not None:
         values = compute_proxies(resolved.space, resolved.codes, names, batch, seed, batch_size, progress)
     else:
@@ -224,17 +230,19 @@ def score(archs, space: str | SearchSpace | None = None, data=None, seed: int = 
     return Table({"arch": resolved.names, "score": rank_aggregate(values), **values})
 
 
-def _score_data(data, arch: Arch, names: Sequence[str], batch_size: int | None) -> Data | None:
-    """``data`` read and checked against the first architecture's input and classes (see :func:`score`)."""
+def _score_data(data, arch: Arch, names: Sequence[str], batch_size: int | None, input_param: str) -> Data | None:
+    """``data`` read and checked against the first architecture's input and classes (see :func:`score`);
+    ``input_param``: what sets the input side (a space's ``resolution``, networks' ``input_shape``)."""
     if data is None:
         return None
     shape, classes = arch.input_shape, arch.tensor_shape(arch.outputs[0])[0]
     if isinstance(data, Data):
         batch = data
     elif isinstance(data, (str, os.PathLike)):
-        batch = load_data(os.fspath(data), shape, classes)
+        batch = load_data(os.fspath(data), shape, classes, input_param)
     elif isinstance(data, (tuple, list)) and len(data) == 2:
-        batch = validate(np.asarray(data[0]), np.asarray(data[1]), shape, classes, source="data")
+        batch = validate(np.asarray(data[0]), np.asarray(data[1]), shape, classes, source="data",
+                         input_param=input_param)
     else:
         raise ParameterError("data", "an .npz path, an (x, y) pair of arrays or None", type(data).__name__)
     if split_by_kind(names)[1]:
@@ -266,8 +274,8 @@ def measure(archs, space: str | SearchSpace | None = None, input_shape=None, thr
     extra)."""
     from zeroshot.estimator.timing import measure_archs, pick_clock, require_onnxruntime, runtime_device
     for param, value in (("threads", threads), ("batch", batch), ("rounds", rounds)):
-        if value < 1:
-            raise ParameterError(param, "a positive count", value)
+        check_int(param, value, 1, "a positive count")
+    check_seed(seed)
     pick_clock(clock, runtime_device(runtime, device), threads)      # checked before anything is built
     if runtime != "torch":
         require_onnxruntime()

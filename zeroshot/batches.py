@@ -47,11 +47,13 @@ def synthetic_data(n: int, shape: tuple[int, int, int], classes: int, seed: int 
     return Data(x, y, synthetic=True)
 
 
-def load_data(path: str, shape: tuple[int, int, int] | None = None, classes: int | None = None) -> Data:
+def load_data(path: str, shape: tuple[int, int, int] | None = None, classes: int | None = None,
+              input_param: str = "resolution") -> Data:
     """Load and validate an NPZ batch (see the module docstring).
 
     ``shape`` (C, H, W) is the network input the images must match; ``classes`` the number of outputs
-    every label must fit.  Raises :class:`~zeroshot.errors.DataError` (or, for ``classes``,
+    every label must fit; ``input_param`` the parameter that sets the input side, named when square images
+    of another side come (a space's ``resolution``, or ``input_shape`` of a network of one's own).  Raises :class:`~zeroshot.errors.DataError` (or, for ``classes``,
     :class:`~zeroshot.errors.ParameterError`) saying what was expected and how to fix it.
     """
     try:
@@ -63,15 +65,15 @@ def load_data(path: str, shape: tuple[int, int, int] | None = None, classes: int
             x, y = f["x"], f["y"]
     except (OSError, ValueError) as e:
         raise DataError(f"cannot read {path} as an NPZ file with 'x' and 'y': {e}") from None
-    return validate(x, y, shape, classes, source=path)
+    return validate(x, y, shape, classes, source=path, input_param=input_param)
 
 
 def validate(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int] | None = None,
-             classes: int | None = None, source: str = "data") -> Data:
+             classes: int | None = None, source: str = "data", input_param: str = "resolution") -> Data:
     """Check and normalise raw arrays into a :class:`Data` (the rules of :func:`load_data`)."""
     x, layout = _normalised_images(x, source)
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
-        _refuse_shape(tuple(x.shape[1:]), tuple(shape), layout, source)
+        _refuse_shape(tuple(x.shape[1:]), tuple(shape), layout, source, input_param)
     return Data(x, _checked_labels(y, len(x), classes, source))
 
 
@@ -94,11 +96,14 @@ def _normalised_images(x: np.ndarray, source: str) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(x, dtype=np.float32), layout
 
 
-def _refuse_shape(data: tuple, network: tuple, layout: str, source: str) -> None:
-    """Images that do not fit the network: square images of its channels name the space's ``resolution``
-    (:class:`ParameterError`), anything else is a :class:`DataError`."""
+def _refuse_shape(data: tuple, network: tuple, layout: str, source: str, input_param: str) -> None:
+    """Images that do not fit the network: square images of its channels name ``input_param`` (the space's
+    ``resolution``, or ``input_shape``: :class:`ParameterError`), anything else is a :class:`DataError`."""
     shapes = (f"the network takes inputs of shape (C, H, W) = {network}, the data gives {data} (after reading "
               f"it as {layout})")
+    if input_param == "input_shape" and data[0] == network[0]:
+        raise ParameterError("input_shape", f"{data} to take the images of {source}", network,
+                             f"{shapes}; otherwise resize the images")
     if data[0] == network[0] and data[1] == data[2] and network[1] == network[2]:
         raise ParameterError("resolution", f"{data[1]} to take the images of {source}, where the space has that "
                              f"option", network[1], f"{shapes}; otherwise resize the images")

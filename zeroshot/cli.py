@@ -25,7 +25,7 @@ from .atomic import write_text_atomically
 from .errors import Error, InputError, ParameterError
 from .model_files import load_models, parse_input_shape
 
-__all__ = ["DESCRIPTION", "SPACE_FLAGS", "add_space_args", "build_parser", "error_line", "flag_of", "main",
+__all__ = ["DESCRIPTION", "PARAM_FLAGS", "SPACE_FLAGS", "add_space_args", "build_parser", "error_line", "flag_of", "main",
            "models_from_args", "read_archs", "read_lines", "space_from_args", "space_options", "write_csv",
            "write_text"]
 
@@ -61,6 +61,8 @@ def add_space_args(p: argparse.ArgumentParser, archs: bool = False, models: bool
 #: space option -> the command-line flag that sets it (add_space_args)
 SPACE_FLAGS = {"classes": "--classes", "config": "--config", "parallelism": "--parallelism", "task": "--task",
                "resolution": "--image-size"}
+#: library parameters whose flag is not their name in dashes (besides the space options)
+PARAM_FLAGS = {"input_shape": "--input"}
 
 
 def space_options(args: argparse.Namespace) -> dict:
@@ -88,9 +90,15 @@ def models_from_args(args: argparse.Namespace) -> list[Arch] | None:
                              fix="for example --input 3,224,224")
     from zeroshot.spaces.tracing import from_torch          # torch only for commands given networks
     shape = parse_input_shape(args.input)
+    models = load_models(args.model)
     irs = []
-    for name, module in load_models(args.model):
-        arch = from_torch(module, shape)
+    for name, module in models:
+        try:
+            arch = from_torch(module, shape)
+        except Error as e:
+            if len(models) == 1:
+                raise
+            raise InputError(f"{name}: {error_line(e)}") from e       # which of the file's networks
         arch.meta["name"] = name
         irs.append(arch)
     return irs
@@ -200,9 +208,13 @@ def error_line(error: Error) -> str:
 
 def flag_of(param: str) -> str:
     """The flag that sets a library parameter (``-n`` for one letter, else ``--`` and dashes, unless
-    :data:`SPACE_FLAGS` says otherwise)."""
-    if param in SPACE_FLAGS:
-        return SPACE_FLAGS[param]
+    :data:`SPACE_FLAGS` or :data:`PARAM_FLAGS` says otherwise).
+
+    >>> flag_of("n"), flag_of("max_latency_ms"), flag_of("resolution"), flag_of("input_shape")
+    ('-n', '--max-latency-ms', '--image-size', '--input')
+    """
+    if param in SPACE_FLAGS or param in PARAM_FLAGS:
+        return {**SPACE_FLAGS, **PARAM_FLAGS}[param]
     return "-" + param if len(param) == 1 else "--" + param.replace("_", "-")
 
 

@@ -73,13 +73,13 @@ class MissingExtraError(Error, ImportError):
 class UnsupportedLayerError(InputError):
     """A layer of a user's network the IR cannot describe exactly: names its path and its type.
 
-    >>> str(UnsupportedLayerError("features.3.rnn", "LSTM"))
-    'features.3.rnn (LSTM) is not supported'
+    >>> str(UnsupportedLayerError("features.3.rnn", "LSTM", fix="see the supported layers"))
+    'features.3.rnn (LSTM) is not supported; see the supported layers'
     """
 
-    def __init__(self, path: str, kind: str, why: str = ""):
-        self.path, self.kind = path, kind
-        super().__init__(f"{path} ({kind}) is not supported{why}")
+    def __init__(self, path: str, kind: str, why: str = "", fix: str | None = None):
+        self.path, self.kind, self.fix = path, kind, fix
+        super().__init__(f"{path} ({kind}) is not supported{why}" + (f"; {fix}" if fix else ""))
 
 
 class EncodingError(InputError):

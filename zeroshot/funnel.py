@@ -42,6 +42,7 @@ from zeroshot.estimator.devices import Device, device_from_dict, load_device
 from zeroshot.estimator.estimate import Estimator
 
 from .allocator import keep_freed_memory
+from .checks import check_int, check_seed
 from .constraints import Constraints
 from .errors import EncodingError, InputError, ParameterError
 from .pareto import pareto_front
@@ -281,8 +282,11 @@ def _model_baseline(options: dict):
     config records); None for a name or an encoding."""
     from zeroshot.spaces.ir import Arch
     arch = options.get("baseline")
-    if not isinstance(arch, Arch):
+    if arch is None or isinstance(arch, str):
         return None
+    if not isinstance(arch, Arch):
+        raise ParameterError("baseline", "a baseline name, an encoding, an IR Arch or None", type(arch).__name__,
+                             fix="convert a torch module first: baseline=zs.from_torch(module, (C, H, W))")
     options["baseline"] = f"model:{arch.meta.get('name', 'network')}"
     return arch
 
@@ -353,8 +357,8 @@ def validate(cfg: ScreenConfig, model=None):
     if not cfg.all and (cfg.n is None or cfg.n < 1):
         raise ParameterError("n", "a positive number of candidates", cfg.n)
     for name, least in (("survivors", 0), ("top", 1), ("chunk", 1)):
-        if getattr(cfg, name) < least:
-            raise ParameterError(name, f"an integer >= {least}", getattr(cfg, name))
+        check_int(name, getattr(cfg, name), least)
+    check_seed(cfg.seed)
     if cfg.scored is not None and cfg.scored < 1:
         raise ParameterError("scored", "an integer >= 1, or None (every one of the best survivors; all on the "
                              "command line)", cfg.scored)

@@ -35,8 +35,8 @@ def write_report(db: str, out_dir: str, run_id: int | None = None, max_points: i
     """Write ``pareto.png``, ``funnel.png`` and ``index.html`` of screen ``run_id`` (default: the last) of
     the results database ``db`` into ``out_dir``; returns the HTML path.  Plots at most ``max_points``
     candidates (a seeded subsample, the front and the shortlist kept whole)."""
+    run = _read_run(db, run_id)                 # the database's errors first, then the optional extra's
     plt = _pyplot()
-    run = _read_run(db, run_id)
     points = _plotted(run["points"], max_points)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

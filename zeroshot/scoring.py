@@ -135,6 +135,10 @@ def compute_ir_proxies(archs: Sequence[Arch], names: Sequence[str], data: Data |
                        batch_size: int | None = None, progress: bool = False) -> dict[str, np.ndarray]:
     """:func:`compute_proxies` for IR architectures of any origin (each network built and scored once)."""
     topo, net = split_by_kind(names)
+    if net:
+        from .proxies.network import check_labels
+        for arch in archs:                         # every network's before any is scored
+            check_labels(arch, net)
     out = topology_values(to_table(archs), topo) if topo else {}
     if net:
         out.update(network_values(archs, len(archs), net, data, seed, batch_size, progress))

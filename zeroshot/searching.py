@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from .batches import Data, validate
+from .checks import check_int, check_seed
 from .constraints import Constraints
 from .errors import ParameterError
 from .evaluators import OracleEvaluator, TrainingEvaluator
@@ -78,14 +79,11 @@ class SearchConfig:
 
     def check(self) -> None:
         """:class:`~zeroshot.errors.ParameterError` naming the first setting out of range."""
+        check_seed(self.seed)
         for name in ("budget", "population", "sample", "children", "pool", "parallel", "network_per_kept"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ParameterError(name, "an integer >= 1", value)
+            check_int(name, getattr(self, name), 1)
         for name, what in (("tournament", "score"), ("cheap_tournament", "cheap proxy")):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ParameterError(name, f"an integer >= 0 (0: the pre-filter keeps the best by {what})", value)
+            check_int(name, getattr(self, name), 0, f"an integer >= 0 (0: the pre-filter keeps the best by {what})")
         if self.sample > self.population:
             raise ParameterError("sample", f"at most the population ({self.population}): tournaments draw "
                                            f"from it", self.sample)

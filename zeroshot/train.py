@@ -39,6 +39,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from zeroshot.spaces.builder import build
@@ -46,6 +47,7 @@ from zeroshot.spaces.ir import Arch, arch_to_dict
 
 from .batches import Data
 from .training_sets import split
+from .checks import check_int, check_seed
 from .errors import InputError, ParameterError
 from .progress import progress
 
@@ -79,8 +81,8 @@ class TrainConfig:
         if self.device not in DEVICES:
             raise ParameterError("device", f"one of {', '.join(DEVICES)} for training", self.device)
         for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ParameterError(name, "at least 1", getattr(self, name))
+            check_int(name, getattr(self, name), 1, "at least 1")
+        check_seed(self.seed)
         for name in ("patience", "max_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ParameterError(name, "at least 1 (or unset)", getattr(self, name))
@@ -173,7 +175,7 @@ def train(arch: Arch, data: Data, cfg: TrainConfig, checkpoint: str | None = Non
     cfg.validate()
     if arch.task not in ("classify", "segment") or len(arch.outputs) != 1:
         raise InputError(f"training supports classification and segmentation networks with one output; this "
-                        f"one is a {arch.task} network with {len(arch.outputs)} outputs")
+                         f"one is a {arch.task} network with {len(arch.outputs)} outputs")
     dev = resolve_device(cfg.device)
     t0 = time.perf_counter()
     train_set, val_set = split(data, cfg.val_fraction, cfg.seed)
@@ -187,48 +189,24 @@ def train(arch: Arch, data: Data, cfg: TrainConfig, checkpoint: str | None = Non
     total = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.epochs * per_epoch, cfg.max_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total)))
     gen = torch.Generator().manual_seed(cfg.seed)
-    state = {"epoch": 0, "step": 0, "history": [], "best": None, "bad": 0, "done": False}
     key = _fingerprint(arch, data, cfg) if checkpoint else None
-    if checkpoint and os.path.exists(checkpoint):
-        saved = torch.load(checkpoint, map_location=dev, weights_only=False)
-        if saved.get("fingerprint") != key:
-            raise ParameterError("checkpoint", "a checkpoint of this architecture, data and settings", checkpoint,
-                                 fix="it was written for others: delete it or pass another checkpoint")
-        net.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        sched.load_state_dict(saved["scheduler"])
-        gen.set_state(saved["generator"])
-        state = saved["state"]
+    state = _resume(checkpoint, key, dev, net, opt, sched, gen)
     bar = progress(total=total, initial=state["step"], desc="train", unit="step", disable=quiet)
     while not state["done"] and state["epoch"] < cfg.epochs and state["step"] < total:
-        net.train()
         perm = torch.randperm(len(xt), generator=gen).to(dev)
         losses = []
+        net.train()
         for b in range(per_epoch):
             if state["step"] >= total:
                 break
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            xb = augment(xt[idx], gen) if images else xt[idx]
-            loss = F.cross_entropy(net(xb), yt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            losses.append(_step(net, opt, sched, augment(xt[idx], gen) if images else xt[idx], yt[idx]))
             state["step"] += 1
-            losses.append(loss.item())
             bar.update(1)
         val_loss, val_acc = evaluate(net, xv, yv)
         record = {"epoch": state["epoch"] + 1, "step": state["step"], "train_loss": float(np.mean(losses)),
                   "val_loss": val_loss, "val_accuracy": val_acc, "lr": float(sched.get_last_lr()[0])}
-        state["history"].append(record)
-        best = state["best"]
-        if best is None or val_acc > best["val_accuracy"]:
-            state["best"] = dict(record, weights={k: v.detach().clone() for k, v in net.state_dict().items()})
-            state["bad"] = 0
-        else:
-            state["bad"] += 1
-        state["epoch"] += 1
-        state["done"] = cfg.patience is not None and state["bad"] >= cfg.patience
+        _end_epoch(state, record, net, cfg.patience)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_acc=f"{val_acc:.1f}")
         if checkpoint:
             _save(checkpoint, {"fingerprint": key, "model": net.state_dict(), "optimizer": opt.state_dict(),
@@ -236,6 +214,50 @@ def train(arch: Arch, data: Data, cfg: TrainConfig, checkpoint: str | None = Non
         if on_epoch:
             on_epoch(record)
     bar.close()
+    return _result(state, net, dev, t0)
+
+
+def _resume(checkpoint: str | None, key: str | None, dev, net, opt, sched, gen) -> dict:
+    """The training state: a fresh one, or the one ``checkpoint`` holds (loaded into ``net``, the optimizer,
+    scheduler and generator) when it exists and was written for the same ``key``."""
+    if not (checkpoint and os.path.exists(checkpoint)):
+        return {"epoch": 0, "step": 0, "history": [], "best": None, "bad": 0, "done": False}
+    saved = torch.load(checkpoint, map_location=dev, weights_only=False)
+    if saved.get("fingerprint") != key:
+        raise ParameterError("checkpoint", "a checkpoint of this architecture, data and settings", checkpoint,
+                             fix="it was written for others: delete it or pass another checkpoint")
+    net.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["optimizer"])
+    sched.load_state_dict(saved["scheduler"])
+    gen.set_state(saved["generator"])
+    return saved["state"]
+
+
+def _step(net: nn.Module, opt, sched, xb: torch.Tensor, yb: torch.Tensor) -> float:
+    """One optimisation step on a batch; its loss."""
+    loss = F.cross_entropy(net(xb), yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
+def _end_epoch(state: dict, record: dict, net: nn.Module, patience: int | None) -> None:
+    """Record an epoch in ``state``: its history, the best weights so far, early stopping's count."""
+    state["history"].append(record)
+    best = state["best"]
+    if best is None or record["val_accuracy"] > best["val_accuracy"]:
+        state["best"] = dict(record, weights={k: v.detach().clone() for k, v in net.state_dict().items()})
+        state["bad"] = 0
+    else:
+        state["bad"] += 1
+    state["epoch"] += 1
+    state["done"] = patience is not None and state["bad"] >= patience
+
+
+def _result(state: dict, net: nn.Module, dev, t0: float) -> TrainResult:
+    """The run's result, ``net`` holding its best weights, in eval mode."""
     best = state["best"]
     net.load_state_dict(best["weights"])
     net.eval()

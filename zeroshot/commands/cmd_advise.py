@@ -26,7 +26,7 @@ from .cmd_rewrite import resolve_arch
 
 
 def register(sub):
-    p = sub.add_parser("advise", help="the design moves that would pay on a device, ranked by latency gained",
+    p = sub.add_parser("advise", help="the design moves for a network on a device, ranked by latency gained",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_space_args(p, models=True)
     p.add_argument("arch", nargs="?", help="an encoding (quoted) or a baseline name, like mobilenetv2")

@@ -8,6 +8,7 @@ the rank aggregate of the listed proxies.  ``--data`` takes an NPZ of images and
 import sys
 
 from zeroshot.api import Archs, score
+from zeroshot.checks import check_seed
 from zeroshot.cli import add_space_args, models_from_args, read_archs, space_from_args, write_text
 from zeroshot.proxies import get_proxy
 from zeroshot.proxies.network import check_batch_size
@@ -30,6 +31,7 @@ def run(args):
     names = resolve_proxies(args.proxies) if args.proxies is not None else list(DEFAULT_PROXIES)
     if args.batch_size is not None:
         check_batch_size(args.batch_size)
+    check_seed(args.seed)
     models = models_from_args(args)
     space = space_from_args(args) if models is None else None
     archs = models if models is not None else Archs(*read_archs(space, args.archs), space=space)

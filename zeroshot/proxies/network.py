@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from zeroshot.checks import check_int
 from zeroshot.errors import DataError, InputError, ParameterError
 from zeroshot.spaces.ir import Arch
 
@@ -108,8 +109,7 @@ def check_batch_size(n: int, param: str = "batch_size") -> None:
     ...
     zeroshot.errors.ParameterError: batch_size must be at least 2 images (network proxies read batch statistics), got 1
     """
-    if n < 2:
-        raise ParameterError(param, "at least 2 images (network proxies read batch statistics)", n)
+    check_int(param, n, 2, "at least 2 images (network proxies read batch statistics)")
 
 
 def _as_batch(arch: Arch, x, y, seed: int, batch_size: int | None):
@@ -139,7 +139,7 @@ def compute_network_proxies(arch: Arch, names: Sequence[str], x, y=None, seed: i
     for n in names:
         if get_proxy(n).kind != "network":
             raise ValueError(f"{n!r} is not a network proxy; choose from {', '.join(list_proxies('network'))}")
-    _check_labels(arch, names)
+    check_labels(arch, names)
     x, y = _as_batch(arch, x, y, seed, batch_size)
     if {"swap", "swap_layers"} & set(names) and x.shape[0] < SWAP_SAMPLES:
         warnings.warn(f"swap reads {SWAP_SAMPLES} samples but the batch has {x.shape[0]}: it counts patterns over "
@@ -162,13 +162,13 @@ def compute_network_proxies(arch: Arch, names: Sequence[str], x, y=None, seed: i
     return _apply_nonfinite_rule({n: raw[n] for n in names})
 
 
-def _check_labels(arch: Arch, names: Sequence[str]) -> None:
+def check_labels(arch: Arch, names: Sequence[str]) -> None:
     """Proxies that read labels need a classifier: one output of shape (classes,) (a linear layer, or a
     global pool followed by a flatten).
 
     >>> from zeroshot.spaces.ir import Graph
     >>> g = Graph(3, 8, 8)
-    >>> _check_labels(g.finish(g.conv(0, 4, 3), task="segment"), ["naswot", "snip"])  # doctest: +ELLIPSIS
+    >>> check_labels(g.finish(g.conv(0, 4, 3), task="segment"), ["naswot", "snip"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     zeroshot.errors.InputError: snip needs a classifier's labels: this segment network outputs (4, 8, 8), ...
@@ -227,5 +227,5 @@ def suite_cost(arch: Arch, names: Sequence[str], x, y=None, seed: int = 0, repea
     return {"seconds": suite, "fwd_bwd_seconds": unit, "multiple": suite / unit}
 
 
-__all__ = ["check_batch_size", "compute_network_proxies", "suite_cost", "fwd_bwd_seconds", "NETWORK_PROXIES", "NONFINITE",
+__all__ = ["check_batch_size", "check_labels", "compute_network_proxies", "suite_cost", "fwd_bwd_seconds", "NETWORK_PROXIES", "NONFINITE",
            "LABEL_PROXIES"]

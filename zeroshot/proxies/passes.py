@@ -24,7 +24,8 @@ Passes (each runs only when a requested proxy needs it; ``B`` is the batch size)
 * **synflow**: float64 copy, BN removed, ``|W|``, an all-ones input of batch 1.
 * **zen**: the network re-initialised with N(0, 1) weights, two no-grad forwards of a Gaussian batch of
   16 (``x``, ``x + 0.01 e``).
-* **meco** (and meco_full): one no-grad forward of one Gaussian image through the default-init network.
+* **meco** (and meco_full): one no-grad forward of one Gaussian image through the default-init network
+  (a BN over 1x1 maps, one value per channel, normalises with its initial running statistics).
 * **linear_regions**: a thin copy (channels / 8) on 1,000 random small crops of the batch, no grad.
 
 Deliberate differences from the reference implementations (one network, one batch, shared passes):
@@ -47,7 +48,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections import Counter
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -122,89 +125,118 @@ def batch_pass(arch: Arch, net: nn.Module, want: set, x: torch.Tensor, y: torch.
         out["grasp"] = _grasp_central(arch, net, x[:GRASP_BATCH], y[:GRASP_BATCH])
         return out
     live = live_ops(arch)
-    ops = arch.ops
     wops = _weight_ops(arch, live)
     weights = _weights(net, wops)
-    b = x.shape[0]
-    codes_of = Counter(ops[i].inputs[0] for i, op in enumerate(ops) if live[i] and op.kind == ACT)
-    kept_inputs = {ops[i].inputs[0] for i in wops} if want & {"zico", "ntk"} else set()
-    hooked = {i + 1 for i in wops} if want & {"fisher", "zico", "ntk"} else set()
-    kinks = _kinked_ops(arch, live) if "grasp" in want else {}
-    frozen: dict[int, nn.Module] = {}
-    state = {"phase": None}
-    deltas: dict[str, dict[int, torch.Tensor]] = {"ce": {}, "ones": {}}
-    fisher_s: dict[int, torch.Tensor] = {}
-    kept: dict[int, torch.Tensor] = {}
-    gram = np.zeros((b, b), np.int64)
-    units = [0]
-    swap_codes = []
-    leaves = meco_leaves(arch, net) if "meco_batch" in want else set()
-    meco_terms = []
-
-    def grad_hook(i, act):
-        def hook(grad):
-            phase = state["phase"]
-            if phase is not None:
-                deltas[phase][i] = grad.detach()
-                if phase == "ce" and "fisher" in want:
-                    fisher_s[i] = (act * grad.detach()).sum((2, 3)).double()
-        return hook
-
-    def tap(t, val):
-        if t in codes_of:
-            flat = val.detach().reshape(b, -1)
-            if "naswot" in want:
-                gram[...] += codes_of[t] * hamming_gram(pack_signs(flat.numpy()))
-                units[0] += codes_of[t] * flat.shape[1]
-            if want & {"swap", "swap_layers"}:
-                swap_codes.append(pack_signs(flat[:SWAP_SAMPLES].T.contiguous().numpy()))
-        if t in leaves:
-            meco_terms.append(meco_layer(val.detach()))
-        if t in kept_inputs:
-            kept[t] = val.detach()
-        for i in kinks.get(t, ()):
-            frozen[i] = Frozen(ops[i], val.detach())
-        if t in hooked and val.requires_grad:
-            val.register_hook(grad_hook(t - 1, val.detach()))
-
+    taps = _Taps(arch, net, want, live, wops, x.shape[0])
     ones = bool(want & {"jacob_cov", "ntk"})           # the all-ones backward to the input
     x_in = x.detach().clone().requires_grad_(ones)
-    net.tap = tap
+    net.tap = taps
     logits = _logits(net(x_in))
     net.tap = None
     out: dict[str, float] = {}
     if want & LABEL_PROXIES:
-        state["phase"] = "ce"
+        taps.phase = "ce"
         g = _loss_grad(logits, y, weights, retain_graph=ones)
-        state["phase"] = None
-        if "grad_norm" in want:
-            out["grad_norm"] = sum(float(gi.double().norm()) for gi in g)
-        if "snip" in want:
-            out["snip"] = sum(float((w.detach().double() * gi.double()).abs().sum()) for w, gi in zip(weights, g))
-        if "fisher" in want:
-            out["fisher"] = float(sum((0.5 * s.pow(2).mean(0)).sum() for s in fisher_s.values()))
-        if "zico" in want:
-            out["zico"] = zico_score(_half_gradients(arch, wops, kept, deltas["ce"], g, b))
+        taps.phase = None
+        out.update(_label_proxies(arch, wops, weights, g, taps))
     if ones:
-        state["phase"] = "ones"
-        outs = logits if isinstance(logits, tuple) else (logits,)
-        (jac,) = torch.autograd.grad(outs, [x_in], grad_outputs=[torch.ones_like(o) for o in outs])
-        state["phase"] = None
-        if "jacob_cov" in want:
-            out["jacob_cov"] = jacob_cov_score(jac.reshape(b, -1).double().numpy())
-        if "ntk" in want:
-            out["ntk"] = _ntk(arch, wops, kept, deltas["ones"], b)
+        out.update(_ones_proxies(arch, wops, x_in, logits, taps))
     del logits
     if "grasp" in want:
-        out["grasp"] = _grasp_fd(net, weights, g, x, y, frozen)
-    if "naswot" in want:
-        out["naswot"] = logdet(units[0] - gram.astype(np.float64))
-    if "swap" in want:
-        out["swap"] = float(count_distinct_rows(np.concatenate(swap_codes)) if swap_codes else 0)
-    if "swap_layers" in want:
-        out["swap_layers"] = float(sum(count_distinct_rows(c) for c in swap_codes))
-    if "meco_batch" in want:
-        out["meco_batch"] = float(sum(meco_terms))
+        out["grasp"] = _grasp_fd(net, weights, g, x, y, taps.frozen)
+    out.update(taps.activation_proxies())
+    return out
+
+
+class _Taps:
+    """What the batch pass's forward taps (``net.tap``) and backwards hook for the proxies in ``want``:
+    the sign codes of live activations' inputs (naswot's Gram, swap's patterns), meco_batch's layer terms,
+    the inputs of weight ops (zico, ntk), the frozen kinks (grasp) and, per backward ``phase``, the
+    gradients reaching weight-op outputs (fisher, zico, ntk)."""
+
+    def __init__(self, arch: Arch, net: nn.Module, want: set, live: np.ndarray, wops: list[int], b: int):
+        ops = self.ops = arch.ops
+        self.want, self.b = want, b
+        self.codes_of = Counter(ops[i].inputs[0] for i, op in enumerate(ops) if live[i] and op.kind == ACT)
+        self.kept_inputs = {ops[i].inputs[0] for i in wops} if want & {"zico", "ntk"} else set()
+        self.hooked = {i + 1 for i in wops} if want & {"fisher", "zico", "ntk"} else set()
+        self.kinks = _kinked_ops(arch, live) if "grasp" in want else {}
+        self.leaves = meco_leaves(arch, net) if "meco_batch" in want else set()
+        self.phase: str | None = None
+        self.frozen: dict[int, nn.Module] = {}
+        self.deltas: dict[str, dict[int, torch.Tensor]] = {"ce": {}, "ones": {}}
+        self.fisher_s: dict[int, torch.Tensor] = {}
+        self.kept: dict[int, torch.Tensor] = {}
+        self.gram = np.zeros((b, b), np.int64)
+        self.units = 0
+        self.swap_codes: list[np.ndarray] = []
+        self.meco_terms: list[float] = []
+
+    def __call__(self, t: int, val: torch.Tensor) -> None:
+        if t in self.codes_of:
+            flat = val.detach().reshape(self.b, -1)
+            if "naswot" in self.want:
+                self.gram += self.codes_of[t] * hamming_gram(pack_signs(flat.numpy()))
+                self.units += self.codes_of[t] * flat.shape[1]
+            if self.want & {"swap", "swap_layers"}:
+                self.swap_codes.append(pack_signs(flat[:SWAP_SAMPLES].T.contiguous().numpy()))
+        if t in self.leaves:
+            self.meco_terms.append(meco_layer(val.detach()))
+        if t in self.kept_inputs:
+            self.kept[t] = val.detach()
+        for i in self.kinks.get(t, ()):
+            self.frozen[i] = Frozen(self.ops[i], val.detach())
+        if t in self.hooked and val.requires_grad:
+            val.register_hook(self._grad_hook(t - 1, val.detach()))
+
+    def _grad_hook(self, i: int, act: torch.Tensor):
+        def hook(grad):
+            if self.phase is not None:
+                self.deltas[self.phase][i] = grad.detach()
+                if self.phase == "ce" and "fisher" in self.want:
+                    self.fisher_s[i] = (act * grad.detach()).sum((2, 3)).double()
+        return hook
+
+    def activation_proxies(self) -> dict[str, float]:
+        """naswot, swap, swap_layers and meco_batch (those wanted) from what the forward recorded."""
+        out = {}
+        if "naswot" in self.want:
+            out["naswot"] = logdet(self.units - self.gram.astype(np.float64))
+        if "swap" in self.want:
+            out["swap"] = float(count_distinct_rows(np.concatenate(self.swap_codes)) if self.swap_codes else 0)
+        if "swap_layers" in self.want:
+            out["swap_layers"] = float(sum(count_distinct_rows(c) for c in self.swap_codes))
+        if "meco_batch" in self.want:
+            out["meco_batch"] = float(sum(self.meco_terms))
+        return out
+
+
+def _label_proxies(arch: Arch, wops: list[int], weights: list[torch.Tensor], g: list[torch.Tensor],
+                   taps: _Taps) -> dict[str, float]:
+    """grad_norm, snip, fisher and zico (those wanted) from the cross-entropy gradients ``g``."""
+    out = {}
+    if "grad_norm" in taps.want:
+        out["grad_norm"] = sum(float(gi.double().norm()) for gi in g)
+    if "snip" in taps.want:
+        out["snip"] = sum(float((w.detach().double() * gi.double()).abs().sum()) for w, gi in zip(weights, g))
+    if "fisher" in taps.want:
+        out["fisher"] = float(sum((0.5 * s.pow(2).mean(0)).sum() for s in taps.fisher_s.values()))
+    if "zico" in taps.want:
+        out["zico"] = zico_score(_half_gradients(arch, wops, taps.kept, taps.deltas["ce"], g, taps.b))
+    return out
+
+
+def _ones_proxies(arch: Arch, wops: list[int], x_in: torch.Tensor, logits, taps: _Taps) -> dict[str, float]:
+    """jacob_cov and ntk (those wanted) from one backward of an all-ones cotangent on the logits."""
+    taps.phase = "ones"
+    outs = logits if isinstance(logits, tuple) else (logits,)
+    (jac,) = torch.autograd.grad(outs, [x_in], grad_outputs=[torch.ones_like(o) for o in outs])
+    taps.phase = None
+    out = {}
+    if "jacob_cov" in taps.want:
+        out["jacob_cov"] = jacob_cov_score(jac.reshape(taps.b, -1).double().numpy())
+    if "ntk" in taps.want:
+        out["ntk"] = _ntk(arch, wops, taps.kept, taps.deltas["ones"], taps.b)
     return out
 
 
@@ -546,6 +578,16 @@ def meco_leaves(arch: Arch, net: nn.Module) -> set[int]:
             and arch.ops[i].kind != LINEAR}
 
 
+def _correlation(fea: np.ndarray) -> np.ndarray:
+    """The correlation matrix of the rows of ``fea``, NaN / inf entries (a constant row, a single column)
+    set to 0, without numpy's warnings about them."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        corr = np.atleast_2d(np.corrcoef(fea))
+    corr[~np.isfinite(corr)] = 0.0
+    return corr
+
+
 def meco_layer(val: torch.Tensor, weighted: bool = True) -> float:
     """One layer's term of meco_batch: ``(C / n) * lambda_min`` of the correlation matrix of ``n = min(C, 8)``
     evenly spaced channels of ``val`` (``(B, C, H, W)``), each channel's values over the ``B * H * W``
@@ -564,9 +606,7 @@ def meco_layer(val: torch.Tensor, weighted: bool = True) -> float:
     idx = torch.linspace(0, c - 1, min(c, MECO_CHANNELS)).round().long()
     fea = val.index_select(1, idx).transpose(0, 1).reshape(len(idx), -1)
     fea = fea[:, ::-(-fea.shape[1] // MECO_POSITIONS)].double().numpy()
-    with np.errstate(all="ignore"):
-        corr = np.atleast_2d(np.corrcoef(fea))
-    corr[~np.isfinite(corr)] = 0.0
+    corr = _correlation(fea)
     return (c / len(idx) if weighted else 1.0) * float(eigvalsh(corr)[0])
 
 
@@ -577,8 +617,10 @@ def meco(arch: Arch, net: nn.Module, seed: int, full: bool = True) -> tuple[floa
 
     Returns ``(meco, meco_full)``: meco_full adds, for each layer where meco's term is 0 (``C >= H*W``),
     the unweighted :func:`meco_layer` of the same image (MeCo_opt's 8 sampled channels), so that the deep,
-    narrow-map layers count too (computed only with ``full``; otherwise meco_full is returned as NaN); NaN for
-    both when a batch-one BN sees one value per channel."""
+    narrow-map layers count too (computed only with ``full``; otherwise meco_full is returned as NaN).  A BN
+    that sees one value per channel (a 1x1 map of the one image: small inputs, heads after a global pool)
+    has no batch statistics: it normalises with its initial running ones (mean 0, variance 1), as
+    :func:`_without_batch_statistics` sets."""
     leaf = meco_leaves(arch, net)
     total = [0.0, 0.0]
 
@@ -587,10 +629,7 @@ def meco(arch: Arch, net: nn.Module, seed: int, full: bool = True) -> tuple[floa
             return
         if val.shape[1] < val[0].numel() // val.shape[1]:
             fea = val[0].detach().double().reshape(val.shape[1], -1).numpy()
-            with np.errstate(all="ignore"):
-                corr = np.atleast_2d(np.corrcoef(fea))
-            corr[~np.isfinite(corr)] = 0.0
-            total[0] += float(eigvalsh(corr)[0])
+            total[0] += float(eigvalsh(_correlation(fea))[0])
         elif full:
             # with C >= H*W channels the correlation matrix has rank <= H*W - 1 < C: its smallest
             # eigenvalue is exactly 0, no eigen-solver needed (deep layers of wide networks)
@@ -598,13 +637,38 @@ def meco(arch: Arch, net: nn.Module, seed: int, full: bool = True) -> tuple[floa
 
     net.tap = tap
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _without_batch_statistics(arch, net):
             net(torch.randn(1, *arch.input_shape, generator=_gen(seed, "meco")))
-    except ValueError:                    # BN over a single value per channel (1x1 maps, batch 1)
-        return float("nan"), float("nan")
     finally:
         net.tap = None
     return total[0], total[0] + total[1] if full else float("nan")
+
+
+@contextmanager
+def _without_batch_statistics(arch: Arch, net: nn.Module):
+    """Within the block, the BN layers of ``net`` over 1x1 maps (one value per channel in a batch of one,
+    where train mode has no statistics to take) run in eval mode with their initial running statistics
+    (mean 0, variance 1); their mode and statistics are restored on exit.
+
+    >>> from zeroshot.spaces.ir import Graph
+    >>> g = Graph(4, 1, 1); arch = g.finish(g.bn(0))
+    >>> net = network(arch, 0); x = torch.randn(1, 4, 1, 1)
+    >>> with _without_batch_statistics(arch, net):
+    ...     y = net(x)
+    >>> bool(torch.allclose(y, x, atol=1e-4)), net.layers[0].training
+    (True, True)
+    """
+    norms = [m for m, op in zip(net.layers, arch.ops) if op.h_out * op.w_out == 1 and isinstance(m, nn.BatchNorm2d)]
+    saved = [(m.training, m.running_mean, m.running_var) for m in norms]
+    for m in norms:
+        m.eval()
+        m.running_mean, m.running_var = torch.zeros_like(m.running_mean), torch.ones_like(m.running_var)
+    try:
+        yield
+    finally:
+        for m, (mode, mean, var) in zip(norms, saved):
+            m.train(mode)
+            m.running_mean, m.running_var = mean, var
 
 
 def linear_regions(arch: Arch, x: torch.Tensor, seed: int) -> float:
