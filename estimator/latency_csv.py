@@ -35,14 +35,16 @@ def read_latency_csv(path, space) -> tuple[list[str], dict[str, list[str]]]:
     """Canonical encodings and the other columns (raw text) of a CSV of measured architectures (with
     ``space=None``: the architecture column as written, e.g. the names of users' own networks).
 
-    Raises :class:`~zeroshot.errors.DataError` when the file cannot be read or has no architecture
-    column, :class:`~zeroshot.errors.EncodingError` naming the row of a bad encoding.
+    Raises :class:`~zeroshot.errors.DataError` when the file cannot be read, is not UTF-8 text or has no
+    architecture column, :class:`~zeroshot.errors.EncodingError` naming the row of a bad encoding.
     """
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             return _read_rows(csv.DictReader(f), path, space)
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text; expected a CSV of measurements with a header row") from None
 
 
 def _read_rows(reader: csv.DictReader, path, space) -> tuple[list[str], dict[str, list[str]]]:

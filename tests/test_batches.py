@@ -24,7 +24,7 @@ def test_bad_files_and_arrays_are_data_errors(tmp_path):
     with pytest.raises(DataError, match="missing y"):
         load_data(str(tmp_path / "noy.npz"))
     (tmp_path / "junk.npz").write_text("not a zip")
-    with pytest.raises(DataError, match="cannot read"):
+    with pytest.raises(DataError, match="junk.npz is not an NPZ archive"):
         load_data(str(tmp_path / "junk.npz"))
     with pytest.raises(DataError, match=r"the network takes inputs of shape \(C, H, W\) = \(1, 8, 8\)") as info:
         validate(np.zeros((2, 8, 8, 3), np.uint8), np.zeros(2, int), shape=(1, 8, 8))

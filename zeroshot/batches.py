@@ -18,6 +18,7 @@ Example
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,16 +57,36 @@ def load_data(path: str, shape: tuple[int, int, int] | None = None, classes: int
     of another side come (a space's ``resolution``, or ``input_shape`` of a network of one's own).  Raises :class:`~zeroshot.errors.DataError` (or, for ``classes``,
     :class:`~zeroshot.errors.ParameterError`) saying what was expected and how to fix it.
     """
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x", "y") if k not in f.files]
-            if missing:
-                raise DataError(f"{path}: expected arrays 'x' and 'y' in the NPZ, missing {', '.join(missing)}"
-                                f" (found {', '.join(f.files) or 'none'})")
-            x, y = f["x"], f["y"]
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot read {path} as an NPZ file with 'x' and 'y': {e}") from None
+    x, y = _read_npz(path)
     return validate(x, y, shape, classes, source=path, input_param=input_param)
+
+
+def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays ``x`` and ``y`` of the NPZ file ``path``: a :class:`~zeroshot.errors.DataError` for a file that
+    cannot be read, is no NPZ archive or lacks them."""
+    expected = "an NPZ archive of arrays 'x' and 'y'; write one with np.savez(FILE, x=images, y=labels)"
+    try:
+        f = np.load(path, allow_pickle=False)
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}") from None
+    except EOFError:
+        raise DataError(f"{path} is empty, not {expected}") from None
+    except (ValueError, zipfile.BadZipFile):        # neither a zip nor a .npy (numpy: "pickled data"), a damaged zip
+        raise DataError(f"{path} is not {expected}") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise DataError(f"{path} holds a single array (a .npy file), not {expected}")
+    with f:
+        missing = [k for k in ("x", "y") if k not in f.files]
+        if missing:
+            raise DataError(f"{path}: expected arrays 'x' and 'y' in the NPZ, missing {', '.join(missing)}"
+                            f" (found {', '.join(f.files) or 'none'})")
+        try:
+            return f["x"], f["y"]
+        except zipfile.BadZipFile as e:             # a damaged member
+            raise DataError(f"{path} is a damaged NPZ archive ({e}); write it again") from None
+        except ValueError:                          # an object array: numpy would have to unpickle it
+            raise DataError(f"{path}: x and y must be arrays of numbers, not of Python objects; convert them "
+                            f"before np.savez") from None
 
 
 def validate(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int] | None = None,

@@ -105,14 +105,18 @@ def models_from_args(args: argparse.Namespace) -> list[Arch] | None:
 
 
 def read_lines(path: str) -> list[str]:
-    """Lines of a file, or of standard input for ``-``; a file that cannot be read is an InputError."""
-    if path == "-":
-        return sys.stdin.read().splitlines()
+    """Lines of a UTF-8 text file, or of standard input for ``-``; a file that cannot be read (or is not
+    text) is an InputError."""
     try:
-        with open(path) as f:
+        if path == "-":
+            return sys.stdin.read().splitlines()
+        with open(path, encoding="utf-8") as f:
             return f.read().splitlines()
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{'standard input' if path == '-' else path} is not UTF-8 text; expected one "
+                         f"encoding per line") from None
 
 
 def read_archs(space: SearchSpace, path: str):

@@ -46,10 +46,13 @@ class OracleEvaluator(DictEvaluator):
             raise ParameterError("column", "the oracle's column holding the accuracy", None,
                                  fix=f"the oracle {path} needs one")
         try:
-            with open(path, newline="") as f:
+            with open(path, newline="", encoding="utf-8") as f:
                 table = _read_oracle(csv.DictReader(f), path, column, space)
         except OSError as e:
             raise DataError(f"cannot read oracle {path}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise DataError(f"oracle {path} is not UTF-8 text; expected a CSV of accuracies with a header "
+                            f"row") from None
         if not table:
             raise DataError(f"oracle {path} holds no architectures")
         super().__init__(table, path)

@@ -24,7 +24,8 @@ from zeroshot.spaces import SearchSpace
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import arch_from_dict, arch_to_dict
 
-from .errors import MissingExtraError, ParameterError
+from .atomic import open_atomically
+from .errors import InputError, MissingExtraError, ParameterError
 
 __all__ = ["FORMATS", "TORCH_FORMAT", "export", "load_torch"]
 
@@ -33,27 +34,37 @@ TORCH_FORMAT = "zeroshot-torch-1"
 
 
 def export(space: SearchSpace, arch: str, fmt: str, path: str, seed: int = 0) -> None:
-    """Write ``arch`` (an encoding of ``space``) to ``path`` in ``fmt``."""
+    """Write ``arch`` (an encoding of ``space``) to ``path`` in ``fmt``, atomically (an
+    :class:`~zeroshot.errors.InputError` naming ``path`` when it cannot be written)."""
     if fmt not in FORMATS:
         raise ParameterError("format", f"one of {', '.join(FORMATS)}", fmt)
     ir = space.to_ir(arch)
     spec = {"space": space.name, "arch": space.format(space.parse(arch)), "ir": arch_to_dict(ir)}
+    if fmt == "onnx":
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise MissingExtraError("onnx", "export to ONNX") from None
+    try:
+        with open_atomically(path, "w" if fmt == "json" else "wb") as f:
+            _write(f, fmt, spec, ir, seed)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _write(f, fmt: str, spec: dict, ir, seed: int) -> None:
+    """The export of ``fmt`` into the open file ``f``."""
     if fmt == "json":
-        with open(path, "w") as f:
-            json.dump(spec, f, indent=1)
-            f.write("\n")
+        json.dump(spec, f, indent=1)
+        f.write("\n")
         return
     torch.manual_seed(seed)
     net = build(ir).eval()
     if fmt == "torch":
-        torch.save({"format": TORCH_FORMAT, **spec, "state_dict": net.state_dict()}, path)
+        torch.save({"format": TORCH_FORMAT, **spec, "state_dict": net.state_dict()}, f)
         return
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise MissingExtraError("onnx", "export to ONNX") from None
     c, h, w = ir.input_shape
-    torch.onnx.export(net, (torch.zeros(1, c, h, w),), path, dynamo=False, input_names=["input"])
+    torch.onnx.export(net, (torch.zeros(1, c, h, w),), f, dynamo=False, input_names=["input"])
 
 
 def load_torch(path: str) -> torch.nn.Module:

@@ -38,7 +38,7 @@ def load_models(spec: str) -> list[tuple[str, object]]:
         raise InputError(f"{path} has no function {func!r}; it defines {', '.join(defined) or 'none'}")
     try:
         got = fn()
-    except Exception as e:              # the user's code: any failure is reported as theirs, in one line
+    except (Exception, SystemExit) as e:        # the user's code: any failure is reported as theirs, in one line
         raise InputError(f"{path}:{func}() failed: {type(e).__name__}: {_first_line(e)}") from None
     return _as_modules(got, f"{path}:{func}()", func)
 
@@ -57,9 +57,11 @@ def parse_input_shape(text: str) -> tuple[int, int, int]:
 
 def _split_spec(spec: str) -> tuple[str, str]:
     path, sep, func = str(spec).rpartition(":")
+    expected = "FILE.py:FUNC, a Python file and the function in it that returns the network(s)"
     if not sep or not path or not func.isidentifier():
-        raise ParameterError("model", "FILE.py:FUNC, a Python file and the function in it that returns the "
-                             "network(s)", spec)
+        raise ParameterError("model", expected, spec)
+    if not path.endswith(".py"):
+        raise ParameterError("model", expected, spec, fix=f"{path} is not a .py file")
     if not os.path.isfile(path):
         raise InputError(f"no model file {path}")
     return path, func
@@ -72,7 +74,7 @@ def _import_file(path: str):
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))      # the file may import its neighbours
     try:
         spec.loader.exec_module(module)
-    except Exception as e:              # the user's file: whatever it raises, it does not import
+    except (Exception, SystemExit) as e:        # the user's file: whatever it raises, it does not import
         raise InputError(f"{path} does not import: {type(e).__name__}: {_first_line(e)}") from None
     finally:
         sys.path.pop(0)

@@ -16,6 +16,7 @@ Example
 from __future__ import annotations
 
 import html
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,13 +39,27 @@ def write_report(db: str, out_dir: str, run_id: int | None = None, max_points: i
     run = _read_run(db, run_id)                 # the database's errors first, then the optional extra's
     plt = _pyplot()
     points = _plotted(run["points"], max_points)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _folder(out_dir)
+    note = _unfinished(run)
+    if note:
+        warnings.warn(f"{db}: {note}", stacklevel=2)
     _plot_pareto(plt, out / "pareto.png", points, run)
     _plot_funnel(plt, out / "funnel.png", run["counts"])
     shortlist = sorted((r for r in run["listed"] if r["top"]), key=lambda r: (-r["s"], r["arch"]))
     (out / "index.html").write_text(_page(db, run, shortlist or run["summary"].get("closest", [])))
     return out / "index.html"
+
+
+def _folder(out_dir: str) -> Path:
+    """The folder ``out_dir``, created if missing (an InputError naming it when it cannot be)."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"cannot write the report into {out_dir}: it is a file; name a folder") from None
+    except OSError as e:
+        raise InputError(f"cannot write the report into {out_dir}: {e.strerror}") from None
+    return out
 
 
 def _pyplot():
@@ -62,7 +77,7 @@ def _read_run(db: str, run_id: int | None) -> dict:
     plotted as arrays (``s``: the default score where network proxies ran, else the cheap score;
     ``latency_ms``; ``top``: on the shortlist; ``shortlisted``), read without formatting an encoding; and
     ``listed``, the rows of the shortlisted stage with their encodings (a few)."""
-    with ResultStore(db) as store:
+    with ResultStore(db, readonly=True) as store:
         run_id = store.last_run("screen") if run_id is None else run_id
         if store.run_kind(run_id) != "screen":
             raise InputError(f"run {run_id} of {db} is a {store.run_kind(run_id)} run; a report shows a screen")
@@ -75,7 +90,7 @@ def _read_run(db: str, run_id: int | None) -> dict:
             "arch", metric, "latency_ms", "params", "peak_activation_bytes", *top))
         shortlisted = columns["stage"] >= store.stages(run_id).index("shortlisted") + 1
         run = {"run_id": run_id, "space": store.space, "config": store.run_config(run_id),
-               "summary": store.run_summary(run_id), "scored": scored,
+               "status": store.run_status(run_id), "summary": store.run_summary(run_id), "scored": scored,
                "counts": {STAGE_LABELS[s]: n for s, n in counts.items()}}
     run["baseline"] = run["summary"].get("baseline")
     for r in run["summary"].get("closest", []):
@@ -86,6 +101,14 @@ def _read_run(db: str, run_id: int | None) -> dict:
     run["points"] = {"s": columns[metric], "latency_ms": columns["latency_ms"], "shortlisted": shortlisted,
                      "top": columns.get("top", np.zeros(len(shortlisted))) == 1 if scored else shortlisted}
     return run
+
+
+def _unfinished(run: dict) -> str:
+    """A note that the run has not finished (a screen still running, or stopped by an error), or nothing."""
+    if run["status"] == "done":
+        return ""
+    return (f"run {run['run_id']} has not finished (status {run['status']!r}: still running, or stopped by an "
+            f"error); the report shows what it wrote")
 
 
 def _device_name(cfg: dict) -> str:
@@ -189,9 +212,10 @@ def _page(db: str, run: dict, shortlist: list[dict]) -> str:
                     f"<td>{r['peak_activation_bytes'] / 1024:.1f}</td>{c}</tr>" for r, c in zip(shortlist, changes))
     funnel = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>" for k, v in run["counts"].items())
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in run["summary"].get("timings_s", {}).items())
+    note = f"\n<p><b>{html.escape(_unfinished(run))}</b></p>" if _unfinished(run) else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>zeroshot {space} run {run_id}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:2px 8px;text-align:left}}
-</style></head><body><h1>Screen of {space}, run {run_id}</h1>
+</style></head><body><h1>Screen of {space}, run {run_id}</h1>{note}
 <p>Device <b>{html.escape(_device_name(cfg))}</b>, seed {cfg['seed']}, database <code>{html.escape(db)}</code>.
 {html.escape(timings)}</p>{_baseline_section(run)}
 <h2>Funnel</h2><img src="funnel.png" alt="funnel counts"><table>{funnel}</table>

@@ -45,6 +45,7 @@ import os
 import re
 import sqlite3
 import time
+import urllib.parse
 from typing import Iterable, Iterator, Sequence, Union
 
 import numpy as np
@@ -81,21 +82,28 @@ class ResultStore:
     """The results database at ``path`` (created if missing) for ``space`` with ``space_options``.
 
     ``space=None`` opens an existing database whatever its space (:attr:`space` then says which), or a
-    new in-memory one for any space; ``space_options=None`` accepts any options."""
+    new in-memory one for any space; ``space_options=None`` accepts any options.  ``readonly`` opens an
+    existing database for reading only (nothing is ever written into the file, not even a schema).  Used
+    as a context manager, a database file the store created is removed again when the block ends in an
+    error before any run was started in it (a refused command leaves no file behind)."""
 
-    def __init__(self, path: str = ":memory:", space: str | None = None, space_options: dict | None = None):
-        self.path = path
-        if space is None and path != ":memory:" and not os.path.exists(path):
+    def __init__(self, path: str = ":memory:", space: str | None = None, space_options: dict | None = None,
+                 *, readonly: bool = False):
+        self.path, self.readonly = path, readonly
+        in_memory = path == ":memory:"
+        if (space is None or readonly) and not in_memory and not os.path.exists(path):
             raise StoreError(f"{path} does not exist")
-        self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self._created = not in_memory and not os.path.exists(path)
+        self.db = _connect(path, readonly)
         self.db.row_factory = sqlite3.Row
         self._kinds: dict[int, str] = {}
         self._indexes: dict[int, CodeIndex] = {}          # run -> its block candidates by code hash
         self._space_object = None
         try:
-            self.db.execute("PRAGMA page_size=65536")      # a new file's: blocks are large blobs
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            if not readonly:
+                self.db.execute("PRAGMA page_size=65536")      # a new file's: blocks are large blobs
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
             with self._tx():
                 self.space, self.space_options = self._open_meta(space, space_options)
         except sqlite3.DatabaseError as e:
@@ -109,8 +117,11 @@ class ResultStore:
     def __enter__(self) -> "ResultStore":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *_) -> None:
+        unused = exc_type is not None and self._created and not self.runs()
         self.close()
+        if unused:
+            os.remove(self.path)
 
     def close(self) -> None:
         self.db.close()
@@ -118,11 +129,12 @@ class ResultStore:
     # -------------------------------------------------------------- schema
     def _open_meta(self, space: str | None, space_options: dict | None) -> tuple[str, dict]:
         """Create the tables of a new database, or check an existing one; its (space, options)."""
-        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        has_meta = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall()) if has_meta else {}
         if not meta:
-            if space is None and self.path != ":memory:":
+            if self.readonly or (space is None and self.path != ":memory:"):
                 raise StoreError(f"{self.path} is not a zeroshot results database")
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self.db.executemany("INSERT INTO meta VALUES (?, ?)", [
                 ("schema_version", str(SCHEMA_VERSION)), ("space", space),
                 ("space_options", json.dumps(space_options or {}, sort_keys=True))])
@@ -140,17 +152,18 @@ class ResultStore:
             raise StoreError(f"{self.path} holds {meta['space']} results with options {stored}, not "
                              f"{space_options}; use another database")
         if int(meta.get("schema_version", 0)) < SCHEMA_VERSION:       # schema 1: rows only, a subset
-            for sql in _BLOCK_TABLES:
-                self.db.execute(sql)
-            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            for sql in _BLOCK_TABLES:                                   # read-only: empty ones in memory
+                self.db.execute(sql.replace("CREATE TABLE", "CREATE TEMP TABLE") if self.readonly else sql)
+            if not self.readonly:
+                self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         return meta["space"], stored
 
     def _tx(self):
-        db = self.db
+        db, readonly = self.db, self.readonly
 
         class _Tx:
             def __enter__(self):
-                db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
             def __exit__(self, exc_type, *_):
                 db.execute("ROLLBACK" if exc_type else "COMMIT")
@@ -205,6 +218,10 @@ class ResultStore:
         if run_id not in self._kinds:
             self._kinds[run_id] = self._run_field(run_id, "kind")
         return self._kinds[run_id]
+
+    def run_status(self, run_id: int) -> str:
+        """``"done"`` once the run finished, else ``"running"`` (still running, or stopped by an error)."""
+        return self._run_field(run_id, "status")
 
     def run_summary(self, run_id: int) -> dict:
         """The summary of a finished run (``{}`` while it runs)."""
@@ -585,6 +602,19 @@ class ResultStore:
     def counts(self, run_id: int) -> dict[str, int]:
         """Stage name -> how many candidates of the run reached it, for every stage of its kind."""
         return {name: self.count(run_id, name) for name in self.stages(run_id)}
+
+
+def _connect(path: str, readonly: bool) -> sqlite3.Connection:
+    """A connection to the database file ``path`` (read-only: through a ``mode=ro`` URI); a StoreError
+    naming ``path`` when SQLite cannot open it (a directory, a missing or unwritable folder)."""
+    if os.path.isdir(path):
+        raise StoreError(f"{path} is a directory; give the path of a database file")
+    target = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro" if readonly else path
+    try:
+        return sqlite3.connect(target, uri=readonly, timeout=60, isolation_level=None)
+    except sqlite3.OperationalError as e:
+        where = "a database file" if readonly else "a database file in a folder that exists and can be written"
+        raise StoreError(f"cannot open {path} ({e}); give the path of {where}") from None
 
 
 def _array(name: str, dtype: str, width: int, data: bytes) -> np.ndarray:

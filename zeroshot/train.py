@@ -33,6 +33,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
@@ -45,6 +46,7 @@ from torch.nn import functional as F
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import Arch, arch_to_dict
 
+from .atomic import check_writable, open_atomically
 from .batches import Data
 from .training_sets import split
 from .checks import check_int, check_seed
@@ -220,9 +222,9 @@ def train(arch: Arch, data: Data, cfg: TrainConfig, checkpoint: str | None = Non
 def _resume(checkpoint: str | None, key: str | None, dev, net, opt, sched, gen) -> dict:
     """The training state: a fresh one, or the one ``checkpoint`` holds (loaded into ``net``, the optimizer,
     scheduler and generator) when it exists and was written for the same ``key``."""
-    if not (checkpoint and os.path.exists(checkpoint)):
+    saved = _load_checkpoint(checkpoint, dev) if checkpoint else None
+    if saved is None:
         return {"epoch": 0, "step": 0, "history": [], "best": None, "bad": 0, "done": False}
-    saved = torch.load(checkpoint, map_location=dev, weights_only=False)
     if saved.get("fingerprint") != key:
         raise ParameterError("checkpoint", "a checkpoint of this architecture, data and settings", checkpoint,
                              fix="it was written for others: delete it or pass another checkpoint")
@@ -231,6 +233,25 @@ def _resume(checkpoint: str | None, key: str | None, dev, net, opt, sched, gen) 
     sched.load_state_dict(saved["scheduler"])
     gen.set_state(saved["generator"])
     return saved["state"]
+
+
+def _load_checkpoint(path: str, dev) -> dict | None:
+    """What the checkpoint ``path`` holds (None where there is none yet), once it is known to be writable:
+    an error naming it when it cannot be written or holds no checkpoint."""
+    try:
+        check_writable(path)                        # before any epoch is trained
+    except OSError as e:
+        raise _cannot_write(path, e) from None
+    if not os.path.exists(path):
+        return None
+    try:
+        saved = torch.load(path, map_location=dev, weights_only=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError) as e:    # not a file torch.save wrote
+        saved = e                                   # refused below like any other object
+    if not isinstance(saved, dict):
+        raise ParameterError("checkpoint", "a checkpoint written by zeroshot train", path,
+                             fix=f"it holds no checkpoint ({type(saved).__name__}): delete it or pass another path")
+    return saved
 
 
 def _step(net: nn.Module, opt, sched, xb: torch.Tensor, yb: torch.Tensor) -> float:
@@ -268,9 +289,18 @@ def _result(state: dict, net: nn.Module, dev, t0: float) -> TrainResult:
 
 
 def _save(path: str, obj: dict) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """Write the checkpoint ``path`` atomically."""
+    try:
+        with open_atomically(path, "wb") as f:
+            torch.save(obj, f)
+    except OSError as e:
+        raise _cannot_write(path, e) from None
+
+
+def _cannot_write(path: str, error: OSError) -> InputError:
+    """The error of a checkpoint path that cannot be written."""
+    return InputError(f"cannot write checkpoint {path}: {error.strerror}; pass a file in a folder that can be "
+                      f"written")
 
 
 # ------------------------------------------------------------------ one training as a backend task

@@ -8,6 +8,7 @@ import os
 
 from zeroshot.spaces import get_space
 
+from ..checks import check_int
 from ..errors import InputError, StoreError
 from ..patterns import mine
 from ..store import ResultStore
@@ -24,16 +25,17 @@ def register(sub):
 
 
 def run(args):
+    check_int("top", args.top, least=1)
     if not os.path.exists(args.db):
         raise InputError(f"no results file {args.db}; run `zeroshot screen` or `zeroshot search` with --db first")
-    with ResultStore(args.db) as store:
+    with ResultStore(args.db, readonly=True) as store:
         space = get_space(store.space, **store.space_options)
         run_id = max(store.runs() or [0]) if args.run_id == "last" else _int(args.run_id)
         if run_id not in store.runs():
             raise StoreError(f"{args.db} has no run {args.run_id}; runs: {store.runs() or 'none'}")
         best = [r["arch"] for r in store.top(run_id, args.by, args.top, descending=not args.ascending)]
         everyone = [r[0] for r in store.stream(run_id, ("arch",), has=args.by)]
-    if len(everyone) < 2 * max(args.top, 1):
+    if len(everyone) < 2 * args.top:
         raise InputError(f"run {run_id} has {len(everyone)} candidates with {args.by}; patterns need at least twice "
                         f"--top ({args.top}); lower --top")
     rules = mine(space, best, everyone)
