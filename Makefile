@@ -6,7 +6,7 @@ PIP = $(PYTHON) -m pip install --disable-pip-version-check -q
 
 .PHONY: install demo test bench
 
-# torch first, as the CPU build the project is tested with; the package's own `torch>=2.1` is then met
+# torch first, the version the project is tested with; the package's own `torch>=2.1` is then met
 # and nothing pulls a second torch.  The build runs isolated, from pyproject.toml's declared requirements.
 install:
 	$(PIP) torch==2.13.0

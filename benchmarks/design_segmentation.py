@@ -130,7 +130,7 @@ def capped_search(args, space, est, train_set, test_set, config, base_full, base
     front = [traj[i] for i in sorted(pareto_front(acc, lat).tolist(), key=lambda i: lat[i])]
     lines = [f"### Latency cap {cap:g} x the baseline's at {64 * FULL_SCALE} px", "",
              f"Search: `prefiltered` evolution (population {cfg.population}), {result['evaluations']} candidates "
-             f"trained, {result['scored']} scored zero-shot (meco + swap), every candidate at most {cap:g} x the "
+             f"trained, {result['scored']} scored zero-shot ({' + '.join(cfg.proxies)}), every candidate at most {cap:g} x the "
              f"baseline's latency at {64 * FULL_SCALE} px; {seconds:.0f} s (training {train_s:.0f} s).", "",
              f"Pareto front of (mIoU, latency at {64 * FULL_SCALE} px) over the trained candidates: each "
              f"architecture costed at its trained input side x{FULL_SCALE} (the deployment scale of the "

@@ -151,8 +151,9 @@ class CalibratedDevice(Device):
         return self
 
     def predict(self, space, archs) -> np.ndarray:
-        """Latency (ms) of architectures of ``space`` given as encodings, codes or IR :class:`Arch` objects."""
-        return self.latency_ms(arch_table(space, archs))
+        """Latency (ms) of architectures of ``space`` (a name or a SearchSpace; None for IR only) given as
+        encodings, codes or IR :class:`Arch` objects."""
+        return self.latency_ms(arch_table(_resolve_space(space), archs))
 
     def interval_ms(self, table: OpTable, level: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         """``(lo, hi)`` around each network's :meth:`latency_ms`: where its measured latency falls with
@@ -169,9 +170,9 @@ class CalibratedDevice(Device):
         return np.clip(lo, MIN_FLOOR_MS, point), np.maximum(hi, point)
 
     def predict_interval(self, space, archs, level: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`interval_ms` of architectures of ``space`` given as encodings, codes or IR :class:`Arch`
-        objects."""
-        return self.interval_ms(arch_table(space, archs), level)
+        """:meth:`interval_ms` of architectures of ``space`` (as :meth:`predict`) given as encodings, codes
+        or IR :class:`Arch` objects."""
+        return self.interval_ms(arch_table(_resolve_space(space), archs), level)
 
     def summary(self) -> str:
         return (f"calibrated from {self.measurements} {self.space or 'whole-model'} measurements, "
@@ -199,12 +200,17 @@ def calibrate(archs, latency_ms, space: str | SearchSpace | None = "nb201", name
     parameters for prediction intervals (:meth:`CalibratedDevice.interval_ms`).  Raises
     :class:`~zeroshot.errors.ParameterError` naming the parameter that is wrong.
     """
-    space = None if space is None else _resolve_space(space)
+    space = _resolve_space(space)
     archs = _resolve_archs(archs, space)
     space_name = space.name if space is not None else None
     prior = (prior if isinstance(prior, Prior) else load_prior() if prior is None else load_prior(prior))
     prior = prior.subset(space_name)
-    fit = fit_posterior(arch_features(space, archs), latency_ms, prior, **hyper)
+    features = arch_features(space, archs)
+    distinct = len(np.unique(features.toarray(), axis=0))
+    if distinct < MIN_MEASUREMENTS:
+        raise ParameterError("archs", f"at least {MIN_MEASUREMENTS} distinct ones (equal architectures, or "
+                             "isomorphic cells, count once)", f"{len(archs)} measurements of {distinct}")
+    fit = fit_posterior(features, latency_ms, prior, **hyper)
     n = len(archs)
     return CalibratedDevice(name, fit.intercept_ms, fit.theta, space=space_name, measurements=n,
                             floor_ms=latency_floor(latency_ms), posterior=fit.posterior,
@@ -212,8 +218,9 @@ def calibrate(archs, latency_ms, space: str | SearchSpace | None = "nb201", name
                                         f"(sources: {len(prior.labels)} devices)")
 
 
-def _resolve_space(space) -> SearchSpace:
-    if isinstance(space, SearchSpace):
+def _resolve_space(space) -> SearchSpace | None:
+    """A space from its name; a SearchSpace or None as given."""
+    if space is None or isinstance(space, SearchSpace):
         return space
     if not isinstance(space, str):
         raise ParameterError("space", "a space name or a SearchSpace", type(space).__name__)

@@ -60,9 +60,11 @@ from .calibration_posterior import Posterior
 from .calibration_prior import Prior
 from .kernel_table import KERNEL_TYPES
 
-__all__ = ["LOCAL_GRID", "NOISE_GRID", "PRIOR_DOF", "PRIOR_VARIANCES", "ROBUST_Z", "SIMILARITY", "Fit",
+__all__ = ["LOCAL_GRID", "MAX_LATENCY_MS", "NOISE_GRID", "PRIOR_DOF", "PRIOR_VARIANCES", "ROBUST_Z", "SIMILARITY", "Fit",
            "calibrate_features", "fit_posterior"]
 
+#: the longest whole-model latency a calibration takes: anything longer is a unit mistake (hours)
+MAX_LATENCY_MS = 1e7
 #: Prior variances of the calibration's components (normalised units: a device of mean latency 1).  The
 #: ``sources`` variance and SIMILARITY are the pair with the best leave-one-device-out mean Spearman at 10
 #: samples over the shared devices of both spaces; benchmarks/calibration_hw.py reports figures with the
@@ -161,9 +163,13 @@ def _checked_latency(features: sparse.spmatrix, latency_ms) -> np.ndarray:
                              len(y) if y.ndim == 1 else f"shape {y.shape}")
     if len(y) < 2:
         raise ParameterError("latency_ms", "the latencies of at least 2 architectures", len(y))
-    bad = ~np.isfinite(y) | (y <= 0)
+    bad = ~np.isfinite(y) | (y <= 0) | (y > MAX_LATENCY_MS)
     if bad.any():
-        raise ParameterError("latency_ms", "positive finite milliseconds", float(y[bad][0]))
+        raise ParameterError("latency_ms", f"positive milliseconds up to {MAX_LATENCY_MS:.0e} (check the unit)",
+                             float(y[bad][0]))
+    if np.ptp(y) == 0:
+        raise ParameterError("latency_ms", "different across the architectures (a fit ranks them)",
+                             f"{len(y)} times {y[0]:g}")
     return y
 
 

@@ -134,7 +134,10 @@ class Device(ABC):
 
 def device_from_dict(d: dict, path=None) -> Device:
     """The device a parsed JSON object describes, by its ``kind`` (read from file ``path`` when given)."""
-    cls = KINDS.get(d.get("kind"))
+    if not isinstance(d, dict) or "kind" not in d:
+        raise DeviceError(f"a device JSON object needs a 'kind' field (one of "
+                          f"{', '.join(KINDS.names())}); is it a device file?")
+    cls = KINDS.get(d["kind"])
     return cls.from_dict(d) if path is None else cls.from_file(d, path)
 
 

@@ -35,6 +35,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from zeroshot.checks import check_seed
 from zeroshot.spaces.ir import to_table
 
 from .counts import table_counts
@@ -277,8 +278,9 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
             seed: int = 0, archs_per_space: int = 500, calibration_archs: int = 40, refine_rounds: int = 3,
             max_passes: int = 5, neighbours_per_miss: int = 2, calibration_rounds: int = 3, clock: str = "auto",
             name: str = "local", log=None, runtime: str = "torch") -> MeasuredDevice:
-    """Measure this machine and fit a :class:`~zeroshot.estimator.measured_device.MeasuredDevice` within
-    about ``budget_s`` seconds.
+    """Measure this machine and fit a :class:`~zeroshot.estimator.measured_device.MeasuredDevice`: the kernels
+    within about ``budget_s`` seconds, the calibration models' rounds on top (their time does not shrink with
+    the budget).
 
     Budget shares: the kernels of ``archs_per_space`` random architectures of each space, most frequent
     first, then up to ``max_passes`` passes re-measuring them (their latency is the median over passes),
@@ -295,6 +297,7 @@ def profile(spaces: Sequence, budget_s: float = 600, threads: int | None = 1, de
     """
     from .timing import BusyMachineWarning, busy_reason
 
+    check_seed(seed)
     with warnings.catch_warnings():          # one busy warning for the whole profile, below
         warnings.simplefilter("ignore", BusyMachineWarning)
         session = _start_session(threads, device, seed, clock, log or (lambda s: None), runtime)

@@ -108,6 +108,8 @@ def parse_stages(text: str, n_stages: int) -> list[int]:
                                f"'2,4' or '5-last' (stages 1..{n_stages})")
         a = n_stages if m[1] == "last" else int(m[1])
         b = a if m[3] is None else (n_stages if m[3] == "last" else int(m[3]))
+        if a > b:
+            raise RewriteError(f"stage range {item.strip()!r} is reversed: write it low-high ('{b}-{a}')")
         if not 1 <= a <= b <= n_stages:
             raise RewriteError(f"stage range {item.strip()!r} is out of range: this space has stages 1..{n_stages} "
                                "(use 'last' for the last one)")

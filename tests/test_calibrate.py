@@ -173,7 +173,8 @@ def test_unknown_prior_component_is_named(nb201):
     space, archs, features = nb201
     with pytest.raises(UnknownNameError, match="unknown prior component 'sorces'; choose from intercept, local, "
                                                "primitives, scale, sources"):
-        calibrate_features(features[:10], np.ones(10), load_prior().subset("nb201"), variances={"sorces": 1.0})
+        calibrate_features(features[:10], np.linspace(1.0, 2.0, 10), load_prior().subset("nb201"),
+                           variances={"sorces": 1.0})
 
 
 def test_calibrate_takes_encodings_or_ir_and_gives_a_device_for_the_estimator(nb201):
@@ -187,20 +188,29 @@ def test_calibrate_takes_encodings_or_ir_and_gives_a_device_for_the_estimator(nb
     codes = np.array([space.parse(a) for a in archs[12:40]])
     got = Estimator(space, by_name).evaluate(codes)["latency_ms"]        # a device object, not a name
     assert np.allclose(got, by_name.predict(space, archs[12:40]), rtol=1e-5)
+    assert np.array_equal(by_name.predict("nb201", archs[12:40]), by_name.predict(space, archs[12:40]))
+    lo, hi = by_name.predict_interval("nb201", archs[12:40], 0.8)
+    assert np.all(lo <= hi) and len(lo) == 28
 
 
 @pytest.mark.parametrize("change, param, message", [
     ({"archs": [3] * 12}, "archs", "got 'int'"),
     ({"n": 2}, "archs", "at least 3 measured architectures"),
     ({"latency_ms": np.ones(5)}, "latency_ms", "one latency per architecture (12), got 5"),
-    ({"latency_ms": -np.ones(12)}, "latency_ms", "positive finite milliseconds, got -1.0"),
+    ({"latency_ms": -np.ones(12)}, "latency_ms", "positive milliseconds up to 1e+07 (check the unit), got -1.0"),
+    ({"latency_ms": np.r_[1e300, np.ones(11)]}, "latency_ms", "up to 1e+07 (check the unit), got 1e+300"),
+    ({"latency_ms": np.full(12, 5.0)}, "latency_ms", "different across the architectures (a fit ranks them), got '12 times 5'"),
+    ({"latency_ms": "abcd"}, "latency_ms", "a sequence of milliseconds"),
+    ({"same": True}, "archs", "at least 3 distinct ones (equal architectures, or isomorphic cells, count once), "
+                              "got '12 measurements of 1'"),
     ({"space": 201}, "space", "a space name or a SearchSpace"),
 ])
 def test_calibrate_names_the_bad_parameter(nb201, change, param, message):
     space, archs, features = nb201
     n = change.get("n", 12)
-    kwargs = {"archs": archs[:n], "latency_ms": np.linspace(4.0, 9.0, n), "space": space}
-    kwargs.update((k, v) for k, v in change.items() if k != "n")
+    kwargs = {"archs": [archs[0]] * n if change.get("same") else archs[:n], "latency_ms": np.linspace(4.0, 9.0, n),
+              "space": space}
+    kwargs.update((k, v) for k, v in change.items() if k not in ("n", "same"))
     with pytest.raises(ParameterError, match=re.escape(message)) as info:
         calibrate(**kwargs)
     assert info.value.param == param

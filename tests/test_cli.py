@@ -1,6 +1,7 @@
 """The command-line contract: outputs, and bad input refused with one line and exit status 2."""
 import csv
 import io
+import json
 import subprocess
 import sys
 
@@ -64,6 +65,21 @@ def test_estimate_reads_stdin():
     (["sample", "nb201", "-n", "2", "--image-size", "7"], "", "multiple of 4"),
     (["estimate", "nb201"], "", "--archs must be a file of encodings"),
     (["measure", "nb201"], "", "--archs must be a file of encodings"),
+    (["sample", "nb201", "-n", "2", "--seed", "-1"], "", "--seed must be an integer from 0 to 2**63 - 1"),
+    (["export", "nb201", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--format", "json", "-o", "x.json",
+      "--seed", str(2 ** 64)], "", "--seed must be an integer from 0 to 2**63 - 1"),
+    (["estimate", "nb201", "--archs", "-", "--input", "3,32,32"], "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n",
+     "--input is the input shape of --model networks"),
+    (["baseline", "nosuch"], "", "unknown space 'nosuch'; choose from"),
+    (["refine", "mbv2", "mobilenetv2", "--search", "fusion", "--budget", "20"], "", "--budget must be at least 50"),
+    (["search", "nb201", "--strategy", "random", "--budget", "2", "--oracle", "o.csv", "--column", "acc",
+      "--backend", "nosuch"], "", "unknown backend 'nosuch'; choose from local, ray"),
+    (["search", "nb201", "--strategy", "random", "--budget", "2", "--oracle", "o.csv", "--column", "acc",
+      "--workers", "0"], "", "--workers must be an integer >= 1, got 0"),
+    (["search", "nb201", "--strategy", "random", "--budget", "2", "--weight-decay", "-1"], "",
+     "--weight-decay must be at least 0"),
+    (["search", "nb201", "--strategy", "random", "--budget", "2", "--train-batch-size", "0"], "",
+     "--train-batch-size must be at least 1, got 0"),
 ])
 def test_bad_input_one_line_exit_2(args, stdin, words):
     code, out, err = run(args, stdin)
@@ -99,12 +115,22 @@ def test_screen_builds_the_space_of_every_space_flag(tmp_path, capsys):
     (["--scored", "0"], "--scored must be an integer >= 1, or None (every one of the best survivors; all on the "
                         "command line), got 0"),
     (["--scored", "many"], "--scored must be a number of survivors or 'all', got 'many'"),
+    (["--seed", "-1"], "--seed must be an integer from 0 to 2**63 - 1, got -1"),
+    (["--workers", "0"], "--workers must be at least 1"),
 ])
 def test_screen_bad_input_names_the_flag(args, words, tmp_path, capsys):
     db = str(tmp_path / "s.db")
     assert main(["screen", "nb201", "-n", "40", "--survivors", "0", "--db", db, *args]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1 and words in captured.err
+
+
+def test_screen_json_is_strict_json_without_a_baseline(tmp_path, capsys):
+    """No score floor (nb201 has no baseline) is null, not -Infinity, which strict parsers refuse."""
+    assert main(["screen", "nb201", "-n", "40", "--survivors", "0", "--db", str(tmp_path / "s.db"), "--json"]) == 0
+    text = capsys.readouterr().out
+    summary = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in --json output"))
+    assert summary["min_score"] is None and summary["shortlist"]
 
 
 def test_report_of_a_missing_database_is_one_line(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """The default score, rank aggregation, the data loader and ``zeroshot score`` (fast: few small archs)."""
 import csv
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -191,3 +192,13 @@ def test_distinct_patterns_narrow_and_wide_paths_agree_with_unique(samples):
     expect = len(np.unique(units > 0, axis=0))
     assert count_distinct_rows(pack_signs(units)) == expect
     assert count_distinct_rows(pack_signs(units[:1])) == 1
+
+
+def test_linear_regions_near_its_cap_on_most_networks_warns():
+    from zeroshot.proxies.passes import LR_SAMPLES
+    from zeroshot.scoring import _warn_at_cap
+    with pytest.warns(RuntimeWarning, match="linear_regions is within 2% of its cap .* on 2 of 3 networks"):
+        _warn_at_cap(np.array([LR_SAMPLES - 3, LR_SAMPLES, 504.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_at_cap(np.array([LR_SAMPLES - 3, 504.0, 700.0]))         # a minority: no warning

@@ -18,9 +18,10 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
+from .checks import check_int
 from .errors import MissingExtraError, UnknownNameError
 
-__all__ = ["BACKENDS", "LocalBackend", "RayBackend", "get_backend"]
+__all__ = ["BACKENDS", "LocalBackend", "RayBackend", "check_backend", "get_backend"]
 
 BACKENDS = ("local", "ray")
 
@@ -107,9 +108,18 @@ class RayBackend:
 
 
 def get_backend(name: str, workers: int | None = None, address: str | None = None):
-    """The backend ``name`` (one of :data:`BACKENDS`) with ``workers`` (and a Ray cluster ``address``)."""
+    """The backend ``name`` (one of :data:`BACKENDS`) with ``workers`` (None: its default; and a Ray cluster
+    ``address``)."""
+    check_backend(name)
+    if workers is not None:
+        check_int("workers", workers, 1, "at least 1 (or unset: the backend's default)")
     if name == "local":
         return LocalBackend(workers)
     if name == "ray":
         return RayBackend(workers, address)
-    raise UnknownNameError("backend", name, BACKENDS)
+
+
+def check_backend(name: str) -> None:
+    """An UnknownNameError unless ``name`` is one of :data:`BACKENDS`."""
+    if name not in BACKENDS:
+        raise UnknownNameError("backend", name, BACKENDS)

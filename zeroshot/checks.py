@@ -12,7 +12,7 @@ zeroshot.errors.ParameterError: rounds must be an integer >= 1, got '3'
 >>> check_seed(-1)
 Traceback (most recent call last):
 ...
-zeroshot.errors.ParameterError: seed must be an integer >= 0 (numpy's generators take no negative seed), got -1
+zeroshot.errors.ParameterError: seed must be an integer from 0 to 2**63 - 1, got -1
 >>> check_seed(None, optional=True) is None
 True
 """
@@ -22,20 +22,24 @@ from numbers import Integral
 
 from .errors import ParameterError
 
-__all__ = ["check_int", "check_seed"]
+__all__ = ["MAX_SEED", "check_int", "check_seed"]
 
 
-def check_int(param: str, value, least: int = 0, expected: str | None = None) -> int:
-    """``value`` as an int when it is an integer (not a bool) of at least ``least``; else a ParameterError
-    saying ``expected`` (default: "an integer >= least")."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
+def check_int(param: str, value, least: int = 0, expected: str | None = None, most: int | None = None) -> int:
+    """``value`` as an int when it is an integer (not a bool) from ``least`` to ``most``; else a
+    ParameterError saying ``expected`` (default: "an integer >= least")."""
+    if (isinstance(value, bool) or not isinstance(value, Integral) or value < least
+            or (most is not None and value > most)):
         raise ParameterError(param, expected or f"an integer >= {least}", value)
     return int(value)
 
 
+#: the largest seed: numpy takes any integer >= 0, torch's generators a signed 64-bit one
+MAX_SEED = 2 ** 63 - 1
+
+
 def check_seed(seed, param: str = "seed", optional: bool = False) -> int | None:
-    """A seed: an integer >= 0 (or None where ``optional``: fresh entropy)."""
+    """A seed: an integer from 0 to :data:`MAX_SEED` (or None where ``optional``: fresh entropy)."""
     if seed is None and optional:
         return None
-    return check_int(param, seed, 0, "an integer >= 0" + (" or None" if optional else "")
-                     + " (numpy's generators take no negative seed)")
+    return check_int(param, seed, 0, "an integer from 0 to 2**63 - 1", MAX_SEED)

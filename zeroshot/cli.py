@@ -15,19 +15,20 @@ import io
 import pkgutil
 import sys
 import warnings
+from contextlib import contextmanager
 from typing import Iterable, Sequence
 
 from zeroshot.spaces import Arch, SearchSpace, SpaceOptionError, get_space
 
 from . import __version__, commands
 from .allocator import keep_freed_memory
-from .atomic import write_text_atomically
+from .atomic import check_writable, write_text_atomically
 from .errors import Error, InputError, ParameterError
 from .model_files import load_models, parse_input_shape
 
-__all__ = ["DESCRIPTION", "PARAM_FLAGS", "SPACE_FLAGS", "add_space_args", "build_parser", "error_line", "flag_of", "main",
-           "models_from_args", "read_archs", "read_lines", "space_from_args", "space_options", "write_csv",
-           "write_text"]
+__all__ = ["DESCRIPTION", "PARAM_FLAGS", "SPACE_FLAGS", "add_space_args", "build_parser", "check_output", "error_line",
+           "flag_of", "main", "models_from_args", "read_archs", "read_lines", "space_from_args", "space_options",
+           "write_csv", "write_text", "writing"]
 
 #: what ``zeroshot --help`` says first
 DESCRIPTION = ("Hardware-aware neural-architecture screening: sample curated search spaces, estimate each "
@@ -81,7 +82,11 @@ def models_from_args(args: argparse.Namespace) -> list[Arch] | None:
     or None when the command names a space instead; exactly one of the two."""
     if args.model is None:
         if args.space is None:
-            raise InputError("name a space (with --archs FILE) or give --model FILE.py:FUNC --input C,H,W")
+            archs = " (with --archs FILE)" if hasattr(args, "archs") else ""
+            raise InputError(f"name a space{archs} or give --model FILE.py:FUNC --input C,H,W")
+        if args.input is not None:
+            raise InputError("--input is the input shape of --model networks; a space's networks have theirs "
+                             "(drop --input, or give --model FILE.py:FUNC)")
         return None
     if args.space is not None or getattr(args, "archs", None) is not None:
         raise InputError("give either a space (with --archs FILE) or --model FILE.py:FUNC, not both")
@@ -147,10 +152,26 @@ def write_text(text: str, path: str | None = None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    try:
+    with writing(path):
         write_text_atomically(text, path)
+
+
+@contextmanager
+def writing(path):
+    """Within the block, an OSError of writing ``path`` becomes one line: ``cannot write PATH: reason``."""
+    try:
+        yield
     except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror}") from None
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """An ``-o`` file that cannot be written, refused before the command's work (a command whose ``-o`` is
+    a folder sets ``output_is_folder``)."""
+    path = getattr(args, "output", None)
+    if isinstance(path, str) and path != "-" and not getattr(args, "output_is_folder", False):
+        with writing(path):
+            check_writable(path)
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -183,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning(args.command)
         try:
+            check_output(args)
             return args.run(args) or 0
         except Error as e:
             print(f"zeroshot {args.command}: error: {error_line(e)}", file=sys.stderr)

@@ -30,6 +30,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -44,7 +45,7 @@ from zeroshot.estimator.estimate import Estimator
 from .allocator import keep_freed_memory
 from .checks import check_int, check_seed
 from .constraints import Constraints
-from .errors import EncodingError, InputError, ParameterError
+from .errors import EncodingError, InputError, ParameterError, StoreError
 from .pareto import pareto_front
 from .progress import progress
 from .code_blocks import PackedCodes, pack_codes
@@ -302,6 +303,8 @@ def _screen(cfg: ScreenConfig, db: str | None, resume, backend, quiet: bool, mod
     """The flow: validate, open the run, the baseline's cost (the default constraints), stages 1-2, 3, 4
     (the baseline scored with the survivors) and 5, summary.  ``model``: a baseline outside the space (IR)."""
     space = validate(cfg, model)
+    if resume is not None:
+        _check_resume(resume, db)
     with ResultStore(db or ":memory:", space=cfg.space, space_options=cfg.space_options) as store:
         run_id, cfg = open_run(store, cfg, resume)
         reference = baseline_cost(cfg, space) if model is None else model_cost(cfg, model)
@@ -435,12 +438,7 @@ def open_run(store: ResultStore, cfg: ScreenConfig, resume: int | str | None) ->
     """A new run of ``cfg``, or the run to ``resume`` (an id or ``"last"``) with its stored config."""
     if resume is None:
         return store.new_run(asdict(cfg), kind="screen"), cfg
-    if resume == "last":
-        run_id = store.last_run("screen")
-    elif isinstance(resume, (int, np.integer)) and not isinstance(resume, bool):
-        run_id = int(resume)
-    else:
-        raise ParameterError("resume", "a run id or 'last'", resume)
+    run_id = store.last_run("screen") if resume == "last" else int(resume)
     if store.run_kind(run_id) != "screen":
         raise ParameterError("resume", "the id of a screen run", run_id,
                              f"run {run_id} of {store.path} is a {store.run_kind(run_id)} run")
@@ -449,6 +447,14 @@ def open_run(store: ResultStore, cfg: ScreenConfig, resume: int | str | None) ->
         # runs from before proxy_scale: full size; from before scored: every one of the best survivors
         cfg = ScreenConfig(**{"proxy_scale": 1.0, "scored": None, **stored})
     return run_id, cfg
+
+
+def _check_resume(resume, db: str | None) -> None:
+    """A run to resume is named by its id or ``"last"``, in a database that exists (none is created)."""
+    if resume != "last" and (isinstance(resume, bool) or not isinstance(resume, (int, np.integer))):
+        raise ParameterError("resume", "a run id or 'last'", resume)
+    if db not in (None, ":memory:") and not os.path.exists(db):
+        raise StoreError(f"{db} has no screen run: the file does not exist (start a new screen instead)")
 
 
 def baseline_cost(cfg: ScreenConfig, space) -> dict | None:

@@ -51,6 +51,7 @@ from zeroshot.estimator.estimate import Estimator
 from zeroshot.spaces import SearchSpace
 from zeroshot.spaces.moves import scale_width, scaled_depth
 
+from .checks import check_int, check_seed
 from .errors import InputError, ParameterError
 from .evolution import aging_evolution
 from .pareto import pareto_front
@@ -162,8 +163,8 @@ def refine(space: SearchSpace, base: np.ndarray, dims: Sequence[str], device: De
     Pareto front of (score ranked over every candidate evaluated and the baseline, latency).
     ``proxy_resolution``, ``batch_size`` (network proxies' batch, default 64) and ``cache``: see the module
     docstring."""
-    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
-        raise ParameterError("budget", "at least 1", budget)
+    check_int("budget", budget, POPULATION, f"at least {POPULATION} (the first population is evaluated whole)")
+    check_seed(seed)
     if proxy_resolution is not None and not 32 <= proxy_resolution <= 4096:
         raise ParameterError("proxy_resolution", "32..4096 pixels", proxy_resolution, fix="try 128")
     rng = np.random.default_rng(seed)

@@ -37,6 +37,7 @@ array([-2.19722458, -0.40546511, -0.40546511])
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -175,4 +176,18 @@ def network_values(archs: Iterable[Arch], count: int, names: Sequence[str], data
         got = compute_network_proxies(arch, names, batch.x, batch.y, seed=seed,
                                       batch_size=batch_size or DEFAULT_BATCH)
         values[i] = [got[n] for n in names]
-    return {n: values[:, j] for j, n in enumerate(names)}
+    out = {n: values[:, j] for j, n in enumerate(names)}
+    if "linear_regions" in out:
+        _warn_at_cap(out["linear_regions"])
+    return out
+
+
+def _warn_at_cap(regions: np.ndarray) -> None:
+    """Warn when linear_regions sits near its cap (one pattern per crop) on most networks: it then ranks
+    them hardly at all (MobileNet-scale networks on small crops)."""
+    from .proxies.passes import LR_SAMPLES
+    near = int(np.sum(regions >= 0.98 * LR_SAMPLES))
+    if len(regions) > 1 and near > len(regions) / 2:
+        warnings.warn(f"linear_regions is within 2% of its cap ({LR_SAMPLES} crops, one pattern each) on {near} "
+                      f"of {len(regions)} networks: it hardly ranks them; prefer the default score",
+                      RuntimeWarning, stacklevel=3)

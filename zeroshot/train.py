@@ -90,6 +90,8 @@ class TrainConfig:
                 raise ParameterError(name, "at least 1 (or unset)", getattr(self, name))
         if self.lr is not None and not self.lr > 0:
             raise ParameterError("lr", "positive", self.lr)
+        if self.weight_decay is not None and not self.weight_decay >= 0:
+            raise ParameterError("weight_decay", "at least 0 (or unset)", self.weight_decay)
 
     @property
     def peak_lr(self) -> float:

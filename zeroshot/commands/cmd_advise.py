@@ -21,7 +21,8 @@ from zeroshot.errors import InputError, ParameterError
 from zeroshot.export import TORCH_FORMAT
 from zeroshot.spaces.ir import Arch, arch_to_dict
 
-from ..cli import add_space_args, models_from_args, space_from_args, write_text
+from ..atomic import open_atomically
+from ..cli import add_space_args, models_from_args, space_from_args, write_text, writing
 from .cmd_rewrite import resolve_arch
 
 
@@ -76,11 +77,9 @@ def apply(advice: Advice, n: int, output: str | None) -> None:
         return
     ir = arch_to_dict(done.arch)
     if output.endswith(".pt"):
-        try:
+        with writing(output), open_atomically(output, "wb") as f:
             torch.save({"format": TORCH_FORMAT, "space": None, "arch": done.move.title, "ir": ir,
-                        "state_dict": done.module.state_dict()}, output)
-        except OSError as e:
-            raise InputError(f"cannot write {output}: {e.strerror}") from None
+                        "state_dict": done.module.state_dict()}, f)
     else:
         write_text(json.dumps(ir, indent=1) + "\n", output)
     print(f"wrote {output}")

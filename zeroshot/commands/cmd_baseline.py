@@ -12,18 +12,18 @@ def register(sub):
     p = sub.add_parser("baseline", help="print a reference baseline's encoding (for example MobileNetV2)")
     p.add_argument("space", help="search space name (see `zeroshot spaces`)")
     p.add_argument("name", nargs="?", help="baseline name; omitted: list the space's baselines")
-    p.add_argument("--task", default="classify", help="classify, detect or segment (default classify)")
+    p.add_argument("--task", help="classify, detect or segment (default classify; mbv2)")
     p.set_defaults(run=run)
 
 
 def run(args):
+    space = space_from_args(args)              # validates space and task
     if args.name is None:
         names = list_baselines(args.space)
         if not names:
             raise InputError(f"space {args.space!r} has no baselines")
         print("\n".join(names))
         return 0
-    text = get_baseline(args.space, args.name, args.task)
-    space = space_from_args(args)              # validates space and task
+    text = get_baseline(args.space, args.name, args.task or "classify")
     print(space.format(space.parse(text)))
     return 0

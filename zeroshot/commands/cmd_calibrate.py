@@ -40,7 +40,12 @@ def run(args):
         raise DataError(f"{args.measurements}: {len(texts)} measured architecture(s); calibration needs at "
                         f"least {MIN_MEASUREMENTS} (10 or more recommended)")
     archs = texts if models is None else _by_name(models, texts, args.measurements)
-    device = calibrate(archs, latency, space=space, name=args.name or Path(args.output).stem)
+    try:
+        device = calibrate(archs, latency, space=space, name=args.name or Path(args.output).stem)
+    except ParameterError as e:
+        if e.param not in ("archs", "latency_ms"):
+            raise
+        raise DataError(f"{args.measurements}: {e.message_for('the ' + ('latencies' if e.param == 'latency_ms' else 'architectures'))}") from None
     device.description += f"; column {column!r} of {Path(args.measurements).name}"
     write_text(json.dumps(device.to_dict(), indent=2) + "\n", args.output)
     fit = device.predict(space, archs)

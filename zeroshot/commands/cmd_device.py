@@ -8,6 +8,7 @@ more function pair and one more entry.
 import json
 
 from zeroshot.estimator.devices import list_devices, load_device
+from zeroshot.cli import writing
 from zeroshot.errors import InputError, ParameterError
 
 
@@ -38,7 +39,9 @@ def add_profile(sub):
     p.add_argument("-o", "--output", required=True, metavar="FILE.json",
                    help="device file to write (its regressors go to FILE.joblib beside it)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--budget-s", type=float, default=600, help="measuring time budget in seconds (default 600)")
+    p.add_argument("--budget-s", type=float, default=600,
+                   help="time budget of the kernel measurements in seconds (default 600); the calibration "
+                        "models' rounds come on top (a fixed time per space)")
     p.add_argument("--spaces", help="comma-separated spaces whose layers to sample (default: all)")
     p.add_argument("--device", default="auto", help="torch device: auto (CUDA when present), cpu, cuda")
     p.add_argument("--runtime", default="torch",
@@ -72,10 +75,8 @@ def run_profile(args):
     log = (lambda s: print(f"zeroshot device profile: {s}", file=sys.stderr)) if sys.stderr.isatty() else None
     dev = profile(spaces, budget_s=args.budget_s, threads=args.threads, device=args.device, seed=args.seed,
                   name=args.name or out.stem, log=log, runtime=args.runtime)
-    try:
+    with writing(out):
         dev.save(out)
-    except OSError as e:
-        raise InputError(f"cannot write {out}: {e.strerror}") from None
     i = dev.info
     print(f"zeroshot device profile: wrote {out} and {out.with_suffix('.joblib').name}: {i['kernels_measured']} "
           f"kernels in {i['profile_seconds']:.0f} s; calibration models within 10% (own space's correction): "
@@ -113,10 +114,8 @@ def run_check(args):
     if check.drifted():
         print(f"zeroshot device check: warning: {check.warning(args.device)}", file=sys.stderr)
     if args.output:
-        try:
+        with writing(args.output):
             check.rescale(dev).save(Path(args.output))
-        except OSError as e:
-            raise InputError(f"cannot write {args.output}: {e.strerror}") from None
 
 
 ACTIONS = {"list": (add_list, run_list), "show": (add_show, run_show), "profile": (add_profile, run_profile),

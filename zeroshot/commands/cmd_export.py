@@ -1,4 +1,5 @@
 """``zeroshot export SPACE ARCH --format torch|onnx|json -o FILE``."""
+from zeroshot.checks import check_seed
 from zeroshot.cli import add_space_args, space_from_args
 from zeroshot.export import FORMATS, export
 
@@ -14,5 +15,6 @@ def register(sub):
 
 
 def run(args):
+    check_seed(args.seed)
     space = space_from_args(args)
     export(space, args.arch, args.format, args.output, args.seed)

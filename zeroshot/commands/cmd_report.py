@@ -7,7 +7,7 @@ def register(sub):
     p.add_argument("db", help="results database written by `zeroshot screen`")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write into")
     p.add_argument("--run", dest="run_id", type=int, help="run number (default: the last screen)")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, output_is_folder=True)
 
 
 def run(args):

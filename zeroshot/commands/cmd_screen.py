@@ -2,8 +2,11 @@
 layer over :func:`zeroshot.funnel.screen`)."""
 import argparse
 import json
+import math
 import sys
 from dataclasses import fields
+
+import numpy as np
 
 from zeroshot.backends import get_backend
 from zeroshot.cli import add_space_args, models_from_args, space_from_args, space_options
@@ -74,7 +77,7 @@ def run(args):
                     min_score=min_score(args.min_score), baseline=baseline(args), scored=scored(args.scored),
                     backend=get_backend(args.backend, args.workers, args.address), **options)
     if args.json:
-        json.dump(result.summary, sys.stdout, indent=2, default=float)
+        json.dump(_strict(result.summary), sys.stdout, indent=2, allow_nan=False)
         print()
         return
     print_summary(result.summary, db)
@@ -141,3 +144,21 @@ def print_rows(rows: list[dict], baseline: dict | None) -> None:
             f"  {r['score_vs_baseline']:+7.3f}" if "latency_pct" in r else ""
         print(f"{r['arch']:{width}}  {r['score']:9.4g}  {r['latency_ms']:10.3f}  {int(r['params']):10,}  "
               f"{r['peak_kb']:9.1f}{change}")
+
+
+def _strict(value):
+    """``value`` (the summary) as strict JSON takes it: numpy scalars as numbers, NaN and infinities (no
+    score floor: ``min_score`` -inf) as null.
+
+    >>> _strict({"min_score": float("-inf"), "rows": [np.float64(1.5), np.int64(2)]})
+    {'min_score': None, 'rows': [1.5, 2]}
+    """
+    if isinstance(value, (np.generic, np.ndarray)):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

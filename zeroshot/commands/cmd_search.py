@@ -11,10 +11,10 @@ trainings as Ray tasks, one GPU each where the cluster has GPUs.  A thin layer o
 import sys
 from dataclasses import fields
 
-from zeroshot.backends import get_backend
+from zeroshot.backends import check_backend, get_backend
+from zeroshot.checks import check_int
 from zeroshot.cli import add_space_args, space_options
 from zeroshot.commands.cmd_train import add_train_args, train_config_from_args
-from zeroshot.errors import ParameterError
 from zeroshot.searching import SearchConfig, print_line, search
 from zeroshot.strategies import list_strategies
 
@@ -61,9 +61,8 @@ def register(sub):
 
 
 def run(args):
-    workers = args.workers or 1                 # unset or 0: one at a time
-    if workers < 1:
-        raise ParameterError("workers", "at least 1", workers)
+    workers = check_int("workers", 1 if args.workers is None else args.workers, 1)    # unset: one at a time
+    check_backend(args.backend)                 # checked with an oracle too, where no training runs
     backend = None if args.oracle else get_backend(args.backend, workers, args.address)
     settings = {name: getattr(args, name) for name in ("max_latency_ms", "max_params", "cheap", "batch_size",
                                                       "population", "sample", "children", "pool",
@@ -72,10 +71,11 @@ def run(args):
         settings["proxies"] = args.proxies.split(",")
     result = search(args.space, strategy=args.strategy, budget=args.budget, oracle=args.oracle, column=args.column,
                     data=args.data, seed=args.seed, device=args.device, db=args.db, space_options=space_options(args),
-                    train=vars(train_config_from_args(args)), backend=backend, log=print_line, parallel=workers,
+                    train=vars(train_config_from_args(args, "--train-device")), backend=backend, log=print_line, parallel=workers,
                     **settings)
     if args.data is None and result.scored:
-        print("note: no --data; proxies that need images saw seeded synthetic input", file=sys.stderr)
+        print("zeroshot search: note: no --data; proxies that need images saw seeded synthetic input",
+              file=sys.stderr)
     print(f"front ({len(result.front)} of {result.evaluations} evaluated, accuracy vs latency on {args.device}):")
     for r in result.front:
         print(f"  {r['accuracy']:7.3f}  {r['latency_ms']:9.4f} ms  {r['arch']}")

@@ -7,7 +7,8 @@ Each epoch prints one line and is written to the results database (``--db``, run
 from zeroshot.cli import add_space_args, space_from_args, space_options
 from zeroshot.training_sets import load_dataset
 from zeroshot.store import ResultStore
-from zeroshot.train import DEVICES, OPTIMIZERS, TrainConfig, train
+from zeroshot.errors import ParameterError
+from zeroshot.train import DEVICES, OPTIMIZERS, TrainConfig, resolve_device, train
 
 DEFAULTS = TrainConfig()
 
@@ -30,11 +31,22 @@ def add_train_args(p, device_flag: str = "--device") -> None:
                    help="torch device to train on (default cpu; auto: cuda when present)")
 
 
-def train_config_from_args(args) -> TrainConfig:
-    return TrainConfig(epochs=args.epochs, batch_size=args.train_batch_size, optimizer=args.optimizer,
-                       lr=args.lr, weight_decay=args.weight_decay, val_fraction=args.val_fraction,
-                       augment=not args.no_augment, patience=args.patience, max_steps=args.max_steps,
-                       seed=args.seed, device=args.train_device)
+def train_config_from_args(args, device_flag: str = "--device") -> TrainConfig:
+    """The training settings the flags give, checked (the torch device too) before anything runs; an error
+    names the flag that set the setting (``device_flag``: the device's, as :func:`add_train_args`)."""
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.train_batch_size, optimizer=args.optimizer,
+                      lr=args.lr, weight_decay=args.weight_decay, val_fraction=args.val_fraction,
+                      augment=not args.no_augment, patience=args.patience, max_steps=args.max_steps,
+                      seed=args.seed, device=args.train_device)
+    try:
+        cfg.validate()
+        resolve_device(cfg.device)
+    except ParameterError as e:
+        flags = {"batch_size": "train_batch_size", "device": device_flag.lstrip("-").replace("-", "_")}
+        if e.param not in flags:
+            raise
+        raise ParameterError(flags[e.param], e.expected, e.got, e.fix) from None
+    return cfg
 
 
 def register(sub):
@@ -53,7 +65,6 @@ def register(sub):
 def run(args):
     space = space_from_args(args)
     cfg = train_config_from_args(args)
-    cfg.validate()
     arch_text = space.format(space.parse(args.arch))
     arch = space.to_ir(arch_text)
     data = load_dataset(args.data, arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])

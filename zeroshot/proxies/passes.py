@@ -38,7 +38,8 @@ are those of the 16) and its Hessian product is a finite difference (float32; ag
 backward on the same images: benchmarks/results/proxies_naslib.md).  On 150 NB201 development cells
 at batch 64 (none of them benchmark cells; a one-off check), grasp on 16 images ranked the cells like the
 exact grasp on all 64 with Spearman 0.769 (two weight seeds of grasp itself agree at 0.462,
-benchmarks/results/proxies_seed_noise.md) and like the exact product on its 16 images with 1.000; its
+benchmarks/results/proxies_seed_noise.md) and like the exact product on its 16 images with 1.000 (on
+200 NASLib cells, benchmarks/results/proxies_naslib.md: 0.985); its
 Spearman against validation accuracy was 0.346, the exact grasp's on all 64 images 0.339.
 
 The network is built once: the batch pass and grasp leave its weights as they came, meco reads it, zen
