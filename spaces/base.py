@@ -17,7 +17,10 @@ from zeroshot.errors import EncodingError, ParameterError
 
 from .ir import Arch
 
-__all__ = ["EncodingError", "ProductSpace", "SearchSpace"]
+__all__ = ["MAX_RESOLUTION", "EncodingError", "ProductSpace", "SearchSpace"]
+
+#: the largest input side (pixels) of any space's networks and of a network of one's own
+MAX_RESOLUTION = 4096
 
 
 class SearchSpace(ABC):

@@ -64,13 +64,12 @@ import numpy as np
 from zeroshot.errors import InputError, ParameterError
 
 from . import register_space
-from .base import EncodingError, SearchSpace
+from .base import MAX_RESOLUTION, EncodingError, SearchSpace
 from .curation import make_divisible
 from .ir import ACTIVATIONS, Arch, Graph
 
 __all__ = ["Block", "MacroSpace", "Stage", "choices", "custom", "fused", "ibn", "skip"]
 
-MAX_RESOLUTION = 4096
 MAX_ENUMERATION = 10**8
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _BUILTIN_TOKEN_RE = re.compile(r"(skip|[if][0-9]+e[0-9]+(se)?)", re.ASCII)

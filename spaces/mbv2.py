@@ -57,7 +57,7 @@ import numpy as np
 from zeroshot.errors import ParameterError
 
 from . import _mbv2, register_space
-from .base import EncodingError, SearchSpace
+from .base import MAX_RESOLUTION, EncodingError, SearchSpace
 from .curation import BLOCK_TYPES, MOBILENETV2_RAW, Curated, RawSpace, curate
 from .ir import Arch, Graph
 
@@ -71,7 +71,7 @@ MOBILENETV2 = ("r224 s32 | i3e1c16 | i3e6c24 i3e6c24 | i3e6c32 i3e6c32 i3e6c32 |
 
 FIELDS = 5                        # per block slot: present, type, kernel, expansion, channels
 HEADER = 3                        # resolution, stem, head
-MAX_KERNEL, MAX_EXPANSION, MAX_CHANNELS, MAX_RESOLUTION = 15, 64, 65536, 4096
+MAX_KERNEL, MAX_EXPANSION, MAX_CHANNELS = 15, 64, 65536
 TASKS = ("classify", "detect", "segment")   # the heads of _head
 #: Default number of classes per task: ImageNet, COCO (with background, as torchvision's SSDLite),
 #: Pascal VOC (with background, as torchvision's LR-ASPP).

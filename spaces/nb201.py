@@ -22,7 +22,7 @@ import numpy as np
 from zeroshot.errors import ParameterError
 
 from . import register_space
-from .base import EncodingError, ProductSpace
+from .base import MAX_RESOLUTION, EncodingError, ProductSpace
 from .ir import Arch, Graph
 from .shared_data import shared_data
 
@@ -46,6 +46,8 @@ class Nb201Space(ProductSpace):
                             ("resolution", resolution)):
             if value < 1:
                 raise ParameterError(name, "positive", value)
+        if resolution > MAX_RESOLUTION:
+            raise ParameterError("resolution", f"at most {MAX_RESOLUTION} pixels", resolution)
         if resolution % 4:
             raise ParameterError("resolution", "a multiple of 4 (two stride-2 reductions)", resolution,
                                  fix="e.g. 32 (CIFAR) or 16 (ImageNet16-120)")

@@ -40,6 +40,7 @@ from torch.nn import functional as F
 
 from zeroshot.errors import InputError, ParameterError, UnsupportedLayerError
 
+from .base import MAX_RESOLUTION
 from .ir import UPSAMPLE_MODES, Arch, Graph
 
 __all__ = ["from_torch"]
@@ -132,8 +133,9 @@ def _input_shape(input_shape) -> tuple[int, int, int]:
         shape = tuple(int(v) for v in input_shape)
     except (TypeError, ValueError):
         shape = ()
-    if len(shape) != 3 or min(shape) < 1 or any(v != s for v, s in zip(input_shape, shape)):
-        raise ParameterError("input_shape", "three positive integers (C, H, W)", input_shape)
+    if (len(shape) != 3 or min(shape) < 1 or any(v != s for v, s in zip(input_shape, shape))
+            or max(shape[1:]) > MAX_RESOLUTION):
+        raise ParameterError("input_shape", f"three positive integers (C, H, W), H and W at most {MAX_RESOLUTION}", input_shape)
     return shape
 
 

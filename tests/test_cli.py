@@ -63,6 +63,7 @@ def test_estimate_reads_stdin():
     (["sample", "mbv2", "-n", "2", "--image-size", "16"], "", "does not take --image-size; it takes --parallelism"),
     (["sample", "nb201", "-n", "2", "--image-size", "0"], "", "must be positive"),
     (["sample", "nb201", "-n", "2", "--image-size", "7"], "", "multiple of 4"),
+    (["sample", "nb201", "-n", "2", "--image-size", "100000"], "", "--image-size must be at most 4096 pixels"),
     (["estimate", "nb201"], "", "--archs must be a file of encodings"),
     (["measure", "nb201"], "", "--archs must be a file of encodings"),
     (["sample", "nb201", "-n", "2", "--seed", "-1"], "", "--seed must be an integer from 0 to 2**63 - 1"),
