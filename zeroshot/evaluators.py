@@ -42,9 +42,6 @@ class OracleEvaluator(DictEvaluator):
     in ``column``.  Encodings are parsed by ``space`` and keyed by their canonical form."""
 
     def __init__(self, path: str, column: str | None, space):
-        if not column:
-            raise ParameterError("column", "the oracle's column holding the accuracy", None,
-                                 fix=f"the oracle {path} needs one")
         try:
             with open(path, newline="", encoding="utf-8") as f:
                 table = _read_oracle(csv.DictReader(f), path, column, space)
@@ -61,6 +58,10 @@ class OracleEvaluator(DictEvaluator):
 def _read_oracle(reader: csv.DictReader, path: str, column: str, space) -> dict[str, float]:
     """``{canonical encoding: accuracy}`` of an oracle's rows (see :class:`OracleEvaluator`)."""
     header = reader.fieldnames or []
+    if not column:
+        others = [c for c in header if c not in ("arch", "arch_str", "index")]
+        raise ParameterError("column", "the oracle's column holding the accuracy", None,
+                             fix=f"the oracle {path} has {', '.join(others) or 'no such column'}")
     key = next((k for k in ("arch", "arch_str") if k in header), None)
     if key is None or column not in header:
         missing = "column 'arch' or 'arch_str'" if key is None else f"column {column!r}"

@@ -418,8 +418,9 @@ def baseline_encoding(cfg: ScreenConfig, space) -> str | None:
     try:
         return space.format(space.parse(name))
     except EncodingError as e:
+        shown = name if len(name) <= 40 else name[:37] + "..."           # the encoding error quotes it whole
         raise ParameterError("baseline", f"a baseline of {cfg.space} ({', '.join(names) or 'it has none'}) or "
-                                         f"an encoding of the space", name, str(e)) from None
+                                         f"an encoding of the space", shown, str(e)) from None
 
 
 def _score_floor(min_score, reference: dict | None) -> float:
