@@ -64,6 +64,9 @@ def test_estimate_reads_stdin():
     (["sample", "nb201", "-n", "2", "--image-size", "0"], "", "must be positive"),
     (["sample", "nb201", "-n", "2", "--image-size", "7"], "", "multiple of 4"),
     (["sample", "nb201", "-n", "2", "--image-size", "100000"], "", "--image-size must be at most 4096 pixels"),
+    (["measure", "nb201", "--archs", "-", "--batch", str(10 ** 9)], "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n",
+     "--batch must be a batch whose activations fit in half of this machine's"),
+    (["export", "mbv2", "nosuch", "--format", "json", "-o", "x.json"], "", "or name a baseline of mbv2: mobilenetv2"),
     (["estimate", "nb201"], "", "--archs must be a file of encodings"),
     (["measure", "nb201"], "", "--archs must be a file of encodings"),
     (["sample", "nb201", "-n", "2", "--seed", "-1"], "", "--seed must be an integer from 0 to 2**63 - 1"),
@@ -124,6 +127,12 @@ def test_screen_bad_input_names_the_flag(args, words, tmp_path, capsys):
     assert main(["screen", "nb201", "-n", "40", "--survivors", "0", "--db", db, *args]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1 and words in captured.err
+
+
+def test_export_takes_a_baseline_name(tmp_path, capsys):
+    out = tmp_path / "mb.json"
+    assert main(["export", "mbv2", "mobilenetv2", "--format", "json", "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["arch"].startswith("r224 s32 | i3e1c16 |")
 
 
 def test_screen_json_is_strict_json_without_a_baseline(tmp_path, capsys):

@@ -280,7 +280,22 @@ def measure(archs, space: str | SearchSpace | None = None, input_shape=None, thr
     if runtime != "torch":
         require_onnxruntime()
     resolved = resolve_archs(archs, resolve_space(space), input_shape)
+    _check_fits_in_memory(resolved.irs, batch)
     timings = measure_archs(resolved.irs, threads=threads, batch=batch, device=device, rounds=rounds, seed=seed,
                             clock=clock, runtime=runtime)
     return Table({"arch": resolved.names, "latency_ms": [t.median_ms for t in timings],
                   "noise": [t.noise for t in timings]})
+
+
+def _check_fits_in_memory(irs: Sequence[Arch], batch: int) -> None:
+    """Refuse a ``batch`` whose fp32 activations at their peak (the estimator's exact count, per network)
+    would take more than half of this machine's memory: measuring it would swap or be killed."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):             # no such figure on this platform: no check
+        return
+    need = batch * float(np.max(table_counts(to_table(irs), "fp32")["peak_activation_bytes"]))
+    if need > total / 2:
+        raise ParameterError("batch", f"a batch whose activations fit in half of this machine's "
+                             f"{total / 2 ** 30:.0f} GiB", batch,
+                             f"at its peak the largest network needs {need / 2 ** 30:.1f} GiB at batch {batch}")

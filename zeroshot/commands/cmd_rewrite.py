@@ -15,6 +15,7 @@ import numpy as np
 from zeroshot.estimator.devices import load_device
 from zeroshot.estimator.estimate import Estimator
 from zeroshot.spaces.baselines import get_baseline, list_baselines
+from zeroshot.errors import EncodingError
 from zeroshot.spaces.rewrites import RewriteError, apply_steps, describe_rewrites
 
 from ..cli import add_space_args, space_from_args
@@ -42,9 +43,15 @@ def register(sub):
 
 def resolve_arch(space, arch: str) -> np.ndarray:
     """Codes of an encoding or of a baseline name of the space (for the space's task)."""
-    if "|" not in arch and arch in list_baselines(space.name):
+    names = list_baselines(space.name)
+    if "|" not in arch and arch in names:
         arch = get_baseline(space.name, arch, getattr(space, "task", "classify"))
-    return space.parse(arch)
+    try:
+        return space.parse(arch)
+    except EncodingError as e:
+        if not names or "|" in arch:
+            raise
+        raise EncodingError(f"{e}; or name a baseline of {space.name}: {', '.join(names)}") from None
 
 
 def run(args):

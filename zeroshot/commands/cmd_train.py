@@ -10,6 +10,8 @@ from zeroshot.store import ResultStore
 from zeroshot.errors import ParameterError
 from zeroshot.train import DEVICES, OPTIMIZERS, TrainConfig, resolve_device, train
 
+from .cmd_rewrite import resolve_arch
+
 DEFAULTS = TrainConfig()
 
 
@@ -52,7 +54,7 @@ def train_config_from_args(args, device_flag: str = "--device") -> TrainConfig:
 def register(sub):
     p = sub.add_parser("train", help="train one architecture on a data set (NPZ or image folder)")
     add_space_args(p)
-    p.add_argument("arch", help="the architecture's encoding")
+    p.add_argument("arch", help="the architecture's encoding, or a baseline name (mobilenetv2)")
     p.add_argument("--data", required=True, metavar="NPZ|DIR",
                    help="NPZ with x and y, or a folder with one subfolder of images per class")
     add_train_args(p)
@@ -65,7 +67,7 @@ def register(sub):
 def run(args):
     space = space_from_args(args)
     cfg = train_config_from_args(args)
-    arch_text = space.format(space.parse(args.arch))
+    arch_text = space.format(resolve_arch(space, args.arch))
     arch = space.to_ir(arch_text)
     data = load_dataset(args.data, arch.input_shape, arch.tensor_shape(arch.outputs[0])[0])
     db = args.db or f"zeroshot-{space.name}.db"
