@@ -5,11 +5,14 @@ import sqlite3
 
 import numpy as np
 import pytest
+import torch
 
 from zeroshot.atomic import check_writable, open_atomically, write_text_atomically
 from zeroshot.cli import main
+from zeroshot.errors import ParameterError
 from zeroshot.funnel import screen
 from zeroshot.spaces import get_space
+from zeroshot.train import _load_checkpoint
 
 ARCH = get_space("nb201").sample(1, seed=0)[0]
 
@@ -146,3 +149,15 @@ def test_atomic_write_leaves_nothing_on_error_and_checks_before_work(tmp_path):
                 pytest.fail("the block runs only when the path can be written")
     check_writable(tmp_path / "new.txt")
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize("header", [b"", b"\x80\x02", b"PK\x03\x04"], ids=["bytes", "pickle", "zip"])
+def test_a_checkpoint_of_random_bytes_is_refused_in_one_error(tmp_path, header):
+    """Files torch.save did not write fail to load in many ways (unpickler stack, zip reader): each one is the
+    same typed error, and nothing in them runs (tensors and plain values only are unpickled)."""
+    rng = np.random.default_rng(len(header))
+    for i in range(10):
+        path = tmp_path / f"c{i}.pt"
+        path.write_bytes(header + rng.integers(0, 256, int(rng.integers(1, 4000)), dtype=np.uint8).tobytes())
+        with pytest.raises(ParameterError, match="a checkpoint written by zeroshot train"):
+            _load_checkpoint(str(path), torch.device("cpu"))

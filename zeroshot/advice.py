@@ -205,7 +205,7 @@ def _budget(max_params, max_peak_kb) -> dict:
     for name, value in (("max_params", max_params), ("max_peak_kb", max_peak_kb)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number))
                                   or not value > 0):
-            raise ParameterError(name, "a positive number or None", value)
+            raise ParameterError(name, "a positive number (or unset: no limit)", value)
     return {k: v for k, v in (("params", max_params), ("peak_kb", max_peak_kb)) if v is not None}
 
 

@@ -132,10 +132,11 @@ def _device(device: str | dict) -> Device:
 
 def cheap_metrics(name: str) -> dict:
     """The cheap (topology-only) score as a segment metric named ``cheap``."""
-    from .proxies import get_proxy
+    from .proxies import get_proxy, list_proxies
     proxy = get_proxy(name)
     if proxy.kind != "topology":
-        raise ParameterError("cheap", "a topology proxy (no network)", name, "see zeroshot.list_proxies()")
+        raise ParameterError("cheap", "a topology proxy (no network)", name,
+                             f"choose from {', '.join(list_proxies('topology'))}")
     reduce = getattr(proxy, "segment_reduce", None) or "sum"
     sign = 1.0 if proxy.higher_is_better else -1.0
     return {"cheap": (lambda table: sign * np.asarray(proxy.fn(table), dtype=np.float64), reduce)}

@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import os
-import pickle
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
@@ -247,9 +246,9 @@ def _load_checkpoint(path: str, dev) -> dict | None:
     if not os.path.exists(path):
         return None
     try:
-        saved = torch.load(path, map_location=dev, weights_only=False)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError) as e:    # not a file torch.save wrote
-        saved = e                                   # refused below like any other object
+        saved = torch.load(path, map_location=dev, weights_only=True)     # tensors and plain values only
+    except Exception as e:      # noqa: BLE001  a file torch.save did not write fails in many ways (unpickler
+        saved = e               # stack, zip reader, ...); only the parse is inside: refused below like any object
     if not isinstance(saved, dict):
         raise ParameterError("checkpoint", "a checkpoint written by zeroshot train", path,
                              fix=f"it holds no checkpoint ({type(saved).__name__}): delete it or pass another path")
