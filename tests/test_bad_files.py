@@ -161,3 +161,14 @@ def test_a_checkpoint_of_random_bytes_is_refused_in_one_error(tmp_path, header):
         path.write_bytes(header + rng.integers(0, 256, int(rng.integers(1, 4000)), dtype=np.uint8).tobytes())
         with pytest.raises(ParameterError, match="a checkpoint written by zeroshot train"):
             _load_checkpoint(str(path), torch.device("cpu"))
+
+
+def test_reading_a_database_leaves_no_side_files(folder, capsys):
+    """report and patterns read a finished screen's database and leave only it (SQLite's -wal / -shm go)."""
+    screen("nb201", n=100, survivors=0, top=3, db="s.db", quiet=True)
+    before = sorted(p.name for p in folder.iterdir())
+    assert main(["report", "s.db", "-o", "rep"]) == 0
+    main(["patterns", "s.db"])
+    capsys.readouterr()
+    assert sorted(p.name for p in folder.iterdir() if p.name != "rep") == before
+    assert "s.db" in before and not [name for name in before if name.startswith("s.db-")]

@@ -78,12 +78,16 @@ _CODES, _OFFSET, _SCALE, _HASH, _STAGE = "@codes", "@offset", "@scale", "@hash",
 Stage = Union[str, int, None]
 
 
+#: the first bytes of every SQLite database file
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 class ResultStore:
     """The results database at ``path`` (created if missing) for ``space`` with ``space_options``.
 
     ``space=None`` opens an existing database whatever its space (:attr:`space` then says which), or a
     new in-memory one for any space; ``space_options=None`` accepts any options.  ``readonly`` opens an
-    existing database for reading only (nothing is ever written into the file, not even a schema).  Used
+    existing database for reading only (the store writes nothing into it, not even a schema).  Used
     as a context manager, a database file the store created is removed again when the block ends in an
     error before any run was started in it (a refused command leaves no file behind)."""
 
@@ -605,16 +609,32 @@ class ResultStore:
 
 
 def _connect(path: str, readonly: bool) -> sqlite3.Connection:
-    """A connection to the database file ``path`` (read-only: through a ``mode=ro`` URI); a StoreError
-    naming ``path`` when SQLite cannot open it (a directory, a missing or unwritable folder)."""
+    """A connection to the database file ``path``; a StoreError naming ``path`` when SQLite cannot open it
+    (a directory, a missing or unwritable folder).  ``readonly``: only a file that is already an SQLite
+    database (anything else is refused untouched), through a ``mode=ro`` URI only where the file cannot be
+    written: a read-only connection cannot remove the WAL side files (``-wal``, ``-shm``) when it closes."""
     if os.path.isdir(path):
         raise StoreError(f"{path} is a directory; give the path of a database file")
-    target = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro" if readonly else path
+    if readonly:
+        _check_sqlite_file(path)
+    ro = readonly and not os.access(path, os.W_OK)
+    target = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro" if ro else path
     try:
-        return sqlite3.connect(target, uri=readonly, timeout=60, isolation_level=None)
+        return sqlite3.connect(target, uri=ro, timeout=60, isolation_level=None)
     except sqlite3.OperationalError as e:
         where = "a database file" if readonly else "a database file in a folder that exists and can be written"
         raise StoreError(f"cannot open {path} ({e}); give the path of {where}") from None
+
+
+def _check_sqlite_file(path: str) -> None:
+    """A StoreError unless ``path`` starts with SQLite's header (an empty or foreign file is no database)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except OSError as e:
+        raise StoreError(f"cannot read {path}: {e.strerror}") from None
+    if header != _SQLITE_HEADER:
+        raise StoreError(f"{path} is not a zeroshot results database (not an SQLite file)")
 
 
 def _array(name: str, dtype: str, width: int, data: bytes) -> np.ndarray:
