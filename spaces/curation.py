@@ -34,6 +34,7 @@ from math import prod
 
 import numpy as np
 
+from zeroshot.checks import check_int
 from zeroshot.errors import InputError, ParameterError
 
 __all__ = ["BLOCK_TYPES", "Curated", "MOBILENETV2_RAW", "RawSpace", "RawStage", "curate", "make_divisible"]
@@ -167,9 +168,7 @@ def _positive_ints(name: str, values, odd: bool = False) -> tuple[int, ...]:
 
 def curate(raw: RawSpace, parallelism: int = 16) -> Curated:
     """The curated choices of ``raw`` for an accelerator of parallelism factor ``parallelism`` (P)."""
-    p = parallelism
-    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 1:
-        raise ParameterError("parallelism", "a positive integer (for example 8, 16 or 32)", p)
+    p = check_int("parallelism", parallelism, 1, "a positive integer (for example 8, 16 or 32)")
     unknown = sorted(set(raw.blocks) - set(BLOCK_TYPES))
     if unknown or not raw.blocks:
         raise InputError(f"raw space blocks must be among {', '.join(BLOCK_TYPES)}, got {raw.blocks}")

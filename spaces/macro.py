@@ -61,6 +61,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from zeroshot.checks import check_int
 from zeroshot.errors import InputError, ParameterError
 
 from . import register_space
@@ -159,16 +160,10 @@ def choices(kinds: Sequence[str] = ("ibn",), kernels: Sequence[int] = (3,), expa
 
 
 def _ibn_kind(kind: str, k, e, se) -> Block:
-    if _positive_int("k", k, "a positive odd kernel size") % 2 == 0:
+    if check_int("k", k, 1, "a positive odd kernel size") % 2 == 0:
         raise ParameterError("k", "a positive odd kernel size", k)
-    return Block(kind, int(k), _positive_int("e", e, "a positive integer expansion"), bool(se))
+    return Block(kind, int(k), check_int("e", e, 1, "a positive integer expansion"), bool(se))
 
-
-def _positive_int(param: str, value, expected: str = "a positive integer") -> int:
-    """``value`` as an int; :class:`ParameterError` naming ``param`` unless it is a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ParameterError(param, expected, value)
-    return int(value)
 
 
 def _conv_bn(g: Graph, x: int, c_out: int, k: int, stride: int, act: str | None, groups: int = 1) -> int:
@@ -223,7 +218,7 @@ def _options(param: str, value) -> tuple[int, ...]:
     expected = "a positive integer or a non-empty sequence of them"
     if not isinstance(values, (tuple, list, range)) or not values:
         raise ParameterError(param, expected, value)
-    return tuple(sorted({_positive_int(param, v, expected) for v in values}))
+    return tuple(sorted({check_int(param, v, 1, expected) for v in values}))
 
 
 def _checked_stage(i: int, st: Stage, p: int) -> Stage:
@@ -259,7 +254,7 @@ class MacroSpace(SearchSpace):
                  head: int | None = 1280, stem_stride: int = 2, classes: int = 1000, act: str = "relu6",
                  skip_act: str | None = None, parallelism: int = 16, name: str = "macro",
                  description: str | None = None):
-        p = _positive_int("parallelism", parallelism, "a positive integer (1: widths as declared)")
+        p = check_int("parallelism", parallelism, 1, "a positive integer (1: widths as declared)")
         for param, value in (("act", act), ("skip_act", skip_act)):
             if value is not None and value not in ACTIVATIONS:
                 raise ParameterError(param, f"one of {', '.join(ACTIVATIONS)}", value)
@@ -270,10 +265,11 @@ class MacroSpace(SearchSpace):
             raise ParameterError("resolutions", f"input sides in 1..{MAX_RESOLUTION}", resolutions)
         self.stages = tuple(_checked_stage(i, st, p) for i, st in enumerate(stages, 1))
         self.parallelism, self.act, self.skip_act = p, act, skip_act
-        self.classes = _positive_int("classes", classes)
-        self.stem = make_divisible(_positive_int("stem", stem), p)
-        self.stem_stride = _positive_int("stem_stride", stem_stride)
-        self.head = None if head is None else make_divisible(_positive_int("head", head), p)
+        self.classes = check_int("classes", classes, 1, "a positive integer")
+        self.stem = make_divisible(check_int("stem", stem, 1, "a positive integer"), p)
+        self.stem_stride = check_int("stem_stride", stem_stride, 1, "a positive integer")
+        self.head = (None if head is None
+                     else make_divisible(check_int("head", head, 1, "a positive integer"), p))
         self.name = name
         self.description = description or (f"declared MobileNet-style space: {len(self.stages)} stages, widths "
                                            f"multiples of P={self.parallelism}, resolution "

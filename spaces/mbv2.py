@@ -54,6 +54,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from zeroshot.checks import check_int
 from zeroshot.errors import ParameterError
 
 from . import _mbv2, register_space
@@ -124,8 +125,7 @@ class Mbv2Space(SearchSpace):
         if task not in TASKS:
             raise ParameterError("task", f"one of {', '.join(TASKS)}", task)
         classes = DEFAULT_CLASSES[task] if classes is None else classes
-        if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 1:
-            raise ParameterError("classes", "a positive integer", classes)
+        check_int("classes", classes, 1, "a positive integer")
         self.curated: Curated = curate(raw, parallelism)
         self.parallelism, self.classes, self.task = int(parallelism), int(classes), task
         cur = self.curated

@@ -51,6 +51,7 @@ from zeroshot.spaces import moves as mv
 from zeroshot.spaces.ir import BN, CONV, DECONV, LINEAR
 
 from .api import estimate, resolve_archs, resolve_device, resolve_space
+from .checks import check_int
 from .errors import ParameterError
 from .table import Table
 
@@ -119,9 +120,8 @@ class Advice:
 
     def apply(self, index: int) -> Applied:
         """Make move ``index`` (0 is the best): the new IR, its torch module, the before / after report."""
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self):
-            raise ParameterError("index", f"a move number 0..{len(self) - 1}" if len(self) else
-                                 "a move number, but no move applies to this network", index)
+        check_int("index", index, 0, f"a move number 0..{len(self) - 1}" if len(self) else
+                  "a move number, but no move applies to this network", most=len(self) - 1)
         move = self.moves[index]
         report = {k: [self.before[k], self._cost[k][index]] for k in _METRICS}
         return Applied(move, move.arch, _module(move.arch, self.arch, self._weights),

@@ -19,7 +19,9 @@ import tempfile
 from contextlib import contextmanager
 from typing import IO, Iterator
 
-__all__ = ["check_writable", "open_atomically", "write_text_atomically"]
+from .errors import InputError
+
+__all__ = ["check_writable", "open_atomically", "writing", "write_text_atomically"]
 
 
 @contextmanager
@@ -52,6 +54,17 @@ def check_writable(path: str | os.PathLike) -> None:
     fd, tmp = _temporary_beside(os.fspath(path))
     os.close(fd)
     os.unlink(tmp)
+
+
+@contextmanager
+def writing(path: str | os.PathLike, what: str = "", fix: str = "") -> Iterator[None]:
+    """Within the block, an OSError of writing ``path`` becomes one :class:`~zeroshot.errors.InputError`:
+    ``cannot write [what ]PATH: reason[; fix]``."""
+    try:
+        yield
+    except OSError as e:
+        raise InputError(f"cannot write {what + ' ' if what else ''}{os.fspath(path)}: {e.strerror or e}"
+                         + (f"; {fix}" if fix else "")) from None
 
 
 def _temporary_beside(path: str) -> tuple[int, str]:

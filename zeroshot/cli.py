@@ -15,20 +15,19 @@ import io
 import pkgutil
 import sys
 import warnings
-from contextlib import contextmanager
 from typing import Iterable, Sequence
 
 from zeroshot.spaces import Arch, SearchSpace, SpaceOptionError, get_space
 
 from . import __version__, commands
 from .allocator import keep_freed_memory
-from .atomic import check_writable, write_text_atomically
+from .atomic import check_writable, write_text_atomically, writing
 from .errors import Error, InputError, ParameterError
 from .model_files import load_models, parse_input_shape
 
 __all__ = ["DESCRIPTION", "PARAM_FLAGS", "SPACE_FLAGS", "add_space_args", "build_parser", "check_output", "error_line",
            "flag_of", "main", "models_from_args", "read_archs", "read_lines", "space_from_args", "space_options",
-           "write_csv", "write_text", "writing"]
+           "write_csv", "write_text"]
 
 #: what ``zeroshot --help`` says first
 DESCRIPTION = ("Hardware-aware neural-architecture screening: sample curated search spaces, estimate each "
@@ -154,15 +153,6 @@ def write_text(text: str, path: str | None = None) -> None:
         return
     with writing(path):
         write_text_atomically(text, path)
-
-
-@contextmanager
-def writing(path):
-    """Within the block, an OSError of writing ``path`` becomes one line: ``cannot write PATH: reason``."""
-    try:
-        yield
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def check_output(args: argparse.Namespace) -> None:

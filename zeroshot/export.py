@@ -24,8 +24,9 @@ from zeroshot.spaces import SearchSpace
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import arch_from_dict, arch_to_dict
 
-from .atomic import open_atomically
-from .errors import InputError, MissingExtraError, ParameterError
+from .atomic import open_atomically, writing
+from .checks import check_seed
+from .errors import MissingExtraError, ParameterError
 
 __all__ = ["FORMATS", "TORCH_FORMAT", "export", "load_torch"]
 
@@ -38,6 +39,7 @@ def export(space: SearchSpace, arch: str, fmt: str, path: str, seed: int = 0) ->
     :class:`~zeroshot.errors.InputError` naming ``path`` when it cannot be written)."""
     if fmt not in FORMATS:
         raise ParameterError("format", f"one of {', '.join(FORMATS)}", fmt)
+    check_seed(seed)
     ir = space.to_ir(arch)
     spec = {"space": space.name, "arch": space.format(space.parse(arch)), "ir": arch_to_dict(ir)}
     if fmt == "onnx":
@@ -45,11 +47,8 @@ def export(space: SearchSpace, arch: str, fmt: str, path: str, seed: int = 0) ->
             import onnx  # noqa: F401
         except ImportError:
             raise MissingExtraError("onnx", "export to ONNX") from None
-    try:
-        with open_atomically(path, "w" if fmt == "json" else "wb") as f:
-            _write(f, fmt, spec, ir, seed)
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror}") from None
+    with writing(path), open_atomically(path, "w" if fmt == "json" else "wb") as f:
+        _write(f, fmt, spec, ir, seed)
 
 
 def _write(f, fmt: str, spec: dict, ir, seed: int) -> None:

@@ -45,7 +45,7 @@ from torch.nn import functional as F
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import Arch, arch_to_dict
 
-from .atomic import check_writable, open_atomically
+from .atomic import check_writable, open_atomically, writing
 from .batches import Data
 from .training_sets import split
 from .checks import check_int, check_seed
@@ -239,10 +239,8 @@ def _resume(checkpoint: str | None, key: str | None, dev, net, opt, sched, gen) 
 def _load_checkpoint(path: str, dev) -> dict | None:
     """What the checkpoint ``path`` holds (None where there is none yet), once it is known to be writable:
     an error naming it when it cannot be written or holds no checkpoint."""
-    try:
+    with _writing_checkpoint(path):
         check_writable(path)                        # before any epoch is trained
-    except OSError as e:
-        raise _cannot_write(path, e) from None
     if not os.path.exists(path):
         return None
     try:
@@ -291,17 +289,13 @@ def _result(state: dict, net: nn.Module, dev, t0: float) -> TrainResult:
 
 def _save(path: str, obj: dict) -> None:
     """Write the checkpoint ``path`` atomically."""
-    try:
-        with open_atomically(path, "wb") as f:
-            torch.save(obj, f)
-    except OSError as e:
-        raise _cannot_write(path, e) from None
+    with _writing_checkpoint(path), open_atomically(path, "wb") as f:
+        torch.save(obj, f)
 
 
-def _cannot_write(path: str, error: OSError) -> InputError:
-    """The error of a checkpoint path that cannot be written."""
-    return InputError(f"cannot write checkpoint {path}: {error.strerror}; pass a file in a folder that can be "
-                      f"written")
+def _writing_checkpoint(path: str):
+    """:func:`~zeroshot.atomic.writing` for a checkpoint path."""
+    return writing(path, "checkpoint", "pass a file in a folder that can be written")
 
 
 # ------------------------------------------------------------------ one training as a backend task

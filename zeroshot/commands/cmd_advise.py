@@ -21,8 +21,8 @@ from zeroshot.errors import InputError, ParameterError
 from zeroshot.export import TORCH_FORMAT
 from zeroshot.spaces.ir import Arch, arch_to_dict
 
-from ..atomic import open_atomically
-from ..cli import add_space_args, models_from_args, space_from_args, write_text, writing
+from ..atomic import open_atomically, writing
+from ..cli import add_space_args, models_from_args, space_from_args, write_text
 from .cmd_rewrite import resolve_arch
 
 

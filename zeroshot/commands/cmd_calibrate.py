@@ -15,7 +15,6 @@ from scipy.stats import spearmanr
 from zeroshot.cli import add_space_args, models_from_args, space_from_args, write_text
 from zeroshot.errors import DataError, ParameterError
 from zeroshot.api import calibrate
-from zeroshot.estimator.calibrated_device import MIN_MEASUREMENTS
 from zeroshot.estimator.latency_csv import latency_column, numeric_columns, read_latency_csv
 
 
@@ -36,9 +35,6 @@ def run(args):
     texts, raw = read_latency_csv(args.measurements, space)
     column = _pick_column(raw, args.column, args.measurements)
     latency = latency_column(raw, column, args.measurements)
-    if len(texts) < MIN_MEASUREMENTS:
-        raise DataError(f"{args.measurements}: {len(texts)} measured architecture(s); calibration needs at "
-                        f"least {MIN_MEASUREMENTS} (10 or more recommended)")
     archs = texts if models is None else _by_name(models, texts, args.measurements)
     try:
         device = calibrate(archs, latency, space=space, name=args.name or Path(args.output).stem)

@@ -8,7 +8,7 @@ more function pair and one more entry.
 import json
 
 from zeroshot.estimator.devices import list_devices, load_device
-from zeroshot.cli import writing
+from zeroshot.atomic import writing
 from zeroshot.errors import InputError, ParameterError
 
 

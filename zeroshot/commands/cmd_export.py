@@ -1,5 +1,4 @@
 """``zeroshot export SPACE ARCH --format torch|onnx|json -o FILE``."""
-from zeroshot.checks import check_seed
 from zeroshot.cli import add_space_args, space_from_args
 from zeroshot.export import FORMATS, export
 
@@ -17,6 +16,5 @@ def register(sub):
 
 
 def run(args):
-    check_seed(args.seed)
     space = space_from_args(args)
     export(space, space.format(resolve_arch(space, args.arch)), args.format, args.output, args.seed)
