@@ -134,56 +134,67 @@ def main(argv=None):
              f"{DRIFT_ROWS} training rows nearest in file order (a diagnostic, not a usable predictor); "
              "resid/std: residual std of the best model over the std of latency on the test rows.", ""]
     for space, texts, devices in data:
-        t0 = time.time()
-        features = arch_features(space, texts)
-        onehot, pairs = one_hot(space, texts), neighbour_pairs(space, texts)
-        active = np.flatnonzero(np.asarray(abs(features).sum(0)).ravel() > 0)
-        dense = np.hstack([onehot, features[:, active].toarray()])
-        perm = np.random.default_rng(0).permutation(len(texts))
-        train, test = perm[:args.train], perm[args.train:args.train + 1000]
-        lines += [f"## {space.name} ({len(texts)} architectures)", "",
-                  "| device | " + " | ".join(MODELS) + " | best | + drift | resid/std | span |",
-                  "|---" * (len(MODELS) + 5) + "|"]
-        rows = {}
-        params = {name: fit_source(features, y) for name, y in devices.items()}
-        fits = {name: predict_features(features, *params[name]) for name in devices}
-        for name, y in devices.items():
-            others = np.column_stack([p for other, p in fits.items() if other != name])
-            with threadpool_limits(1):
-                rows[name] = run_device(y, onehot, pairs, features, dense, others, train, test)
-            print(f"  {space.name} {name}: {time.time() - t0:.0f} s", file=sys.stderr)
-        for name in list(rows) + ["**mean**"]:
-            r = {k: np.mean([x[k] for x in rows.values()]) for k in rows[next(iter(rows))]} \
-                if name == "**mean**" else rows[name]
-            best = np.mean([max(x[m] for m in MODELS) for x in rows.values()]) if name == "**mean**" \
-                else max(r[m] for m in MODELS)
-            lines.append(f"| {name} | " + " | ".join(f"{r[m]:.3f}" for m in MODELS) +
-                         f" | {best:.3f} | {r['+ drift']:.3f} | {r['noise']:.2f} | {r['span']:.3f} |")
-        adjacent, shuffled = hamming(np.array([space.parse(t) for t in texts]))
-        with threadpool_limits(1):
-            few = few_shot(features, devices, params, args.k, args.seeds)
-        cols = list(few[next(iter(few))])
-        lines += ["", f"Neighbouring rows of the file differ in {adjacent:.2f} positions on average, random pairs "
-                  f"in {shuffled:.2f}: the file's order is unrelated to the architecture, so what + drift "
-                  "recovers is the measurement session's drift, not a missing architecture effect.", "",
-                  f"Few-shot, k={args.k} ({args.seeds} draws, prior: the other devices' kernel fits; "
-                  "best setting: an oracle choice per device from calibration_hw.GRID; noise-free: the k "
-                  "latencies replaced by the device's own full-data kernel fit):", "",
-                  "| device | " + " | ".join(cols) + " | ceiling (best) | span |", "|---" * (len(cols) + 3) + "|"]
-        for name in list(few) + ["**mean**"]:
-            f = {c: np.mean([x[c] for x in few.values()]) for c in cols} if name == "**mean**" else few[name]
-            ceil = np.mean([max(x[m] for m in MODELS) for x in rows.values()]) if name == "**mean**" \
-                else max(rows[name][m] for m in MODELS)
-            span = np.mean([x["span"] for x in rows.values()]) if name == "**mean**" else rows[name]["span"]
-            lines.append(f"| {name} | " + " | ".join(f"{f[c]:.3f}" for c in cols) + f" | {ceil:.3f} | {span:.3f} |")
-        lines += ["", f"Against a target mean rho of {TARGET} at k={args.k}: a model fitted on {args.train} "
-                  f"architectures of each device reaches {ceil:.3f} on average (best of the four), the other "
-                  f"devices' fits combined with weights known from all the data {span:.3f}, the calibration "
-                  f"with noise-free measurements {f['noise-free']:.3f}, with the best setting per device "
-                  f"{f['best setting']:.3f}.", ""]
+        lines += space_section(space, texts, devices, args)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def full_data_rows(space, texts, devices, args) -> tuple[dict, np.ndarray, dict]:
+    """Each device fitted on ``--train`` of its own architectures and scored on the next 1,000 (every model)."""
+    t0 = time.time()
+    features = arch_features(space, texts)
+    onehot, pairs = one_hot(space, texts), neighbour_pairs(space, texts)
+    active = np.flatnonzero(np.asarray(abs(features).sum(0)).ravel() > 0)
+    dense = np.hstack([onehot, features[:, active].toarray()])
+    perm = np.random.default_rng(0).permutation(len(texts))
+    train, test = perm[:args.train], perm[args.train:args.train + 1000]
+    rows = {}
+    params = {name: fit_source(features, y) for name, y in devices.items()}
+    fits = {name: predict_features(features, *params[name]) for name in devices}
+    for name, y in devices.items():
+        others = np.column_stack([p for other, p in fits.items() if other != name])
+        with threadpool_limits(1):
+            rows[name] = run_device(y, onehot, pairs, features, dense, others, train, test)
+        print(f"  {space.name} {name}: {time.time() - t0:.0f} s", file=sys.stderr)
+    return rows, features, params
+
+
+def space_section(space, texts, devices, args) -> list[str]:
+    """One space's two tables: the full-data ceiling per model, then few-shot against that ceiling."""
+    rows, features, params = full_data_rows(space, texts, devices, args)
+    lines = [f"## {space.name} ({len(texts)} architectures)", "",
+             "| device | " + " | ".join(MODELS) + " | best | + drift | resid/std | span |",
+             "|---" * (len(MODELS) + 5) + "|"]
+    for name in list(rows) + ["**mean**"]:
+        r = {k: np.mean([x[k] for x in rows.values()]) for k in rows[next(iter(rows))]} \
+            if name == "**mean**" else rows[name]
+        best = np.mean([max(x[m] for m in MODELS) for x in rows.values()]) if name == "**mean**" \
+            else max(r[m] for m in MODELS)
+        lines.append(f"| {name} | " + " | ".join(f"{r[m]:.3f}" for m in MODELS) +
+                     f" | {best:.3f} | {r['+ drift']:.3f} | {r['noise']:.2f} | {r['span']:.3f} |")
+    adjacent, shuffled = hamming(np.array([space.parse(t) for t in texts]))
+    with threadpool_limits(1):
+        few = few_shot(features, devices, params, args.k, args.seeds)
+    cols = list(few[next(iter(few))])
+    lines += ["", f"Neighbouring rows of the file differ in {adjacent:.2f} positions on average, random pairs "
+              f"in {shuffled:.2f}: the file's order is unrelated to the architecture, so what + drift "
+              "recovers is the measurement session's drift, not a missing architecture effect.", "",
+              f"Few-shot, k={args.k} ({args.seeds} draws, prior: the other devices' kernel fits; "
+              "best setting: an oracle choice per device from calibration_hw.GRID; noise-free: the k "
+              "latencies replaced by the device's own full-data kernel fit):", "",
+              "| device | " + " | ".join(cols) + " | ceiling (best) | span |", "|---" * (len(cols) + 3) + "|"]
+    for name in list(few) + ["**mean**"]:
+        f = {c: np.mean([x[c] for x in few.values()]) for c in cols} if name == "**mean**" else few[name]
+        ceil = np.mean([max(x[m] for m in MODELS) for x in rows.values()]) if name == "**mean**" \
+            else max(rows[name][m] for m in MODELS)
+        span = np.mean([x["span"] for x in rows.values()]) if name == "**mean**" else rows[name]["span"]
+        lines.append(f"| {name} | " + " | ".join(f"{f[c]:.3f}" for c in cols) + f" | {ceil:.3f} | {span:.3f} |")
+    return lines + ["", f"Against a target mean rho of {TARGET} at k={args.k}: a model fitted on {args.train} "
+                    f"architectures of each device reaches {ceil:.3f} on average (best of the four), the other "
+                    f"devices' fits combined with weights known from all the data {span:.3f}, the calibration "
+                    f"with noise-free measurements {f['noise-free']:.3f}, with the best setting per device "
+                    f"{f['best setting']:.3f}.", ""]
 
 
 if __name__ == "__main__":

@@ -124,6 +124,11 @@ def main():
         return store_ratio(args)
     if args.scale_check:
         return scale_check(args)
+    return throughput(args)
+
+
+def throughput(args):
+    """Stages 1-3 against building torch modules, the store's runs at N and 4N, and the default run."""
     load0 = _load()
     space = get_space(args.space)
     cfg = ScreenConfig(space=args.space, n=args.n, chunk=50_000, survivors=200, top=10)

@@ -122,6 +122,17 @@ def rho(a, b) -> float:
 
 def report(rows, ours, secs, units, lite, exact, args) -> None:
     acc = [float(r["val_acc"]) for r in rows]
+    lines = agreement_section(rows, ours, acc, args) + cost_section(secs, units, lite) + \
+        grasp_section(rows, ours, units, exact, acc, args) + [NOTES]
+    (OUT / "proxies_naslib.md").write_text("\n".join(lines) + "\n")
+    (OUT / "proxies_naslib.json").write_text(json.dumps(
+        {"cells": [r["arch_str"] for r in rows], "values": ours, "seconds": secs, "fwd_bwd_seconds": units,
+         "no_grasp_seconds_and_unit": lite, "grasp_exact_and_seconds": exact},
+        allow_nan=True))
+
+
+def agreement_section(rows, ours, acc, args) -> list[str]:
+    """Our proxies against NASLib's values of the same cells, and every network proxy against val_acc."""
     table = []
     for theirs, mine in NASLIB_NAMES.items():
         a = [o[mine] for o in ours]
@@ -129,14 +140,6 @@ def report(rows, ours, secs, units, lite, exact, args) -> None:
         table.append((mine, theirs, rho(a, b), rho(a, acc), rho(b, acc), int(np.isfinite(a).sum())))
     others = [(n, rho([o[n] for o in ours], acc), float(kendalltau([o[n] for o in ours], acc)[0]))
               for n in NETWORK_PROXIES]
-    ratio = np.asarray(secs) / np.asarray(units)
-    fd = np.array([o["grasp"] for o in ours])
-    ex = np.array([e[2] for e in exact])
-    whole = np.array([e[0] for e in exact])
-    naslib_grasp = [float(r["grasp"]) for r in rows]
-    nz = ex != 0
-    rel = np.abs(fd[nz] - ex[nz]) / np.abs(ex[nz])
-    ex_cost = np.array([e[1] for e in exact]) / np.asarray(units)
     lines = [
         "# Network proxies vs NASLib's (NB201, CIFAR-10)",
         "",
@@ -151,39 +154,48 @@ def report(rows, ours, secs, units, lite, exact, args) -> None:
     lines += [f"| {m} | {t} | {a:.3f} | {b:.3f} | {c:.3f} | {n}/{len(rows)} |" for m, t, a, b, c, n in table]
     lines += ["", "All network proxies on the same cells (signed, ntk is lower-is-better so its rho is expected "
               "negative):", "", "| proxy | direction | Spearman vs val_acc | Kendall vs val_acc |", "|---|---|---|---|"]
-    lines += [f"| {n} | {'higher' if get_proxy(n).higher_is_better else 'lower'} | {s:.3f} | {k:.3f} |"
-              for n, s, k in others]
-    lines += ["", "## Cost of the full suite (13 proxies, shared passes)", "",
-              f"- seconds per cell: mean {np.mean(secs):.2f}, median {np.median(secs):.2f} (one thread on a "
-              f"{os.cpu_count()}-core machine shared with other jobs; freed memory kept for reuse, "
-              "`zeroshot.allocator`; ratios below are measured alternately per cell)",
-              f"- one forward + backward (cross-entropy, same network, same batch): mean {np.mean(units):.2f} s",
-              f"- suite / (forward + backward): median {np.median(ratio):.2f}, mean {np.mean(ratio):.2f}",
-              f"- without grasp (12 proxies, every 4th cell): median {np.median([s / u for s, u in lite]):.2f} x "
-              f"forward + backward, mean {np.mean([s for s, _ in lite]):.2f} s per cell",
-              f"- non-finite values replaced by the worst value: {dict(NONFINITE) or 'none'}", "",
-              "## grasp: 16 images and a finite difference vs the exact double backward", "",
-              f"Our grasp reads the first {GRASP_BATCH} images of the batch and takes its Hessian product from a "
-              "central difference of gradients (`zeroshot/proxies/passes.py::_grasp_central`: a no-grad forward "
-              f"and two forward+backward passes of the {GRASP_BATCH} images, at the weights scaled by 1 +- 1e-2); "
-              "the reference's double backward (`grasp_exact`) on the same "
-              f"network, on the same {GRASP_BATCH} images and on the whole batch of {args.batch} (the reference's "
-              "definition):", "",
-              f"- same {GRASP_BATCH} images: Spearman rho(finite difference, exact) {rho(fd, ex):.4f}, Kendall "
-              f"{float(kendalltau(fd, ex)[0]):.4f}; relative difference |fd - exact| / |exact|: median "
-              f"{np.median(rel):.3f}, 90th percentile {np.quantile(rel, 0.9):.3f} (cells with exact != 0)",
-              f"- whole batch: rho(ours, exact on {args.batch}) {rho(fd, whole):.3f}; rho(exact on {args.batch}, "
-              f"NASLib grasp) {rho(whole, naslib_grasp):.3f}; rho(exact on {args.batch}, val_acc) "
-              f"{rho(whole, acc):.3f}",
-              f"- the exact product on the whole batch alone (forward + double backward): median "
-              f"{np.median(ex_cost):.2f} x forward + backward; ours about 0.6 (proxies_cost_breakdown.md)", "",
-              NOTES]
-    (OUT / "proxies_naslib.md").write_text("\n".join(lines) + "\n")
-    (OUT / "proxies_naslib.json").write_text(json.dumps(
-        {"cells": [r["arch_str"] for r in rows], "values": ours, "seconds": secs, "fwd_bwd_seconds": units,
-         "no_grasp_seconds_and_unit": lite, "grasp_exact_and_seconds": exact},
-        allow_nan=True))
+    return lines + [f"| {n} | {'higher' if get_proxy(n).higher_is_better else 'lower'} | {s:.3f} | {k:.3f} |"
+                    for n, s, k in others]
 
+
+def cost_section(secs, units, lite) -> list[str]:
+    """The suite's seconds per cell against one forward + backward of the same network and batch."""
+    ratio = np.asarray(secs) / np.asarray(units)
+    return ["", "## Cost of the full suite (13 proxies, shared passes)", "",
+            f"- seconds per cell: mean {np.mean(secs):.2f}, median {np.median(secs):.2f} (one thread on a "
+            f"{os.cpu_count()}-core machine shared with other jobs; freed memory kept for reuse, "
+            "`zeroshot.allocator`; ratios below are measured alternately per cell)",
+            f"- one forward + backward (cross-entropy, same network, same batch): mean {np.mean(units):.2f} s",
+            f"- suite / (forward + backward): median {np.median(ratio):.2f}, mean {np.mean(ratio):.2f}",
+            f"- without grasp (12 proxies, every 4th cell): median {np.median([s / u for s, u in lite]):.2f} x "
+            f"forward + backward, mean {np.mean([s for s, _ in lite]):.2f} s per cell",
+            f"- non-finite values replaced by the worst value: {dict(NONFINITE) or 'none'}", ""]
+
+
+def grasp_section(rows, ours, units, exact, acc, args) -> list[str]:
+    """Our finite-difference grasp against the exact double backward, on 16 images and on the whole batch."""
+    fd = np.array([o["grasp"] for o in ours])
+    ex = np.array([e[2] for e in exact])
+    whole = np.array([e[0] for e in exact])
+    naslib_grasp = [float(r["grasp"]) for r in rows]
+    nz = ex != 0
+    rel = np.abs(fd[nz] - ex[nz]) / np.abs(ex[nz])
+    ex_cost = np.array([e[1] for e in exact]) / np.asarray(units)
+    return ["## grasp: 16 images and a finite difference vs the exact double backward", "",
+            f"Our grasp reads the first {GRASP_BATCH} images of the batch and takes its Hessian product from a "
+            "central difference of gradients (`zeroshot/proxies/passes.py::_grasp_central`: a no-grad forward "
+            f"and two forward+backward passes of the {GRASP_BATCH} images, at the weights scaled by 1 +- 1e-2); "
+            "the reference's double backward (`grasp_exact`) on the same "
+            f"network, on the same {GRASP_BATCH} images and on the whole batch of {args.batch} (the reference's "
+            "definition):", "",
+            f"- same {GRASP_BATCH} images: Spearman rho(finite difference, exact) {rho(fd, ex):.4f}, Kendall "
+            f"{float(kendalltau(fd, ex)[0]):.4f}; relative difference |fd - exact| / |exact|: median "
+            f"{np.median(rel):.3f}, 90th percentile {np.quantile(rel, 0.9):.3f} (cells with exact != 0)",
+            f"- whole batch: rho(ours, exact on {args.batch}) {rho(fd, whole):.3f}; rho(exact on {args.batch}, "
+            f"NASLib grasp) {rho(whole, naslib_grasp):.3f}; rho(exact on {args.batch}, val_acc) "
+            f"{rho(whole, acc):.3f}",
+            f"- the exact product on the whole batch alone (forward + double backward): median "
+            f"{np.median(ex_cost):.2f} x forward + backward; ours about 0.6 (proxies_cost_breakdown.md)", ""]
 
 if __name__ == "__main__":
     main()

@@ -213,14 +213,21 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     nb = nb201_study(args)
     mb = mbv2_study(args)
+    lines = report(args, nb, mb, time.perf_counter() - t0)
+    out = RESULTS / "proxies_swap_samples.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def report(args, nb: dict, mb: dict, seconds: float) -> list[str]:
+    """The results file: the rule, the NB201 and mbv2 tables, and the count the rule chooses."""
     choice, why = choose(nb, mb)
-    r = nb["rows"]
     lines = [
         "# How many samples swap reads (SWAP_SAMPLES)", "",
         f"`python benchmarks/proxies_swap_samples.py --n {args.n} --dev {args.dev} --seed {args.seed} --batch-size "
         f"{args.batch_size} --mbv2 {args.mbv2}` on {platform.processor() or platform.machine()}, torch "
         f"{torch.__version__}, one thread, {os.cpu_count()} cores shared with other jobs "
-        f"({time.perf_counter() - t0:.0f} s; load average at the end {', '.join(f'{v:.1f}' for v in os.getloadavg())}).",
+        f"({seconds:.0f} s; load average at the end {', '.join(f'{v:.1f}' for v in os.getloadavg())}).",
         "",
         "swap = distinct rows of the (units x samples) sign matrix of the activations' inputs: at most "
         "`min(2^samples, units)`, *the cap*.  `SWAP_SAMPLES` was set on `zeroshot.proxies.passes` for each "
@@ -229,6 +236,15 @@ def main(argv=None) -> None:
         "funnel's stage 4 runs at `batch_size` 16, so a larger count needs a batch of at least that many).",
         "",
         "## Decision rule", "", RULE, "",
+    ]
+    return lines + nb201_section(args, nb) + mbv2_section(args, mb) + [
+        "## Choice", "", *why, "", f"**SWAP_SAMPLES = {choice}** by the rule."]
+
+
+def nb201_section(args, nb: dict) -> list[str]:
+    """Swap and meco + swap at each sample count on the NB201 development cells."""
+    r = nb["rows"]
+    return [
         "## NB201 CIFAR-10, development cells (validation accuracy)", "",
         f"The {args.dev} development cells of benchmarks/proxies_nb201.py ({nb['classes']} isomorphism classes; "
         f"the reported cells are not scored here), the first {args.batch_size} real test images, seed "
@@ -249,6 +265,12 @@ def main(argv=None) -> None:
         f"samples equals the cached value of proxies_nb201.py on {nb['cache_match'][0]} of "
         f"{nb['cache_match'][1]} classes.",
         "",
+    ]
+
+
+def mbv2_section(args, mb: dict) -> list[str]:
+    """Caps, saturation and cost of swap at each sample count on mbv2 networks at two resolutions."""
+    lines = [
         f"## mbv2 ({args.mbv2} networks, `sample(seed={args.seed})`)", "",
         f"Synthetic batch as the funnel's stage 4 without `--data` (`zeroshot.scoring.input_batch`: seeded Gaussian "
         "images), batch = samples (the smallest batch that gives that many), seed "
@@ -268,12 +290,8 @@ def main(argv=None) -> None:
             lines.append(f"| {s}x ({m['sides'][0]}-{m['sides'][1]} px) | {k} | {q['at_cap']:.0%} | {q['at_2k']:.0%} | "
                          f"{q['near_cap']:.0%} | {q['distinct']}/{args.mbv2} | {q['frac_units']:.4f} | {q['tau_meco']:.3f} | "
                          f"{q['tau_units']:.3f} | {q['cpu']:.2f} ({q['cpu_mean']:.2f}) |")
-    lines += ["", "Units per network: " + "; ".join(
-        f"{s}x {m['units'][0]:,} to {m['units'][1]:,}" for s, m in mb.items()) + ".", "",
-        "## Choice", "", *why, "", f"**SWAP_SAMPLES = {choice}** by the rule."]
-    out = RESULTS / "proxies_swap_samples.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return lines + ["", "Units per network: " + "; ".join(
+        f"{s}x {m['units'][0]:,} to {m['units'][1]:,}" for s, m in mb.items()) + ".", ""]
 
 
 if __name__ == "__main__":

@@ -288,15 +288,15 @@ ROUND_TWO = (
     "the table shows that definition.  Neither changes the choice.")
 
 
-def report(args, nb201: dict, macro: dict, mbv2: dict, dense: dict, seconds: float) -> str:
+def choice_section(args, nb201: dict, macro: dict, mbv2: dict, seconds: float) -> tuple[tuple, list, list[str]]:
+    """The decision on the development sets: (chosen, the close candidates, the section's lines)."""
     nb_dev = candidate_rhos(*nb201["dev"])
     mc_dev = candidate_rhos(*macro["dev"][:2])
     saturated = saturated_proxies(mbv2)
     chosen, close, decision = choose(nb_dev, mc_dev, saturated)
     without = choose(nb_dev, mc_dev)[0]
-    (held, held_acc, held_seeds), n_held = macro["held"], len(macro["held"][1])
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines = [
+    return chosen, close, [
         "# The default score: development protocol and reported figures",
         "",
         f"`python benchmarks/score_protocol.py --macro-dev {args.macro_dev} --macro-held {args.macro_held} "
@@ -322,6 +322,13 @@ def report(args, nb201: dict, macro: dict, mbv2: dict, dense: dict, seconds: flo
         "",
         ROUND_TWO,
         "",
+    ]
+
+
+def reported_sections(nb201: dict, macro: dict, chosen: tuple, close: list[tuple]) -> list[str]:
+    """The chosen score on the reported NB201 cells and the held-out NAS-Bench-Macro networks."""
+    (held, held_acc, held_seeds), n_held = macro["held"], len(macro["held"][1])
+    return [
         "## Reported: NB201 CIFAR-10, 1,000 cells vs test_acc",
         "",
         "| ranking | Spearman | 95% bootstrap interval |",
@@ -342,6 +349,12 @@ def report(args, nb201: dict, macro: dict, mbv2: dict, dense: dict, seconds: flo
         f"Network proxies: {macro['held_seconds']:.2f} s per network for all {len(NETWORK)} in one shared call "
         "(as cached, loaded machine).",
         "",
+    ]
+
+
+def validity_sections(args, mbv2: dict, dense: dict, chosen: tuple) -> list[str]:
+    """Where proxies break on MobileNet-style networks: the mbv2 caps and the dense heads."""
+    return [
         f"## mbv2: {args.mbv2} networks at own ({mbv2[1.0]['res'][0]}-{mbv2[1.0]['res'][1]} px) and 0.75x "
         f"({mbv2[0.75]['res'][0]}-{mbv2[0.75]['res'][1]} px) input, 16 Gaussian images",
         "",
@@ -364,7 +377,12 @@ def report(args, nb201: dict, macro: dict, mbv2: dict, dense: dict, seconds: flo
         *dense_rows(dense),
         "",
     ]
-    return "\n".join(lines)
+
+
+def report(args, nb201: dict, macro: dict, mbv2: dict, dense: dict, seconds: float) -> str:
+    chosen, close, choice = choice_section(args, nb201, macro, mbv2, seconds)
+    return "\n".join([*choice, *reported_sections(nb201, macro, chosen, close),
+                      *validity_sections(args, mbv2, dense, chosen)])
 
 
 def main() -> None:
