@@ -4,8 +4,9 @@ A space that splits its architectures into a chain of segments (:meth:`zeroshot.
 has far fewer distinct segments than architectures.  :class:`SegmentedEvaluator` lowers each distinct
 segment once, computes every metric on it (any function of an :class:`~zeroshot.spaces.ir.OpTable`), caches it, and
 combines segments with numpy gathers: ``sum`` for additive metrics (params, MACs, latency, log path
-counts), ``max`` for peaks (exact for a chain, where one tensor passes between segments).  Spaces without a
-segment decomposition are lowered whole (slower, same numbers).
+counts), ``max`` for peaks (exact for a chain, where one tensor passes between segments), ``live_sum`` for
+sums over the ops on an input->output path (a segment whose value is NaN has none, so the chain has none
+and the sum is 0).  Spaces without a segment decomposition are lowered whole (slower, same numbers).
 
 Example
 -------
@@ -30,9 +31,11 @@ from . import _segments
 from .counts import table_counts
 from .kernel_table import KERNEL_TYPES, decompose
 
-__all__ = ["LatencyMetric", "Metric", "SegmentedEvaluator", "count_metrics", "latency_metric"]
+__all__ = ["REDUCTIONS", "LatencyMetric", "Metric", "SegmentedEvaluator", "count_metrics", "latency_metric",
+           "whole_values"]
 
-Metric = tuple[Callable, str]          # (fn(OpTable) -> float/int array, "sum" | "max")
+Metric = tuple[Callable, str]          # (fn(OpTable) -> float/int array, "sum" | "max" | "live_sum")
+REDUCTIONS = ("sum", "max", "live_sum")
 
 
 def count_metrics(precision: str = "fp32") -> dict[str, Metric]:
@@ -110,8 +113,8 @@ class SegmentedEvaluator:
 
     def __init__(self, space: SearchSpace, metrics: dict[str, Metric]):
         for name, m in metrics.items():
-            if not isinstance(m, LatencyMetric) and m[1] not in ("sum", "max"):
-                raise ValueError(f"metric {name}: reduce must be 'sum' or 'max', got {m[1]!r}")
+            if not isinstance(m, LatencyMetric) and m[1] not in REDUCTIONS:
+                raise ValueError(f"metric {name}: reduce must be one of {', '.join(REDUCTIONS)}, got {m[1]!r}")
         self.space = space
         self.metrics = dict(metrics)
         self._keys = np.empty(0, np.int64)
@@ -121,10 +124,10 @@ class SegmentedEvaluator:
         for name, m in self.metrics.items():
             if isinstance(m, LatencyMetric):
                 self._columns += [(name, p) for p in ("", "entry", "entry_ms", "exit")]
-                kinds += [_LAT, _ENTRY, _ENTRY_MS, _EXIT]
+                kinds += [_KINDS[k] for k in ("lat", "entry", "entry_ms", "exit")]
             else:
                 self._columns.append((name, ""))
-                kinds.append(_SUM if m[1] == "sum" else _MAX)
+                kinds.append(_KINDS[m[1]])
         self._kinds = np.array(kinds, np.int64)
         self._fusable = np.ascontiguousarray(
             [m.fusable() for m in self.metrics.values() if isinstance(m, LatencyMetric)] or
@@ -145,7 +148,7 @@ class SegmentedEvaluator:
         codes = np.asarray(codes, dtype=np.int64).reshape(-1, self.space.code_length)
         if not self.segmented:
             table = to_table(self.space.irs(codes))
-            return {name: (m.device.latency_ms(table) if isinstance(m, LatencyMetric) else np.asarray(m[0](table)))
+            return {name: (m.device.latency_ms(table) if isinstance(m, LatencyMetric) else whole_values(m, table))
                     for name, m in self.metrics.items()}
         keys = np.ascontiguousarray(self.space.segment_keys(codes))
         pos = np.empty(keys.shape, np.int64)
@@ -179,4 +182,11 @@ class SegmentedEvaluator:
         _segments.build_index(self._keys, self._table, self._shift)
 
 
-_SUM, _MAX, _LAT, _ENTRY, _ENTRY_MS, _EXIT = range(6)      # column kinds of ext/_segments.pyx
+def whole_values(metric: Metric, table) -> np.ndarray:
+    """``metric`` of the whole networks of ``table``, each one segment (a ``live_sum`` NaN, no path, is 0
+    as over a chain): the value the segments of a chain combine to."""
+    values = np.asarray(metric[0](table))
+    return np.where(np.isnan(values), 0.0, values) if metric[1] == "live_sum" else values
+
+
+_KINDS = _segments.COLUMN_KINDS         # column kinds of ext/_segments.pyx, by name

@@ -12,6 +12,11 @@ cdef enum:
     ENTRY = 3      # followed by ENTRY_MS and EXIT columns of the same latency metric
     ENTRY_MS = 4
     EXIT = 5
+    LIVE_SUM = 6   # summed; 0 when a segment's value is NaN (no input->output path through it)
+
+#: the column kinds of :func:`combine`, by name (read by the wrapper)
+COLUMN_KINDS = {"sum": SUM, "max": MAX, "lat": LAT, "entry": ENTRY, "entry_ms": ENTRY_MS, "exit": EXIT,
+                "live_sum": LIVE_SUM}
 
 
 cdef inline Py_ssize_t _home(int64_t key, int shift) noexcept nogil:
@@ -86,6 +91,15 @@ def combine(const int64_t[:, ::1] pos, const double[:, ::1] vals, const int64_t[
                         p = pos[i, j]
                         if p >= 0 and vals[p, c] > acc:
                             acc = vals[p, c]
+                elif kinds[c] == LIVE_SUM:
+                    acc = 0
+                    for j in range(pos.shape[1]):
+                        p = pos[i, j]
+                        if p >= 0:
+                            if vals[p, c] != vals[p, c]:
+                                acc = 0
+                                break
+                            acc = acc + vals[p, c]
                 elif kinds[c] == LAT:
                     acc = 0
                     prev = -1

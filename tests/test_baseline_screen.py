@@ -9,8 +9,9 @@ import pytest
 from zeroshot.api import estimate, score
 from zeroshot.cli import main, models_from_args
 from zeroshot.funnel import ScreenConfig, proxy_codes, run_screen, screen
+from zeroshot.proxies.topology import topology_features
 from zeroshot.scoring import DEFAULT_PROXIES, compute_proxies, rank_aggregate
-from zeroshot.spaces import get_space
+from zeroshot.spaces import get_space, to_table
 from zeroshot.spaces.baselines import get_baseline
 from zeroshot.store import ResultStore
 
@@ -186,7 +187,11 @@ def test_a_torch_network_as_the_baseline_goes_through_estimate_and_score(tmp_pat
         rows = store.candidates(summary["run_id"], "scored")
     batch = rank_aggregate({n: np.append([r[n] for r in rows], own[n][0]) for n in DEFAULT_PROXIES})
     assert base["score"] == pytest.approx(batch[-1])
-    assert main(args + ["--survivors", "0", "--model", model, "--input", "3,224,224", "--db", db]) == 2
-    assert "--survivors must be at least 1 with a network outside the space" in capsys.readouterr().err
+    # cheap stages only: the network's cheap score is its whole-network value, the candidates' floor
+    assert main(args + ["--survivors", "0", "--model", model, "--input", "3,224,224", "--db", db, "--json"]) == 0
+    cheap = json.loads(capsys.readouterr().out)
+    entropy = topology_features(to_table([ir]))["entropy"][0]
+    assert cheap["baseline"]["arch"] == "big" and cheap["baseline"]["score"] == pytest.approx(entropy, rel=1e-12)
+    assert all(r["score"] >= entropy for r in cheap["shortlist"])
     assert main(args + ["--baseline", "none", "--model", model, "--input", "3,224,224", "--db", db]) == 2
     assert "either --baseline or --model" in capsys.readouterr().err

@@ -97,6 +97,17 @@ def test_registry_has_the_topology_proxies():
     assert {"params", "macs", "live_params", "live_macs", "entropy", "paths", "depth", "shortest",
             "merges", "convs"} <= names
     assert get_proxy("entropy").needs == "nothing"
+    assert {n: get_proxy(n).chain for n in ("params", "paths", "live_macs")} == \
+        {"params": "sum", "paths": "product", "live_macs": "live_sum"}
+    assert get_proxy("meco").chain is None                      # network proxies are not split into segments
+
+
+def test_a_chain_rule_outside_the_known_ones_is_refused():
+    from zeroshot.errors import ParameterError
+    from zeroshot.proxies import register_proxy
+    with pytest.raises(ParameterError, match="chain.*one of sum, product, live_sum"):
+        register_proxy("mean_width", needs="nothing", higher_is_better=True, kind="topology",
+                       description="mean width", chain="mean")
 
 
 def test_nb201_has_6466_isomorphism_classes():

@@ -41,6 +41,8 @@ import numpy as np
 from zeroshot.estimator.counts import bytes_per_element
 from zeroshot.estimator.devices import Device, device_from_dict, load_device
 from zeroshot.estimator.estimate import Estimator
+from zeroshot.estimator.segmented import whole_values
+from zeroshot.spaces import to_table
 
 from .allocator import keep_freed_memory
 from .checks import check_int, check_seed
@@ -131,15 +133,17 @@ def _device(device: str | dict) -> Device:
 
 
 def cheap_metrics(name: str) -> dict:
-    """The cheap (topology-only) score as a segment metric named ``cheap``."""
+    """The cheap (topology-only) score as a segment metric named ``cheap``, higher is better (a ``product``
+    proxy's logarithm: :func:`zeroshot.proxies.topology.segment_metric`)."""
     from .proxies import get_proxy, list_proxies
+    from .proxies.topology import segment_metric
     proxy = get_proxy(name)
     if proxy.kind != "topology":
         raise ParameterError("cheap", "a topology proxy (no network)", name,
                              f"choose from {', '.join(list_proxies('topology'))}")
-    reduce = getattr(proxy, "segment_reduce", None) or "sum"
+    fn, reduce = segment_metric(proxy)
     sign = 1.0 if proxy.higher_is_better else -1.0
-    return {"cheap": (lambda table: sign * np.asarray(proxy.fn(table), dtype=np.float64), reduce)}
+    return {"cheap": (lambda table: sign * fn(table), reduce)}
 
 
 def chunk_codes(cfg: ScreenConfig, space, i: int) -> np.ndarray:
@@ -370,9 +374,6 @@ def validate(cfg: ScreenConfig, model=None):
         raise ParameterError("proxy_scale", "in (0, 1]", cfg.proxy_scale)
     if model is None:
         baseline_encoding(cfg, space)
-    elif not cfg.survivors:
-        raise ParameterError("survivors", "at least 1 with a network outside the space as the baseline", 0,
-                             "its cheap score would not be the candidates' (a sum over the space's segments)")
     _score_floor(cfg.min_score, None)
     bytes_per_element(cfg.precision)
     Constraints.from_config(cfg)
@@ -472,11 +473,12 @@ def baseline_cost(cfg: ScreenConfig, space) -> dict | None:
 
 def model_cost(cfg: ScreenConfig, model) -> dict:
     """The row of a baseline outside the space (IR): its cost through :func:`zeroshot.api.estimate` on the
-    screen's device and precision (the candidates' figures come from the same lowering and device model,
-    summed per segment)."""
+    screen's device and precision, and its cheap score on the whole network (the candidates' figures come
+    from the same lowering, device model and proxy, combined over their segments to the same values)."""
     from .api import estimate
     row = estimate([model], device=_device(cfg.device), precision=cfg.precision).row(0)
-    return dict(row, arch=cfg.baseline.removeprefix("model:"))
+    cheap = float(whole_values(cheap_metrics(cfg.cheap)["cheap"], to_table([model]))[0])
+    return dict(row, arch=cfg.baseline.removeprefix("model:"), cheap=cheap)
 
 
 def baseline_limits(cfg: ScreenConfig, reference: dict | None) -> ScreenConfig:

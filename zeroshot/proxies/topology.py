@@ -19,6 +19,10 @@ NaN / inf rule: a network whose output no input path reaches (for example every 
 last node is ``none``) gets ``paths = 0`` and ``-inf`` for ``entropy``, ``depth`` and ``shortest``,
 so it ranks last in every higher-is-better order.
 
+Over a chain of segments (:func:`segment_metric`, how the funnel scores millions of candidates): paths
+multiply, the live counts, ``merges`` and ``convs`` add up unless one segment has no path (then the
+network has none: 0), everything else adds up.
+
 Example
 -------
 >>> from zeroshot.spaces import get_space, to_table
@@ -36,9 +40,9 @@ from zeroshot.estimator.counts import table_counts
 from zeroshot.spaces.ir import ZERO, OpTable
 
 from .._topology import N_FEATURES, topology as _topology_kernel
-from . import register_proxy
+from . import Proxy, register_proxy
 
-__all__ = ["GRAPH_FEATURES", "topology_features"]
+__all__ = ["GRAPH_FEATURES", "segment_metric", "topology_features"]
 
 GRAPH_FEATURES = ("entropy", "paths", "depth", "shortest", "merges", "convs")   # kernel column order
 assert len(GRAPH_FEATURES) == N_FEATURES
@@ -70,28 +74,57 @@ def topology_features(table: OpTable) -> dict[str, np.ndarray]:
     return feats
 
 
-_DESCRIPTIONS = {
-    "params": (True, "number of parameters"),
-    "macs": (True, "multiply-accumulates (the FLOPs of NAS papers)"),
-    "live_params": (True, "parameters of ops on an input->output path"),
-    "live_macs": (True, "multiply-accumulates of ops on an input->output path"),
-    "entropy": (True, "DeepMAD/MAE-DET entropy: log output second moment at N(0,1) init, BN removed"),
-    "paths": (True, "number of input->output paths through the op graph"),
-    "depth": (True, "most conv/linear ops on an input->output path"),
-    "shortest": (True, "fewest conv/linear ops on an input->output path"),
-    "merges": (True, "adds/muls/concats joining >= 2 live branches"),
-    "convs": (True, "convolutions on an input->output path"),
+def segment_metric(proxy: Proxy) -> tuple:
+    """Topology proxy ``proxy`` as a segment metric ``(fn, reduce)`` of
+    :class:`~zeroshot.estimator.segmented.SegmentedEvaluator`, exact over a chain of segments: a ``product``
+    proxy as the sum of its logarithms (its value on the chain is then its logarithm, in the same order), a
+    ``live_sum`` one as NaN on a segment without an input->output path (the evaluator's 0 for the chain).
+
+    >>> from zeroshot.estimator.segmented import SegmentedEvaluator
+    >>> from zeroshot.proxies import get_proxy
+    >>> from zeroshot.spaces import get_space, to_table
+    >>> space = get_space("mbv2")
+    >>> codes = space.sample_codes(50, np.random.default_rng(0))
+    >>> chain = SegmentedEvaluator(space, {"paths": segment_metric(get_proxy("paths"))}).evaluate(codes)["paths"]
+    >>> bool(np.allclose(np.exp(chain), get_proxy("paths").fn(to_table(space.irs(codes)))))
+    True
+    """
+    fn = proxy.fn
+    if proxy.chain == "product":
+        def log_fn(table: OpTable) -> np.ndarray:
+            with np.errstate(divide="ignore"):
+                return np.log(np.asarray(fn(table), dtype=np.float64))
+        return log_fn, "sum"
+    if proxy.chain == "live_sum":
+        def live_fn(table: OpTable) -> np.ndarray:
+            values = np.asarray(fn(table), dtype=np.float64)
+            return np.where(topology_features(table)["paths"] > 0, values, np.nan)
+        return live_fn, "live_sum"
+    return (lambda table: np.asarray(fn(table), dtype=np.float64)), "sum"
+
+
+_DESCRIPTIONS = {      # name: (higher is better, over a chain of segments, description)
+    "params": (True, "sum", "number of parameters"),
+    "macs": (True, "sum", "multiply-accumulates (the FLOPs of NAS papers)"),
+    "live_params": (True, "live_sum", "parameters of ops on an input->output path"),
+    "live_macs": (True, "live_sum", "multiply-accumulates of ops on an input->output path"),
+    "entropy": (True, "sum", "DeepMAD/MAE-DET entropy: log output second moment at N(0,1) init, BN removed"),
+    "paths": (True, "product", "number of input->output paths through the op graph"),
+    "depth": (True, "sum", "most conv/linear ops on an input->output path"),
+    "shortest": (True, "sum", "fewest conv/linear ops on an input->output path"),
+    "merges": (True, "live_sum", "adds/muls/concats joining >= 2 live branches"),
+    "convs": (True, "live_sum", "convolutions on an input->output path"),
 }
 
 
-def _register(name: str, higher_is_better: bool, description: str) -> None:
+def _register(name: str, higher_is_better: bool, chain: str, description: str) -> None:
     def proxy(table: OpTable) -> np.ndarray:
         return topology_features(table)[name]
 
     proxy.__name__ = proxy.__qualname__ = name
     register_proxy(name, needs="nothing", higher_is_better=higher_is_better, kind="topology",
-                   description=description)(proxy)
+                   description=description, chain=chain)(proxy)
 
 
-for _name, (_higher, _description) in _DESCRIPTIONS.items():
-    _register(_name, _higher, _description)
+for _name, (_higher, _chain, _description) in _DESCRIPTIONS.items():
+    _register(_name, _higher, _chain, _description)
