@@ -222,7 +222,7 @@ def main():
                             cwd=Path(__file__).parent).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         runs = [timed_run(str(Path(tmp) / f"run{i}.db")) for i in range(args.repeats)]
-        lines = [f"# `zeroshot screen mbv2` on defaults: time and ranking quality", "",
+        lines = ["# `zeroshot screen mbv2` on defaults: time and ranking quality", "",
                  f"`python benchmarks/screen_default_run.py --repeats {args.repeats}` (commit {commit} and the "
                  f"working tree; {os.cpu_count()} cores shared with other jobs; default score "
                  f"{' + '.join(DEFAULT_PROXIES)})", "", "## Time, each run a fresh process", ""]

@@ -42,6 +42,7 @@ import numpy as np
 
 from zeroshot.errors import ParameterError
 from zeroshot.spaces.ir import Arch, to_table
+from zeroshot.spaces.rewrites import format_ranges
 from zeroshot.table import Table
 
 from .counts import bytes_per_element
@@ -113,8 +114,7 @@ def _op_spans(op_kernel: np.ndarray, n_kernels: int) -> list[str]:
     """The op indices of every kernel as text: runs of consecutive ops as ``"3-5"``, joined by commas."""
     ends = np.cumsum(np.bincount(op_kernel, minlength=n_kernels))
     groups = np.split(np.argsort(op_kernel, kind="stable"), ends[:-1]) if n_kernels else []
-    return [",".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"
-                     for run in np.split(ops, np.flatnonzero(np.diff(ops) != 1) + 1)) for ops in groups]
+    return [format_ranges(ops) for ops in groups]
 
 
 def _shape_text(ktype: str, c_in: int, c_out: int, k: int, stride: int, groups: int, h: int, w: int) -> str:

@@ -25,6 +25,7 @@ True
 """
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from scipy import sparse
 from scipy.optimize import nnls
 
 from zeroshot.errors import DeviceError, Error
+from zeroshot.spaces import get_space
 
 from .calibration_features import (FEATURE_VERSION, N_COLS, arch_table, check_version, dense_theta,
                                    round_param, sparse_theta, table_features)
@@ -175,7 +177,6 @@ def build_prior(datasets, path=PRIOR_PATH, npu=None, measured=()) -> Prior:
 def measured_datasets(paths) -> list:
     """:func:`~zeroshot.estimator.latency_csv.latency_dataset` of latency CSVs named ``..._<space>.csv`` (e.g.
     ``benchmarks/results/cpu_sources_fbnet.csv``)."""
-    from zeroshot.spaces import get_space
 
     from .latency_csv import latency_dataset
 
@@ -185,7 +186,6 @@ def measured_datasets(paths) -> list:
 def main(argv=None) -> None:
     """Rebuild :data:`PRIOR_PATH` from the shared measurements (``../shared/data/hw/*_latency.csv``) and the
     ``--measured`` CSVs."""
-    import argparse
 
     from .latency_csv import shared_datasets
 

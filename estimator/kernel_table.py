@@ -24,8 +24,8 @@ import numpy as np
 from zeroshot.spaces import ir
 from zeroshot.spaces.ir import OpTable
 
-__all__ = ["DEFAULT_FUSION", "KERNEL_FIELDS", "KERNEL_TYPES", "KT", "KernelTable", "decompose",
-           "parse_fusion"]
+__all__ = ["DEFAULT_FUSION", "FUSION_FOLLOWERS", "FUSION_HEADS", "KERNEL_FIELDS", "KERNEL_TYPES", "KT", "KernelTable",
+           "decompose", "parse_fusion"]
 
 KERNEL_TYPES = ("conv", "dwconv", "gconv", "bn", "act", "add", "mul", "pool", "gap", "linear", "zero",
                 "upsample", "concat", "shuffle")
@@ -33,9 +33,10 @@ KT = {name: i for i, name in enumerate(KERNEL_TYPES)}
 
 #: Fusion pairs (kernel head kind, follower op kind) most accelerators and runtimes fuse.
 DEFAULT_FUSION = ("conv+bn", "conv+act", "bn+act", "add+act", "linear+act")
-_FUSABLE_FOLLOWERS = {"bn": ir.BN, "act": ir.ACT}
-_HEADS = {"conv": (ir.CONV, ir.DECONV), "bn": (ir.BN,), "add": (ir.ADD,), "linear": (ir.LINEAR,),
-          "pool": (ir.AVGPOOL, ir.MAXPOOL), "mul": (ir.MUL,)}
+#: the op kinds a fusion rule may name: the followers a kernel absorbs, and the heads that absorb them
+FUSION_FOLLOWERS = {"bn": ir.BN, "act": ir.ACT}
+FUSION_HEADS = {"conv": (ir.CONV, ir.DECONV), "bn": (ir.BN,), "add": (ir.ADD,), "linear": (ir.LINEAR,),
+                "pool": (ir.AVGPOOL, ir.MAXPOOL), "mul": (ir.MUL,)}
 
 KERNEL_FIELDS = ("type", "c_in", "c_out", "h_in", "w_in", "h_out", "w_out", "k", "stride", "groups",
                  "macs", "in_elems", "out_elems", "weight_elems", "act", "n_ops")
@@ -69,9 +70,9 @@ def parse_fusion(rules) -> tuple[str, ...]:
     out = []
     for rule in rules:
         head, _, follower = str(rule).partition("+")
-        if head not in _HEADS or follower not in _FUSABLE_FOLLOWERS:
+        if head not in FUSION_HEADS or follower not in FUSION_FOLLOWERS:
             raise ValueError(f"fusion rule {rule!r} must be HEAD+FOLLOWER with HEAD in "
-                             f"{', '.join(_HEADS)} and FOLLOWER in {', '.join(_FUSABLE_FOLLOWERS)}")
+                             f"{', '.join(FUSION_HEADS)} and FOLLOWER in {', '.join(FUSION_FOLLOWERS)}")
         out.append(f"{head}+{follower}")
     return tuple(out)
 
@@ -94,7 +95,7 @@ def decompose(table: OpTable, fusion=DEFAULT_FUSION) -> KernelTable:
         hk = kind[head[prod]]
         fuse = np.zeros(n, bool)
         for h, f in rules:
-            fuse |= (kind == _FUSABLE_FOLLOWERS[f]) & np.isin(hk, _HEADS[h])
+            fuse |= (kind == FUSION_FOLLOWERS[f]) & np.isin(hk, FUSION_HEADS[h])
         fuse &= sole_reader
         new_head = np.where(fuse, head[prod], np.arange(n))
         if np.array_equal(new_head, head):

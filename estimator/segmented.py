@@ -25,11 +25,11 @@ from typing import Callable
 
 import numpy as np
 
-from zeroshot.spaces import SearchSpace, ir, to_table
+from zeroshot.spaces import SearchSpace, to_table
 
 from . import _segments
 from .counts import table_counts
-from .kernel_table import KERNEL_TYPES, decompose
+from .kernel_table import FUSION_FOLLOWERS, FUSION_HEADS, KERNEL_TYPES, decompose
 
 __all__ = ["REDUCTIONS", "LatencyMetric", "Metric", "SegmentedEvaluator", "count_metrics", "latency_metric",
            "whole_values"]
@@ -92,11 +92,10 @@ class LatencyMetric:
         return table
 
 
-_FOLLOWERS = (ir.ACT, ir.BN)
-_FOLLOWER_NAMES = ("act", "bn")
-_HEAD_OF = {"conv": "conv", "dwconv": "conv", "gconv": "conv", "bn": "bn", "add": "add", "linear": "linear",
-            "pool": "pool", "mul": "mul"}
-_HEAD_NAMES = ("conv", "bn", "add", "linear", "pool", "mul", "none")
+_FOLLOWER_NAMES = tuple(FUSION_FOLLOWERS)
+_FOLLOWERS = tuple(FUSION_FOLLOWERS.values())
+_HEAD_NAMES = (*FUSION_HEADS, "none")
+_HEAD_OF = {"dwconv": "conv", "gconv": "conv", **{head: head for head in FUSION_HEADS}}   # kernel type -> head
 
 
 def latency_metric(device) -> LatencyMetric:
@@ -139,10 +138,6 @@ class SegmentedEvaluator:
             self.segmented = not any(m.device.whole_graph for m in metrics.values() if isinstance(m, LatencyMetric))
         except NotImplementedError:
             self.segmented = False
-
-    @property
-    def n_cached(self) -> int:
-        return len(self._keys)
 
     def evaluate(self, codes: np.ndarray) -> dict[str, np.ndarray]:
         codes = np.asarray(codes, dtype=np.int64).reshape(-1, self.space.code_length)

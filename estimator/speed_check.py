@@ -26,7 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from zeroshot.errors import DeviceError
+from zeroshot.spaces import get_space, to_table
 
+from .counts import table_counts
 from .measured_device import MeasuredDevice
 
 __all__ = ["DRIFT_WARN", "REFERENCE_MODELS", "SpeedCheck", "rebuilt", "reference_models", "references",
@@ -59,9 +61,7 @@ def rebuilt(refs: list[dict]) -> list:
     """The reference models as IR networks, checked against their parameter counts: a space built with
     other options than the registered defaults rebuilds other networks, and raises
     :class:`~zeroshot.errors.DeviceError`."""
-    from zeroshot.spaces import get_space, to_table
 
-    from .counts import table_counts
 
     archs = [get_space(r["space"]).to_ir(r["arch"]) for r in refs]
     params = table_counts(to_table(archs))["params"]

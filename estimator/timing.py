@@ -424,11 +424,9 @@ def replay(g: Graph, op: ir.Op, c_out: int | None = None, groups: int | None = N
 
 def _replay_deconv(g: Graph, op: ir.Op, c_out: int, groups: int) -> int:
     """A transposed conv replayed with its output padding (recovered from its output size) kept."""
-    (kh, kw), (sh, sw), (t, _, l, _) = op.kernel, op.strides, op.padding
-    extra = (op.h_out - ((op.h_in - 1) * sh - 2 * t + op.dilation * (kh - 1) + 1),
-             op.w_out - ((op.w_in - 1) * sw - 2 * l + op.dilation * (kw - 1) + 1))
+    t, _, l, _ = op.padding
     return g.deconv(op.inputs[0], c_out, op.k, op.stride, groups, bool(op.flag), t, kw=op.kw,
-                    stride_w=op.stride_w, pad_w=l, dilation=op.dilation, output_padding=extra)
+                    stride_w=op.stride_w, pad_w=l, dilation=op.dilation, output_padding=op.output_padding)
 
 
 def upsample_size(op: ir.Op, old_hw: tuple[int, int], new_hw: tuple[int, int]) -> tuple[int, int] | None:

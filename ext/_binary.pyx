@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Bit-packed binary activation codes: packing, Hamming Gram matrices and distinct-row counts.
 
-Built as ``zeroshot._binary``; the validating wrappers are in :mod:`zeroshot.proxies.kernels`.
+Built as ``zeroshot._binary``; the validating wrappers are in :mod:`zeroshot.proxies.compiled`.
 A code matrix is ``(rows, words)`` uint64 where bit ``j % 64`` of word ``j // 64`` holds column ``j``
 (``x[r, j] > 0``); padding bits are zero in every row, so they never change a Hamming distance.
 """

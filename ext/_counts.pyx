@@ -13,6 +13,9 @@ cdef enum:
     LINEAR = 7
     DECONV = 13
 
+#: the IR op kinds this kernel reads, by name (tests check them against ``zeroshot.spaces.ir``)
+KINDS = {"conv": CONV, "bn": BN, "linear": LINEAR, "deconv": DECONV}
+
 
 def counts(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1] c_in,
            const int64_t[::1] c_out, const int64_t[::1] h_in, const int64_t[::1] w_in,
@@ -36,7 +39,7 @@ def counts(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1] c
             m = 0
             for i in range(n_ops + 1):
                 live[i] = 0
-            # live[i] accumulates the bytes freed after step i (difference array over steps)
+            # live[i] accumulates the elements freed after step i (difference array over steps)
             cur = in_size[a]
             live[in_last[a]] += in_size[a]
             best = cur

@@ -8,6 +8,9 @@ from libc.stdint cimport int64_t, uint8_t
 cdef enum:
     ZERO = 8
 
+#: the IR op kinds this kernel reads, by name (tests check them against ``zeroshot.spaces.ir``)
+KINDS = {"zero": ZERO}
+
 
 def live_ops(const int64_t[::1] ptr, const int64_t[::1] kind, const int64_t[::1] edge_ptr,
              const int64_t[::1] edges, const int64_t[::1] last_use, uint8_t[::1] const_,

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """Symmetric eigenvalues and log-determinants through scipy's Cython LAPACK (GIL released).
 
-Built as ``zeroshot._linalg``; the validating wrappers are in :mod:`zeroshot.proxies.kernels`.
+Built as ``zeroshot._linalg``; the validating wrappers are in :mod:`zeroshot.proxies.compiled`.
 Matrices are C-contiguous float64 and symmetric, so the row-major buffer is its own transpose and is
 passed to Fortran LAPACK as is.  Inputs are overwritten.
 """

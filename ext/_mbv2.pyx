@@ -6,8 +6,12 @@ Code row: ``[resolution, stem, head]`` then per block slot ``[present, type, ker
 """
 from libc.stdint cimport int16_t, int64_t
 
-DEF FIELDS = 5
-DEF HEADER = 3
+cdef enum:
+    FIELDS = 5     # per block slot: present, type, kernel, expansion, channels
+    HEADER = 3     # resolution, stem, head
+
+#: the code row layout, checked against :mod:`zeroshot.spaces.mbv2` by the wrapper at import
+LAYOUT = {"header": HEADER, "fields": FIELDS}
 
 
 def fill_blocks(const double[:, :, ::1] u, const int16_t[:, ::1] choice, const int64_t[::1] m,

@@ -2,7 +2,7 @@
 """Per-kernel latency of the analytic ``npu`` accelerator model over the columns of a KernelTable.
 
 Built as ``zeroshot.estimator._npu``; the Python wrapper is :class:`zeroshot.estimator.npu.NpuDevice`.  Kernel types follow
-``zeroshot.estimator.kernels.KERNEL_TYPES`` (0 conv, 1 dwconv, 2 gconv, 3 bn, 4 act, 5 add, 6 mul, 7 pool, 8 gap,
+``zeroshot.estimator.kernel_table.KERNEL_TYPES`` (0 conv, 1 dwconv, 2 gconv, 3 bn, 4 act, 5 add, 6 mul, 7 pool, 8 gap,
 9 linear, 10 zero, 11 upsample, 12 concat); the wrapper checks that order once at import.
 """
 from libc.math cimport NAN
@@ -27,17 +27,17 @@ cdef enum:
     FOLDED = 4
 
 
-cdef inline int64_t cdiv(int64_t a, int64_t b) nogil:
+cdef inline int64_t cdiv(int64_t a, int64_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
-cdef inline int64_t padded(int64_t a, int64_t b) nogil:
+cdef inline int64_t padded(int64_t a, int64_t b) noexcept nogil:
     return cdiv(a, b) * b
 
 
 cdef inline int64_t cycles_of(int64_t t, int64_t c_in, int64_t c_out, int64_t h_in, int64_t w_in,
                               int64_t h_out, int64_t w_out, int64_t k, int64_t g, int64_t lanes,
-                              int64_t kernel_lanes, int64_t pixel_lanes, int64_t tap_lanes) nogil:
+                              int64_t kernel_lanes, int64_t pixel_lanes, int64_t tap_lanes) noexcept nogil:
     cdef int64_t hw = cdiv(h_out * w_out, pixel_lanes)
     if t == CONV:
         return cdiv(c_in, lanes) * cdiv(c_out, kernel_lanes) * hw * k * k
@@ -55,7 +55,7 @@ cdef inline int64_t cycles_of(int64_t t, int64_t c_in, int64_t c_out, int64_t h_
 
 
 cdef inline double lane_utilisation(int64_t t, int64_t c_in, int64_t c_out, int64_t g, int64_t lanes,
-                                    int64_t kernel_lanes) nogil:
+                                    int64_t kernel_lanes) noexcept nogil:
     """Useful channel lanes / lanes occupied, under the padding of ``cycles_of`` (NaN: no lanes used)."""
     if t == CONV or t == LINEAR:
         return <double>(c_in * c_out) / <double>(padded(c_in, lanes) * padded(c_out, kernel_lanes))
@@ -71,7 +71,7 @@ cdef inline double lane_utilisation(int64_t t, int64_t c_in, int64_t c_out, int6
 
 cdef inline double busy_s(int64_t cycles, int64_t elems_moved, int64_t weight_elems, double clock_hz,
                           double sram_bytes, double sram_bps, double dram_bps, int64_t bytes_per_element,
-                          int* bound) nogil:
+                          int* bound) noexcept nogil:
     """``max(compute, SRAM, DRAM)`` seconds of one kernel; ``bound`` gets the term that wins (ties: the first)."""
     cdef double act_b = <double>(elems_moved * bytes_per_element)
     cdef double w_b = <double>(weight_elems * bytes_per_element)

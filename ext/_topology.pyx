@@ -29,6 +29,16 @@ cdef enum:
     CONCAT = 10
     DECONV = 13
 
+cdef enum:       # activation codes (ir.ACT_CODES) whose gain differs from the relu-like halving
+    SIGMOID = 4
+    HSIGMOID = 5
+    TANH = 8
+
+#: the IR op kinds and activation codes this kernel reads, by name (tests check them against ``zeroshot.spaces.ir``)
+KINDS = {"conv": CONV, "act": ACT, "add": ADD, "mul": MUL, "avgpool": AVGPOOL, "linear": LINEAR, "zero": ZERO,
+         "concat": CONCAT, "deconv": DECONV}
+ACTS = {"sigmoid": SIGMOID, "hsigmoid": HSIGMOID, "tanh": TANH}
+
 # columns of ``out``
 cdef enum:
     F_ENTROPY = 0
@@ -48,11 +58,11 @@ cdef inline double _act_gain(int64_t code) noexcept nogil:
     """log of the second-moment gain of an activation on a zero-mean Gaussian input (ir.ACT_CODES):
     relu-like units (relu, relu6, hswish, silu, gelu) halve it; sigmoid, hard sigmoid and tanh are taken as
     their linearisations at 0 (slopes 1/4, 1/6 and 1)."""
-    if code == 4:
+    if code == SIGMOID:
         return -LOG16
-    if code == 5:
+    if code == HSIGMOID:
         return -LOG36
-    if code == 8:
+    if code == TANH:
         return 0.0
     return -LOG2
 

@@ -89,10 +89,8 @@ def _window_module(op: Op) -> nn.Module:
 
 def _deconv(op: Op) -> nn.ConvTranspose2d:
     """The transposed conv of ``op``, its output padding recovered from the output size."""
-    (kh, kw), (sh, sw), (t, _, l, _) = op.kernel, op.strides, op.padding
-    extra = (op.h_out - ((op.h_in - 1) * sh - 2 * t + op.dilation * (kh - 1) + 1),
-             op.w_out - ((op.w_in - 1) * sw - 2 * l + op.dilation * (kw - 1) + 1))
-    return nn.ConvTranspose2d(op.c_in, op.c_out, op.kernel, op.strides, (t, l), extra, op.groups,
+    t, _, l, _ = op.padding
+    return nn.ConvTranspose2d(op.c_in, op.c_out, op.kernel, op.strides, (t, l), op.output_padding, op.groups,
                               bool(op.flag), op.dilation)
 
 

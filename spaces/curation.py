@@ -35,7 +35,7 @@ from math import prod
 import numpy as np
 
 from zeroshot.checks import check_int
-from zeroshot.errors import InputError, ParameterError
+from zeroshot.errors import InputError
 
 __all__ = ["BLOCK_TYPES", "Curated", "MOBILENETV2_RAW", "RawSpace", "RawStage", "curate", "make_divisible"]
 

@@ -91,6 +91,13 @@ class Op:
         return self.pads or (self.pad,) * 4
 
     @property
+    def output_padding(self) -> tuple[int, int]:
+        """A transposed convolution's output padding (height, width), recovered from its output size."""
+        (kh, kw), (sh, sw), (t, _, l, _) = self.kernel, self.strides, self.padding
+        return (self.h_out - ((self.h_in - 1) * sh - 2 * t + self.dilation * (kh - 1) + 1),
+                self.w_out - ((self.w_in - 1) * sw - 2 * l + self.dilation * (kw - 1) + 1))
+
+    @property
     def weights(self) -> int:
         """Weight elements of a convolution, transposed convolution or linear layer (no bias)."""
         if self.kind in (CONV, DECONV):

@@ -72,6 +72,7 @@ MOBILENETV2 = ("r224 s32 | i3e1c16 | i3e6c24 i3e6c24 | i3e6c32 i3e6c32 i3e6c32 |
 
 FIELDS = 5                        # per block slot: present, type, kernel, expansion, channels
 HEADER = 3                        # resolution, stem, head
+assert _mbv2.LAYOUT == {"header": HEADER, "fields": FIELDS}, "ext/_mbv2.pyx disagrees on the code row layout"
 MAX_KERNEL, MAX_EXPANSION, MAX_CHANNELS = 15, 64, 65536
 TASKS = ("classify", "detect", "segment")   # the heads of _head
 #: Default number of classes per task: ImageNet, COCO (with background, as torchvision's SSDLite),

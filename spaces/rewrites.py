@@ -20,7 +20,7 @@ takes numbers, ranges and ``last`` (``1-3``, ``2,4``, ``5-last``).  Rewrites:
 The width and depth rules are those of the IR moves (:mod:`zeroshot.spaces.moves`), which make the same
 changes on any network's graph: an mbv2 network's IR after a move equals the IR of the rewrite's encoding
 (``fuse``, ``snap`` while no block gains a residual, ``width`` with the head kept below 1,
-``depth``); ``make_divisible`` here is the curation's.
+``depth``); ``make_divisible`` is :func:`zeroshot.spaces.curation.make_divisible`.
 
 Every rewrite reports what it changed and which constraint of the space moved its result (a depth
 clipped to the space's block slots, a width clipped to the channel limit); :func:`apply_rewrites` adds
@@ -48,10 +48,10 @@ from zeroshot.registry import Registry
 
 from .base import SearchSpace
 from .mbv2 import MAX_CHANNELS, Mbv2Space
-from .moves import make_divisible, scale_width, scaled_depth, snap_width
+from .moves import scale_width, scaled_depth, snap_width
 
 __all__ = ["REWRITES", "Rewrite", "RewriteError", "UnknownRewriteError", "apply_rewrites", "apply_steps",
-           "describe_rewrites", "list_rewrites", "make_divisible", "parse_spec", "parse_stages", "register_rewrite"]
+           "describe_rewrites", "format_ranges", "list_rewrites", "parse_spec", "parse_stages", "register_rewrite"]
 
 
 class RewriteError(InputError):
@@ -115,6 +115,18 @@ def parse_stages(text: str, n_stages: int) -> list[int]:
                                "(use 'last' for the last one)")
         out.update(range(a, b + 1))
     return sorted(out)
+
+
+def format_ranges(numbers) -> str:
+    """Sorted integers as text, runs of consecutive ones as ranges (what :func:`parse_stages` reads).
+
+    >>> format_ranges([1, 2, 3, 5, 7, 8])
+    '1-3,5,7-8'
+    """
+    numbers = [int(n) for n in numbers]
+    starts = [i for i, n in enumerate(numbers) if i == 0 or n != numbers[i - 1] + 1]
+    runs = [numbers[a:b] for a, b in zip(starts, starts[1:] + [len(numbers)])]
+    return ",".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def _stages_param(text):
@@ -202,19 +214,8 @@ def apply_steps(space: SearchSpace, codes: np.ndarray, spec: str) -> list[tuple[
 
 def _show(v) -> str:
     if isinstance(v, list):
-        return _ranges(v)
+        return format_ranges(v)
     return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def _ranges(stages: list[int]) -> str:
-    parts, i = [], 0
-    while i < len(stages):
-        j = i
-        while j + 1 < len(stages) and stages[j + 1] == stages[j] + 1:
-            j += 1
-        parts.append(str(stages[i]) if i == j else f"{stages[i]}-{stages[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 def _selected(space, stages) -> list[int]:

@@ -20,7 +20,7 @@ from zeroshot.funnel import cheap_metrics
 from zeroshot.proxies import get_proxy
 from zeroshot.spaces import SPACES, EncodingError, SpaceOptionError, get_space, to_table
 from zeroshot.spaces.builder import build, count_parameters
-from zeroshot.spaces.ir import CONV, MUL
+from zeroshot.spaces.ir import MUL
 from zeroshot.spaces.macro import MacroSpace, Stage, choices, custom, fused, ibn, skip
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))   # the declaration is a fixture

@@ -44,10 +44,14 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import torch
+from torch import nn
 
+from zeroshot.estimator.counts import bytes_per_element
 from zeroshot.estimator.devices import Device
 from zeroshot.spaces import Arch, SearchSpace
 from zeroshot.spaces import moves as mv
+from zeroshot.spaces.builder import GraphNet, build
 from zeroshot.spaces.ir import BN, CONV, DECONV, LINEAR
 
 from .api import estimate, resolve_archs, resolve_device, resolve_space
@@ -168,7 +172,6 @@ def _resolve_model(model, input_shape, space) -> tuple[Arch, dict]:
     torch = sys.modules.get("torch")            # a torch module exists only once torch is imported
     if torch is None or not isinstance(model, torch.nn.Module):
         raise ParameterError("model", "an IR Arch, an encoding or a torch module", type(model).__name__)
-    from zeroshot.spaces.builder import GraphNet
     if isinstance(model, GraphNet):
         return model.arch, {i: layer for i, layer in enumerate(model.layers)
                             if model.arch.ops[i].kind in _WEIGHTED}
@@ -179,8 +182,6 @@ def _resolve_model(model, input_shape, space) -> tuple[Arch, dict]:
 def _traced_weights(model, arch: Arch) -> dict:
     """The modules of ``model`` behind the ops with weights of its trace ``arch``, matched in the order they
     run (empty when they do not line up, for example a conv called through ``F.conv2d``)."""
-    import torch
-    from torch import nn
     kinds = {CONV: nn.Conv2d, DECONV: nn.ConvTranspose2d, BN: nn.BatchNorm2d, LINEAR: nn.Linear}
     calls, training = [], {m: m.training for m in model.modules()}
     hooks = [m.register_forward_hook(lambda m, args, out: calls.append(m)) for m in model.modules()
@@ -339,7 +340,6 @@ def _lanes_table(arch: Arch, lanes: int | None) -> Table:
 
 def _peak_table(arch: Arch, precision: str) -> Table:
     """The tensors live when the activations peak, largest first, with the op writing each."""
-    from zeroshot.estimator.counts import bytes_per_element
     step, tensors = mv.peak_tensors(arch)
     nbytes = bytes_per_element(precision)
     return Table({"tensor": tensors, "shape": ["x".join(map(str, arch.tensor_shape(t))) for t in tensors],
@@ -351,7 +351,6 @@ def _peak_table(arch: Arch, precision: str) -> Table:
 def _module(arch: Arch, before: Arch, weights: dict):
     """The torch module of ``arch`` (a move's result on ``before``); each layer a move left as it was gets
     the weights of its module in ``weights`` (op index of ``before`` -> module), the others fresh ones."""
-    from zeroshot.spaces.builder import build
     net = build(arch)
     for op, layer, i in zip(arch.ops, net.layers, arch.meta["from_ops"]):
         if i in weights and _same_layer(op, before.ops[i]):
@@ -361,7 +360,6 @@ def _module(arch: Arch, before: Arch, weights: dict):
 
 def _copy_tensors(dst, src) -> None:
     """The parameters and buffers of ``src`` into those of ``dst`` with the same name and shape."""
-    import torch
     theirs = {n.rsplit(".", 1)[-1]: t for n, t in (*src.named_parameters(), *src.named_buffers())}
     with torch.no_grad():
         for n, t in (*dst.named_parameters(), *dst.named_buffers()):

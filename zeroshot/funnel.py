@@ -42,7 +42,8 @@ from zeroshot.estimator.counts import bytes_per_element
 from zeroshot.estimator.devices import Device, device_from_dict, load_device
 from zeroshot.estimator.estimate import Estimator
 from zeroshot.estimator.segmented import whole_values
-from zeroshot.spaces import to_table
+from zeroshot.spaces import get_space, to_table
+from zeroshot.spaces.ir import Arch
 
 from .allocator import keep_freed_memory
 from .checks import check_int, check_seed
@@ -119,7 +120,6 @@ def _init_worker(cfg_dict: dict) -> None:
     key = repr(sorted(cfg_dict.items()))
     if _WORKER.get("key") == key:
         return
-    from zeroshot.spaces import get_space
     keep_freed_memory()             # spawned workers do not inherit the command line's setting
     cfg = ScreenConfig(**cfg_dict)
     space = get_space(cfg.space, **cfg.space_options)
@@ -286,7 +286,6 @@ def _model_baseline(options: dict):
     """A network outside the space given as ``baseline`` (an IR :class:`~zeroshot.spaces.ir.Arch`, e.g. of
     :func:`zeroshot.from_torch`): returned, its name left in ``options`` as ``"model:NAME"`` (what the run's
     config records); None for a name or an encoding."""
-    from zeroshot.spaces.ir import Arch
     arch = options.get("baseline")
     if arch is None or isinstance(arch, str):
         return None
@@ -360,7 +359,6 @@ def _timed(timings: dict, name: str):
 def validate(cfg: ScreenConfig, model=None):
     """Check ``cfg`` (and a ``model`` baseline) before anything runs (ParameterError naming the parameter);
     the space it screens."""
-    from zeroshot.spaces import get_space
     space = get_space(cfg.space, **cfg.space_options)
     if not cfg.all and (cfg.n is None or cfg.n < 1):
         raise ParameterError("n", "a positive number of candidates", cfg.n)

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from zeroshot.spaces import SearchSpace
-from zeroshot.spaces.rewrites import _ranges
+from zeroshot.spaces.rewrites import format_ranges
 
 from .errors import InputError
 
@@ -64,11 +64,11 @@ def mine(space: SearchSpace, best: Sequence[str], everyone: Sequence[str]) -> li
              if strong(fb["fused_none"][:, s].mean(), fa["fused_none"][:, s].mean())]
     if fused:
         share = float(fb["fused_all"][:, [s - 1 for s in fused]].all(1).mean())
-        rule = f"fused in stages {_ranges(fused)}" + (f", not in {_ranges(plain)}" if plain else "")
-        out.append({"rule": rule, "spec": f"fuse:stages={_ranges(fused)}", "best": share,
+        rule = f"fused in stages {format_ranges(fused)}" + (f", not in {format_ranges(plain)}" if plain else "")
+        out.append({"rule": rule, "spec": f"fuse:stages={format_ranges(fused)}", "best": share,
                     "all": float(fa["fused_all"][:, [s - 1 for s in fused]].all(1).mean())})
     elif plain:
-        out.append({"rule": f"no fused block in stages {_ranges(plain)}", "spec": None,
+        out.append({"rule": f"no fused block in stages {format_ranges(plain)}", "spec": None,
                     "best": float(fb["fused_none"][:, [s - 1 for s in plain]].all(1).mean()),
                     "all": float(fa["fused_none"][:, [s - 1 for s in plain]].all(1).mean())})
     for p in (64, 32):

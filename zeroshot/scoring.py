@@ -49,8 +49,8 @@ from .batches import Data, resize, synthetic_data
 from .errors import ParameterError
 from .proxies import get_proxy
 
-__all__ = ["CANDIDATES", "DEFAULT_BATCH", "DEFAULT_PROXIES", "compute_ir_proxies", "compute_proxies",
-           "input_batch", "log_ranks", "needs_data", "network_values", "rank_aggregate", "resolve_proxies",
+__all__ = ["CANDIDATES", "DEFAULT_BATCH", "DEFAULT_PROXIES", "compute_ir_proxies", "compute_proxies", "data_proxies",
+           "input_batch", "log_ranks", "network_values", "rank_aggregate", "resolve_proxies",
            "split_by_kind", "topology_values"]
 
 DEFAULT_PROXIES = ("meco", "swap_layers")
@@ -96,9 +96,13 @@ def resolve_proxies(names: Sequence[str] | str) -> list[str]:
     return names
 
 
-def needs_data(names: Sequence[str]) -> bool:
-    """Whether any proxy of ``names`` reads images or labels."""
-    return any(get_proxy(n).needs in ("images", "labels") for n in names)
+def data_proxies(names: Sequence[str]) -> list[str]:
+    """The proxies of ``names`` that read images or labels (without data: seeded Gaussian input).
+
+    >>> data_proxies(["meco", "snip", "params"])
+    ['snip']
+    """
+    return [n for n in names if get_proxy(n).needs in ("images", "labels")]
 
 
 def input_batch(arch, data: Data | None, batch_size: int | None, seed: int) -> Data:

@@ -33,6 +33,8 @@ from typing import Callable
 
 import numpy as np
 
+from zeroshot.spaces import get_space
+
 from .batches import Data, validate
 from .checks import check_int, check_seed
 from .constraints import Constraints
@@ -42,6 +44,7 @@ from .funnel import ScreenConfig
 from .prefilter import ProxyScorer
 from .proxies import get_proxy
 from .scoring import DEFAULT_PROXIES, resolve_proxies
+from .store import ResultStore
 from .study import Study, cost_evaluator
 from .table import Table
 
@@ -210,12 +213,10 @@ def run_search(cfg: SearchConfig, evaluator, db: str | None = None, scorer: Prox
     (``cfg.batch_size`` images drawn by ``cfg.seed``, weights seeded by it; synthetic input when None).
     ``space``: an already-built space object (one with a custom raw description, which
     ``cfg.space_options`` cannot carry); by default ``get_space(cfg.space, **cfg.space_options)``."""
-    from zeroshot.spaces import get_space
 
-    from .store import ResultStore
-    from .strategies import get_strategy
+    from .strategies import DEFAULT_POPULATION, get_strategy
     strategy = get_strategy(cfg.strategy)
-    defaults = getattr(strategy, "defaults", {"population": 10})      # registered by STRATEGIES.register
+    defaults = getattr(strategy, "defaults", {"population": DEFAULT_POPULATION})   # set by register_strategy
     cfg = replace(cfg, **{k: v for k, v in defaults.items() if getattr(cfg, k) is None})
     cfg.check()
     if space is None:

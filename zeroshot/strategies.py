@@ -52,12 +52,17 @@ import numpy as np
 from .evolution import aging_evolution
 from .registry import Registry
 
-__all__ = ["STRATEGIES", "describe", "get_strategy", "list_strategies", "register_strategy"]
+__all__ = ["DEFAULT_POPULATION", "STRATEGIES", "describe", "get_strategy", "list_strategies", "register_strategy"]
 
 STRATEGIES: Registry[Callable] = Registry("strategy")
 
 
-def register_strategy(name: str, description: str, population: int = 10) -> Callable[[Callable], Callable]:
+#: a strategy's population when neither its registration nor the search says
+DEFAULT_POPULATION = 10
+
+
+def register_strategy(name: str, description: str,
+                      population: int = DEFAULT_POPULATION) -> Callable[[Callable], Callable]:
     """Decorator registering ``fn(study)`` as the strategy ``name``, described in one line; ``population``:
     the strategy's default population (a search's ``population=None``)."""
     def deco(fn: Callable) -> Callable:

@@ -42,18 +42,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from zeroshot.estimator.timing import torch_device
+from zeroshot.spaces import get_space
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import Arch, arch_to_dict
 
 from .atomic import check_writable, open_atomically, writing
 from .batches import Data
-from .training_sets import split
+from .training_sets import load_dataset, split
 from .checks import check_int, check_seed
 from .errors import InputError, ParameterError
 from .progress import progress
 
 __all__ = ["DEVICES", "EVAL_BATCH", "OPTIMIZERS", "TrainConfig", "TrainResult", "augment", "evaluate",
-           "resolve_device", "train", "train_job"]
+           "train", "train_job"]
 
 #: optimiser name -> (base learning rate at batch 256, default weight decay)
 OPTIMIZERS = {"sgd": (0.1, 5e-4), "adamw": (2e-3, 0.05)}
@@ -117,17 +119,6 @@ class TrainResult:
                 if isinstance(getattr(self, f.name), (int, float))}
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device of a training ``device`` setting (``auto``: cuda when present, else cpu)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device", "a device this machine has", "cuda", fix="no CUDA device is available here; use cpu")
-    if name not in DEVICES:
-        raise ParameterError("device", f"one of {', '.join(DEVICES)} for training", name)
-    return torch.device(name)
-
-
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random crop with zero padding (1/8 of the side) and horizontal flip, per sample, from ``gen``."""
     n, _, h, w = x.shape
@@ -179,7 +170,7 @@ def train(arch: Arch, data: Data, cfg: TrainConfig, checkpoint: str | None = Non
     if arch.task not in ("classify", "segment") or len(arch.outputs) != 1:
         raise InputError(f"training supports classification and segmentation networks with one output; this "
                          f"one is a {arch.task} network with {len(arch.outputs)} outputs")
-    dev = resolve_device(cfg.device)
+    dev = torch_device(cfg.device)
     t0 = time.perf_counter()
     train_set, val_set = split(data, cfg.val_fraction, cfg.seed)
     xt, yt = torch.from_numpy(train_set.x).to(dev), torch.from_numpy(train_set.y).to(dev)
@@ -306,9 +297,7 @@ def train_job(job: dict) -> dict:
     """Train one architecture described by plain values (a local or Ray task): ``space``,
     ``space_options``, ``arch`` (encoding), ``data`` (path) and ``config`` (:class:`TrainConfig` fields).
     Returns :meth:`TrainResult.metrics`; the data set is loaded once per worker."""
-    from zeroshot.spaces import get_space
 
-    from .training_sets import load_dataset
     space = get_space(job["space"], **job["space_options"])
     arch = space.to_ir(job["arch"])
     key = (job["data"], arch.input_shape)

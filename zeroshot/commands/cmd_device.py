@@ -6,10 +6,13 @@ Each action is a pair ``(add_parser, run)`` in :data:`ACTIONS`; a new action (``
 more function pair and one more entry.
 """
 import json
+import sys
+from pathlib import Path
 
 from zeroshot.estimator.devices import list_devices, load_device
 from zeroshot.atomic import writing
 from zeroshot.errors import InputError, ParameterError
+from zeroshot.spaces import get_space, list_spaces
 
 
 def add_list(sub):
@@ -52,13 +55,9 @@ def add_profile(sub):
 
 
 def run_profile(args):
-    import sys
-    from pathlib import Path
 
     from zeroshot.estimator.timing import require_onnxruntime, runtime_device
     from zeroshot.estimator.profiling import profile
-    from zeroshot.spaces import list_spaces
-    from zeroshot.spaces import get_space
 
     out = Path(args.output)
     if out.suffix != ".json":
@@ -94,8 +93,6 @@ def add_check(sub):
 
 
 def run_check(args):
-    import sys
-    from pathlib import Path
 
     from zeroshot.estimator.measured_device import MeasuredDevice
     from zeroshot.estimator.speed_check import speed_check

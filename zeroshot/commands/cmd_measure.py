@@ -7,9 +7,13 @@ range).  Batch 1, one thread and the thread's CPU time by default (see :mod:`zer
 ``--check-device FILE.json`` times a measured device's reference networks with them and prints how fast this
 machine runs against that device's profile (:mod:`zeroshot.estimator.speed_check`).
 """
+import sys
+
 from zeroshot.api import measure
 from zeroshot.cli import add_space_args, models_from_args, read_archs, space_from_args, write_text
 from zeroshot.errors import InputError, ParameterError
+from zeroshot.estimator.devices import load_device
+from zeroshot.estimator.timing import at_resolution
 from zeroshot.table import Table
 
 
@@ -36,7 +40,6 @@ def register(sub):
 def checked_device(args):
     """The measured device of ``--check-device`` and its reference networks, checked to be measured as it was
     profiled (threads, batch 1, runtime)."""
-    from zeroshot.estimator.devices import load_device
     from zeroshot.estimator.measured_device import MeasuredDevice
     from zeroshot.estimator.speed_check import rebuilt, references
 
@@ -55,7 +58,6 @@ def checked_device(args):
 
 
 def report_check(args, refs, ms) -> None:
-    import sys
 
     from zeroshot.estimator.speed_check import SpeedCheck
 
@@ -67,7 +69,6 @@ def report_check(args, refs, ms) -> None:
 
 
 def run(args):
-    from zeroshot.estimator.timing import at_resolution
 
     archs = models_from_args(args)
     if archs is None:

@@ -10,9 +10,8 @@ import sys
 from zeroshot.api import Archs, score
 from zeroshot.checks import check_seed
 from zeroshot.cli import add_space_args, models_from_args, read_archs, space_from_args, write_text
-from zeroshot.proxies import get_proxy
 from zeroshot.proxies.network import check_batch_size
-from zeroshot.scoring import DEFAULT_PROXIES, resolve_proxies
+from zeroshot.scoring import DEFAULT_PROXIES, data_proxies, resolve_proxies
 
 
 def register(sub):
@@ -43,7 +42,7 @@ def run(args):
 
 
 def _note_synthetic(names):
-    users = [n for n in names if get_proxy(n).needs in ("images", "labels")]
+    users = data_proxies(names)
     if users:
         verb = "sees" if len(users) == 1 else "see"
         print(f"zeroshot score: note: no --data; {', '.join(users)} {verb} seeded Gaussian input with random labels",

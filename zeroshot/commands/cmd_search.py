@@ -16,7 +16,7 @@ from zeroshot.checks import check_int
 from zeroshot.cli import add_space_args, space_options
 from zeroshot.commands.cmd_train import add_train_args, train_config_from_args
 from zeroshot.searching import SearchConfig, print_line, search
-from zeroshot.strategies import list_strategies
+from zeroshot.strategies import describe, list_strategies
 
 DEFAULTS = {f.name: f.default for f in fields(SearchConfig) if not callable(f.default)}
 
@@ -24,7 +24,8 @@ DEFAULTS = {f.name: f.default for f in fields(SearchConfig) if not callable(f.de
 def register(sub):
     p = sub.add_parser("search", help="search a space (random, evolution, prefiltered, zeroshot); print the best")
     add_space_args(p)
-    p.add_argument("--strategy", required=True, help=f"one of {', '.join(list_strategies())}")
+    p.add_argument("--strategy", required=True, metavar="NAME",
+                   help="; ".join(f"{n}: {describe(n)}" for n in list_strategies()))
     p.add_argument("--budget", type=int, required=True, help="evaluations (trainings or oracle lookups)")
     p.add_argument("--oracle", metavar="CSV", help="look accuracies up in this CSV (column arch or arch_str)")
     p.add_argument("--column", help="the oracle's accuracy column")

@@ -8,7 +8,8 @@ from zeroshot.cli import add_space_args, space_from_args, space_options
 from zeroshot.training_sets import load_dataset
 from zeroshot.store import ResultStore
 from zeroshot.errors import ParameterError
-from zeroshot.train import DEVICES, OPTIMIZERS, TrainConfig, resolve_device, train
+from zeroshot.estimator.timing import torch_device
+from zeroshot.train import DEVICES, OPTIMIZERS, TrainConfig, train
 
 from .cmd_rewrite import resolve_arch
 
@@ -42,7 +43,7 @@ def train_config_from_args(args, device_flag: str = "--device") -> TrainConfig:
                       seed=args.seed, device=args.train_device)
     try:
         cfg.validate()
-        resolve_device(cfg.device)
+        torch_device(cfg.device)
     except ParameterError as e:
         flags = {"batch_size": "train_batch_size", "device": device_flag.lstrip("-").replace("-", "_")}
         if e.param not in flags:
