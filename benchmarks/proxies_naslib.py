@@ -35,7 +35,7 @@ from zeroshot.spaces.shared_data import shared_data  # noqa: E402
 from zeroshot.allocator import keep_freed_memory  # noqa: E402
 from zeroshot.proxies import get_proxy  # noqa: E402
 from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies, fwd_bwd_seconds  # noqa: E402
-from zeroshot.proxies.passes import GRASP_BATCH, grasp_exact  # noqa: E402
+from zeroshot.proxies.grasp import GRASP_BATCH, grasp_exact  # noqa: E402
 from common import require_shared
 
 # NASLib column -> our proxy
@@ -183,7 +183,7 @@ def grasp_section(rows, ours, units, exact, acc, args) -> list[str]:
     ex_cost = np.array([e[1] for e in exact]) / np.asarray(units)
     return ["## grasp: 16 images and a finite difference vs the exact double backward", "",
             f"Our grasp reads the first {GRASP_BATCH} images of the batch and takes its Hessian product from a "
-            "central difference of gradients (`zeroshot/proxies/passes.py::_grasp_central`: a no-grad forward "
+            "central difference of gradients (`zeroshot/proxies/grasp.py::_grasp_central`: a no-grad forward "
             f"and two forward+backward passes of the {GRASP_BATCH} images, at the weights scaled by 1 +- 1e-2); "
             "the reference's double backward (`grasp_exact`) on the same "
             f"network, on the same {GRASP_BATCH} images and on the whole batch of {args.batch} (the reference's "

@@ -61,7 +61,9 @@ from zeroshot.allocator import keep_freed_memory  # noqa: E402
 from zeroshot.batches import load_data  # noqa: E402
 from zeroshot.funnel import proxy_codes  # noqa: E402
 from zeroshot.proxies import get_proxy  # noqa: E402
-from zeroshot.proxies.passes import SWAP_SAMPLES, meco_leaves, network  # noqa: E402
+from zeroshot.proxies.meco import meco_leaves  # noqa: E402
+from zeroshot.proxies.net import network  # noqa: E402
+from zeroshot.proxies.passes import SWAP_SAMPLES  # noqa: E402
 from zeroshot.proxies.structure import live_ops  # noqa: E402
 from zeroshot.refine import proxy_view  # noqa: E402
 from zeroshot.scoring import CANDIDATES, compute_proxies, input_batch, rank_aggregate  # noqa: E402

@@ -18,7 +18,9 @@ from zeroshot.estimator.sampling import canonical, kernel_arch, kernel_rows
 from zeroshot.estimator.timing import at_resolution
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.network import compute_network_proxies
-from zeroshot.proxies.passes import Frozen, _per_sample_gram, _weight_grad, grasp_exact
+from zeroshot.proxies.grasp import grasp_exact
+from zeroshot.proxies.kinks import Frozen
+from zeroshot.proxies.weight_grads import _per_sample_gram, _weight_grad
 from zeroshot.proxies.structure import thin_arch
 from zeroshot.spaces.builder import build
 from zeroshot.spaces.ir import Arch, Graph, to_table

@@ -18,8 +18,10 @@ from zeroshot.spaces.nb201 import Nb201Space
 from zeroshot.proxies import get_proxy, list_proxies
 from zeroshot.proxies.compiled import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
 from zeroshot.proxies.network import NETWORK_PROXIES, NONFINITE, compute_network_proxies
-from zeroshot.proxies.passes import (BATCH_PROXIES, GRASP_BATCH, LABEL_PROXIES, SWAP_SAMPLES, Frozen, _gen, grasp_exact,
-                                     jacob_cov_score, zico_score)
+from zeroshot.proxies.grasp import GRASP_BATCH, grasp_exact
+from zeroshot.proxies.kinks import Frozen
+from zeroshot.proxies.net import _gen
+from zeroshot.proxies.passes import BATCH_PROXIES, LABEL_PROXIES, SWAP_SAMPLES, jacob_cov_score, zico_score
 from zeroshot.proxies.structure import init_network, live_ops, thin_arch
 
 TINY = Nb201Space(channels=4, cells=1, resolution=8)

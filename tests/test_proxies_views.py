@@ -9,7 +9,9 @@ import torch
 
 from zeroshot.proxies.compiled import count_distinct_rows, pack_signs
 from zeroshot.proxies.network import compute_network_proxies
-from zeroshot.proxies.passes import MECO_CHANNELS, MECO_POSITIONS, SWAP_SAMPLES, _gen, meco, meco_layer, network
+from zeroshot.proxies.meco import MECO_CHANNELS, MECO_POSITIONS, meco, meco_layer
+from zeroshot.proxies.net import _gen, network
+from zeroshot.proxies.passes import SWAP_SAMPLES
 from zeroshot.proxies.structure import live_ops
 from zeroshot.spaces import get_space
 from zeroshot.spaces.ir import ACT, BN, Graph

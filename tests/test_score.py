@@ -195,7 +195,7 @@ def test_distinct_patterns_narrow_and_wide_paths_agree_with_unique(samples):
 
 
 def test_linear_regions_near_its_cap_on_most_networks_warns():
-    from zeroshot.proxies.passes import LR_SAMPLES
+    from zeroshot.proxies.linear_regions import LR_SAMPLES
     from zeroshot.scoring import _warn_at_cap
     with pytest.warns(RuntimeWarning, match="linear_regions is within 2% of its cap .* on 2 of 3 networks"):
         _warn_at_cap(np.array([LR_SAMPLES - 3, LR_SAMPLES, 504.0]))

@@ -59,8 +59,12 @@ from zeroshot.errors import DataError, InputError, ParameterError
 from zeroshot.spaces.ir import Arch
 
 from . import get_proxy, list_proxies, register_proxy
-from .passes import (BATCH_PROXIES, LABEL_PROXIES, SWAP_SAMPLES, batch_pass, linear_regions, meco, network,
-                     stream_seed, synflow, zen)
+from .linear_regions import linear_regions
+from .meco import meco
+from .net import network, stream_seed
+from .passes import BATCH_PROXIES, LABEL_PROXIES, SWAP_SAMPLES, batch_pass
+from .synflow import synflow
+from .zen import zen
 
 #: proxy name -> how many times it was non-finite and replaced by its worst value (this process)
 NONFINITE: Counter = Counter()
