@@ -308,7 +308,7 @@ def choice_section(args, nb201: dict, macro: dict, mbv2: dict, seconds: float) -
         "decision rule: the script's docstring, fixed before the new proxies' values were seen (its validity "
         "requirement after the first run, see below).",
         "",
-        f"## Choice (development sets only)",
+        "## Choice (development sets only)",
         "",
         f"NB201: 600 development cells vs val_acc.  NAS-Bench-Macro: {len(macro['dev'][1])} development networks "
         f"vs mean_test_acc.  Qualifies: NB201 dev >= old default's - {NB201_SLACK}, and no proxy at its cap on more "

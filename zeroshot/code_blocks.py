@@ -1,5 +1,5 @@
-"""Columnar blocks of candidates for the results store: compact codes, exact de-duplication, and the
-selections (best k, Pareto candidates) made on arrays before any encoding is formatted.
+"""Columnar blocks of candidates for the results store: compact codes, exact de-duplication, and the best
+k of a block chosen on its arrays before any encoding is formatted (Pareto candidates: :mod:`zeroshot.pareto`).
 
 A screen's stages 1-2 write whole chunks: one block per chunk holds its code vectors and one array per
 metric, instead of one SQL row per candidate.  :class:`PackedCodes` keeps each code column as unsigned
@@ -29,7 +29,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["CodeIndex", "PackedCodes", "code_hashes", "front_candidates", "pack_codes", "top_with_ties"]
+__all__ = ["CodeIndex", "PackedCodes", "code_hashes", "pack_codes", "top_with_ties"]
 
 _WEIGHTS = np.random.default_rng(0x5EED).integers(0, 2 ** 64, 4096, dtype=np.uint64) | np.uint64(1)
 _FINAL = np.uint64(0xBF58476D1CE4E5B9)
@@ -173,20 +173,3 @@ def top_with_ties(values: np.ndarray, k: int, descending: bool) -> np.ndarray:
     v = -values[ok] if descending else values[ok]
     kth = np.partition(v, k - 1)[k - 1]
     return ok[v <= kth]
-
-
-def front_candidates(score: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Indices of the points that may lie on the Pareto front of (higher ``score``, lower ``cost``) of any
-    set containing them (ties with another point kept: the final walk breaks them by another key): no
-    point comes strictly before it (lower cost, or equal cost and higher score) with a score at least its
-    own.  NaN never."""
-    ok = np.flatnonzero(~(np.isnan(score) | np.isnan(cost)))
-    if not len(ok):
-        return ok
-    order = ok[np.lexsort((-score[ok], cost[ok]))]
-    s, c = score[order], cost[order]
-    start = np.ones(len(order), bool)
-    start[1:] = (s[1:] != s[:-1]) | (c[1:] != c[:-1])               # first of each group of equal points
-    group_start = np.maximum.accumulate(np.where(start, np.arange(len(order)), 0))
-    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(s)])[group_start]
-    return np.sort(order[s > best_before])

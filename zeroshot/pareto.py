@@ -3,7 +3,8 @@
 A point is on the front when it scores strictly more than every point at least as cheap: walking the points
 by increasing cost (ties: higher score first), keep each that beats the best score seen so far.  NaN scores
 are never on it.  :func:`pareto_front` works on arrays; :func:`pareto_stream` on rows already sorted that
-way (a database cursor), in constant memory.
+way (a database cursor), in constant memory; :func:`front_candidates` keeps the points of one block of a
+larger set that may lie on its front.
 
 Example
 -------
@@ -21,7 +22,7 @@ from typing import Hashable, Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["pareto_front", "pareto_stream"]
+__all__ = ["front_candidates", "pareto_front", "pareto_stream"]
 
 
 def pareto_front(score, cost) -> np.ndarray:
@@ -42,3 +43,20 @@ def pareto_stream(rows: Iterable[tuple[Hashable, float | None]]) -> Iterator[Has
         if score is not None and score > best:
             best = score
             yield key
+
+
+def front_candidates(score: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Indices of the points that may lie on the Pareto front of (higher ``score``, lower ``cost``) of any
+    set containing them (ties with another point kept: the final walk breaks them by another key): no
+    point comes strictly before it (lower cost, or equal cost and higher score) with a score at least its
+    own.  NaN never."""
+    ok = np.flatnonzero(~(np.isnan(score) | np.isnan(cost)))
+    if not len(ok):
+        return ok
+    order = ok[np.lexsort((-score[ok], cost[ok]))]
+    s, c = score[order], cost[order]
+    start = np.ones(len(order), bool)
+    start[1:] = (s[1:] != s[:-1]) | (c[1:] != c[:-1])               # first of each group of equal points
+    group_start = np.maximum.accumulate(np.where(start, np.arange(len(order)), 0))
+    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(s)])[group_start]
+    return np.sort(order[s > best_before])

@@ -15,18 +15,9 @@ one in feature space and one in activation space:
   summed over layers (how finely the network partitions its input: swap counted layer by layer, so that
   large networks do not all sit at swap's single 2^16 cap).
 
-The first choice, meco + swap, was among nine AZ-NAS-style candidate sets on NB201 development cells alone
-(adding synflow, naswot, live_macs, entropy or linear_regions lowered the development figure;
-docs/proxies.md).  The default was then re-chosen with MobileNet-style networks in the protocol:
-:data:`CANDIDATES` (meco and swap beside their MobileNet-style views ``meco_batch`` and ``swap_layers``,
-:mod:`zeroshot.proxies.passes`), scored on 600 NB201 development cells (validation accuracy) and 400
-development networks of NAS-Bench-Macro (benchmarks/score_protocol.py).  Its rule (best mean development
-Spearman with NB201 held, then the fewest proxies within 0.005) first kept meco + swap (0.874 against
-meco + swap_layers' 0.877); swap is at its cap on every mbv2 network at 160-224 px, which leaves such a
-default meco alone on MobileNet-scale networks, so the protocol gained a validity requirement (no component
-at its cap on more than 10% of them) and chose meco + swap_layers.  A second round added ``meco_full`` (meco
-with the deep layers, ``C >= H*W``, counted): better than meco alone, not beside swap_layers (0.871 against
-0.877), so the default stayed.
+Both were chosen among :data:`CANDIDATES` on development sets only (600 NB201 cells, 400 NAS-Bench-Macro
+networks) with a validity rule (no component at its cap on more than 10% of mbv2 networks): the protocol is
+benchmarks/score_protocol.py, the figures and the history docs/proxies.md.
 
 Example
 -------
@@ -189,7 +180,7 @@ def network_values(archs: Iterable[Arch], count: int, names: Sequence[str], data
 def _warn_at_cap(regions: np.ndarray) -> None:
     """Warn when linear_regions sits near its cap (one pattern per crop) on most networks: it then ranks
     them hardly at all (MobileNet-scale networks on small crops)."""
-    from .proxies.passes import LR_SAMPLES
+    from .proxies.linear_regions import LR_SAMPLES
     near = int(np.sum(regions >= 0.98 * LR_SAMPLES))
     if len(regions) > 1 and near > len(regions) / 2:
         warnings.warn(f"linear_regions is within 2% of its cap ({LR_SAMPLES} crops, one pattern each) on {near} "

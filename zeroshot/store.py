@@ -50,9 +50,9 @@ from typing import Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
-from .code_blocks import CodeIndex, PackedCodes, front_candidates, pack_codes, top_with_ties
+from .code_blocks import CodeIndex, PackedCodes, pack_codes, top_with_ties
 from .errors import StoreError, UnknownNameError
-from .pareto import pareto_stream
+from .pareto import front_candidates, pareto_stream
 
 __all__ = ["STAGES", "SCHEMA_VERSION", "ResultStore"]
 

@@ -12,7 +12,7 @@
   steered by accuracy.  Each generation's parent proposes ``children`` = 24 mutants (as many as an NB201
   cell's single-edit neighbours, 6 edges x 4 other operations); one of the best by score is trained.
   Which of the well-scored ones: ``tournament`` = 2, each kept candidate is the better by score of 2 drawn
-  by the seed among the ``network_per_kept`` x kept best (0: the best by score, as before).
+  by the seed among the ``network_per_kept`` x kept best (0: the best by score).
 * ``zeroshot``: the same warm-up and generations with the score as fitness and nothing trained; the
   best-scored candidate seen is evaluated once at the end, for the report.  Its proposals are made as
   ``prefiltered``'s, but its generations follow the score instead of accuracy, so they diverge after the
@@ -24,17 +24,10 @@ funnel's cheap topology proxy (``cheap``, the screen's default) ranks a batch, a
 3,000, 4 of a generation's 24), which bounds the proxy cost at a few forward passes per training.  Which
 ones: ``cheap_tournament`` = 2, each the better by the cheap proxy of 2 drawn by the seed among the
 ``network_per_kept`` x as many best by it (4 of a generation's best 16; 0: the best by it).
-Settings were chosen on these principles before any benchmark ran, but for the pre-filtered warm-up
-(population 10 of a pool of 1,000 before): population 5 of a pool of 3,000 was chosen among a handful of
-settings on NB201 CIFAR-10 *validation* accuracy with 25 trainings and development seeds
-(benchmarks/results/search_nb201_protocol.md); the reported figures are test accuracies on other seeds.
 The seed is the whole run's: it draws the warm-up's pool, every mutation and the pre-filter's tournaments,
 seeds the pre-filter's network proxies and draws the images they see (:class:`~zeroshot.prefilter.ProxyScorer`).
-``tournament`` = 2 was chosen over the arg-max on development seeds by the same protocol (median validation
-rank 2 vs 6, shared trained cells 0.59 vs 0.63), then ``cheap_tournament`` = 2 over the seed-free cheap
-stage (median validation rank 5 vs 5, shared trained 0.22 vs 0.61; 16 vs 20 of 20 seeds in the validation
-top 20) and over 3 and 4 (18 and 19 of 20 seeds in the top 20, but shared trained 0.31 and 0.37, above the
-0.25 the protocol set).  :func:`register_strategy` adds a strategy of one's own.
+How the pre-filter's settings were chosen (development seeds, validation accuracy): docs/search.md and
+benchmarks/results/search_nb201_protocol.md.  :func:`register_strategy` adds a strategy of one's own.
 
 Example
 -------

@@ -55,7 +55,7 @@ import torch
 from torch.nn import functional as F
 
 from zeroshot.checks import check_int
-from zeroshot.errors import DataError, InputError, ParameterError
+from zeroshot.errors import DataError, InputError
 from zeroshot.spaces.ir import Arch
 
 from . import get_proxy, list_proxies, register_proxy

@@ -41,7 +41,6 @@ from zeroshot.spaces.ir import ACT, Arch
 from .compiled import count_distinct_rows, eigvalsh, hamming_gram, logdet, pack_signs
 from .grasp import GRASP_BATCH, _grasp_central, _grasp_fd
 from .kinks import Frozen, _kinked_ops
-from .linear_regions import LR_SAMPLES  # noqa: F401 (zeroshot.scoring reads it here)
 from .meco import meco_layer, meco_leaves
 from .net import _logits, _loss_grad, _weight_ops, _weights
 from .structure import live_ops
