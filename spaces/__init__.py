@@ -60,11 +60,15 @@ class SpaceOptionError(ParameterError):
 def register_space(space, name: str | None = None, *, replace: bool = False):
     """Add a space to the registry and return it: a :class:`SearchSpace` subclass (a class decorator; under
     ``cls.name``) or a space object (under ``name``, default its ``name``, which becomes its ``name``).
-    A taken name raises ``ValueError`` unless ``replace``.  A registration lasts for the process (no
-    example runs here for that reason: see ``docs/spaces.md``, "Declare your own space").
+    A taken name, a built-in one included, raises :class:`~zeroshot.errors.ParameterError` unless
+    ``replace``.  A registration lasts for the process (no example runs here for that reason: see
+    ``docs/spaces.md``, "Declare your own space").
     """
-    if not isinstance(space, SearchSpace):
+    if isinstance(space, type) and issubclass(space, SearchSpace):
         return SPACES.register(name or space.name, replace=replace)(space)
+    if not isinstance(space, SearchSpace):
+        raise ParameterError("space", "a SearchSpace subclass or a space object (e.g. a declared MacroSpace)",
+                             type(space).__name__)
     name = name or space.name
     SPACES.add(name, space, replace=replace)
     space.name = name
@@ -72,7 +76,11 @@ def register_space(space, name: str | None = None, *, replace: bool = False):
 
 
 def list_spaces() -> list[str]:
-    """Names of the registered spaces, sorted."""
+    """Names of the registered spaces, sorted.
+
+    >>> list_spaces()
+    ['fbnet', 'mbv2', 'nb201']
+    """
     return SPACES.names()
 
 
@@ -97,6 +105,11 @@ def get_space(name: str, **options) -> SearchSpace:
     An unknown name raises :class:`~zeroshot.errors.UnknownNameError` listing the spaces; an option the
     space does not take raises :class:`SpaceOptionError` listing those it takes; the space's constructor
     checks the values.
+
+    >>> get_space("mbv2", P=16, classes=100)
+    Mbv2Space(parallelism=16, classes=100, task='classify')
+    >>> get_space("nb201").sample(1, seed=0)
+    ['|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|none~2|']
     """
     entry = SPACES.get(name)
     options = _unaliased(name, options)

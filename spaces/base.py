@@ -3,10 +3,24 @@
 An architecture has two forms: its canonical one-line text encoding (stable across versions, what users
 read and files store) and a fixed-length int64 code vector (what batch work uses).  A space implements
 the conversion between them, the lowering of codes to the IR, and sampling of codes; the base class
-gives distinct seeded sampling, mutation, crossover and line-numbered parsing of whole files.
+gives distinct seeded sampling, mutation, crossover and line-numbered parsing of whole files, and refuses
+what is neither an encoding nor a code vector with a :class:`~zeroshot.errors.ParameterError` (every
+space's ``parse`` included).
+
+Example
+-------
+>>> from zeroshot.spaces import get_space
+>>> space = get_space("nb201")
+>>> space.to_ir(space.parse(space.sample(1, seed=0)[0])).input_shape
+(3, 32, 32)
+>>> space.mutate(None)
+Traceback (most recent call last):
+...
+zeroshot.errors.ParameterError: arch must be an encoding (str) of space 'nb201', got 'NoneType'
 """
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from typing import Iterable, Iterator, Sequence
 
@@ -33,6 +47,11 @@ class SearchSpace(ABC):
     def __init__(self, **options):
         if options:
             raise TypeError(f"space {self.name!r} takes no option(s) {', '.join(sorted(options))}")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "parse" in vars(cls):                    # each space's own parse sees only text
+            cls.parse = _text_only(vars(cls)["parse"])
 
     # ------------------------------------------------------------------ to implement
     @abstractmethod
@@ -91,7 +110,14 @@ class SearchSpace(ABC):
     # ------------------------------------------------------------------ shared
     def to_ir(self, arch: str | np.ndarray) -> Arch:
         """IR of an encoding (text) or a code vector."""
-        return self.build_ir(self.parse(arch) if isinstance(arch, str) else np.asarray(arch, np.int64))
+        if isinstance(arch, str):
+            return self.build_ir(self.parse(arch))
+        codes = np.asarray(arch)
+        if codes.dtype.kind not in "iu" or codes.shape != (self.code_length,):
+            raise ParameterError("arch", f"an encoding (str) or a code vector ({self.code_length} integers) of "
+                                 f"space {self.name!r}", type(arch).__name__ if codes.dtype == object else
+                                 f"{codes.dtype} array of shape {codes.shape}")
+        return self.build_ir(codes.astype(np.int64))
 
     def sample(self, n: int, seed: int | None = 0) -> list[str]:
         """``n`` distinct architectures (encodings), reproducible for a seed."""
@@ -110,10 +136,10 @@ class SearchSpace(ABC):
         return out[:n]
 
     def mutate(self, arch: str, seed: int | None = None) -> str:
-        return self.format(self.mutate_codes(self.parse(arch), _rng(seed)))
+        return self.format(self.mutate_codes(self._codes("arch", arch), _rng(seed)))
 
     def crossover(self, a: str, b: str, seed: int | None = None) -> str:
-        return self.format(self.crossover_codes(self.parse(a), self.parse(b), _rng(seed)))
+        return self.format(self.crossover_codes(self._codes("a", a), self._codes("b", b), _rng(seed)))
 
     def enumerate(self) -> Iterator[str]:
         for chunk in self.enumerate_codes():
@@ -138,6 +164,11 @@ class SearchSpace(ABC):
             texts.append(self.format(codes))
         codes = np.array(rows, dtype=np.int64).reshape(len(rows), self.code_length)
         return texts, codes
+
+    def _codes(self, param: str, text) -> np.ndarray:
+        """Codes of the encoding passed as ``param``."""
+        _check_text(self, param, text)
+        return self.parse(text)
 
     def irs(self, codes: Sequence[np.ndarray]) -> list[Arch]:
         return [self.build_ir(c) for c in codes]
@@ -179,6 +210,20 @@ class ProductSpace(SearchSpace):
         for start in range(0, self.size, chunk):
             idx = np.arange(start, min(start + chunk, self.size), dtype=np.int64)
             yield (idx[:, None] // weights[None, :]) % self.cards[None, :]
+
+
+def _check_text(space: SearchSpace, param: str, text) -> None:
+    if not isinstance(text, str):
+        raise ParameterError(param, f"an encoding (str) of space {space.name!r}", type(text).__name__)
+
+
+def _text_only(parse):
+    """A space's ``parse`` that first refuses anything but text (:class:`~zeroshot.errors.ParameterError`)."""
+    @functools.wraps(parse)
+    def checked(self, text):
+        _check_text(self, "text", text)
+        return parse(self, text)
+    return checked
 
 
 def _rng(seed: int | None) -> np.random.Generator:

@@ -2,7 +2,8 @@
 
 Curated search spaces, zero-shot proxies computed at initialisation, hardware cost estimates for
 accelerators, and a screening funnel that hands only a shortlist on to real training.  Every name below is
-imported on first use, so ``import zeroshot`` stays light.
+imported on first use, so ``import zeroshot`` stays light; so is every submodule (``zs.errors``,
+``zs.spaces``, ``zs.estimator``, ...), as an attribute.
 
 Example
 -------
@@ -13,8 +14,11 @@ True
 >>> t = zs.estimate(archs, space="mbv2", device="mobile-npu-16")
 >>> len(t), "latency_ms" in t.columns
 (2, True)
+>>> zs.errors.ParameterError.__name__
+'ParameterError'
 """
 import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
@@ -37,6 +41,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_PUBLIC[name]), name)
         globals()[name] = value
         return value
+    if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")      # importing binds it here: asked once
     raise AttributeError(f"module 'zeroshot' has no attribute {name!r}")
 
 

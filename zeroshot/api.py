@@ -21,6 +21,7 @@ True
 """
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from typing import Iterable, Sequence
@@ -41,7 +42,8 @@ from .scoring import (DEFAULT_PROXIES, compute_ir_proxies, compute_proxies, rank
                     split_by_kind)
 from .table import Table
 
-__all__ = ["Archs", "calibrate", "estimate", "measure", "resolve_archs", "resolve_device", "resolve_space", "score"]
+__all__ = ["Archs", "calibrate", "estimate", "measure", "proxy_names", "resolve_archs", "resolve_device",
+           "resolve_space", "score"]
 
 
 class Archs:
@@ -155,6 +157,12 @@ def estimate(archs, space: str | SearchSpace | None = None, device: str | Device
     ``per_layer=True`` (a device needed): one row per kernel of each architecture instead, with its
     latency, MACs, bytes moved, lane utilisation, what bounds it and its share of the total
     (:func:`zeroshot.estimator.breakdown.breakdown`); an architecture's rows add up to its latency.
+
+    >>> import zeroshot as zs
+    >>> t = zs.estimate("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|",
+    ...                 space="nb201", device="mobile-npu-16")
+    >>> int(t["params"][0]), int(t["macs"][0]), bool(t["latency_ms"][0] > 0)
+    (316346, 43172480, True)
     """
     resolved = resolve_archs(archs, resolve_space(space, **space_options), input_shape)
     dev = resolve_device(device)
@@ -212,11 +220,18 @@ def score(archs, space: str | SearchSpace | None = None, data=None, seed: int = 
     """The zero-shot score of each architecture (the rank aggregate of ``proxies``, by default the default
     score's, :data:`zeroshot.scoring.DEFAULT_PROXIES`) and each proxy's value.
 
-    ``data``: an ``.npz`` path with ``x`` and ``y``, an ``(x, y)`` pair of arrays (the rules of
-    :mod:`zeroshot.batches`), or None for seeded synthetic input.  The score ranks within the call: it
-    compares the architectures given together.
+    ``score``: higher is better.  It is the sum over the proxies of ``log(rank / N)`` among the ``N``
+    architectures of the call (each proxy ranked in its own direction), so it is at most 0 (0: best by every
+    proxy) and compares only the architectures given together: score them in one call.  The proxies'
+    columns are their raw values.  ``data``: an ``.npz`` path with ``x`` and ``y``, an ``(x, y)`` pair of
+    arrays (the rules of :mod:`zeroshot.batches`), or None for seeded synthetic input.
+
+    >>> import zeroshot as zs
+    >>> s = zs.score(zs.get_space("nb201").sample(4, seed=0), space="nb201", proxies=["live_macs", "paths"])
+    >>> s.columns, bool((s["score"] <= 0).all())
+    (['arch', 'score', 'live_macs', 'paths'], True)
     """
-    names = list(DEFAULT_PROXIES) if proxies is None else resolve_proxies(proxies)
+    names = proxy_names(proxies)
     check_seed(seed)
     if batch_size is not None:
         check_batch_size(batch_size)
@@ -228,6 +243,25 @@ def score(archs, space: str | SearchSpace | None = None, data=None, seed: int = 
     else:
         values = compute_ir_proxies(resolved.irs, names, batch, seed, batch_size, progress)
     return Table({"arch": resolved.names, "score": rank_aggregate(values), **values})
+
+
+def proxy_names(proxies) -> list[str]:
+    """The proxies ``proxies`` names: None (the default score's), names in a list or one comma-separated
+    string; a :class:`~zeroshot.errors.ParameterError` for anything else, an unknown name listing the choices.
+
+    >>> proxy_names("naswot, synflow"), proxy_names(None)
+    (['naswot', 'synflow'], ['meco', 'swap_layers'])
+    """
+    if proxies is None:
+        return list(DEFAULT_PROXIES)
+    if isinstance(proxies, str):
+        return resolve_proxies(proxies)
+    items = list(proxies) if isinstance(proxies, Iterable) else [proxies]
+    bad = [type(p).__name__ for p in items if not isinstance(p, str)]
+    if bad:
+        raise ParameterError("proxies", "None, proxy names (see zeroshot.list_proxies()) or one comma-separated "
+                             "string of them", bad[0])
+    return resolve_proxies(items)
 
 
 def _score_data(data, arch: Arch, names: Sequence[str], batch_size: int | None, input_param: str) -> Data | None:
@@ -254,15 +288,48 @@ def _score_data(data, arch: Arch, names: Sequence[str], batch_size: int | None, 
 
 def calibrate(archs, latency_ms, space: str | SearchSpace | None = None, input_shape=None, name: str = "calibrated",
               **options) -> Device:
-    """A device fitted to the measured whole-model latencies (ms) of a few architectures, usable wherever a
-    device name is (:func:`zeroshot.estimator.calibrated_device.calibrate`).  Encodings need their
-    ``space``; IR architectures and torch modules (traced at ``input_shape``) of any origin need none:
-    the device then predicts any network."""
+    """A device fitted to the measured whole-model latencies (ms: a sequence, an array or a tensor) of a few
+    architectures, usable wherever a device name is (:func:`zeroshot.estimator.calibrated_device.calibrate`).
+    Encodings need their ``space`` (a name, or a space object for one with options:
+    ``zs.get_space("mbv2", P=16)``); IR architectures and torch modules (traced at ``input_shape``) of any
+    origin need none: the device then predicts any network.  ``options``: the fit's (``prior``,
+    ``variances``, ``noise``, ``robust_z``, ``similarity``).
+
+    >>> import zeroshot as zs
+    >>> archs = zs.get_space("nb201").sample(12, seed=0)
+    >>> measured = 3 * zs.estimate(archs, space="nb201", device="edgetpu-like")["latency_ms"]
+    >>> dev = zs.calibrate(archs, measured, space="nb201", name="mine")
+    >>> t = zs.estimate(archs, space="nb201", device=dev)
+    >>> dev.name, bool(abs(t["latency_ms"] / measured - 1).max() < 0.5)
+    ('mine', True)
+    """
     from zeroshot.estimator.calibrated_device import calibrate as fit
+    _check_fit_options(options)
+    latency_ms = _untensored(latency_ms)
     resolved = resolve_archs(archs, resolve_space(space), input_shape)
     if resolved.codes is not None:
         return fit(resolved.names, latency_ms, space=resolved.space, name=name, **options)
     return fit(resolved.irs, latency_ms, space=None, name=name, **options)
+
+
+def _check_fit_options(options: dict) -> None:
+    """Refuse a keyword of :func:`calibrate` the fit does not take (a space option, a typo), naming those it
+    takes: ``prior`` and the keywords of :func:`~zeroshot.estimator.calibration_fit.calibrate_features`."""
+    from zeroshot.estimator.calibration_fit import calibrate_features
+    params = list(inspect.signature(calibrate_features).parameters)
+    accepted = ["prior", *params[params.index("prior") + 1:]]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ParameterError(unknown[0], f"one of calibrate's options ({', '.join(accepted)})", None,
+                             fix="a space's options go to its space object: space=zs.get_space(name, **options)")
+
+
+def _untensored(values):
+    """A torch tensor as a numpy array (on the CPU, without its graph); anything else as given."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    return values
 
 
 def measure(archs, space: str | SearchSpace | None = None, input_shape=None, threads: int = 1, batch: int = 1,
@@ -271,7 +338,13 @@ def measure(archs, space: str | SearchSpace | None = None, input_shape=None, thr
     """Latency of each architecture measured with torch on this machine: ``latency_ms`` (the median of
     interleaved rounds) and ``noise`` (relative inter-quartile range), as ``zeroshot measure`` prints
     (:func:`zeroshot.estimator.timing.measure_archs`); ``runtime``: torch, or onnxruntime (CPU, an optional
-    extra)."""
+    extra).
+
+    >>> import zeroshot as zs
+    >>> t = zs.measure(zs.get_space("nb201").sample(2, seed=0), space="nb201", rounds=3)
+    >>> t.columns, bool((t["latency_ms"] > 0).all())
+    (['arch', 'latency_ms', 'noise'], True)
+    """
     from zeroshot.estimator.timing import measure_archs, pick_clock, require_onnxruntime, runtime_device
     for param, value in (("threads", threads), ("batch", batch), ("rounds", rounds)):
         check_int(param, value, 1, "a positive count")

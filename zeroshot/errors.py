@@ -24,7 +24,15 @@ __all__ = ["DataError", "DeviceError", "EncodingError", "Error", "InputError", "
 
 
 class Error(Exception):
-    """Base of every error zeroshot raises on bad input."""
+    """Base of every error zeroshot raises on bad input: ``except zs.Error`` catches them all.
+
+    >>> import zeroshot as zs
+    >>> try:
+    ...     zs.get_space("nb201").sample(-1)
+    ... except zs.Error as e:
+    ...     print(type(e).__name__, e)
+    ParameterError n must be a non-negative count, got -1
+    """
 
 
 class InputError(Error, ValueError):

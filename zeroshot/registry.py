@@ -3,7 +3,8 @@
 A registry maps names to objects (classes, functions, profiles), registered with its decorator.  Built-in
 entries live in modules the registry imports on first use (``builtins``), so no module has to import its
 registrations at its bottom and no import cycle forms.  An unknown name raises one
-:class:`~zeroshot.errors.UnknownNameError` listing the choices.
+:class:`~zeroshot.errors.UnknownNameError` listing the choices; a taken name (a built-in one included, before
+the built-ins have loaded) one :class:`~zeroshot.errors.ParameterError`.
 
 Example
 -------
@@ -19,13 +20,18 @@ Example
 Traceback (most recent call last):
 ...
 zeroshot.errors.UnknownNameError: unknown colour 'blue'; choose from red
+>>> colours.add("red", (254, 0, 0))
+Traceback (most recent call last):
+...
+zeroshot.errors.ParameterError: name must be a name no other colour is registered under, got 'red'; colour 'red' is already registered: pass replace=True to replace it, or choose another name
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Callable, Generic, Iterator, Sequence, TypeVar
 
-from .errors import UnknownNameError
+from .errors import ParameterError, UnknownNameError
 
 __all__ = ["Registry"]
 
@@ -56,11 +62,17 @@ class Registry(Generic[T]):
         return deco
 
     def add(self, name: str, obj: T, replace: bool = False) -> None:
-        """Register ``obj`` under ``name`` (what the decorator does, for objects that are not definitions)."""
+        """Register ``obj`` under ``name`` (what the decorator does, for objects that are not definitions).
+        The built-ins load first, so that a built-in name is taken whichever comes first, unless a built-in
+        module is registering (loading the others in the middle of its import could meet it half-built)."""
         if not isinstance(name, str) or not name:
-            raise TypeError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+            raise ParameterError("name", f"a non-empty string (the {self.kind}'s name)", name)
+        if not self._loaded and not self._builtin_importing():
+            self._load()
         if name in self._items and not replace and self._items[name] is not obj:
-            raise ValueError(f"{self.kind} {name!r} is already registered; pass replace=True to replace it")
+            raise ParameterError("name", f"a name no other {self.kind} is registered under", name,
+                                 fix=f"{self.kind} {name!r} is already registered: pass replace=True to replace it, "
+                                     "or choose another name")
         self._items[name] = obj
 
     def get(self, name: str) -> T:
@@ -89,6 +101,15 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.names())
+
+    def _builtin_importing(self) -> bool:
+        """Whether the code of a built-in module's import (its top level) is running."""
+        frame = inspect.currentframe()
+        while frame is not None:
+            if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") in self.builtins:
+                return True
+            frame = frame.f_back
+        return False
 
     def _load(self) -> None:
         if not self._loaded:
