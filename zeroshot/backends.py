@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -48,10 +50,9 @@ class LocalBackend:
         if threads:
             context = multiprocessing.get_context("spawn")
             env = {k: str(int(threads)) for k in _THREAD_VARIABLES}
-        # At most two tasks per worker in flight: results never pile up while the caller consumes them,
-        # so memory stays flat however many chunks there are.
-        with _environment(env), ProcessPoolExecutor(self.workers, mp_context=context, initializer=init,
-                                                    initargs=init_args) as pool:
+        with _environment(env), _started_pool(self.workers, context, init, init_args) as pool:
+            # At most two tasks per worker in flight: results never pile up while the caller consumes them,
+            # so memory stays flat however many chunks there are.
             pending: deque = deque()
             for item in items:
                 pending.append(pool.submit(fn, item))
@@ -59,6 +60,33 @@ class LocalBackend:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+
+
+@contextmanager
+def _started_pool(workers: int, context, init: Callable | None, init_args: tuple):
+    """A process pool whose workers ignore Ctrl-C (SIGINT): they are started while this process ignores
+    it, and a Python started with SIGINT ignored keeps it so.  The interrupt reaches this process alone,
+    which then cancels what is queued and terminates the workers instead of waiting for their tasks (an
+    interrupted screen or search stops at once, without a traceback from each worker)."""
+    main = threading.current_thread() is threading.main_thread()      # only the main thread sets handlers
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init, initargs=init_args)
+        started = [pool.submit(int) for _ in range(workers)]     # each submit starts a worker until all run
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        for f in started:
+            f.result()
+        yield pool
+    except BaseException:
+        for process in list((pool._processes or {}).values()):     # the executor has no public handle on them
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
