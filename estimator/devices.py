@@ -21,12 +21,13 @@ zeroshot.estimator.devices.UnknownDeviceError: unknown device 'tpu'; choose from
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
 
-from zeroshot.errors import DeviceError, UnknownNameError
+from zeroshot.errors import DeviceError, ParameterError, UnknownNameError
 from zeroshot.registry import Registry
 
 from .kernel_table import DEFAULT_FUSION, KernelTable, decompose, parse_fusion
@@ -123,6 +124,9 @@ class Device(ABC):
         """One line on the device's main parameters (``zeroshot device list``)."""
         return self.description.split(". ")[0]
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}: {self.summary()})"
+
     @classmethod
     def from_file(cls, d: dict, path) -> "Device":
         """The device of a JSON object read from file ``path`` (kinds with companion files find them there)."""
@@ -142,14 +146,25 @@ def device_from_dict(d: dict, path=None) -> Device:
 
 
 def list_devices() -> list[str]:
-    """Names of the built-in device profiles."""
+    """Names of the built-in device profiles.
+
+    >>> list_devices()[:3]
+    ['edgetpu-like', 'ethos-u55-128', 'ethos-u65-512']
+    """
     return DEVICES.names()
 
 
 def load_device(device) -> Device:
-    """A device: a built-in profile's name, a device JSON file's path, or a :class:`Device` (returned as is)."""
+    """A device: a built-in profile's name, a device JSON file's path, or a :class:`Device` (returned as is).
+
+    >>> load_device("mobile-npu-16")
+    NpuDevice('mobile-npu-16': P=16 (lanes 16 in x 16 out x 4 px = 1024 MACs/cycle) @ 800 MHz, 1024 KiB SRAM, 12.8 GB/s DRAM, int8)
+    """
     if isinstance(device, Device):
         return device
+    if not isinstance(device, (str, os.PathLike)):
+        raise ParameterError("device", "a device name (zeroshot.list_devices()), a device .json path or a device "
+                             "object", type(device).__name__)
     path = Path(device)
     if path.suffix != ".json":
         path = DEVICES.get(str(device))

@@ -152,6 +152,10 @@ class Arch:
         op = self.ops[t - 1]
         return op.c_out, op.h_out, op.w_out
 
+    def __repr__(self) -> str:               # the ops themselves are in ``ops`` (thousands of characters)
+        return (f"Arch({len(self.ops)} ops, input {self.input_shape}, outputs {self.outputs}, task {self.task!r}, "
+                f"{self.params:,} params, {self.macs:,} MACs)")
+
 
 def _conv_out(size: int, k: int, stride: int, pad: int, pad_end: int | None = None, dilation: int = 1) -> int:
     return (size + pad + (pad if pad_end is None else pad_end) - dilation * (k - 1) - 1) // stride + 1

@@ -16,7 +16,6 @@ import torch
 import zeroshot as zs
 from zeroshot.errors import InputError, ParameterError, UnknownNameError
 from zeroshot.registry import Registry
-from zeroshot.spaces import SPACES
 
 
 def fresh_python(code: str) -> str:
@@ -236,3 +235,54 @@ def test_the_repr_shows_shape_names_and_the_first_rows_cut_short():
     assert lines[2].split("  ")[1].endswith("...") and "136994400" in lines[2] and "0.584914" in lines[2]
     assert max(map(len, lines)) < 60
     assert repr(zs.Table({})) == "Table: 0 rows x 0 columns"
+
+
+# ---------------------------------------------------------------- devices, screens and searches
+@pytest.mark.parametrize("device", [None, 3, torch.nn.ReLU()])
+def test_a_device_that_is_no_name_path_or_object_is_refused(device):
+    with pytest.raises(ParameterError, match="device must be a device name"):
+        zs.load_device(device)
+
+
+def test_devices_and_networks_show_a_short_repr():
+    assert repr(zs.load_device("mobile-npu-16")).startswith("NpuDevice('mobile-npu-16': P=16")
+    mbv2 = zs.get_space("mbv2")
+    text = repr(mbv2.to_ir(mbv2.sample(1, seed=0)[0]))
+    assert text.startswith("Arch(") and "params" in text and len(text) < 200
+
+
+def test_an_unknown_proxy_kind_lists_the_kinds():
+    with pytest.raises(UnknownNameError, match="choose from network, topology"):
+        zs.list_proxies("foo")
+
+
+@pytest.mark.parametrize("n", [1e3, 2.5, 0])
+def test_a_screen_takes_a_whole_number_of_candidates(n):
+    with pytest.raises(ParameterError, match="n must be a positive number of candidates"):
+        zs.screen("nb201", n=n, quiet=True)
+
+
+def test_a_screen_gives_exact_counts_and_columns_even_when_nothing_is_shortlisted():
+    got = zs.screen("mbv2", n=2000, survivors=0, top=3, baseline=None, min_score=None, quiet=True)
+    assert got.shortlist["params"].dtype == np.int64 and got.shortlist["macs"].dtype == np.int64
+    cost = zs.estimate(list(got.shortlist["arch"]), space="mbv2")
+    assert list(got.shortlist["macs"]) == list(cost["macs"])
+    empty = zs.screen("mbv2", n=100, survivors=0, quiet=True)       # none of 100 beats MobileNetV2
+    assert len(empty.shortlist) == 0 and {"arch", "params", "latency_ms", "score"} <= set(empty.shortlist.columns)
+    assert empty.shortlist.to_csv().startswith("run_id,arch,")
+
+
+def test_a_search_refuses_no_space_and_a_log_that_is_not_a_function():
+    with pytest.raises(ParameterError, match="space must be a space name"):
+        zs.search(None, strategy="random", budget=2)
+    with pytest.raises(ParameterError, match="log must be a function"):
+        zs.search("nb201", strategy="random", budget=2, log=3)
+
+
+def test_a_device_calibrated_on_a_space_warns_when_it_prices_other_networks():
+    nb201 = zs.get_space("nb201")
+    archs = nb201.sample(12, seed=0)
+    device = zs.calibrate(archs, np.linspace(1.0, 3.0, 12), space="nb201")
+    mbv2 = zs.get_space("mbv2")
+    with pytest.warns(UserWarning, match="calibrated on nb201 architectures"):
+        zs.estimate([mbv2.to_ir(mbv2.sample(1, seed=0)[0])], device=device)

@@ -142,7 +142,12 @@ def advise(model, device, input_shape: Sequence[int] | None = None, max_params: 
 
     ``model``: an IR :class:`~zeroshot.spaces.ir.Arch`, an encoding of ``space``, or a torch module (traced
     at ``input_shape``, ``(C, H, W)``); ``device``: a device name, ``.json`` path or object;
-    ``max_params`` / ``max_peak_kb``: a memory budget (peak activations in KiB at ``precision``)."""
+    ``max_params`` / ``max_peak_kb``: a memory budget (peak activations in KiB at ``precision``).
+
+    >>> from zeroshot.spaces.mbv2 import MOBILENETV2
+    >>> advise(MOBILENETV2, space="mbv2", device="mobile-npu-16").moves[0].kind
+    'depth'
+    """
     arch, weights = _resolve_model(model, input_shape, space)
     dev = resolve_device(device)
     if dev is None:

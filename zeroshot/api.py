@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 import sys
 from typing import Iterable, Sequence
 
@@ -35,9 +36,8 @@ from zeroshot.estimator.estimate import Estimator
 from zeroshot.spaces import Arch, SearchSpace, get_space, to_table
 
 from .batches import Data, load_data, validate
-from .checks import check_int, check_seed
+from .checks import check_batch_size, check_int, check_seed
 from .errors import ParameterError
-from .proxies.network import check_batch_size
 from .scoring import (DEFAULT_PROXIES, compute_ir_proxies, compute_proxies, rank_aggregate, resolve_proxies,
                     split_by_kind)
 from .table import Table
@@ -166,6 +166,10 @@ def estimate(archs, space: str | SearchSpace | None = None, device: str | Device
     """
     resolved = resolve_archs(archs, resolve_space(space, **space_options), input_shape)
     dev = resolve_device(device)
+    if resolved.space is None and getattr(dev, "space", None):
+        warnings.warn(f"device {dev.name!r} was calibrated on {dev.space} architectures; these networks come as IR "
+                      f"or modules, which it prices by their kernels: outside {dev.space} its latencies (and "
+                      "intervals) are an extrapolation", UserWarning, stacklevel=2)
     if interval is not None:
         _check_interval(interval, dev, per_layer)
     if per_layer:

@@ -22,7 +22,7 @@ from numbers import Integral
 
 from .errors import ParameterError
 
-__all__ = ["MAX_SEED", "check_int", "check_seed"]
+__all__ = ["MAX_SEED", "check_batch_size", "check_int", "check_seed"]
 
 
 def check_int(param: str, value, least: int = 0, expected: str | None = None, most: int | None = None) -> int:
@@ -43,3 +43,14 @@ def check_seed(seed, param: str = "seed", optional: bool = False) -> int | None:
     if seed is None and optional:
         return None
     return check_int(param, seed, 0, "an integer from 0 to 2**63 - 1", MAX_SEED)
+
+
+def check_batch_size(n: int, param: str = "batch_size") -> None:
+    """The one rule on batches for network proxies: at least 2 images (train-mode batch statistics).
+
+    >>> check_batch_size(1)
+    Traceback (most recent call last):
+    ...
+    zeroshot.errors.ParameterError: batch_size must be at least 2 images (network proxies read batch statistics), got 1
+    """
+    check_int(param, n, 2, "at least 2 images (network proxies read batch statistics)")

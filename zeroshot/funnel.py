@@ -46,7 +46,7 @@ from zeroshot.spaces import get_space, to_table
 from zeroshot.spaces.ir import Arch
 
 from .allocator import keep_freed_memory
-from .checks import check_int, check_seed
+from .checks import check_batch_size, check_int, check_seed
 from .constraints import Constraints
 from .errors import EncodingError, InputError, ParameterError, StoreError
 from .pareto import pareto_front
@@ -327,8 +327,20 @@ def _screen(cfg: ScreenConfig, db: str | None, resume, backend, quiet: bool, mod
         else:
             (shortlist, front, closest), constant = cheap_shortlist_stage(run, reference), {}
         summary = finish(run, timings, constraints, survived, shortlist, constant, reference, closest)
-    return ScreenResult(Table.from_rows(shortlist), Table.from_rows(front), summary["counts"], summary, run_id,
-                        db)
+        columns = [*store.columns, "score"]
+    return ScreenResult(result_table(shortlist, columns), result_table(front, columns), summary["counts"], summary,
+                        run_id, db)
+
+
+#: columns of exact counts, stored as SQLite REALs and given back as integers
+COUNT_COLUMNS = ("params", "macs", "peak_activation_bytes", "model_bytes")
+
+
+def result_table(rows: list[dict], columns: list[str]) -> Table:
+    """Candidate rows as a :class:`~zeroshot.table.Table`: exact counts as integers, and ``columns`` even
+    when no row came (a shortlist nothing reached still has its columns)."""
+    rows = [{**r, **{c: int(r[c]) for c in COUNT_COLUMNS if r.get(c) is not None}} for r in rows]
+    return Table.from_rows(rows, columns=None if rows else columns)
 
 
 # ------------------------------------------------------------------ the flow's steps
@@ -360,8 +372,8 @@ def validate(cfg: ScreenConfig, model=None):
     """Check ``cfg`` (and a ``model`` baseline) before anything runs (ParameterError naming the parameter);
     the space it screens."""
     space = get_space(cfg.space, **cfg.space_options)
-    if not cfg.all and (cfg.n is None or cfg.n < 1):
-        raise ParameterError("n", "a positive number of candidates", cfg.n)
+    if not cfg.all:
+        check_int("n", cfg.n, 1, "a positive number of candidates (an integer: 100_000, not 1e5)")
     for name, least in (("survivors", 0), ("top", 1), ("chunk", 1)):
         check_int(name, getattr(cfg, name), least)
     check_seed(cfg.seed)
@@ -384,7 +396,6 @@ def validate(cfg: ScreenConfig, model=None):
 
 def _check_network_inputs(cfg: ScreenConfig, space) -> None:
     """Stage 4's batch and data; warns once when the batch is too small for swap to rank finely."""
-    from .proxies.network import check_batch_size       # (imports torch: not at module level)
     from .proxies.passes import SWAP_SAMPLES
     check_batch_size(cfg.batch_size)
     if cfg.batch_size < SWAP_SAMPLES:

@@ -43,7 +43,7 @@ from .evaluators import OracleEvaluator, TrainingEvaluator
 from .funnel import ScreenConfig
 from .prefilter import ProxyScorer
 from .proxies import get_proxy
-from .scoring import DEFAULT_PROXIES, resolve_proxies
+from .scoring import DEFAULT_PROXIES
 from .store import ResultStore
 from .study import Study, cost_evaluator
 from .table import Table
@@ -153,15 +153,19 @@ def search(space, strategy: str = "prefiltered", budget: int = 50, oracle: str |
     ``log(record)`` is called after each evaluation.  ``settings``: more :class:`SearchConfig` fields
     (``max_latency_ms``, ``max_params``, ``proxies``, ``population``, ``sample``, ``children``, ``pool``,
     ``cheap``, ``batch_size``, ``network_per_kept``, ``tournament``, ``cheap_tournament``, ``parallel``)."""
-    from .api import resolve_device, resolve_space
+    from .api import proxy_names, resolve_device, resolve_space
     resolved = resolve_space(space, **(space_options or {}))
+    if resolved is None:
+        raise ParameterError("space", "a space name (zeroshot.list_spaces()) or a space object", None)
+    if log is not None and not callable(log):
+        raise ParameterError("log", "a function of one record (a dict), or None", type(log).__name__)
     allowed = {f.name for f in fields(SearchConfig)} - {"space", "strategy", "budget", "space_options", "seed",
                                                         "device", "data", "oracle", "column", "train"}
     for name in settings:
         if name not in allowed:
             raise TypeError(f"search() got an unexpected keyword argument {name!r}")
     if "proxies" in settings:
-        settings["proxies"] = tuple(resolve_proxies(settings["proxies"]))
+        settings["proxies"] = tuple(proxy_names(settings["proxies"]))
     with tempfile.TemporaryDirectory() as tmp:
         cfg = SearchConfig(space=resolved.name, strategy=strategy, budget=budget, space_options=space_options or {},
                            seed=seed, device=device if isinstance(device, str) else resolve_device(device),

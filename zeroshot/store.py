@@ -173,6 +173,11 @@ class ResultStore:
                 db.execute("ROLLBACK" if exc_type else "COMMIT")
         return _Tx()
 
+    @property
+    def columns(self) -> list[str]:
+        """The candidates' columns: run, encoding and stage, then every metric stored so far."""
+        return list(self._columns)
+
     def _read_columns(self) -> list[str]:
         """The candidates' columns, in table order."""
         return [r[1] for r in self.db.execute("PRAGMA table_info(candidates)")]

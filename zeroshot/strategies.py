@@ -70,7 +70,11 @@ def get_strategy(name: str) -> Callable:
 
 
 def list_strategies() -> list[str]:
-    """Names of the registered search strategies, sorted."""
+    """Names of the registered search strategies, sorted.
+
+    >>> list_strategies()
+    ['evolution', 'prefiltered', 'random', 'zeroshot']
+    """
     return STRATEGIES.names()
 
 

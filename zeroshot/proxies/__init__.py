@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from zeroshot.errors import ParameterError
+from zeroshot.errors import ParameterError, UnknownNameError
 from zeroshot.registry import Registry
 
 __all__ = ["CHAINS", "KINDS", "NEEDS", "PROXIES", "Proxy", "get_proxy", "list_proxies", "register_proxy"]
@@ -75,5 +75,11 @@ def get_proxy(name: str) -> Proxy:
 
 
 def list_proxies(kind: str | None = None) -> list[str]:
-    """Names of the registered proxies (of ``kind``, ``topology`` or ``network``, when given), sorted."""
+    """Names of the registered proxies (of ``kind``, ``topology`` or ``network``, when given), sorted.
+
+    >>> list_proxies("topology")[:4]
+    ['convs', 'depth', 'entropy', 'live_macs']
+    """
+    if kind is not None and kind not in KINDS:
+        raise UnknownNameError("proxy kind", kind, KINDS)
     return [n for n, p in PROXIES.items() if kind is None or p.kind == kind]

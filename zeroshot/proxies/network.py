@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from zeroshot.checks import check_int
+from zeroshot.checks import check_batch_size
 from zeroshot.errors import DataError, InputError
 from zeroshot.spaces.ir import Arch
 
@@ -103,17 +103,6 @@ for _name, (_needs, _hib, _desc) in _SPECS.items():
     register_proxy(_name, needs=_needs, higher_is_better=_hib, kind="network", description=_desc)(_single(_name))
 
 NETWORK_PROXIES = tuple(_SPECS)
-
-
-def check_batch_size(n: int, param: str = "batch_size") -> None:
-    """The one rule on batches for network proxies: at least 2 images (train-mode batch statistics).
-
-    >>> check_batch_size(1)
-    Traceback (most recent call last):
-    ...
-    zeroshot.errors.ParameterError: batch_size must be at least 2 images (network proxies read batch statistics), got 1
-    """
-    check_int(param, n, 2, "at least 2 images (network proxies read batch statistics)")
 
 
 def _as_batch(arch: Arch, x, y, seed: int, batch_size: int | None):
@@ -231,5 +220,5 @@ def suite_cost(arch: Arch, names: Sequence[str], x, y=None, seed: int = 0, repea
     return {"seconds": suite, "fwd_bwd_seconds": unit, "multiple": suite / unit}
 
 
-__all__ = ["check_batch_size", "check_labels", "compute_network_proxies", "suite_cost", "fwd_bwd_seconds", "NETWORK_PROXIES", "NONFINITE",
+__all__ = ["check_labels", "compute_network_proxies", "suite_cost", "fwd_bwd_seconds", "NETWORK_PROXIES", "NONFINITE",
            "LABEL_PROXIES"]
