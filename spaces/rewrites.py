@@ -235,7 +235,7 @@ def _fuse(space, net, stages):
     return ["; ".join(changed)] if changed else []
 
 
-register_rewrite("dw2conv", "depthwise -> standard convs (here: the fused block, same expansion)",
+register_rewrite("dw2conv", "depthwise -> standard convs (in mbv2: the fused block, same expansion)",
                  stages=(_stages_param, _ALL, "all|1-3"))(_fuse)
 
 
@@ -259,12 +259,14 @@ def _scale_widths(net, fn, scale_head=True) -> list[str]:
     return notes + ([f"widths {', '.join(f'{a}->{b}' for a, b in moved)}"] if moved else [])
 
 
-@register_rewrite("snap", "every width to a multiple of P (make_divisible)", P=(_lanes, None, "16 (power of 2)"))
+@register_rewrite("snap", "every width (stem, blocks, head) to the nearest multiple of P, at least P, one more "
+                          "step when rounding lost over 10%", P=(_lanes, None, "16 (power of 2)"))
 def _snap(space, net, P):
     return _scale_widths(net, lambda v: min(snap_width(v, P), MAX_CHANNELS // P * P))
 
 
-@register_rewrite("width", "stem and block widths times m (make_divisible 8; the head only when m > 1)",
+@register_rewrite("width", "stem and block widths times m, rounded to a multiple of 8 as for snap (the head "
+                           "only when m > 1)",
                   m=(_positive_float, None, "0.75"))
 def _width(space, net, m):
     return _scale_widths(net, lambda v: scale_width(v, m), scale_head=m > 1)

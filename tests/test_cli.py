@@ -112,12 +112,12 @@ def test_screen_builds_the_space_of_every_space_flag(tmp_path, capsys):
     (["--chunk", "0"], "--chunk must be an integer >= 1, got 0"),
     (["--proxy-scale", "2"], "--proxy-scale must be in (0, 1], got 2.0"),
     (["--cheap", "synflow"], "--cheap must be a topology proxy (no network), got 'synflow'"),
-    (["--max-params", "10"], "the tightest is params <= 10, which removed 40 of 40 sampled candidates: "
+    (["--max-params", "10"], "the tightest is --max-params 10, which removed 40 of 40 sampled candidates: "
                              "relax --max-params"),
+    (["--max-peak-kb", "1"], "the tightest is --max-peak-kb 1, which removed 40 of 40 sampled candidates"),
     (["--resume", "x"], "--resume must be a run id or 'last', got 'x'"),
     (["--resume", "last"], "has no screen run"),
-    (["--scored", "0"], "--scored must be an integer >= 1, or None (every one of the best survivors; all on the "
-                        "command line), got 0"),
+    (["--scored", "0"], "--scored must be a number of survivors, at least 1, or 'all', got 0"),
     (["--scored", "many"], "--scored must be a number of survivors or 'all', got 'many'"),
     (["--seed", "-1"], "--seed must be an integer from 0 to 2**63 - 1, got -1"),
     (["--workers", "0"], "--workers must be at least 1"),

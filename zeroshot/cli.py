@@ -22,12 +22,14 @@ from zeroshot.spaces import Arch, SearchSpace, SpaceOptionError, get_space
 from . import __version__, commands
 from .allocator import keep_freed_memory
 from .atomic import check_writable, write_text_atomically, writing
+from .constraints import InfeasibleError
 from .errors import Error, InputError, ParameterError
 from .model_files import load_models, parse_input_shape
 
-__all__ = ["DESCRIPTION", "PARAM_FLAGS", "SPACE_FLAGS", "add_space_args", "build_parser", "check_output", "error_line",
-           "flag_of", "main", "models_from_args", "read_archs", "read_lines", "space_from_args", "space_options",
-           "write_csv", "write_text"]
+__all__ = ["DESCRIPTION", "PARAM_FLAGS", "SPACE_FLAGS", "Spelled", "TORCH_DEVICES", "add_space_args", "build_parser",
+           "check_output", "command_name", "cost_device_hint", "error_line", "flag_of", "flag_used", "main",
+           "models_from_args", "parse_run", "proxies_from_flag", "read_archs", "read_lines", "runs_line",
+           "space_from_args", "space_label", "space_options", "wrote", "write_csv", "write_text"]
 
 #: what ``zeroshot --help`` says first
 DESCRIPTION = ("Hardware-aware neural-architecture screening: sample curated search spaces, estimate each "
@@ -36,19 +38,27 @@ DESCRIPTION = ("Hardware-aware neural-architecture screening: sample curated sea
 
 
 # ------------------------------------------------------------------------------ shared helpers
-def add_space_args(p: argparse.ArgumentParser, archs: bool = False, models: bool = False) -> None:
+def add_space_args(p: argparse.ArgumentParser, archs: bool = False, models: bool = False,
+                   image_size: bool = True) -> None:
     """The space argument and its options, shared by every command that takes a space; with ``models``,
-    ``--model FILE.py:FUNC --input C,H,W`` too, in place of the space and its encodings."""
+    ``--model FILE.py:FUNC --input C,H,W`` too, in place of the space and its encodings; without
+    ``image_size``, no ``--image-size`` (a command that sets the input side itself: ``measure``)."""
     if models:
         p.add_argument("space", nargs="?", help="search space name (see `zeroshot spaces`); not with --model")
     else:
         p.add_argument("space", help="search space name (see `zeroshot spaces`)")
-    p.add_argument("--classes", type=int, help="number of output classes of the head")
-    p.add_argument("--config", help="space configuration (fbnet: cifar100 or imagenet)")
-    p.add_argument("--image-size", type=int, metavar="PX",
-                   help="input side in pixels, for spaces that take it (nb201: 32, or 16 for ImageNet16-120)")
-    p.add_argument("-P", "--parallelism", type=int, help="accelerator parallelism factor for curation (mbv2)")
-    p.add_argument("--task", help="task head: classify, detect or segment (where the space has them)")
+    p.add_argument("--classes", type=int, metavar="N",
+                   help="number of output classes of the head (default: the space's: nb201 10, fbnet 100 for "
+                        "cifar100 and 1000 for imagenet, mbv2 1000)")
+    p.add_argument("--config", metavar="NAME", help="space configuration (fbnet: cifar100, the default, or imagenet)")
+    if image_size:
+        p.add_argument("--image-size", type=int, metavar="PX",
+                       help="input side in pixels, for spaces that take it (nb201: 32, the default, or 16 for "
+                            "ImageNet16-120)")
+    p.add_argument("-P", "--parallelism", type=int, metavar="P",
+                   help="accelerator parallelism factor for curation (mbv2; default 16)")
+    p.add_argument("--task", metavar="TASK",
+                   help="task head: classify (the default), detect or segment (where the space has them: mbv2)")
     if archs:
         p.add_argument("--archs", required=not models, metavar="FILE",
                        help="file with one encoding per line, '-' for standard input")
@@ -74,6 +84,87 @@ def space_options(args: argparse.Namespace) -> dict:
 def space_from_args(args: argparse.Namespace) -> SearchSpace:
     """The space a command names, built with the space options given as flags."""
     return get_space(args.space, **space_options(args))
+
+
+#: space option -> how :func:`space_label` words its value
+_LABELS = {"parallelism": "P={}", "classes": "{} classes", "task": "{}", "config": "{}", "resolution": "{} px",
+           "channels": "{} channels", "cells": "{} cells"}
+
+
+def space_label(space: SearchSpace) -> str:
+    """The space as a user names it, with the options it was built with, e.g. ``mbv2 (P=16, 1000 classes,
+    classify)``."""
+    from zeroshot.spaces import list_space_options
+    parts = [_LABELS[o].format(getattr(space, o)) for o in list_space_options(space.name)
+             if o in _LABELS and getattr(space, o, None) is not None]
+    return f"{space.name} ({', '.join(parts)})" if parts else space.name
+
+
+#: names that are torch devices, not hardware cost profiles (see :func:`cost_device_hint`)
+TORCH_DEVICES = ("auto", "cpu", "cuda", "mps", "gpu")
+
+
+def cost_device_hint(error: Error, device, torch_flag: str | None = None) -> Error:
+    """``error`` with a hint when ``--device`` named a torch device (``cuda``) where a command's ``--device`` is
+    a hardware cost profile; ``torch_flag``: the command's flag for a torch device, if it has one."""
+    name = getattr(error, "name", None)
+    if getattr(error, "kind", None) != "device" or name != device or not isinstance(name, str) or \
+            name.split(":")[0] not in TORCH_DEVICES:
+        return error
+    where = f"; for the torch device that trains, use {torch_flag} {name}" if torch_flag else ""
+    return InputError(f"{error} (--device names a hardware cost profile of the latency, not a torch device{where})")
+
+
+def proxies_from_flag(text: str, flag: str = "--proxies") -> list[str]:
+    """The proxies of a ``--proxies`` flag: comma-separated names, or ``default`` for the default score's."""
+    from .scoring import DEFAULT_PROXIES, resolve_proxies
+    if text.strip() == "default":
+        return list(DEFAULT_PROXIES)
+    return resolve_proxies(text)
+
+
+def parse_run(text: str) -> int | None:
+    """A ``--run`` flag: a run number, or ``last`` (None)."""
+    if text == "last":
+        return None
+    if not text.isdigit():
+        raise InputError(f"--run must be a run number or last, got {text!r}")
+    return int(text)
+
+
+def runs_line(store, db: str, run_id) -> str:
+    """The error line for a run ``db`` does not hold: which runs it does hold."""
+    runs = store.runs()
+    held = ", ".join(f"{r} ({store.run_kind(r)})" for r in runs) if runs else "none"
+    return f"{db} has no run {run_id}; runs in this database: {held}"
+
+
+def wrote(args: argparse.Namespace, path, detail: str = "") -> None:
+    """Say on standard error that the command wrote ``path`` (one line; standard output stays the command's
+    data)."""
+    print(f"{command_name(args)}: wrote {path}{': ' + detail if detail else ''}", file=sys.stderr)
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """``zeroshot COMMAND`` (with its action: ``zeroshot device profile``), as messages start."""
+    action = getattr(args, "device_action", None)
+    return f"zeroshot {args.command}" + (f" {action}" if action else "")
+
+
+class Spelled(argparse.Action):
+    """A flag with several spellings (``--batch-size`` / ``--batch``) that remembers the one given, so that
+    messages name it (:func:`flag_used`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        spelled = dict(getattr(namespace, "_spelled", {}))
+        spelled[self.dest] = option_string
+        setattr(namespace, "_spelled", spelled)
+
+
+def flag_used(args: argparse.Namespace, dest: str, default: str) -> str:
+    """The spelling of flag ``dest`` given on the command line (:class:`Spelled`), else ``default``."""
+    return getattr(args, "_spelled", {}).get(dest) or default
 
 
 def models_from_args(args: argparse.Namespace) -> list[Arch] | None:
@@ -168,6 +259,10 @@ def check_output(args: argparse.Namespace) -> None:
 class _Parser(argparse.ArgumentParser):
     """Argument errors in one line (with a pointer to --help), exit status 2."""
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)    # --batch must not silently mean --batch-size
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
@@ -186,24 +281,37 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: the process's); the exit status (2: bad input)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:                               # named by the subcommand that refused them, with its --help
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
     keep_freed_memory()             # before any worker forks: they inherit it
     with warnings.catch_warnings():
-        warnings.showwarning = _one_line_warning(args.command)
+        warnings.showwarning = _one_line_warning(command_name(args))
         try:
             check_output(args)
             return args.run(args) or 0
         except Error as e:
-            print(f"zeroshot {args.command}: error: {error_line(e)}", file=sys.stderr)
+            print(f"{command_name(args)}: error: {error_line(e)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            print(f"zeroshot {args.command}: interrupted", file=sys.stderr)
+            print(f"{command_name(args)}: interrupted{getattr(args, 'interrupted_note', '')}", file=sys.stderr)
             return 130
         except BrokenPipeError:
             return 0
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``args`` ran: ``zeroshot score``, ``zeroshot device profile``."""
+    for dest in ("command", "device_action"):
+        name = getattr(args, dest, None)
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if name is None or not subs:
+            break
+        parser = subs[0].choices[name]
+    return parser
 
 
 def error_line(error: Error) -> str:
@@ -217,6 +325,8 @@ def error_line(error: Error) -> str:
     if isinstance(error, SpaceOptionError):
         takes = ", ".join(SPACE_FLAGS[o] for o in error.accepted if o in SPACE_FLAGS) or "none of these options"
         return f"space {error.space!r} does not take {flag_of(error.param)}; it takes {takes}"
+    if isinstance(error, InfeasibleError):
+        return error.message_for_flag(flag_of(error.param))
     if isinstance(error, ParameterError):
         return error.message_for(flag_of(error.param))
     return str(error)
@@ -235,7 +345,8 @@ def flag_of(param: str) -> str:
 
 
 def _one_line_warning(command: str):
-    """``warnings.showwarning`` for the command line: one line per warning, no source excerpt."""
+    """``warnings.showwarning`` for the command line (``command``: ``zeroshot NAME``): one line per warning,
+    no source excerpt."""
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"zeroshot {command}: warning: {message}", file=file or sys.stderr)
+        print(f"{command}: warning: {message}", file=file or sys.stderr)
     return show

@@ -49,9 +49,25 @@ class InfeasibleError(ParameterError):
         self.metric, self.limit, self.removed, self.seen, self.what = metric, limit, removed, seen, what
         super().__init__(param, f"above {limit:g}")
 
+    @property
+    def value(self) -> float:
+        """The limit as the parameter gives it (``max_peak_kb`` in KiB; :attr:`limit` is in the metric's unit)."""
+        return self.limit / CONSTRAINT_PARAMS[self.param][1]
+
     def message_for(self, name: str) -> str:
         return (f"no candidate passes the constraints; the tightest is {self.metric} <= {self.limit:g}, which "
                 f"removed {self.removed:,} of {self.seen:,} {self.what}: relax {name}")
+
+    def message_for_flag(self, flag: str) -> str:
+        """The message as the command line words it: the limit as the flag ``flag`` gave it.
+
+        >>> e = InfeasibleError("max_peak_kb", "peak_activation_bytes", 1024.0 ** 2, 5, 5)
+        >>> print(e.message_for_flag("--max-peak-kb"))
+        no candidate passes the constraints; the tightest is --max-peak-kb 1024, which removed 5 of 5 sampled \
+candidates: relax --max-peak-kb
+        """
+        return (f"no candidate passes the constraints; the tightest is {flag} {self.value:g}, which removed "
+                f"{self.removed:,} of {self.seen:,} {self.what}: relax {flag}")
 
 
 class Constraints:

@@ -22,22 +22,37 @@ from zeroshot.export import TORCH_FORMAT
 from zeroshot.spaces.ir import Arch, arch_to_dict
 
 from ..atomic import open_atomically, writing
-from ..cli import add_space_args, models_from_args, space_from_args, write_text
+from ..cli import add_space_args, models_from_args, space_from_args, write_text, wrote
 from .cmd_rewrite import resolve_arch
+
+#: what ``zeroshot advise --help`` says first
+DESCRIPTION = """List the design moves for a network on a device (snap widths to the device's lanes, fuse inverted
+bottlenecks, depthwise -> standard convs, a depth multiplier; width multipliers and the activation peak under
+--max-params / --max-peak-kb), each with its estimated latency, ranked by latency gained; then every block's
+own fusion estimate and the channel counts that waste lanes.  --apply N makes move N of the list and prints
+its before / after report; -o FILE writes the new network.  ARCH is an encoding or a baseline name
+(`zeroshot baseline SPACE` lists them); --model FILE.py:FUNC --input C,H,W advises on your own torch network.
+
+Example: zeroshot advise mbv2 mobilenetv2 --task detect --device mobile-npu-16 --apply 1"""
 
 
 def register(sub):
     p = sub.add_parser("advise", help="the design moves for a network on a device, ranked by latency gained",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_space_args(p, models=True)
     p.add_argument("arch", nargs="?", help="an encoding (quoted) or a baseline name, like mobilenetv2")
     p.add_argument("--device", required=True, metavar="NAME_OR_FILE",
-                   help="device to estimate latency on (see `zeroshot device list`)")
-    p.add_argument("--apply", type=int, metavar="N", help="make move N of the list and report before / after")
+                   help="device to estimate latency on: a built-in name (see `zeroshot device list`) or a device "
+                        ".json (required)")
+    p.add_argument("--apply", type=int, metavar="N",
+                   help="make move N of the list (1 = the first) and report before / after (default: list only)")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="with --apply: write the new network (.pt: torch file with weights; else IR JSON)")
-    p.add_argument("--max-params", type=int, metavar="N", help="parameter budget")
-    p.add_argument("--max-peak-kb", type=float, metavar="KB", help="peak activation memory budget (KiB, fp32)")
+                   help="with --apply: write the new network to FILE (.pt: a torch file with its IR and weights, as "
+                        "`zeroshot export --format torch` writes; any other name: the IR as JSON; default: none)")
+    p.add_argument("--max-params", type=int, metavar="N",
+                   help="parameter budget the width moves aim at (default: none)")
+    p.add_argument("--max-peak-kb", type=float, metavar="KB",
+                   help="peak activation memory budget in KiB, fp32 (default: none)")
     p.set_defaults(run=run)
 
 
@@ -62,12 +77,13 @@ def run(args):
     advice = advise(network(args), device=args.device, max_params=args.max_params, max_peak_kb=args.max_peak_kb)
     print(advice)
     if args.apply is not None:
-        apply(advice, args.apply, args.output)
+        apply(advice, args.apply, args.output, args)
     return 0
 
 
-def apply(advice: Advice, n: int, output: str | None) -> None:
-    """Make move ``n`` (1-based, as listed), print its report and write it to ``output`` when given."""
+def apply(advice: Advice, n: int, output: str | None, args) -> None:
+    """Make move ``n`` (1-based, as listed), print its report and write it to ``output`` when given (said on
+    standard error: ``args``, the command's)."""
     if not 1 <= n <= len(advice):
         raise ParameterError("apply", f"a move number 1..{len(advice)} of the list above" if len(advice)
                              else "a move number, but no move applies to this network", n)
@@ -82,4 +98,4 @@ def apply(advice: Advice, n: int, output: str | None) -> None:
                         "state_dict": done.module.state_dict()}, f)
     else:
         write_text(json.dumps(ir, indent=1) + "\n", output)
-    print(f"wrote {output}")
+    wrote(args, output)

@@ -9,10 +9,13 @@ from ..errors import InputError
 
 
 def register(sub):
-    p = sub.add_parser("baseline", help="print a reference baseline's encoding (for example MobileNetV2)")
+    p = sub.add_parser("baseline", help="print a reference baseline's encoding (for example MobileNetV2)",
+                       description="Print the encoding of a reference network of a space (for example mbv2's "
+                                   "mobilenetv2), or list the space's baselines when no name is given.  Commands "
+                                   "that take an encoding take these names too.")
     p.add_argument("space", help="search space name (see `zeroshot spaces`)")
-    p.add_argument("name", nargs="?", help="baseline name; omitted: list the space's baselines")
-    p.add_argument("--task", help="classify, detect or segment (default classify; mbv2)")
+    p.add_argument("name", nargs="?", help="baseline name (default: list the space's baselines)")
+    p.add_argument("--task", help="task head: classify (the default), detect or segment (mbv2)")
     p.set_defaults(run=run)
 
 

@@ -2,7 +2,8 @@
 whole-model latencies of a few architectures (``calibrated`` kind; use it with ``--device DEVICE.json``).
 
 The CSV has an architecture column (``arch``; also ``arch_str`` or ``op_names``) and latencies in ms;
-without ``--column`` the one numeric column other than the architecture and index columns is used.  With
+without ``--column`` the column ``latency_ms`` is used where there is one (what ``zeroshot measure`` writes),
+else the one numeric column other than the architecture and index columns.  With
 ``--model FILE.py:FUNC --input C,H,W`` (your own networks) the architecture column holds the networks' names
 as ``zeroshot estimate --model`` prints them, and the device predicts any network.
 """
@@ -12,20 +13,30 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from zeroshot.cli import add_space_args, models_from_args, space_from_args, write_text
+from zeroshot.cli import add_space_args, models_from_args, space_from_args, write_text, wrote
 from zeroshot.errors import DataError, ParameterError
 from zeroshot.api import calibrate
 from zeroshot.estimator.latency_csv import latency_column, numeric_columns, read_latency_csv
 
 
+#: the latency column ``zeroshot measure`` writes, used without --column where present
+LATENCY_COLUMN = "latency_ms"
+
+
 def register(sub):
-    p = sub.add_parser("calibrate", help="fit a device from measured whole-model latencies (JSON)")
+    p = sub.add_parser("calibrate", help="fit a device from measured whole-model latencies (JSON)",
+                       description="Fit a `calibrated` device from the measured whole-model latencies of a few "
+                                   "architectures (for example the CSV `zeroshot measure` writes); use it with "
+                                   "--device DEVICE.json.  The fit's summary goes to standard error.")
     add_space_args(p, models=True)
     p.add_argument("--measurements", required=True, metavar="CSV",
-                   help="CSV with an 'arch' column and a latency column in ms")
-    p.add_argument("--column", help="the latency column (default: the only numeric one)")
-    p.add_argument("--name", help="device name (default: the output file's stem)")
-    p.add_argument("-o", "--output", required=True, metavar="DEVICE.json", help="device file to write")
+                   help="CSV with an architecture column (arch, arch_str or op_names) and a latency column in ms "
+                        "(required)")
+    p.add_argument("--column", metavar="NAME",
+                   help=f"the latency column (default: {LATENCY_COLUMN} where there is one, else the only numeric "
+                        "column)")
+    p.add_argument("--name", help="device name (default: the output file's name without .json)")
+    p.add_argument("-o", "--output", required=True, metavar="DEVICE.json", help="device file to write (required)")
     p.set_defaults(run=run)
 
 
@@ -41,14 +52,14 @@ def run(args):
     except ParameterError as e:
         if e.param not in ("archs", "latency_ms"):
             raise
-        raise DataError(f"{args.measurements}: {e.message_for('the ' + ('latencies' if e.param == 'latency_ms' else 'architectures'))}") from None
+        what = "the latencies" if e.param == "latency_ms" else "the architectures"
+        raise DataError(f"{args.measurements}: {e.message_for(what)}") from None
     device.description += f"; column {column!r} of {Path(args.measurements).name}"
     write_text(json.dumps(device.to_dict(), indent=2) + "\n", args.output)
     fit = device.predict(space, archs)
     rho = spearmanr(fit, latency).statistic if np.ptp(fit) > 0 and np.ptp(latency) > 0 else float("nan")
     err = np.median(np.abs(fit / latency - 1)) * 100
-    print(f"wrote {args.output}: {device.summary()}; on the measurements: rho {rho:.3f}, "
-          f"median error {err:.1f}%")
+    wrote(args, args.output, f"{device.summary()}; on the measurements: rho {rho:.3f}, median error {err:.1f}%")
 
 
 def _by_name(models, names, path) -> list:
@@ -69,6 +80,8 @@ def _pick_column(raw, column, path) -> str:
             raise ParameterError("column", f"a latency column of {path}", None,
                                  f"{column!r} {what}; latency columns: {', '.join(numeric) or '(none)'}")
         return column
+    if LATENCY_COLUMN in numeric:
+        return LATENCY_COLUMN
     if len(numeric) != 1:
         what = f"{len(numeric)} numeric columns ({', '.join(numeric)})" if numeric else "no numeric column"
         raise DataError(f"{path}: expected one latency column besides the architecture, found {what}; "

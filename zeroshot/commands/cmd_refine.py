@@ -7,27 +7,40 @@ Example: ``zeroshot refine mbv2 mobilenetv2 --task detect --search fusion,depth-
 """
 from zeroshot.estimator.devices import load_device
 
-from ..cli import add_space_args, space_from_args
+from ..cli import add_space_args, proxies_from_flag, space_from_args
 from ..errors import InputError
-from ..refine import DIMENSIONS, TOPOLOGY_SCORE, refine
-from ..scoring import resolve_proxies
+from ..refine import DIMENSIONS, POPULATION, TOPOLOGY_SCORE, refine
 from .cmd_rewrite import resolve_arch
 
 
 def register(sub):
     p = sub.add_parser("refine", help="search per-block fusion, per-stage depth / width multipliers, resolution "
-                                      "of a baseline")
+                                      "of a baseline",
+                       description="Find the fastest refinement of a network (an encoding or a baseline name) "
+                                   "along the chosen dimensions whose score stays at or above the network's own, "
+                                   "by evolution over estimated latencies; nothing is trained.  Prints the "
+                                   "baseline's and the best's costs and last a line `best ENCODING`.  Example: "
+                                   "zeroshot refine mbv2 mobilenetv2 --task detect --search fusion,depth-multiplier")
     add_space_args(p)
     p.add_argument("arch", help="an encoding (quoted) or a baseline name, like mobilenetv2")
-    p.add_argument("--search", required=True, metavar="DIMS", help=f"one or more of {', '.join(DIMENSIONS)}")
-    p.add_argument("--device", default="mobile-npu-16", help="device whose latency is minimised (default %(default)s)")
-    p.add_argument("--budget", type=int, default=2000, help="candidates costed and scored (default %(default)s)")
-    p.add_argument("--proxies", default=",".join(TOPOLOGY_SCORE),
-                   help="score components that must not fall below the baseline's (default %(default)s)")
+    p.add_argument("--search", required=True, metavar="DIMS",
+                   help=f"comma-separated dimensions to search, one or more of {', '.join(DIMENSIONS)}")
+    p.add_argument("--device", default="mobile-npu-16", metavar="NAME_OR_FILE",
+                   help="device whose latency is minimised: a built-in name (see `zeroshot device list`) or a "
+                        "device .json (default %(default)s)")
+    p.add_argument("--budget", type=int, default=2000,
+                   help=f"candidates costed and scored, at least {POPULATION} (the first population) "
+                        "(default %(default)s)")
+    p.add_argument("--proxies", default=",".join(TOPOLOGY_SCORE), metavar="NAMES",
+                   help="comma-separated score components that must not fall below the baseline's (see "
+                        "`zeroshot proxies`; default %(default)s: topology-only, instant; 'default' for the default "
+                        "network score, slow on a CPU)")
     p.add_argument("--proxy-resolution", type=int, default=None, metavar="PX",
                    help="network proxies see each candidate at PX pixels (and a dense network's backbone); "
                         "default: its own resolution")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the evolution: its random first population, tournaments and mutations "
+                        "(default 0)")
     p.set_defaults(run=run)
 
 
@@ -36,7 +49,7 @@ def run(args):
     dims = parse_dimensions(args.search)
     device = load_device(args.device)
     base = resolve_arch(space, args.arch)
-    r = refine(space, base, dims, device, args.budget, args.seed, resolve_proxies(args.proxies.split(",")),
+    r = refine(space, base, dims, device, args.budget, args.seed, proxies_from_flag(args.proxies),
                args.proxy_resolution)
     b = r["baseline"]
     print(f"searched {', '.join(dims)} on {device.name}: {r['evaluated']} distinct candidates, "

@@ -18,26 +18,38 @@ from zeroshot.spaces.baselines import get_baseline, list_baselines
 from zeroshot.errors import EncodingError
 from zeroshot.spaces.rewrites import RewriteError, apply_steps, describe_rewrites
 
-from ..cli import add_space_args, space_from_args
-from ..scoring import DEFAULT_PROXIES, compute_proxies, rank_aggregate, resolve_proxies
+from ..cli import add_space_args, proxies_from_flag, space_from_args, space_label
+from ..scoring import compute_proxies, rank_aggregate
 
 #: Instant topology-only score components: complexity (live MACs) and DeepMAD expressivity (entropy).
 TOPOLOGY_SCORE = ("live_macs", "entropy")
 
 
+#: what ``zeroshot rewrite --help`` says first (the rewrites follow)
+DESCRIPTION = """Apply named design rewrites to a network, one after another, and report each step: latency on
+--device, params, MACs, peak activation memory, the proxies and the score (a rank aggregate over the rows),
+then what each rewrite changed and the new encoding.  ARCH is an encoding or a baseline name
+(`zeroshot baseline SPACE` lists them).
+
+Example: zeroshot rewrite mbv2 mobilenetv2 --apply fuse:stages=1-3,snap:P=16 --device mobile-npu-16"""
+
+
 def register(sub):
     p = sub.add_parser("rewrite", help="apply named design rewrites (fuse, snap, depth, ...) with a report",
-                       description=__doc__.split("\n\n")[0] + "\n\nRewrites:\n" + describe_rewrites(),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=DESCRIPTION + "\n\nRewrites (--apply NAME:SETTING, comma-separated):\n" +
+                       describe_rewrites(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_space_args(p)
     p.add_argument("arch", help="an encoding (quoted) or a baseline name, like mobilenetv2")
     p.add_argument("--apply", required=True, metavar="SPEC",
                    help="comma-separated rewrites applied in turn, like fuse:stages=1-3,snap:P=16")
-    p.add_argument("--device", metavar="NAME_OR_FILE", help="device for latency_ms (see `zeroshot device list`)")
-    p.add_argument("--proxies", default=",".join(TOPOLOGY_SCORE),
-                   help=f"score components (default {','.join(TOPOLOGY_SCORE)}: topology-only, instant; "
-                        "'default' for the default network score)")
-    p.add_argument("--quiet", action="store_true", help="print only the new encoding")
+    p.add_argument("--device", metavar="NAME_OR_FILE",
+                   help="device for a latency_ms column: a built-in name (see `zeroshot device list`) or a device "
+                        ".json (default: none, no latency column)")
+    p.add_argument("--proxies", default=",".join(TOPOLOGY_SCORE), metavar="NAMES",
+                   help=f"comma-separated score components (see `zeroshot proxies`; default "
+                        f"{','.join(TOPOLOGY_SCORE)}: topology-only, instant; 'default' for the default network "
+                        "score, slow on a CPU for mbv2)")
+    p.add_argument("--quiet", action="store_true", help="print only the new encoding (default: the whole report)")
     p.set_defaults(run=run)
 
 
@@ -65,7 +77,7 @@ def run(args):
         print(space.format(steps[-1][1]))
         return 0
     device = load_device(args.device) if args.device else None
-    names = DEFAULT_PROXIES if args.proxies == "default" else resolve_proxies(args.proxies.split(","))
+    names = proxies_from_flag(args.proxies)
     print(format_report(space, steps, device, names))
     return 0
 
@@ -81,7 +93,7 @@ def format_report(space, steps, device=None, proxies=TOPOLOGY_SCORE) -> str:
             **({"latency_ms": cost["latency_ms"]} if device else {})}
     width = max(len(s) for s, _, _ in steps)
     head = f"{'step':<{width}}  " + "  ".join(f"{c:>19}" for c in cols + list(proxies) + ["score"])
-    lines = [f"# {space!r}" + (f" on {device.name}" if device else "") +
+    lines = [f"# {space_label(space)}" + (f" on {device.name}" if device else "") +
              f"; score = rank aggregate of {', '.join(proxies)} over these rows", head]
     for i, (step, _, _) in enumerate(steps):
         cells = [_cell(data[c][i], data[c][0], i) for c in cols]

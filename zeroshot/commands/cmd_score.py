@@ -8,26 +8,35 @@ the rank aggregate of the listed proxies.  ``--data`` takes an NPZ of images and
 import sys
 
 from zeroshot.api import Archs, score
-from zeroshot.checks import check_seed
-from zeroshot.cli import add_space_args, models_from_args, read_archs, space_from_args, write_text
-from zeroshot.proxies.network import check_batch_size
-from zeroshot.scoring import DEFAULT_PROXIES, data_proxies, resolve_proxies
+from zeroshot.checks import check_batch_size, check_seed
+from zeroshot.cli import (add_space_args, models_from_args, proxies_from_flag, read_archs, space_from_args,
+                          write_text, wrote)
+from zeroshot.scoring import DEFAULT_PROXIES, data_proxies
 
 
 def register(sub):
-    p = sub.add_parser("score", help="zero-shot proxies and the default score of architectures (CSV)")
+    p = sub.add_parser("score", help="zero-shot proxies and the default score of architectures (CSV)",
+                       description="Score architectures at initialisation with zero-shot proxies and print CSV "
+                                   "arch,score,PROXY...: the default score and the proxies it aggregates, or the "
+                                   "rank aggregate of --proxies.  Without --data, proxies that need images see "
+                                   "seeded synthetic input.  Example: zeroshot score nb201 --archs cells.txt")
     add_space_args(p, archs=True, models=True)
-    p.add_argument("--proxies", help="comma-separated proxies (see the registry); default: the default "
-                                     f"score's {','.join(DEFAULT_PROXIES)}")
-    p.add_argument("--data", metavar="NPZ", help="images 'x' and labels 'y' for the proxies that need data")
-    p.add_argument("--batch-size", type=int, help="images per network proxy batch (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of initialisation and synthetic input")
-    p.add_argument("-o", "--output", help="write the CSV to this file instead of standard output")
+    p.add_argument("--proxies", metavar="NAMES",
+                   help="comma-separated proxies, aggregated by rank (see `zeroshot proxies` for the names); "
+                        f"default: the default score's {','.join(DEFAULT_PROXIES)}")
+    p.add_argument("--data", metavar="NPZ",
+                   help="NPZ of images 'x' and labels 'y' for the proxies that need data (default: seeded "
+                        "synthetic input)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="images per network proxy batch (default 64)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the networks' initial weights and the synthetic input (default 0)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the CSV to this file instead of standard output ('-': standard output)")
     p.set_defaults(run=run)
 
 
 def run(args):
-    names = resolve_proxies(args.proxies) if args.proxies is not None else list(DEFAULT_PROXIES)
+    names = proxies_from_flag(args.proxies) if args.proxies is not None else list(DEFAULT_PROXIES)
     if args.batch_size is not None:
         check_batch_size(args.batch_size)
     check_seed(args.seed)
@@ -39,6 +48,8 @@ def run(args):
     table = score(archs, space=space, data=args.data, seed=args.seed, proxies=names, batch_size=args.batch_size,
                   progress=True)
     write_text(table.to_csv(), args.output)
+    if args.output not in (None, "-"):
+        wrote(args, args.output)
 
 
 def _note_synthetic(names):

@@ -13,8 +13,9 @@ from dataclasses import fields
 
 from zeroshot.backends import check_backend, get_backend
 from zeroshot.checks import check_int
-from zeroshot.cli import add_space_args, space_options
+from zeroshot.cli import add_space_args, cost_device_hint, space_options
 from zeroshot.commands.cmd_train import add_train_args, train_config_from_args
+from zeroshot.errors import Error
 from zeroshot.searching import SearchConfig, print_line, search
 from zeroshot.strategies import describe, list_strategies
 
@@ -22,29 +23,53 @@ DEFAULTS = {f.name: f.default for f in fields(SearchConfig) if not callable(f.de
 
 
 def register(sub):
-    p = sub.add_parser("search", help="search a space (random, evolution, prefiltered, zeroshot); print the best")
+    p = sub.add_parser("search", help="search a space (random, evolution, prefiltered, zeroshot); print the best",
+                       description="Search a space under device constraints with a strategy (--strategy), "
+                                   "evaluating --budget candidates: trained for real on --data, or looked up in "
+                                   "--oracle.  Prints one line per evaluation, the Pareto front of accuracy "
+                                   "against latency and last a line `best ENCODING accuracy A latency_ms L`.  "
+                                   "--device is the hardware cost profile of the latency; the torch device of "
+                                   "training is --train-device.  The strategies and their settings: "
+                                   "docs/search.md.")
     add_space_args(p)
     p.add_argument("--strategy", required=True, metavar="NAME",
-                   help="; ".join(f"{n}: {describe(n)}" for n in list_strategies()))
-    p.add_argument("--budget", type=int, required=True, help="evaluations (trainings or oracle lookups)")
-    p.add_argument("--oracle", metavar="CSV", help="look accuracies up in this CSV (column arch or arch_str)")
-    p.add_argument("--column", help="the oracle's accuracy column")
+                   help="one of " + ", ".join(f"{n} ({describe(n)})" for n in list_strategies()) +
+                        "; see docs/search.md")
+    p.add_argument("--budget", type=int, required=True, metavar="N",
+                   help="evaluations: trainings, or oracle lookups with --oracle")
+    p.add_argument("--oracle", metavar="CSV",
+                   help="look accuracies up in this CSV (column arch or arch_str) instead of training (default: "
+                        "train each candidate on --data)")
+    p.add_argument("--column", help="the oracle's accuracy column (required with --oracle)")
     p.add_argument("--data", metavar="NPZ|DIR", help="images for the proxies, and the training set without "
-                                                     "--oracle")
-    p.add_argument("--device", default=DEFAULTS["device"],
-                   help="hardware cost profile of the latency (default %(default)s; see `zeroshot device list`)")
-    p.add_argument("--max-latency-ms", type=float, help="candidates slower on --device are never trained")
-    p.add_argument("--max-params", type=float, help="candidates with more parameters are never trained")
-    p.add_argument("--proxies", help="comma-separated proxies of the pre-filter (default: the default score's)")
-    p.add_argument("--cheap", default=DEFAULTS["cheap"],
+                                                     "--oracle (default: seeded synthetic input for the proxies)")
+    p.add_argument("--device", default=DEFAULTS["device"], metavar="NAME_OR_FILE",
+                   help="hardware cost profile of the latency: a built-in name (see `zeroshot device list`) or a "
+                        "device .json (default %(default)s; the torch device of training is --train-device)")
+    p.add_argument("--max-latency-ms", type=float, metavar="MS",
+                   help="candidates slower on --device, in ms, are never trained (default: none)")
+    p.add_argument("--max-params", type=float, metavar="N",
+                   help="candidates with more parameters are never trained (default: none)")
+    p.add_argument("--proxies", metavar="NAMES",
+                   help="comma-separated proxies of the pre-filter (see `zeroshot proxies`; default: the default "
+                        "score's)")
+    p.add_argument("--cheap", default=DEFAULTS["cheap"], metavar="PROXY",
                    help="topology proxy that picks which candidates get the network proxies (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="images per proxy batch")
-    p.add_argument("--population", type=int, default=DEFAULTS["population"],
-                   help="strategy setting (default: the strategy's own, 5 for prefiltered / zeroshot, 10 for "
-                        "evolution; see zeroshot/strategies.py)")
-    for name in ("sample", "children", "pool"):
-        p.add_argument(f"--{name}", type=int, default=DEFAULTS[name],
-                       help="strategy setting (default %(default)s; see zeroshot/strategies.py)")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], metavar="N",
+                   help="images per network proxy batch (default %(default)s)")
+    p.add_argument("--population", type=int, default=DEFAULTS["population"], metavar="N",
+                   help="evolution's population; prefiltered and zeroshot: how many of the warm-up's best by "
+                        "score start it (default: the strategy's own, 10 for evolution, 5 for prefiltered and "
+                        "zeroshot)")
+    p.add_argument("--sample", type=int, default=DEFAULTS["sample"], metavar="N",
+                   help="tournament size: members of the population drawn to pick each parent, at most "
+                        "--population (default %(default)s)")
+    p.add_argument("--children", type=int, default=DEFAULTS["children"], metavar="N",
+                   help="prefiltered and zeroshot: mutants each parent proposes, of which the pre-filter picks "
+                        "one (default %(default)s)")
+    p.add_argument("--pool", type=int, default=DEFAULTS["pool"], metavar="N",
+                   help="prefiltered and zeroshot: random feasible candidates of the warm-up, ranked by score "
+                        "(default %(default)s)")
     p.add_argument("--tournament", type=int, default=DEFAULTS["tournament"],
                    help="pre-filter: each kept candidate the best by score of this many drawn by the seed "
                         "(default %(default)s; 0: the best by score)")
@@ -52,11 +77,13 @@ def register(sub):
                    help="pre-filter: each candidate given network proxies the best by --cheap of this many drawn "
                         "by the seed (default %(default)s; 0: the best by --cheap)")
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"],
-                   help="seed of the whole run: sampling, mutations, the proxies' weights and image batch")
-    p.add_argument("--db", help="SQLite results file (default: none, nothing recorded)")
-    p.add_argument("--backend", default="local", help="where trainings run: local or ray")
-    p.add_argument("--address", help="Ray cluster address (with --backend ray)")
-    p.add_argument("--workers", type=int, help="trainings at a time (default 1 locally)")
+                   help="seed of the whole run: sampling, mutations, the proxies' weights and image batch "
+                        "(default %(default)s)")
+    p.add_argument("--db", metavar="FILE", help="SQLite results file (default: none, nothing recorded)")
+    p.add_argument("--backend", default="local",
+                   help="where trainings run: local (this machine, the default) or ray (a Ray cluster)")
+    p.add_argument("--address", help="Ray cluster address (with --backend ray; default: Ray's own lookup)")
+    p.add_argument("--workers", type=int, metavar="N", help="trainings at a time (default 1)")
     add_train_args(p, device_flag="--train-device")
     p.set_defaults(run=run)
 
@@ -70,10 +97,14 @@ def run(args):
                                                       "tournament", "cheap_tournament")}
     if args.proxies:
         settings["proxies"] = args.proxies.split(",")
-    result = search(args.space, strategy=args.strategy, budget=args.budget, oracle=args.oracle, column=args.column,
-                    data=args.data, seed=args.seed, device=args.device, db=args.db, space_options=space_options(args),
-                    train=vars(train_config_from_args(args, "--train-device")), backend=backend, log=print_line, parallel=workers,
-                    **settings)
+    train = vars(train_config_from_args(args, "--train-device"))
+    try:
+        result = search(args.space, strategy=args.strategy, budget=args.budget, oracle=args.oracle,
+                        column=args.column, data=args.data, seed=args.seed, device=args.device, db=args.db,
+                        space_options=space_options(args), train=train, backend=backend, log=print_line,
+                        parallel=workers, **settings)
+    except Error as e:
+        raise cost_device_hint(e, args.device, "--train-device") from None
     if args.data is None and result.scored:
         print("zeroshot search: note: no --data; proxies that need images saw seeded synthetic input",
               file=sys.stderr)

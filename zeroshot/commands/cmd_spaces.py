@@ -3,7 +3,9 @@ from zeroshot.spaces import get_space, list_spaces
 
 
 def register(sub):
-    p = sub.add_parser("spaces", help="list the built-in search spaces with their sizes")
+    p = sub.add_parser("spaces", help="list the built-in search spaces with their sizes",
+                       description="List the built-in search spaces: name, number of architectures and a "
+                                   "description.  Every command that takes SPACE takes one of these names.")
     p.set_defaults(run=run)
 
 

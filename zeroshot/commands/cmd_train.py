@@ -19,17 +19,21 @@ DEFAULTS = TrainConfig()
 def add_train_args(p, device_flag: str = "--device") -> None:
     """Training options shared by ``train`` and ``search`` (which calls the device ``--train-device``)."""
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs (default %(default)s)")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (tiny budgets)")
+    p.add_argument("--max-steps", type=int, metavar="N",
+                   help="stop after this many optimiser steps (tiny budgets; default: no limit)")
     p.add_argument("--optimizer", default=DEFAULTS.optimizer, help=f"{' or '.join(OPTIMIZERS)} (default sgd)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: 0.1 x batch/256 for sgd, "
                                             "2e-3 x batch/256 for adamw)")
-    p.add_argument("--weight-decay", type=float, help="default 5e-4 (sgd) or 0.05 (adamw)")
+    p.add_argument("--weight-decay", type=float, help="weight decay (default 5e-4 for sgd, 0.05 for adamw)")
     p.add_argument("--train-batch-size", type=int, default=DEFAULTS.batch_size,
                    help="training batch size (default %(default)s)")
     p.add_argument("--val-fraction", type=float, default=DEFAULTS.val_fraction,
                    help="held-out validation fraction (default %(default)s)")
-    p.add_argument("--patience", type=int, help="stop after this many epochs without a better validation accuracy")
-    p.add_argument("--no-augment", action="store_true", help="no random crop / flip of images")
+    p.add_argument("--patience", type=int, metavar="EPOCHS",
+                   help="stop after this many epochs without a better validation accuracy (default: never stop "
+                        "early)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="no random crop / flip of images (default: augment)")
     p.add_argument(device_flag, dest="train_device", default=DEFAULTS.device, choices=DEVICES,
                    help="torch device to train on (default cpu; auto: cuda when present)")
 
@@ -53,14 +57,20 @@ def train_config_from_args(args, device_flag: str = "--device") -> TrainConfig:
 
 
 def register(sub):
-    p = sub.add_parser("train", help="train one architecture on a data set (NPZ or image folder)")
+    p = sub.add_parser("train", help="train one architecture on a data set (NPZ or image folder)",
+                       description="Train one architecture for real on a data set and record each epoch in --db "
+                                   "(run kind train).  --device here is the torch device the training runs on; in "
+                                   "screen and search --device names a hardware cost profile instead.  Example: "
+                                   "zeroshot train nb201 ENCODING --data images.npz --epochs 5")
     add_space_args(p)
     p.add_argument("arch", help="the architecture's encoding, or a baseline name (mobilenetv2)")
     p.add_argument("--data", required=True, metavar="NPZ|DIR",
                    help="NPZ with x and y, or a folder with one subfolder of images per class")
     add_train_args(p)
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of init, split, shuffling, augmentation")
-    p.add_argument("--checkpoint", metavar="FILE", help="checkpoint written every epoch; resumed when it exists")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                   help="seed of init, split, shuffling, augmentation (default %(default)s)")
+    p.add_argument("--checkpoint", metavar="FILE",
+                   help="checkpoint written every epoch; resumed when it exists (default: none)")
     p.add_argument("--db", help="SQLite results file (default zeroshot-SPACE.db)")
     p.set_defaults(run=run)
 
