@@ -69,9 +69,9 @@ def test_estimate_reads_stdin():
     (["export", "mbv2", "nosuch", "--format", "json", "-o", "x.json"], "", "or name a baseline of mbv2: mobilenetv2"),
     (["estimate", "nb201"], "", "--archs must be a file of encodings"),
     (["measure", "nb201"], "", "--archs must be a file of encodings"),
-    (["sample", "nb201", "-n", "2", "--seed", "-1"], "", "--seed must be an integer from 0 to 2**63 - 1"),
+    (["sample", "nb201", "-n", "2", "--seed", "-1"], "", "--seed must be an integer from 0 to 2^63 - 1"),
     (["export", "nb201", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--format", "json", "-o", "x.json",
-      "--seed", str(2 ** 64)], "", "--seed must be an integer from 0 to 2**63 - 1"),
+      "--seed", str(2 ** 64)], "", "--seed must be an integer from 0 to 2^63 - 1"),
     (["estimate", "nb201", "--archs", "-", "--input", "3,32,32"], "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n",
      "--input is the input shape of --model networks"),
     (["baseline", "nosuch"], "", "unknown space 'nosuch'; choose from"),
@@ -119,7 +119,7 @@ def test_screen_builds_the_space_of_every_space_flag(tmp_path, capsys):
     (["--resume", "last"], "has no screen run"),
     (["--scored", "0"], "--scored must be a number of survivors, at least 1, or 'all', got 0"),
     (["--scored", "many"], "--scored must be a number of survivors or 'all', got 'many'"),
-    (["--seed", "-1"], "--seed must be an integer from 0 to 2**63 - 1, got -1"),
+    (["--seed", "-1"], "--seed must be an integer from 0 to 2^63 - 1, got -1"),
     (["--workers", "0"], "--workers must be at least 1"),
 ])
 def test_screen_bad_input_names_the_flag(args, words, tmp_path, capsys):

@@ -58,3 +58,10 @@ def test_cli_export_json_and_bad_input(tmp_path):
         bad = subprocess.run([sys.executable, "-m", "zeroshot", "export", *args], capture_output=True, text=True)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+def test_export_refuses_dash_as_a_path():
+    from zeroshot.errors import ParameterError
+    space = get_space("nb201")
+    with pytest.raises(ParameterError, match="path must be a file path.*-o - writes JSON to stdout"):
+        export(space, space.sample(1, seed=0)[0], "json", "-")

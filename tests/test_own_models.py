@@ -144,7 +144,7 @@ def test_calibrate_on_own_models_predicts_other_models(nets, tmp_path, capsys):
     (["estimate", "--model", "{nets}:pair", "--input", "3,32,32"], "pair[1]: 1 (LSTM) is not supported"),
     (["estimate", "--model", "{nets}:net", "--input", "1,32,32"], "--input must be"),
     (["estimate", "--model", "{nets}:net", "--input", "3,100000,100000"], "H and W at most 4096"),
-    (["score", "--model", "{nets}:net", "--input", "3,32,32", "--seed", "-1"], "--seed must be an integer from 0 to 2**63 - 1"),
+    (["score", "--model", "{nets}:net", "--input", "3,32,32", "--seed", "-1"], "--seed must be an integer from 0 to 2^63 - 1"),
 ])
 def test_bad_model_input_is_one_line_exit_2(nets, tmp_path, capsys, argv, words):
     broken = tmp_path / "broken.py"

@@ -12,7 +12,7 @@ zeroshot.errors.ParameterError: rounds must be an integer >= 1, got '3'
 >>> check_seed(-1)
 Traceback (most recent call last):
 ...
-zeroshot.errors.ParameterError: seed must be an integer from 0 to 2**63 - 1, got -1
+zeroshot.errors.ParameterError: seed must be an integer from 0 to 2^63 - 1, got -1
 >>> check_seed(None, optional=True) is None
 True
 """
@@ -42,7 +42,7 @@ def check_seed(seed, param: str = "seed", optional: bool = False) -> int | None:
     """A seed: an integer from 0 to :data:`MAX_SEED` (or None where ``optional``: fresh entropy)."""
     if seed is None and optional:
         return None
-    return check_int(param, seed, 0, "an integer from 0 to 2**63 - 1", MAX_SEED)
+    return check_int(param, seed, 0, "an integer from 0 to 2^63 - 1", MAX_SEED)
 
 
 def check_batch_size(n: int, param: str = "batch_size") -> None:

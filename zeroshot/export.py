@@ -17,6 +17,7 @@ Example
 from __future__ import annotations
 
 import json
+import os
 
 import torch
 
@@ -39,6 +40,8 @@ def export(space: SearchSpace, arch: str, fmt: str, path: str, seed: int = 0) ->
     :class:`~zeroshot.errors.InputError` naming ``path`` when it cannot be written)."""
     if fmt not in FORMATS:
         raise ParameterError("format", f"one of {', '.join(FORMATS)}", fmt)
+    if os.fspath(path) == "-":
+        raise ParameterError("path", "a file path", "-", fix="the command line's -o - writes JSON to stdout")
     check_seed(seed)
     ir = space.to_ir(arch)
     spec = {"space": space.name, "arch": space.format(space.parse(arch)), "ir": arch_to_dict(ir)}

@@ -217,7 +217,8 @@ class ResultStore:
     def _run_field(self, run_id: int, name: str):
         row = self.db.execute(f"SELECT {name} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
-            raise StoreError(f"{self.path} has no run {run_id}; runs: {self.runs() or 'none'}")
+            runs = ", ".join(map(str, self.runs())) or "none"
+            raise StoreError(f"{self.path} has no run {run_id}; runs in this database: {runs}")
         return row[0]
 
     def run_config(self, run_id: int) -> dict:
