@@ -293,7 +293,7 @@ def test_screen_in_memory_equals_a_screen_into_a_database(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("options, param, words", [
-    (dict(n=0), "n", "n must be a positive number of candidates, got 0"),
+    (dict(n=0), "n", "n must be a positive number of candidates (an integer: 100_000, not 1e5), got 0"),
     (dict(survivors=-1), "survivors", "survivors must be an integer >= 0, got -1"),
     (dict(top=0), "top", "top must be an integer >= 1, got 0"),
     (dict(chunk=0), "chunk", "chunk must be an integer >= 1, got 0"),
