@@ -1,8 +1,9 @@
 """Where chunks of work run: in this process, in local worker processes, or as Ray tasks.
 
 Every backend maps a picklable function over task arguments and yields results in task order, so a run's
-results are identical for a seed whatever the backend and worker count.  Ray is an optional extra
-(``pip install ray``); asking for it without it installed says so.
+results are identical for a seed whatever the backend and worker count.  Backends are registered by name in
+:data:`BACKENDS` (``local``, ``ray``); Ray is an optional extra (``pip install ray``), and asking for it without
+it installed says so.
 
 Example
 -------
@@ -21,13 +22,16 @@ from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
 from .checks import check_int
-from .errors import MissingExtraError, UnknownNameError
+from .errors import MissingExtraError, ParameterError
+from .registry import Registry
 
-__all__ = ["BACKENDS", "LocalBackend", "RayBackend", "check_backend", "get_backend"]
+__all__ = ["BACKENDS", "LocalBackend", "RayBackend", "get_backend"]
 
-BACKENDS = ("local", "ray")
+#: where work runs, by name: classes taking ``(workers=None, address=None)``
+BACKENDS: Registry[type] = Registry("backend")
 
 
+@BACKENDS.register("local")
 class LocalBackend:
     """``workers`` processes (1: in this process).  ``init(*init_args)`` runs once in each worker.
     Of ``resources`` (Ray's per-task resources, e.g. ``{"num_gpus": 1}``) only ``num_cpus`` counts locally:
@@ -35,7 +39,10 @@ class LocalBackend:
     workers are started fresh (spawned) rather than forked with this process's pools; without ``num_cpus``
     they are forked and inherit what this process built (caches)."""
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, address: str | None = None):
+        if address is not None:
+            raise ParameterError("address", "unset with the local backend (an address names a Ray cluster)", address,
+                                 fix="use the ray backend for a cluster")
         self.workers = workers or min(os.cpu_count() or 1, 2)
 
     def map(self, fn: Callable, items: Iterable, init: Callable | None = None,
@@ -107,6 +114,7 @@ def _environment(env: dict):
                 os.environ[k] = v
 
 
+@BACKENDS.register("ray")
 class RayBackend:
     """The same tasks as Ray tasks on a cluster (``address``) or a local Ray instance."""
 
@@ -136,18 +144,9 @@ class RayBackend:
 
 
 def get_backend(name: str, workers: int | None = None, address: str | None = None):
-    """The backend ``name`` (one of :data:`BACKENDS`) with ``workers`` (None: its default; and a Ray cluster
-    ``address``)."""
-    check_backend(name)
+    """The backend registered as ``name`` (:data:`BACKENDS`; an UnknownNameError listing them otherwise) with
+    ``workers`` (None: its default) and, for Ray, a cluster ``address``."""
+    cls = BACKENDS.get(name)
     if workers is not None:
         check_int("workers", workers, 1, "at least 1 (or unset: the backend's default)")
-    if name == "local":
-        return LocalBackend(workers)
-    if name == "ray":
-        return RayBackend(workers, address)
-
-
-def check_backend(name: str) -> None:
-    """An UnknownNameError unless ``name`` is one of :data:`BACKENDS`."""
-    if name not in BACKENDS:
-        raise UnknownNameError("backend", name, BACKENDS)
+    return cls(workers, address)

@@ -11,7 +11,7 @@ trainings as Ray tasks, one GPU each where the cluster has GPUs.  A thin layer o
 import sys
 from dataclasses import fields
 
-from zeroshot.backends import check_backend, get_backend
+from zeroshot.backends import BACKENDS, get_backend
 from zeroshot.checks import check_int
 from zeroshot.cli import add_space_args, cost_device_hint, space_options
 from zeroshot.commands.cmd_train import add_train_args, train_config_from_args
@@ -90,7 +90,7 @@ def register(sub):
 
 def run(args):
     workers = check_int("workers", 1 if args.workers is None else args.workers, 1)    # unset: one at a time
-    check_backend(args.backend)                 # checked with an oracle too, where no training runs
+    BACKENDS.get(args.backend)                  # checked with an oracle too, where no training runs
     backend = None if args.oracle else get_backend(args.backend, workers, args.address)
     settings = {name: getattr(args, name) for name in ("max_latency_ms", "max_params", "cheap", "batch_size",
                                                       "population", "sample", "children", "pool",
