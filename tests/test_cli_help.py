@@ -115,10 +115,10 @@ def test_measure_errors_name_the_spelling_given(flag, tmp_path, capsys):
 
 
 def test_refine_proxies_takes_default_as_rewrite_does(monkeypatch):
-    from zeroshot.cli import proxies_from_flag
     from zeroshot.commands import cmd_refine
+    from zeroshot.scoring import resolve_proxies
 
-    assert proxies_from_flag("default") == list(DEFAULT_PROXIES)
+    assert resolve_proxies("default") == list(DEFAULT_PROXIES)
     seen = {}
 
     def fake_refine(space, base, dims, device, budget, seed, proxies, resolution):
@@ -222,3 +222,13 @@ def test_an_interrupted_screen_says_how_to_continue(tmp_path, monkeypatch, capsy
     assert main(["screen", "nb201", "-n", "30", "--db", db]) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("zeroshot screen: interrupted") and f"--db {db} --resume last" in err
+
+
+def test_the_store_names_its_runs_for_any_missing_one(small_run):
+    from zeroshot.errors import StoreError
+    from zeroshot.store import ResultStore
+    with ResultStore(str(small_run), readonly=True) as store:
+        store.check_run(1)
+        for ask in (lambda: store.check_run(7), lambda: store.run_config(7)):
+            with pytest.raises(StoreError, match="has no run 7; runs in this database: 1 \\(screen\\)$"):
+                ask()

@@ -28,7 +28,7 @@ from .model_files import load_models, parse_input_shape
 
 __all__ = ["DESCRIPTION", "PARAM_FLAGS", "SPACE_FLAGS", "Spelled", "TORCH_DEVICES", "add_space_args", "build_parser",
            "check_output", "command_name", "cost_device_hint", "error_line", "flag_of", "flag_used", "main",
-           "models_from_args", "parse_run", "proxies_from_flag", "read_archs", "read_lines", "runs_line",
+           "models_from_args", "parse_run", "read_archs", "read_lines",
            "space_from_args", "space_label", "space_options", "wrote", "write_csv", "write_text"]
 
 #: what ``zeroshot --help`` says first
@@ -115,14 +115,6 @@ def cost_device_hint(error: Error, device, torch_flag: str | None = None) -> Err
     return InputError(f"{error} (--device names a hardware cost profile of the latency, not a torch device{where})")
 
 
-def proxies_from_flag(text: str, flag: str = "--proxies") -> list[str]:
-    """The proxies of a ``--proxies`` flag: comma-separated names, or ``default`` for the default score's."""
-    from .scoring import DEFAULT_PROXIES, resolve_proxies
-    if text.strip() == "default":
-        return list(DEFAULT_PROXIES)
-    return resolve_proxies(text)
-
-
 def parse_run(text: str) -> int | None:
     """A ``--run`` flag: a run number, or ``last`` (None)."""
     if text == "last":
@@ -130,13 +122,6 @@ def parse_run(text: str) -> int | None:
     if not text.isdigit():
         raise InputError(f"--run must be a run number or last, got {text!r}")
     return int(text)
-
-
-def runs_line(store, db: str, run_id) -> str:
-    """The error line for a run ``db`` does not hold: which runs it does hold."""
-    runs = store.runs()
-    held = ", ".join(f"{r} ({store.run_kind(r)})" for r in runs) if runs else "none"
-    return f"{db} has no run {run_id}; runs in this database: {held}"
 
 
 def wrote(args: argparse.Namespace, path, detail: str = "") -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, MissingExtraError, StoreError
+from .errors import InputError, MissingExtraError
 from .pareto import pareto_front
 from .store import ResultStore
 
@@ -79,10 +79,7 @@ def _read_run(db: str, run_id: int | None) -> dict:
     ``listed``, the rows of the shortlisted stage with their encodings (a few)."""
     with ResultStore(db, readonly=True) as store:
         run_id = store.last_run("screen") if run_id is None else run_id
-        runs = store.runs()
-        if run_id not in runs:
-            held = ", ".join(f"{r} ({store.run_kind(r)})" for r in runs) or "none"
-            raise StoreError(f"{db} has no run {run_id}; runs in this database: {held}")
+        store.check_run(run_id)
         if store.run_kind(run_id) != "screen":
             raise InputError(f"run {run_id} of {db} is a {store.run_kind(run_id)} run; a report shows a screen")
         counts = store.counts(run_id)

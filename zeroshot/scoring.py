@@ -70,11 +70,14 @@ def rank_aggregate(values: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def resolve_proxies(names: Sequence[str] | str) -> list[str]:
-    """Validated proxy names, from a list or a comma-separated string (``score`` is not a proxy).
+    """Validated proxy names, from a list or a comma-separated string (``score`` is not a proxy; the string
+    ``default`` names the default score's proxies).
 
-    >>> resolve_proxies("meco, swap")
-    ['meco', 'swap']
+    >>> resolve_proxies("meco, swap"), resolve_proxies("default")
+    (['meco', 'swap'], ['meco', 'swap_layers'])
     """
+    if isinstance(names, str) and names.strip() == "default":
+        return list(DEFAULT_PROXIES)
     if isinstance(names, str):
         names = names.split(",")
     names = [n.strip() for n in names if n.strip()]

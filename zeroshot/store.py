@@ -214,11 +214,18 @@ class ResultStore:
         self._kinds[int(cur.lastrowid)] = kind
         return int(cur.lastrowid)
 
+    def check_run(self, run_id) -> None:
+        """A :class:`~zeroshot.errors.StoreError` listing the database's runs (and their kinds) unless it
+        holds run ``run_id``."""
+        runs = self.runs()
+        if run_id not in runs:
+            held = ", ".join(f"{r} ({self.run_kind(r)})" for r in runs) or "none"
+            raise StoreError(f"{self.path} has no run {run_id}; runs in this database: {held}")
+
     def _run_field(self, run_id: int, name: str):
         row = self.db.execute(f"SELECT {name} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
-            runs = ", ".join(map(str, self.runs())) or "none"
-            raise StoreError(f"{self.path} has no run {run_id}; runs in this database: {runs}")
+            self.check_run(run_id)
         return row[0]
 
     def run_config(self, run_id: int) -> dict:

@@ -10,8 +10,8 @@ import sys
 from zeroshot.spaces import get_space
 
 from ..checks import check_int
-from ..cli import parse_run, runs_line
-from ..errors import InputError, StoreError
+from ..cli import parse_run
+from ..errors import InputError
 from ..patterns import mine
 from ..store import ResultStore
 
@@ -49,8 +49,7 @@ def run(args):
         space = get_space(store.space, **store.space_options)
         run_id = parse_run(args.run_id)
         run_id = max(store.runs() or [0]) if run_id is None else run_id
-        if run_id not in store.runs():
-            raise StoreError(runs_line(store, args.db, args.run_id))
+        store.check_run(run_id)
         everyone = [r[0] for r in store.stream(run_id, ("arch",), has=args.by)]
         top = _top(args, run_id, len(everyone))
         best = [r["arch"] for r in store.top(run_id, args.by, top, descending=not args.ascending)]

@@ -7,9 +7,10 @@ Example: ``zeroshot refine mbv2 mobilenetv2 --task detect --search fusion,depth-
 """
 from zeroshot.estimator.devices import load_device
 
-from ..cli import add_space_args, proxies_from_flag, space_from_args
+from ..cli import add_space_args, space_from_args
 from ..errors import InputError
 from ..refine import DIMENSIONS, POPULATION, TOPOLOGY_SCORE, refine
+from ..scoring import resolve_proxies
 from .cmd_rewrite import resolve_arch
 
 
@@ -49,7 +50,7 @@ def run(args):
     dims = parse_dimensions(args.search)
     device = load_device(args.device)
     base = resolve_arch(space, args.arch)
-    r = refine(space, base, dims, device, args.budget, args.seed, proxies_from_flag(args.proxies),
+    r = refine(space, base, dims, device, args.budget, args.seed, resolve_proxies(args.proxies),
                args.proxy_resolution)
     b = r["baseline"]
     print(f"searched {', '.join(dims)} on {device.name}: {r['evaluated']} distinct candidates, "

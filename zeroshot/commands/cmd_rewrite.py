@@ -18,8 +18,8 @@ from zeroshot.spaces.baselines import get_baseline, list_baselines
 from zeroshot.errors import EncodingError
 from zeroshot.spaces.rewrites import RewriteError, apply_steps, describe_rewrites
 
-from ..cli import add_space_args, proxies_from_flag, space_from_args, space_label
-from ..scoring import compute_proxies, rank_aggregate
+from ..cli import add_space_args, space_from_args, space_label
+from ..scoring import compute_proxies, rank_aggregate, resolve_proxies
 
 #: Instant topology-only score components: complexity (live MACs) and DeepMAD expressivity (entropy).
 TOPOLOGY_SCORE = ("live_macs", "entropy")
@@ -77,7 +77,7 @@ def run(args):
         print(space.format(steps[-1][1]))
         return 0
     device = load_device(args.device) if args.device else None
-    names = proxies_from_flag(args.proxies)
+    names = resolve_proxies(args.proxies)
     print(format_report(space, steps, device, names))
     return 0
 

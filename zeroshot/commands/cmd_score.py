@@ -7,9 +7,9 @@ the rank aggregate of the listed proxies.  ``--data`` takes an NPZ of images and
 """
 import sys
 
-from zeroshot.api import Archs, score
+from zeroshot.api import Archs, proxy_names, score
 from zeroshot.checks import check_batch_size, check_seed
-from zeroshot.cli import (add_space_args, models_from_args, proxies_from_flag, read_archs, space_from_args,
+from zeroshot.cli import (add_space_args, models_from_args, read_archs, space_from_args,
                           write_text, wrote)
 from zeroshot.scoring import DEFAULT_PROXIES, data_proxies
 
@@ -36,7 +36,7 @@ def register(sub):
 
 
 def run(args):
-    names = proxies_from_flag(args.proxies) if args.proxies is not None else list(DEFAULT_PROXIES)
+    names = proxy_names(args.proxies)
     if args.batch_size is not None:
         check_batch_size(args.batch_size)
     check_seed(args.seed)
