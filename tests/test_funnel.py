@@ -148,7 +148,7 @@ def test_constraints_filter_and_impossible_ones_name_the_tightest(tmp_path):
     assert all((r["params"] <= 400_000) == (r["stage"] >= 2) for r in rows)
     assert summary["counts"]["passed"] < summary["counts"]["sampled"]
     cfg = ScreenConfig(space="nb201", n=500, survivors=0, max_params=10, max_latency_ms=1e9)
-    with pytest.raises(InfeasibleError, match=r"tightest is params <= 10, which removed 500 of 500 sampled "
+    with pytest.raises(InfeasibleError, match=r"tightest is max_params 10, which removed 500 of 500 sampled "
                                               r"candidates: relax max_params$") as got:
         run_screen(cfg, str(tmp_path / "d.db"), quiet=True)
     assert got.value.param == "max_params"
@@ -587,7 +587,7 @@ def test_constraints_count_what_each_removes_and_word_the_tightest():
     none.mask({"params": np.array([9.0])})
     err = none.infeasible()
     assert isinstance(err, InfeasibleError) and isinstance(err, InputError) and err.param == "max_params"
-    assert str(err) == ("no candidate passes the constraints; the tightest is params <= 1, which removed 3 of 3 "
+    assert str(err) == ("no candidate passes the constraints; the tightest is max_params 1, which removed 3 of 3 "
                         "sampled candidates: relax max_params")
     assert Constraints(max_params=10).infeasible() is None                 # nothing removed: no such error
     assert not Constraints() and repr(Constraints(max_peak_kb=2)) == "Constraints(max_peak_kb=2)"

@@ -22,7 +22,6 @@ from zeroshot.spaces import Arch, SearchSpace, SpaceOptionError, get_space
 from . import __version__, commands
 from .allocator import keep_freed_memory
 from .atomic import check_writable, write_text_atomically, writing
-from .constraints import InfeasibleError
 from .errors import Error, InputError, ParameterError
 from .model_files import load_models, parse_input_shape
 
@@ -310,8 +309,6 @@ def error_line(error: Error) -> str:
     if isinstance(error, SpaceOptionError):
         takes = ", ".join(SPACE_FLAGS[o] for o in error.accepted if o in SPACE_FLAGS) or "none of these options"
         return f"space {error.space!r} does not take {flag_of(error.param)}; it takes {takes}"
-    if isinstance(error, InfeasibleError):
-        return error.message_for_flag(flag_of(error.param))
     if isinstance(error, ParameterError):
         return error.message_for(flag_of(error.param))
     return str(error)

@@ -21,7 +21,7 @@ Example
 >>> raise tight.infeasible()
 Traceback (most recent call last):
 ...
-zeroshot.constraints.InfeasibleError: no candidate passes the constraints; the tightest is latency_ms <= 0.5, \
+zeroshot.constraints.InfeasibleError: no candidate passes the constraints; the tightest is max_latency_ms 0.5, \
 which removed 2 of 2 sampled candidates: relax max_latency_ms
 """
 from __future__ import annotations
@@ -55,19 +55,16 @@ class InfeasibleError(ParameterError):
         return self.limit / CONSTRAINT_PARAMS[self.param][1]
 
     def message_for(self, name: str) -> str:
-        return (f"no candidate passes the constraints; the tightest is {self.metric} <= {self.limit:g}, which "
-                f"removed {self.removed:,} of {self.seen:,} {self.what}: relax {name}")
-
-    def message_for_flag(self, flag: str) -> str:
-        """The message as the command line words it: the limit as the flag ``flag`` gave it.
+        """The message naming the constraint ``name`` (its parameter, or its flag on the command line) with the
+        limit as that gives it.
 
         >>> e = InfeasibleError("max_peak_kb", "peak_activation_bytes", 1024.0 ** 2, 5, 5)
-        >>> print(e.message_for_flag("--max-peak-kb"))
+        >>> print(e.message_for("--max-peak-kb"))
         no candidate passes the constraints; the tightest is --max-peak-kb 1024, which removed 5 of 5 sampled \
 candidates: relax --max-peak-kb
         """
-        return (f"no candidate passes the constraints; the tightest is {flag} {self.value:g}, which removed "
-                f"{self.removed:,} of {self.seen:,} {self.what}: relax {flag}")
+        return (f"no candidate passes the constraints; the tightest is {name} {self.value:g}, which removed "
+                f"{self.removed:,} of {self.seen:,} {self.what}: relax {name}")
 
 
 class Constraints:
